@@ -1,0 +1,51 @@
+# flowstate: stateful stream processing inside PostgreSQL 15 (PGXS build)
+
+EXTENSION  = flowstate
+MODULE_big = flowstate
+OBJS = \
+	src/init.o \
+	src/guc.o \
+	src/shmem.o \
+	src/launcher.o \
+	src/manager.o \
+	src/ddl.o \
+	src/stats.o
+PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# -Wextra minus the three warnings PostgreSQL's own headers trip; CI adds COPT=-Werror
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+
+# pg_regress: one throwaway preloaded server (test/flowstate.conf)
+REGRESS = setup catalog workers upgrade
+REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
+
+# isolation specs: test/specs/*.spec, outputs in test/expected/
+ISOLATION = extension_lifecycle
+ISOLATION_OPTS = --inputdir=test --temp-config=test/flowstate.conf \
+	--temp-instance=tmp_isolation
+
+# TAP: restarts, crashes and worker lifecycle (PostgreSQL::Test::Cluster)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = tmp_regress tmp_isolation tmp_prereq_no_preload \
+	tmp_prereq_wal_level output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# CREATE EXTENSION's refusals need servers that are set up wrongly on purpose:
+# one without the preload, one with wal_level = replica.  They run first.
+installcheck: installcheck-prerequisites
+
+installcheck-prerequisites:
+	$(pg_regress_installcheck) --temp-config=test/no_preload.conf \
+		--temp-instance=tmp_prereq_no_preload prereq_no_preload
+	$(pg_regress_installcheck) --temp-config=test/wal_level.conf \
+		--temp-instance=tmp_prereq_wal_level prereq_wal_level
+
+.PHONY: installcheck-prerequisites

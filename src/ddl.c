@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl.c
+ *	  A ProcessUtility hook that connects DDL to flowstate's workers.
+ *
+ *	- CREATE EXTENSION flowstate refuses to run without wal_level = logical,
+ *	  and when it commits, the launcher is asked for a manager at once.
+ *	- When DROP EXTENSION flowstate commits, the database's manager is woken
+ *	  so that it notices and exits.
+ *	- DROP DATABASE, ALTER DATABASE RENAME / SET TABLESPACE and CREATE
+ *	  DATABASE ... TEMPLATE need the database free of other connections:
+ *	  its flowstate workers are suspended while the statement runs.
+ *
+ * Requests to the launcher are made from a commit callback, so that an
+ * aborted CREATE EXTENSION starts nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+#include "ddl.h"
+#include "launcher.h"
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* What this backend's transaction asks of the launcher at commit. */
+static bool manager_requested = false;
+static bool manager_wakeup = false;
+
+static void
+call_previous(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest,
+			  QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/* Refuse CREATE EXTENSION on a server that cannot decode its WAL. */
+static void
+check_prerequisites(void)
+{
+	if (wal_level < WAL_LEVEL_LOGICAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("flowstate requires wal_level \"logical\""),
+				 errdetail("The server is running with wal_level \"%s\".",
+						   GetConfigOption("wal_level", false, false)),
+				 errhint("Set wal_level = logical in postgresql.conf and restart the server.")));
+}
+
+static bool
+names_flowstate(List *objects)
+{
+	ListCell   *lc;
+
+	foreach(lc, objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "flowstate") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Return the database a statement needs free of connections, if any. */
+static Oid
+database_to_suspend(Node *parsetree)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_DropdbStmt:
+			return get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				if (stmt->renameType == OBJECT_DATABASE)
+					return get_database_oid(stmt->subname, true);
+				return InvalidOid;
+			}
+
+		case T_CreatedbStmt:
+			{
+				CreatedbStmt *stmt = (CreatedbStmt *) parsetree;
+				char	   *template = "template1";
+
+				foreach(lc, stmt->options)
+				{
+					DefElem    *opt = lfirst(lc);
+
+					if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+						template = defGetString(opt);
+				}
+				return get_database_oid(template, true);
+			}
+
+		case T_AlterDatabaseStmt:
+			{
+				AlterDatabaseStmt *stmt = (AlterDatabaseStmt *) parsetree;
+
+				foreach(lc, stmt->options)
+				{
+					if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+						return get_database_oid(stmt->dbname, true);
+				}
+				return InvalidOid;
+			}
+
+		default:
+			return InvalidOid;
+	}
+}
+
+static void
+flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+						 bool readOnlyTree, ProcessUtilityContext context,
+						 ParamListInfo params, QueryEnvironment *queryEnv,
+						 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	Oid			suspended;
+
+	if (IsA(parsetree, CreateExtensionStmt) &&
+		strcmp(((CreateExtensionStmt *) parsetree)->extname, "flowstate") == 0)
+	{
+		check_prerequisites();
+		call_previous(pstmt, queryString, readOnlyTree, context, params,
+					  queryEnv, dest, qc);
+		manager_requested = true;
+		return;
+	}
+
+	if (IsA(parsetree, DropStmt) &&
+		((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION &&
+		names_flowstate(((DropStmt *) parsetree)->objects))
+	{
+		call_previous(pstmt, queryString, readOnlyTree, context, params,
+					  queryEnv, dest, qc);
+		manager_wakeup = true;
+		return;
+	}
+
+	suspended = database_to_suspend(parsetree);
+	if (!OidIsValid(suspended))
+	{
+		call_previous(pstmt, queryString, readOnlyTree, context, params,
+					  queryEnv, dest, qc);
+		return;
+	}
+
+	LauncherSuspendDatabase(suspended);
+	PG_TRY();
+	{
+		call_previous(pstmt, queryString, readOnlyTree, context, params,
+					  queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		LauncherResumeDatabase(suspended, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	LauncherResumeDatabase(suspended, IsA(parsetree, DropdbStmt));
+}
+
+static void
+ddl_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (manager_requested)
+				LauncherRequestManager(MyDatabaseId);
+			if (manager_wakeup)
+				LauncherWakeManager(MyDatabaseId);
+			manager_requested = manager_wakeup = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			manager_requested = manager_wakeup = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * DdlInit installs the utility hook and the commit callback.
+ */
+void
+DdlInit(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = flowstate_ProcessUtility;
+	RegisterXactCallback(ddl_xact_callback, NULL);
+}

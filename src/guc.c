@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Defines every flowstate.* configuration parameter.
+ *
+ * Parameters that size shared memory are PGC_POSTMASTER; tuning knobs are
+ * PGC_SIGHUP so that a reload reaches the launcher and every worker.  Each
+ * one has a row in the README's configuration table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+int			flowstate_max_workers = 32;
+int			flowstate_naptime = 1000;
+int			flowstate_restart_delay = 1000;
+
+/*
+ * GucInit defines the parameters and reserves the flowstate prefix.
+ */
+void
+GucInit(void)
+{
+	DefineCustomIntVariable("flowstate.max_workers",
+							"Maximum number of flowstate background workers (managers and source workers).",
+							"Sizes the worker registry in shared memory; the workers also count against max_worker_processes.",
+							&flowstate_max_workers,
+							32, 2, 1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("flowstate.naptime",
+							"Time between two catalog scans of the launcher and of each manager.",
+							"Bounds how long a new database or a dropped extension goes unnoticed when no backend signals it.",
+							&flowstate_naptime,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("flowstate.restart_delay",
+							"Delay before a failed flowstate worker is started again.",
+							"The delay doubles with each consecutive failure, up to 64 times this value.",
+							&flowstate_restart_delay,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("flowstate");
+}

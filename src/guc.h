@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.h
+ *	  Configuration parameters of flowstate (all named flowstate.*).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_GUC_H
+#define FLOWSTATE_GUC_H
+
+extern int	flowstate_max_workers;
+extern int	flowstate_naptime;
+extern int	flowstate_restart_delay;
+
+/* A failing worker's restart delay doubles up to this many times the base. */
+#define FLOWSTATE_BACKOFF_MAX_FACTOR 64
+
+extern void GucInit(void);
+
+#endif							/* FLOWSTATE_GUC_H */

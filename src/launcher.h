@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.h
+ *	  The flowstate launcher and what backends ask of it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_LAUNCHER_H
+#define FLOWSTATE_LAUNCHER_H
+
+extern void LauncherRegister(void);
+
+extern void LauncherRequestManager(Oid dboid);
+extern void LauncherWakeManager(Oid dboid);
+extern void LauncherSuspendDatabase(Oid dboid);
+extern void LauncherResumeDatabase(Oid dboid, bool dropped);
+
+#endif							/* FLOWSTATE_LAUNCHER_H */

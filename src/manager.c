@@ -1,0 +1,193 @@
+/*-------------------------------------------------------------------------
+ *
+ * manager.c
+ *	  The per-database manager: a dynamic background worker the launcher
+ *	  keeps running in each database where flowstate is installed.
+ *
+ * Each iteration runs one short transaction: it confirms that the extension
+ * is still installed (under a share lock on the extension, so a concurrent
+ * DROP EXTENSION either finishes first or waits), reads the catalog of
+ * views, streams and histories, and publishes a summary in its slot and in
+ * pg_stat_activity.  No transaction stays open while it sleeps.
+ *
+ * A manager started as a probe in a database without the extension exits
+ * at once with WORKER_ABSENT, as does one that finds the extension dropped.
+ * A manager asked to leave (its database is being dropped, renamed or
+ * copied) exits with WORKER_STOPPED.  Any error is fatal in a background
+ * worker: the launcher counts it and restarts the manager with backoff.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "guc.h"
+#include "manager.h"
+#include "shmem.h"
+
+/* What one look at the catalog found. */
+typedef struct CatalogSummary
+{
+	int64		views;
+	int64		streams;
+	int64		histories;
+} CatalogSummary;
+
+static int64
+spi_int8(int column)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								  column, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Look at the catalog in one short transaction.  Returns false if the
+ * extension is not installed in this database.
+ */
+static bool
+read_catalog(CatalogSummary *summary)
+{
+	Oid			extoid;
+	bool		present = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+
+	extoid = get_extension_oid("flowstate", true);
+	if (OidIsValid(extoid))
+	{
+		/* DROP EXTENSION takes this object lock exclusively */
+		LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+		present = get_extension_oid("flowstate", true) == extoid;
+	}
+
+	if (present)
+	{
+		int			ret;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_connect();
+		ret = SPI_execute("SELECT (SELECT count(*) FROM flowstate.view),"
+						  " (SELECT count(*) FROM flowstate.stream),"
+						  " (SELECT count(*) FROM flowstate.history)",
+						  true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "flowstate catalog query returned %d", ret);
+		summary->views = spi_int8(1);
+		summary->streams = spi_int8(2);
+		summary->histories = spi_int8(3);
+		SPI_finish();
+		PopActiveSnapshot();
+	}
+
+	CommitTransactionCommand();
+	return present;
+}
+
+static void
+leave(WorkerExit how)
+{
+	SlotDeclareExit(how);
+	proc_exit(0);
+}
+
+/*
+ * ManagerMain is the entry point of a manager background worker.  Its
+ * argument is the slot number; bgw_extra holds the slot's generation.
+ */
+void
+ManagerMain(Datum main_arg)
+{
+	uint64		generation;
+	WorkerSlot *slot;
+	MemoryContext ManagerContext;
+	MemoryContext LoopContext;
+	bool		confirmed = false;
+
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	slot = SlotAttach(DatumGetInt32(main_arg), generation);
+	if (SlotStopRequested())
+		leave(WORKER_STOPPED);
+
+	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
+
+	ManagerContext = AllocSetContextCreate(TopMemoryContext,
+										   "flowstate manager",
+										   ALLOCSET_DEFAULT_SIZES);
+	LoopContext = AllocSetContextCreate(ManagerContext,
+										"flowstate manager loop",
+										ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		CatalogSummary summary;
+		char		activity[FLOWSTATE_TEXT_LEN];
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (SlotStopRequested())
+			leave(WORKER_STOPPED);
+
+		MemoryContextSwitchTo(LoopContext);
+
+		if (!read_catalog(&summary))
+		{
+			if (confirmed)
+				ereport(LOG,
+						(errmsg("flowstate manager exiting: the extension was dropped")));
+			leave(WORKER_ABSENT);
+		}
+		MemoryContextSwitchTo(LoopContext);
+
+		if (!confirmed)
+		{
+			SlotSetConfirmed();
+			confirmed = true;
+		}
+
+		snprintf(activity, sizeof(activity),
+				 "managing " INT64_FORMAT " views, " INT64_FORMAT " streams, "
+				 INT64_FORMAT " histories",
+				 summary.views, summary.streams, summary.histories);
+		SlotSetActivity(activity);
+		pgstat_report_activity(STATE_IDLE, activity);
+
+		Assert(CurrentMemoryContext == LoopContext);
+		MemoryContextSwitchTo(ManagerContext);
+		MemoryContextReset(LoopContext);
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 flowstate_naptime,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

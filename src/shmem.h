@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *	  The worker registry flowstate keeps in the main shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_SHMEM_H
+#define FLOWSTATE_SHMEM_H
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+
+#define FLOWSTATE_TEXT_LEN 256
+
+/* What a slot runs.  Source workers join the manager in later releases. */
+typedef enum WorkerKind
+{
+	WORKER_MANAGER = 1
+} WorkerKind;
+
+/*
+ * Life cycle of a slot; README.md draws the transitions.
+ *
+ *	FREE -> WANTED -> STARTING -> RUNNING -> EXITED -> FREE | WANTED | BACKOFF
+ *	BACKOFF -> WANTED (at retry_at)
+ */
+typedef enum SlotState
+{
+	SLOT_FREE = 0,
+	SLOT_WANTED,				/* should run; started unless suspended */
+	SLOT_STARTING,				/* registered with the postmaster */
+	SLOT_RUNNING,				/* attached: pid and latch are set */
+	SLOT_EXITED,				/* gone; the launcher decides what next */
+	SLOT_BACKOFF				/* failed; started again at retry_at */
+} SlotState;
+
+/* Why a worker exited, as it declared before leaving. */
+typedef enum WorkerExit
+{
+	WORKER_FAILED = 0,			/* error, FATAL, or never attached */
+	WORKER_ABSENT,				/* the extension is not installed there */
+	WORKER_STOPPED				/* asked to stop */
+} WorkerExit;
+
+typedef struct WorkerSlot
+{
+	SlotState	state;
+	WorkerKind	kind;
+	Oid			dboid;
+	uint64		generation;		/* changes each time the slot is taken */
+	pid_t		pid;
+	Latch	   *latch;
+	bool		confirmed;		/* the worker found the extension installed */
+	bool		stop_requested;
+	bool		recheck;		/* CREATE EXTENSION committed after start */
+	pid_t		suspended_by;	/* backend holding the database for DDL */
+	WorkerExit	exit_kind;
+	int			failures;		/* since the slot was taken */
+	int			streak;			/* consecutive failures */
+	TimestampTz started_at;
+	TimestampTz last_error_at;
+	TimestampTz retry_at;
+	char		last_error[FLOWSTATE_TEXT_LEN];
+	char		activity[FLOWSTATE_TEXT_LEN];
+} WorkerSlot;
+
+typedef struct FlowstateShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	TimestampTz launcher_started_at;
+	uint64		next_generation;
+	int			nslots;
+	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} FlowstateShared;
+
+extern FlowstateShared *Flowstate;
+extern WorkerSlot *MySlot;
+
+extern void ShmemInit(void);
+
+/* Registry operations; the caller holds Flowstate->lock as noted. */
+extern WorkerSlot *SlotFind(WorkerKind kind, Oid dboid);	/* shared */
+extern WorkerSlot *SlotAllocate(WorkerKind kind, Oid dboid);	/* exclusive */
+extern void SlotRelease(WorkerSlot *slot);	/* exclusive */
+
+/* Worker side; these take the lock themselves. */
+extern WorkerSlot *SlotAttach(int slotno, uint64 generation);
+extern void SlotDeclareExit(WorkerExit how);
+extern void SlotSetActivity(const char *activity);
+extern void SlotSetConfirmed(void);
+extern bool SlotStopRequested(void);
+
+extern void WakeLauncher(void);
+
+#endif							/* FLOWSTATE_SHMEM_H */
