@@ -109,36 +109,13 @@ leave(WorkerExit how)
 }
 
 /*
- * ManagerMain is the entry point of a manager background worker.  Its
- * argument is the slot number; bgw_extra holds the slot's generation.
+ * Run the manager's loop until it leaves: one look at the catalog per
+ * naptime, or sooner when its latch is set.
  */
-void
-ManagerMain(Datum main_arg)
+static void
+manager_loop(MemoryContext ManagerContext, MemoryContext LoopContext)
 {
-	uint64		generation;
-	WorkerSlot *slot;
-	MemoryContext ManagerContext;
-	MemoryContext LoopContext;
 	bool		confirmed = false;
-
-	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	slot = SlotAttach(DatumGetInt32(main_arg), generation);
-	if (SlotStopRequested())
-		leave(WORKER_STOPPED);
-
-	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
-
-	ManagerContext = AllocSetContextCreate(TopMemoryContext,
-										   "flowstate manager",
-										   ALLOCSET_DEFAULT_SIZES);
-	LoopContext = AllocSetContextCreate(ManagerContext,
-										"flowstate manager loop",
-										ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
@@ -190,4 +167,52 @@ ManagerMain(Datum main_arg)
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * ManagerMain is the entry point of a manager background worker.  Its
+ * argument is the slot number; bgw_extra holds the slot's generation.
+ */
+void
+ManagerMain(Datum main_arg)
+{
+	uint64		generation;
+	WorkerSlot *slot;
+	MemoryContext ManagerContext;
+	MemoryContext LoopContext;
+
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	slot = SlotAttach(DatumGetInt32(main_arg), generation);
+	if (SlotStopRequested())
+		leave(WORKER_STOPPED);
+
+	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
+
+	ManagerContext = AllocSetContextCreate(TopMemoryContext,
+										   "flowstate manager",
+										   ALLOCSET_DEFAULT_SIZES);
+	LoopContext = AllocSetContextCreate(ManagerContext,
+										"flowstate manager loop",
+										ALLOCSET_DEFAULT_SIZES);
+
+	PG_TRY();
+	{
+		manager_loop(ManagerContext, LoopContext);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* keep the message for flowstate.workers, then die of it */
+		MemoryContextSwitchTo(ManagerContext);
+		edata = CopyErrorData();
+		SlotNoteError(edata->message);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }

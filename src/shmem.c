@@ -165,8 +165,8 @@ SlotRelease(WorkerSlot *slot)
 static void
 worker_emit_log(ErrorData *edata)
 {
-	if (edata->elevel >= ERROR && edata->message)
-		strlcpy(exit_message, edata->message, FLOWSTATE_TEXT_LEN);
+	if (edata->elevel >= ERROR)
+		SlotNoteError(edata->message);
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }
@@ -240,6 +240,18 @@ SlotAttach(int slotno, uint64 generation)
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = worker_emit_log;
 	return slot;
+}
+
+/*
+ * SlotNoteError keeps the message of an error the calling worker is about
+ * to die of; the emit_log_hook only sees errors that reach the server log,
+ * so a worker's outermost PG_CATCH calls this too.  Takes no lock.
+ */
+void
+SlotNoteError(const char *message)
+{
+	if (message != NULL)
+		strlcpy(exit_message, message, FLOWSTATE_TEXT_LEN);
 }
 
 /*

@@ -90,6 +90,7 @@ extern void SlotRelease(WorkerSlot *slot);	/* exclusive */
 /* Worker side; these take the lock themselves. */
 extern WorkerSlot *SlotAttach(int slotno, uint64 generation);
 extern void SlotDeclareExit(WorkerExit how);
+extern void SlotNoteError(const char *message);
 extern void SlotSetActivity(const char *activity);
 extern void SlotSetConfirmed(void);
 extern bool SlotStopRequested(void);

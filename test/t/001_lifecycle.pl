@@ -1,0 +1,112 @@
+# Launcher and managers follow CREATE/DROP EXTENSION and database DDL
+# without a server restart, and come back after one.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FlowstateNode;
+use Time::HiRes ();
+
+my $node = new_node('lifecycle');
+$node->start;
+
+ok(defined wait_until(10, sub { launcher_pid($node) ne '' }),
+	'the launcher runs after server start');
+is(managers($node, 'postgres'), '0', 'no manager where the extension is not installed');
+
+$node->safe_psql('postgres', 'CREATE EXTENSION flowstate');
+ok(defined wait_until(10, sub { managers($node, 'postgres') eq '1' }),
+	'a manager starts after CREATE EXTENSION');
+
+# a second database, no restart: the commit wakes the launcher at once
+$node->safe_psql('postgres', 'CREATE DATABASE db2');
+$node->safe_psql('db2', 'CREATE EXTENSION flowstate');
+my $took = wait_until(10, sub { managers($node, 'db2') eq '1' });
+ok(defined $took, 'a manager starts in a second database without a restart');
+cmp_ok($took // 99, '<', 2, 'and within two seconds');
+note(sprintf('manager in db2 running %.2f s after CREATE EXTENSION', $took // -1));
+
+# exactly one manager per database, however long we look
+my $launcher = launcher_pid($node);
+my $pid2 = manager_pid($node, 'db2');
+for my $i (1 .. 10)
+{
+	usleep_ms(100);
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM pg_stat_activity
+		 WHERE backend_type = 'flowstate manager' AND datname = 'db2'}),
+		'1', "one manager in db2 (look $i)") if $i == 1 || $i == 10;
+}
+is(manager_pid($node, 'db2'), $pid2, 'the manager is stable');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM flowstate.workers WHERE kind = 'manager' AND datname = 'db2'}),
+	'1', 'flowstate.workers shows one manager for db2');
+
+# DROP EXTENSION stops the manager, and nothing starts one again
+$node->safe_psql('db2', 'DROP EXTENSION flowstate');
+ok(defined wait_until(10, sub { managers($node, 'db2') eq '0' }),
+	'DROP EXTENSION stops the manager');
+usleep_ms(1000);
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE backend_type = 'flowstate manager' AND datname = 'db2'}),
+	'0', 'no manager comes back after DROP EXTENSION');
+
+# DDL that needs a database free of connections is not blocked by its manager
+$node->safe_psql('postgres', 'CREATE DATABASE tmpl');
+$node->safe_psql('tmpl', 'CREATE EXTENSION flowstate');
+ok(defined wait_until(10, sub { managers($node, 'tmpl') eq '1' }), 'manager in tmpl');
+
+$node->safe_psql('postgres', 'CREATE DATABASE copy TEMPLATE tmpl');
+ok(defined wait_until(10, sub { managers($node, 'copy') eq '1' }),
+	'a database copied from a template with the extension gets a manager');
+ok(defined wait_until(10, sub { managers($node, 'tmpl') eq '1' }),
+	'the template keeps its manager');
+
+$node->safe_psql('postgres', 'ALTER DATABASE copy RENAME TO copy2');
+ok(defined wait_until(10, sub { managers($node, 'copy2') eq '1' }),
+	'a renamed database keeps its manager');
+
+$node->safe_psql('postgres', 'DROP DATABASE copy2');
+ok(defined wait_until(10, sub {
+	$node->safe_psql('postgres', q{
+		SELECT count(*) FROM flowstate.workers
+		 WHERE kind = 'manager' AND (datname = 'copy2' OR datname IS NULL)}) eq '0' }),
+	'DROP DATABASE succeeds and leaves no manager behind');
+
+# the catalog survives pg_dump and restore
+$node->safe_psql('tmpl', q{
+	CREATE TABLE orders (ts timestamptz, amount numeric);
+	INSERT INTO flowstate.view (view_schema, view_name, source, query)
+	VALUES ('public', 'revenue', 'orders', 'SELECT sum(amount) FROM orders')});
+my $dump = $node->basedir . '/tmpl.dump';
+$node->command_ok(
+	[ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('tmpl') ],
+	'pg_dump of a database with the extension');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok(
+	[ 'pg_restore', '-d', $node->connstr('restored'), $dump ],
+	'pg_restore into a new database');
+is($node->safe_psql('restored',
+	'SELECT view_name, source::text FROM flowstate.view'),
+	'revenue|orders', 'pg_restore brings back the user declarations');
+ok(defined wait_until(10, sub { managers($node, 'restored') eq '1' }),
+	'the restored database gets a manager');
+
+# a server restart brings the launcher and the managers back
+$node->restart;
+ok(defined wait_until(10, sub {
+	launcher_pid($node) ne ''
+	  && managers($node, 'postgres') eq '1'
+	  && managers($node, 'tmpl') eq '1'
+	  && managers($node, 'restored') eq '1' }),
+	'after a restart the launcher and every manager are back');
+is(managers($node, 'db2'), '0', 'and none where the extension was dropped');
+
+$node->stop;
+done_testing();
+
+sub usleep_ms { Time::HiRes::usleep($_[0] * 1000) }
