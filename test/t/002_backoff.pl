@@ -89,5 +89,22 @@ like($node->safe_psql('postgres', q{
 	qr/terminating background worker .* due to administrator command/,
 	'and the termination is reported');
 
+# a launcher that fails is restarted by the postmaster and adopts the
+# running managers instead of starting new ones
+my $manager = manager_pid($node, 'other');
+$launcher = launcher_pid($node);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+ok(defined wait_until(10, sub {
+	my $now = launcher_pid($node);
+	$now ne '' && $now ne $launcher }),
+	'a terminated launcher is restarted');
+is(manager_pid($node, 'other'), $manager, 'the managers keep running meanwhile');
+$node->safe_psql('other', 'DROP EXTENSION flowstate');
+ok(defined wait_until(10, sub { managers($node, 'other') eq '0' }),
+	'the new launcher still serves the adopted manager');
+is($node->safe_psql('postgres', q{
+	SELECT state FROM flowstate.workers WHERE kind = 'manager' AND datname = 'other'}),
+	'', 'and frees its slot when it leaves');
+
 $node->stop;
 done_testing();

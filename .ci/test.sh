@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole flowstate test suite: pg_regress, isolation specs and TAP,
+# each against throwaway servers.  As root, the servers run as the postgres
+# user on a copy of the tree that user owns.
+set -euo pipefail
+start=$(date +%s)
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+if [ "$(id -u)" -eq 0 ]; then
+    DIR=${FLOWSTATE_TEST_DIR:-/tmp/flowstate-test}
+    rm -rf "$DIR"
+    mkdir -p "$DIR"
+    rsync -a --exclude='.git' --exclude='tmp_*' --exclude='results' --exclude='output_iso' \
+        --exclude='.demo' --exclude='*.o' --exclude='*.so' --exclude='*.bc' "$ROOT/" "$DIR/"
+    chown -R postgres:postgres "$DIR"
+    run() { su postgres -s /bin/bash -c "cd '$DIR' && PATH='$PATH' $*"; }
+else
+    DIR=$ROOT
+    run() { (cd "$DIR" && eval "$*"); }
+fi
+
+status=0
+run make installcheck PG_CONFIG="$PG_BIN/pg_config" ${PROVE_FLAGS:+PROVE_FLAGS="'$PROVE_FLAGS'"} || status=$?
+
+if [ "$status" -ne 0 ]; then
+    for f in "$DIR/regression.diffs" "$DIR/output_iso/regression.diffs"; do
+        [ -f "$f" ] && { echo "=== $f"; cat "$f"; }
+    done
+    for f in "$DIR"/tmp_check/log/*; do
+        [ -f "$f" ] && { echo "=== $f (last 80 lines)"; tail -n 80 "$f"; }
+    done
+    echo "flowstate: tests FAILED after $(( $(date +%s) - start )) s" >&2
+    exit "$status"
+fi
+echo "flowstate: all test tiers passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,2 @@
+-- The demo database: flowstate installed, its workers shown
+CREATE EXTENSION IF NOT EXISTS flowstate;
