@@ -61,6 +61,20 @@
 /* A worker that has not attached after this long is counted as failed. */
 #define STARTUP_TIMEOUT_MS	30000
 
+/*
+ * Workers that are starting (registered, or attached but not yet past their
+ * first look at the catalog) at any one time: this spreads the probes of a
+ * server with many databases over time instead of exhausting
+ * max_worker_processes at once.
+ */
+#define MAX_CONCURRENT_STARTS 4
+
+/* A lack of background worker slots is reported once it lasts this long. */
+#define SHORTAGE_WARNING_MS 10000
+
+/* Retry delay after the postmaster had no background worker slot free. */
+#define REGISTER_RETRY_MS 100
+
 /* What the reconcile pass decided to start, done after the lock is gone. */
 typedef struct StartRequest
 {
@@ -245,7 +259,7 @@ scan_databases(void)
  * holds the lock exclusively.
  */
 static void
-slot_failed(WorkerSlot *slot, TimestampTz now, const char *reason)
+slot_failed(WorkerSlot *slot, TimestampTz now)
 {
 	long		ran_ms = 0;
 
@@ -255,11 +269,6 @@ slot_failed(WorkerSlot *slot, TimestampTz now, const char *reason)
 		slot->streak = 0;
 	slot->streak++;
 	slot->failures++;
-	if (reason != NULL)
-	{
-		strlcpy(slot->last_error, reason, FLOWSTATE_TEXT_LEN);
-		slot->last_error_at = now;
-	}
 	slot->retry_at = TimestampTzPlusMilliseconds(now, backoff_delay_ms(slot->streak));
 	slot->state = SLOT_BACKOFF;
 }
@@ -273,8 +282,18 @@ static long
 reconcile_slots(TimestampTz now, List **to_start, List **to_absent)
 {
 	long		next_retry_ms = -1;
+	int			starting = 0;
 
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+
+	for (int i = 0; i < Flowstate->nslots; i++)
+	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+
+		if (slot->state == SLOT_STARTING ||
+			(slot->state == SLOT_RUNNING && !slot->confirmed))
+			starting++;
+	}
 
 	for (int i = 0; i < Flowstate->nslots; i++)
 	{
@@ -324,10 +343,16 @@ reconcile_slots(TimestampTz now, List **to_start, List **to_absent)
 					SlotRelease(slot);
 					continue;
 				case WORKER_STOPPED:
-					slot->state = SLOT_WANTED;
+					if (slot->stop_requested)
+					{
+						/* its database is gone or refuses connections */
+						SlotRelease(slot);
+						continue;
+					}
+					slot->state = SLOT_WANTED;	/* suspended: back later */
 					break;
 				case WORKER_FAILED:
-					slot_failed(slot, now, NULL);
+					slot_failed(slot, now);
 					break;
 			}
 		}
@@ -349,7 +374,8 @@ reconcile_slots(TimestampTz now, List **to_start, List **to_absent)
 			}
 		}
 
-		if (slot->state == SLOT_WANTED && slot->suspended_by == 0)
+		if (slot->state == SLOT_WANTED && slot->suspended_by == 0 &&
+			starting < MAX_CONCURRENT_STARTS)
 		{
 			StartRequest *req = palloc(sizeof(StartRequest));
 
@@ -361,7 +387,7 @@ reconcile_slots(TimestampTz now, List **to_start, List **to_absent)
 
 			slot->state = SLOT_STARTING;
 			slot->started_at = now;
-			slot->stop_requested = false;
+			starting++;
 		}
 	}
 
@@ -409,33 +435,52 @@ start_worker(StartRequest *req)
 }
 
 /*
- * Start what reconcile_slots asked for; a worker the postmaster cannot take
- * counts as a failure, so it is retried with backoff.
+ * Start what reconcile_slots asked for.  When the postmaster has no free
+ * background worker slot (max_worker_processes, or slots of exited workers
+ * not reaped yet), the slot goes back to WANTED and is retried shortly; a
+ * shortage that lasts is reported.  Returns true if a retry is pending.
  */
-static void
+static bool
 start_workers(List *to_start, TimestampTz now)
 {
+	static TimestampTz short_since = 0;
+	static TimestampTz last_warning = 0;
 	ListCell   *lc;
+	int			refused = 0;
 
 	foreach(lc, to_start)
 	{
 		StartRequest *req = lfirst(lc);
+		WorkerSlot *slot = &Flowstate->slots[req->slotno];
 
 		if (start_worker(req))
 			continue;
 
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not register a flowstate manager for database %u",
-						req->dboid),
-				 errhint("Increase max_worker_processes.")));
-
+		refused++;
 		LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
-		if (Flowstate->slots[req->slotno].generation == req->generation)
-			slot_failed(&Flowstate->slots[req->slotno], now,
-						"could not register background worker: max_worker_processes reached");
+		if (slot->generation == req->generation && slot->state == SLOT_STARTING)
+			slot->state = SLOT_WANTED;
 		LWLockRelease(Flowstate->lock);
 	}
+
+	if (refused == 0)
+	{
+		short_since = 0;
+		return false;
+	}
+	if (short_since == 0)
+		short_since = now;
+	if (TimestampDifferenceExceeds(short_since, now, SHORTAGE_WARNING_MS) &&
+		TimestampDifferenceExceeds(last_warning, now, 60 * 1000))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("flowstate could not start %d workers: no free background worker slot",
+						refused),
+				 errhint("Increase max_worker_processes.")));
+		last_warning = now;
+	}
+	return true;
 }
 
 /*
@@ -509,7 +554,9 @@ LauncherMain(Datum main_arg)
 
 			hash_search(absent_databases, &dboid, HASH_ENTER, NULL);
 		}
-		start_workers(to_start, now);
+		if (start_workers(to_start, now) &&
+			(retry_ms < 0 || retry_ms > REGISTER_RETRY_MS))
+			retry_ms = REGISTER_RETRY_MS;
 
 		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_scan);
 		if (retry_ms >= 0 && retry_ms < timeout)

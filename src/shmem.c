@@ -277,7 +277,8 @@ SlotSetActivity(const char *activity)
 }
 
 /*
- * SlotSetConfirmed records that the worker found its database usable.
+ * SlotSetConfirmed records that the worker found its database usable, and
+ * wakes the launcher, which limits how many workers start at once.
  */
 void
 SlotSetConfirmed(void)
@@ -285,6 +286,7 @@ SlotSetConfirmed(void)
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
 	MySlot->confirmed = true;
 	LWLockRelease(Flowstate->lock);
+	WakeLauncher();
 }
 
 /*

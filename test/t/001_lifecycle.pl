@@ -77,6 +77,46 @@ ok(defined wait_until(10, sub {
 		 WHERE kind = 'manager' AND (datname = 'copy2' OR datname IS NULL)}) eq '0' }),
 	'DROP DATABASE succeeds and leaves no manager behind');
 
+# a database that stops accepting connections loses its manager for good,
+# and gets it back when it accepts them again
+$node->safe_psql('postgres', 'ALTER DATABASE tmpl ALLOW_CONNECTIONS false');
+ok(defined wait_until(10, sub {
+	$node->safe_psql('postgres', q{
+		SELECT count(*) FROM flowstate.workers WHERE datname = 'tmpl'}) eq '0' }),
+	'no manager, and no slot, in a database that refuses connections');
+usleep_ms(1000);
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM flowstate.workers WHERE datname = 'tmpl'}),
+	'0', 'and none is started again');
+$node->safe_psql('postgres', 'ALTER DATABASE tmpl ALLOW_CONNECTIONS true');
+ok(defined wait_until(10, sub { managers($node, 'tmpl') eq '1' }),
+	'the manager is back once the database accepts connections');
+is($node->safe_psql('postgres', q{
+	SELECT failures FROM flowstate.workers WHERE datname = 'tmpl'}),
+	'0', 'without any failure on the way');
+
+# many databases at once: every one is probed, only those with the
+# extension keep a manager, and no start fails for lack of worker processes
+$node->safe_psql('postgres', "CREATE DATABASE many$_") for 1 .. 12;
+$node->safe_psql("many$_", 'CREATE EXTENSION flowstate') for 1 .. 3;
+# room for the launchers, five managers and a few starting workers, not for
+# a probe of all 16 databases at once
+$node->append_conf('postgresql.conf', 'max_worker_processes = 12');
+my $log_offset = -s $node->logfile;
+$node->restart;
+ok(defined wait_until(20, sub {
+	$node->safe_psql('postgres', q{
+		SELECT count(*) FILTER (WHERE datname LIKE 'many%' AND state = 'running') = 3
+		   AND count(*) FILTER (WHERE state <> 'running') = 0
+		  FROM flowstate.workers}) eq 't' }),
+	'after a restart with 13 more databases, exactly the 3 with the extension have managers');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM flowstate.workers WHERE datname LIKE 'many%' AND failures > 0}),
+	'0', 'and none of them counts a failure');
+unlike(slurp_file($node->logfile, $log_offset), qr/could not start \d+ workers/,
+	'no lasting shortage of background worker slots is reported');
+$node->safe_psql('postgres', "DROP DATABASE many$_") for 1 .. 12;
+
 # the catalog survives pg_dump and restore
 $node->safe_psql('tmpl', q{
 	CREATE TABLE orders (ts timestamptz, amount numeric);
