@@ -26,6 +26,28 @@ AS 'MODULE_PATHNAME', 'flowstate_workers';
 COMMENT ON FUNCTION flowstate.workers() IS
 'one row for the flowstate launcher and one per flowstate worker of the server';
 
+-- windows
+--
+-- Window functions are plain SQL so that a continuous view's defining query
+-- also runs as an ordinary batch query.  Tumbling windows are aligned to
+-- the Unix epoch (UTC midnight, 1970-01-01), as date_bin(size, ts, 'epoch').
+
+CREATE FUNCTION flowstate.tumble(ts timestamptz, size interval)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.date_bin(size, ts, '1970-01-01 00:00:00+00'::timestamptz);
+
+COMMENT ON FUNCTION flowstate.tumble(timestamptz, interval) IS
+'start of the tumbling window of the given size that contains ts (windows aligned to the Unix epoch)';
+
+CREATE FUNCTION flowstate.tumble(ts timestamp, size interval)
+RETURNS timestamp
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.date_bin(size, ts, '1970-01-01 00:00:00'::timestamp);
+
+COMMENT ON FUNCTION flowstate.tumble(timestamp, interval) IS
+'start of the tumbling window of the given size that contains ts (windows aligned to 1970-01-01 00:00)';
+
 -- catalog
 --
 -- User declarations.  Each table is dumped by pg_dump with its rows
