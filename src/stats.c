@@ -10,9 +10,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -52,7 +55,9 @@ nullable_timestamp(TimestampTz ts, bool *isnull)
 
 /*
  * flowstate_workers returns one row for the launcher and one per worker
- * slot in use: what runs where, since when, and how it last failed.
+ * slot in use: what runs where, since when, and how it last failed.  As in
+ * pg_stat_activity, the error text of workers in other databases is shown
+ * only to members of pg_read_all_stats: it can name their relations.
  */
 Datum
 flowstate_workers(PG_FUNCTION_ARGS)
@@ -64,6 +69,7 @@ flowstate_workers(PG_FUNCTION_ARGS)
 	TimestampTz launcher_started_at;
 	Datum		values[WORKERS_COLS];
 	bool		nulls[WORKERS_COLS];
+	bool		see_all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -103,8 +109,12 @@ flowstate_workers(PG_FUNCTION_ARGS)
 		values[3] = CStringGetTextDatum(slot_state_name(slot));
 		values[4] = nullable_timestamp(slot->started_at, &nulls[4]);
 		values[5] = Int32GetDatum(slot->failures);
-		values[6] = CStringGetTextDatum(slot->last_error);
-		nulls[6] = (slot->last_error[0] == '\0');
+		if (slot->last_error[0] == '\0')
+			nulls[6] = true;
+		else if (see_all || slot->dboid == MyDatabaseId)
+			values[6] = CStringGetTextDatum(slot->last_error);
+		else
+			values[6] = CStringGetTextDatum("<insufficient privilege>");
 		values[7] = nullable_timestamp(slot->last_error_at, &nulls[7]);
 		values[8] = nullable_timestamp(slot->state == SLOT_BACKOFF ? slot->retry_at : 0,
 									   &nulls[8]);

@@ -64,6 +64,22 @@ like($node->safe_psql('postgres', q{
 	qr/relation "flowstate\.history" does not exist/,
 	'flowstate.workers shows the error the manager died of');
 
+# the error text can name relations: other databases' errors are shown only
+# to pg_read_all_stats, as pg_stat_activity does with queries
+$node->safe_psql('postgres', 'CREATE ROLE watcher LOGIN; CREATE ROLE reader LOGIN IN ROLE pg_read_all_stats');
+my $as = sub {
+	my ($role, $db) = @_;
+	return $node->safe_psql($db, qq{SET ROLE $role;
+		SELECT last_error FROM flowstate.workers
+		 WHERE kind = 'manager' AND datname = 'postgres'});
+};
+is($as->('watcher', 'other'), '<insufficient privilege>',
+	'a plain role in another database does not see the error text');
+like($as->('watcher', 'postgres'), qr/does not exist/,
+	'a plain role in the same database does');
+like($as->('reader', 'other'), qr/does not exist/,
+	'pg_read_all_stats members see every error');
+
 # the rest of the server is untouched
 is(launcher_pid($node), $launcher, 'the launcher kept running');
 is(manager_pid($node, 'other'), $other, 'the other database kept its manager');
