@@ -9,6 +9,18 @@ OBJS = \
 	src/launcher.o \
 	src/manager.o \
 	src/ddl.o \
+	src/catalog.o \
+	src/query.o \
+	src/group.o \
+	src/aggregate.o \
+	src/state_store.o \
+	src/state_table.o \
+	src/ingest.o \
+	src/backfill.o \
+	src/flush.o \
+	src/decoder.o \
+	src/source_decoding.o \
+	src/api.o \
 	src/stats.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
 
@@ -37,6 +49,9 @@ EXTRA_CLEAN = tmp_regress tmp_isolation tmp_prereq_no_preload \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object is rebuilt when a header changes
+$(OBJS): $(wildcard src/*.h)
 
 # CREATE EXTENSION's refusals need servers that are set up wrongly on purpose:
 # one without the preload, one with wal_level = replica.  They run first.

@@ -9,7 +9,9 @@
  *	  so that it notices and exits.
  *	- DROP DATABASE, ALTER DATABASE RENAME / SET TABLESPACE and CREATE
  *	  DATABASE ... TEMPLATE need the database free of other connections:
- *	  its flowstate workers are suspended while the statement runs.
+ *	  its flowstate workers are suspended while the statement runs.  DROP
+ *	  DATABASE also drops the database's decoding slot and origin, which
+ *	  would make it fail.
  *
  * Requests to the launcher are made from a commit callback, so that an
  * aborted CREATE EXTENSION starts nothing.
@@ -29,6 +31,7 @@
 
 #include "ddl.h"
 #include "launcher.h"
+#include "source_decoding.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -168,6 +171,9 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	LauncherSuspendDatabase(suspended);
 	PG_TRY();
 	{
+		/* a logical slot of the database would make DROP DATABASE fail */
+		if (IsA(parsetree, DropdbStmt))
+			DecoderDropSlot(suspended);
 		call_previous(pstmt, queryString, readOnlyTree, context, params,
 					  queryEnv, dest, qc);
 	}

@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -18,6 +20,8 @@
 int			flowstate_max_workers = 32;
 int			flowstate_naptime = 1000;
 int			flowstate_restart_delay = 1000;
+int			flowstate_flush_interval = 1000;
+int			flowstate_memory_limit = 1024 * 1024;	/* kB */
 
 /*
  * GucInit defines the parameters and reserves the flowstate prefix.
@@ -50,6 +54,24 @@ GucInit(void)
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("flowstate.flush_interval",
+							"Time between two flushes of the continuous views' state to their state tables.",
+							"The state tables and the source position advance together once per interval; a crash loses nothing, but replays up to this much input.",
+							&flowstate_flush_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("flowstate.memory_limit",
+							"Shared memory the continuous views of the server may hold in all.",
+							"When it is reached, workers evict flushed groups to their state tables, then stop consuming until memory is free again.",
+							&flowstate_memory_limit,
+							1024 * 1024, 1024, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("flowstate");

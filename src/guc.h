@@ -11,6 +11,8 @@
 extern int	flowstate_max_workers;
 extern int	flowstate_naptime;
 extern int	flowstate_restart_delay;
+extern int	flowstate_flush_interval;
+extern int	flowstate_memory_limit;
 
 /* A failing worker's restart delay doubles up to this many times the base. */
 #define FLOWSTATE_BACKOFF_MAX_FACTOR 64

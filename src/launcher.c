@@ -72,6 +72,9 @@
 /* A lack of background worker slots is reported once it lasts this long. */
 #define SHORTAGE_WARNING_MS 10000
 
+/* Workers of one database woken at once when it is suspended. */
+#define FLOWSTATE_MAX_DB_WORKERS 64
+
 /* Retry delay after the postmaster had no background worker slot free. */
 #define REGISTER_RETRY_MS 100
 
@@ -407,16 +410,24 @@ start_worker(StartRequest *req)
 	MemoryContext oldcxt;
 	bool		ok;
 
-	Assert(req->kind == WORKER_MANAGER);
+	static const struct
+	{
+		const char *function;
+		const char *type;
+	}			kinds[] = {
+		[WORKER_MANAGER] = {"ManagerMain", "flowstate manager"},
+		[WORKER_DECODER] = {"DecoderMain", "flowstate decoder"},
+	};
 
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(bgw.bgw_library_name, "flowstate", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "ManagerMain", BGW_MAXLEN);
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "flowstate manager for database %u", req->dboid);
-	strlcpy(bgw.bgw_type, "flowstate manager", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, kinds[req->kind].function, BGW_MAXLEN);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "%s for database %u",
+			 kinds[req->kind].type, req->dboid);
+	strlcpy(bgw.bgw_type, kinds[req->kind].type, BGW_MAXLEN);
 	bgw.bgw_main_arg = Int32GetDatum(req->slotno);
 	memcpy(bgw.bgw_extra, &req->generation, sizeof(req->generation));
 	bgw.bgw_notify_pid = MyProcPid;
@@ -621,42 +632,99 @@ LauncherWakeManager(Oid dboid)
 }
 
 /*
+ * LauncherViewsChanged tells the decoding worker and the manager of a
+ * database that its continuous views changed.  Runs in a commit callback:
+ * never throws.
+ */
+void
+LauncherViewsChanged(Oid dboid)
+{
+	WorkerSlot *slot;
+	Latch	   *decoder = NULL;
+	Latch	   *manager = NULL;
+
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	slot = SlotFind(WORKER_DECODER, dboid);
+	if (slot != NULL)
+	{
+		slot->catalog_generation++;
+		decoder = slot->latch;
+	}
+	slot = SlotFind(WORKER_MANAGER, dboid);
+	if (slot != NULL)
+		manager = slot->latch;
+	LWLockRelease(Flowstate->lock);
+
+	if (decoder)
+		SetLatch(decoder);
+	if (manager)
+		SetLatch(manager);
+}
+
+/*
+ * LauncherDecoderLatch returns the latch of a database's running decoding
+ * worker, or NULL.
+ */
+Latch *
+LauncherDecoderLatch(Oid dboid)
+{
+	WorkerSlot *slot;
+	Latch	   *latch = NULL;
+
+	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	slot = SlotFind(WORKER_DECODER, dboid);
+	if (slot != NULL && slot->state == SLOT_RUNNING)
+		latch = slot->latch;
+	LWLockRelease(Flowstate->lock);
+	return latch;
+}
+
+/*
  * LauncherSuspendDatabase keeps flowstate workers out of a database while
  * the calling backend runs DDL that needs it free of connections (DROP,
- * RENAME, use as a template, SET TABLESPACE).  It asks a running manager to
- * leave and waits up to ten seconds for it to go.
+ * RENAME, use as a template, SET TABLESPACE).  It asks the database's
+ * workers to leave and waits up to ten seconds for them to go.
  */
 void
 LauncherSuspendDatabase(Oid dboid)
 {
 	WorkerSlot *slot;
-	uint64		generation;
-	Latch	   *latch;
+	Latch	   *latches[FLOWSTATE_MAX_DB_WORKERS];
+	int			nlatches = 0;
 
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
 	slot = SlotFind(WORKER_MANAGER, dboid);
 	if (slot == NULL)
 		slot = SlotAllocate(WORKER_MANAGER, dboid); /* keeps probes away */
-	if (slot == NULL)
+	for (int i = 0; i < Flowstate->nslots; i++)
 	{
-		LWLockRelease(Flowstate->lock);
-		return;
+		WorkerSlot *s = &Flowstate->slots[i];
+
+		if (s->state == SLOT_FREE || s->dboid != dboid)
+			continue;
+		s->suspended_by = MyProcPid;
+		if (s->latch && nlatches < FLOWSTATE_MAX_DB_WORKERS)
+			latches[nlatches++] = s->latch;
 	}
-	slot->suspended_by = MyProcPid;
-	generation = slot->generation;
-	latch = slot->latch;
 	LWLockRelease(Flowstate->lock);
 
-	if (latch)
-		SetLatch(latch);
+	for (int i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
 
 	for (int waited = 0; waited < 10000; waited += 10)
 	{
-		bool		busy;
+		bool		busy = false;
 
 		LWLockAcquire(Flowstate->lock, LW_SHARED);
-		busy = slot->generation == generation &&
-			(slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING);
+		for (int i = 0; i < Flowstate->nslots; i++)
+		{
+			WorkerSlot *s = &Flowstate->slots[i];
+
+			if (s->state != SLOT_FREE && s->dboid == dboid &&
+				s->suspended_by == MyProcPid &&
+				(s->state == SLOT_STARTING || s->state == SLOT_RUNNING))
+				busy = true;
+		}
 		LWLockRelease(Flowstate->lock);
 		if (!busy)
 			break;
@@ -676,12 +744,14 @@ LauncherSuspendDatabase(Oid dboid)
 void
 LauncherResumeDatabase(Oid dboid, bool dropped)
 {
-	WorkerSlot *slot;
-
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
-	slot = SlotFind(WORKER_MANAGER, dboid);
-	if (slot != NULL && slot->suspended_by == MyProcPid)
+	for (int i = 0; i < Flowstate->nslots; i++)
 	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+
+		if (slot->state == SLOT_FREE || slot->dboid != dboid ||
+			slot->suspended_by != MyProcPid)
+			continue;
 		slot->suspended_by = 0;
 		if (dropped && slot->pid == 0 && slot->state != SLOT_STARTING)
 			SlotRelease(slot);

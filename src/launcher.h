@@ -8,10 +8,14 @@
 #ifndef FLOWSTATE_LAUNCHER_H
 #define FLOWSTATE_LAUNCHER_H
 
+#include "storage/latch.h"
+
 extern void LauncherRegister(void);
 
 extern void LauncherRequestManager(Oid dboid);
 extern void LauncherWakeManager(Oid dboid);
+extern void LauncherViewsChanged(Oid dboid);
+extern Latch *LauncherDecoderLatch(Oid dboid);
 extern void LauncherSuspendDatabase(Oid dboid);
 extern void LauncherResumeDatabase(Oid dboid, bool dropped);
 

@@ -38,6 +38,7 @@
 #include "guc.h"
 #include "manager.h"
 #include "shmem.h"
+#include "source_decoding.h"
 
 /* What one look at the catalog found. */
 typedef struct CatalogSummary
@@ -101,9 +102,52 @@ read_catalog(CatalogSummary *summary)
 	return present;
 }
 
+/*
+ * Keep a decoding worker for this database exactly while it has continuous
+ * views.  A decoding worker that stops because none is left drops its
+ * replication slot.
+ */
+static void
+want_decoder(bool wanted)
+{
+	WorkerSlot *slot;
+	Latch	   *latch = NULL;
+	bool		changed = false;
+
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	slot = SlotFind(WORKER_DECODER, MyDatabaseId);
+	if (wanted && slot == NULL)
+		changed = SlotAllocate(WORKER_DECODER, MyDatabaseId) != NULL;
+	else if (!wanted && slot != NULL && !slot->stop_requested)
+	{
+		slot->stop_requested = true;
+		latch = slot->latch;
+		changed = true;
+	}
+	LWLockRelease(Flowstate->lock);
+
+	if (latch)
+		SetLatch(latch);
+	if (changed)
+		WakeLauncher();
+}
+
 static void
 leave(WorkerExit how)
 {
+	bool		decoder;
+
+	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	decoder = SlotFind(WORKER_DECODER, MyDatabaseId) != NULL;
+	LWLockRelease(Flowstate->lock);
+
+	/* without the extension, no decoding slot may hold back WAL */
+	if (how == WORKER_ABSENT && !decoder)
+	{
+		StartTransactionCommand();
+		DecoderDropSlot(MyDatabaseId);
+		CommitTransactionCommand();
+	}
 	SlotDeclareExit(how);
 	proc_exit(0);
 }
@@ -149,6 +193,8 @@ manager_loop(MemoryContext ManagerContext, MemoryContext LoopContext)
 			SlotSetConfirmed();
 			confirmed = true;
 		}
+
+		want_decoder(summary.views > 0);
 
 		snprintf(activity, sizeof(activity),
 				 "managing " INT64_FORMAT " views, " INT64_FORMAT " streams, "

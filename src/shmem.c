@@ -41,6 +41,7 @@
 
 #include "guc.h"
 #include "shmem.h"
+#include "state_store.h"
 
 FlowstateShared *Flowstate = NULL;
 WorkerSlot *MySlot = NULL;
@@ -68,6 +69,7 @@ flowstate_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(flowstate_shmem_size());
+	RequestAddinShmemSpace(StoreShmemSize());
 	RequestNamedLWLockTranche("flowstate", 1);
 }
 
@@ -89,6 +91,7 @@ flowstate_shmem_startup(void)
 		Flowstate->next_generation = 1;
 		Flowstate->nslots = flowstate_max_workers;
 	}
+	StoreShmemInit();
 
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -301,6 +304,37 @@ SlotStopRequested(void)
 	stop = MySlot->stop_requested || MySlot->suspended_by != 0;
 	LWLockRelease(Flowstate->lock);
 	return stop;
+}
+
+/*
+ * SlotSetProgress publishes the progress of the calling source worker.
+ */
+void
+SlotSetProgress(const SourceProgress *progress)
+{
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	MySlot->applied_lsn = progress->applied_lsn;
+	MySlot->durable_lsn = progress->durable_lsn;
+	MySlot->changes = progress->changes;
+	MySlot->transactions = progress->transactions;
+	MySlot->changes_per_second = progress->changes_per_second;
+	MySlot->last_flush_at = progress->last_flush_at;
+	LWLockRelease(Flowstate->lock);
+}
+
+/*
+ * SlotCatalogGeneration returns the calling worker's catalog generation: it
+ * changes when a backend commits a change to the views of its database.
+ */
+uint64
+SlotCatalogGeneration(void)
+{
+	uint64		generation;
+
+	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	generation = MySlot->catalog_generation;
+	LWLockRelease(Flowstate->lock);
+	return generation;
 }
 
 /*

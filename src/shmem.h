@@ -8,16 +8,18 @@
 #ifndef FLOWSTATE_SHMEM_H
 #define FLOWSTATE_SHMEM_H
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 
 #define FLOWSTATE_TEXT_LEN 256
 
-/* What a slot runs.  Source workers join the manager in later releases. */
+/* What a slot runs. */
 typedef enum WorkerKind
 {
-	WORKER_MANAGER = 1
+	WORKER_MANAGER = 1,			/* one per database with the extension */
+	WORKER_DECODER = 2			/* one per database with continuous views */
 } WorkerKind;
 
 /*
@@ -64,7 +66,27 @@ typedef struct WorkerSlot
 	TimestampTz retry_at;
 	char		last_error[FLOWSTATE_TEXT_LEN];
 	char		activity[FLOWSTATE_TEXT_LEN];
+
+	/* source workers: what changed for them, and their progress */
+	uint64		catalog_generation; /* bumped when views are created or dropped */
+	XLogRecPtr	applied_lsn;	/* shown in the views up to here */
+	XLogRecPtr	durable_lsn;	/* flushed to the state tables up to here */
+	uint64		changes;
+	uint64		transactions;
+	double		changes_per_second;
+	TimestampTz last_flush_at;
 } WorkerSlot;
+
+/* The progress a source worker publishes. */
+typedef struct SourceProgress
+{
+	XLogRecPtr	applied_lsn;
+	XLogRecPtr	durable_lsn;
+	uint64		changes;
+	uint64		transactions;
+	double		changes_per_second;
+	TimestampTz last_flush_at;
+} SourceProgress;
 
 typedef struct FlowstateShared
 {
@@ -94,6 +116,8 @@ extern void SlotNoteError(const char *message);
 extern void SlotSetActivity(const char *activity);
 extern void SlotSetConfirmed(void);
 extern bool SlotStopRequested(void);
+extern void SlotSetProgress(const SourceProgress *progress);
+extern uint64 SlotCatalogGeneration(void);
 
 extern void WakeLauncher(void);
 

@@ -10,20 +10,31 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/numeric.h"
+#include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "shmem.h"
+#include "state_store.h"
 
 #define WORKERS_COLS 10
+#define VIEWS_COLS 21
+#define SOURCES_COLS 14
 
 PG_FUNCTION_INFO_V1(flowstate_workers);
+PG_FUNCTION_INFO_V1(flowstate_views);
+PG_FUNCTION_INFO_V1(flowstate_sources);
 
 static const char *
 slot_state_name(const WorkerSlot *slot)
@@ -100,7 +111,7 @@ flowstate_workers(PG_FUNCTION_ARGS)
 			continue;
 
 		memset(nulls, false, sizeof(nulls));
-		values[0] = CStringGetTextDatum(slot->kind == WORKER_MANAGER ? "manager" : "unknown");
+		values[0] = CStringGetTextDatum(slot->kind == WORKER_MANAGER ? "manager" : "decoder");
 		datname = get_database_name(slot->dboid);
 		values[1] = datname ? DirectFunctionCall1(namein, CStringGetDatum(datname)) : (Datum) 0;
 		nulls[1] = (datname == NULL);
@@ -123,5 +134,189 @@ flowstate_workers(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 
+	return (Datum) 0;
+}
+
+static const char *
+view_status_name(int status)
+{
+	switch ((ViewStatus) status)
+	{
+		case VIEW_STARTING:
+			return "starting";
+		case VIEW_BACKFILLING:
+			return "backfilling";
+		case VIEW_RUNNING:
+			return "running";
+		case VIEW_FULL:
+			return "memory limit reached";
+	}
+	return "unknown";
+}
+
+/* WAL bytes between two positions, as pg_wal_lsn_diff gives them. */
+static Datum
+lag_bytes(XLogRecPtr from, XLogRecPtr to)
+{
+	if (XLogRecPtrIsInvalid(from) || to <= from)
+		return NumericGetDatum(int64_to_numeric(0));
+	return NumericGetDatum(int64_to_numeric((int64) (to - from)));
+}
+
+/*
+ * flowstate_views returns one row per continuous view of the database: its
+ * catalog entry and what its writer publishes in shared memory.
+ */
+Datum
+flowstate_views(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	XLogRecPtr	end_of_wal = GetFlushRecPtr(NULL);
+	int			n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	if (SPI_execute("SELECT view::oid, source::oid, state_table::oid, window_kind, memory_limit,"
+					"       status FROM flowstate.view ORDER BY view_id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	n = SPI_processed;
+
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	tdesc = SPI_tuptable->tupdesc;
+		Datum		values[VIEWS_COLS];
+		bool		nulls[VIEWS_COLS];
+		bool		isnull;
+		StoreKey	key;
+		SharedView *sv;
+		char	   *catalog_status = SPI_getvalue(tuple, tdesc, 6);
+		Datum		memory_limit = SPI_getbinval(tuple, tdesc, 5, &isnull);
+
+		memset(nulls, true, sizeof(nulls));
+		values[0] = SPI_getbinval(tuple, tdesc, 1, &nulls[0]);
+		values[1] = SPI_getbinval(tuple, tdesc, 2, &nulls[1]);
+		values[3] = CStringGetTextDatum(SPI_getvalue(tuple, tdesc, 4));
+		nulls[3] = false;
+		values[7] = isnull ? Int64GetDatum((int64) flowstate_memory_limit * 1024) : memory_limit;
+		nulls[7] = false;
+
+		key.dboid = MyDatabaseId;
+		key.relid = DatumGetObjectId(SPI_getbinval(tuple, tdesc, 3, &isnull));
+		sv = StoreFindView(key);
+		if (sv == NULL)
+		{
+			values[2] = CStringGetTextDatum(strcmp(catalog_status, "backfilling") == 0 ?
+											"waiting for backfill" : "waiting for its worker");
+			nulls[2] = false;
+		}
+		else
+		{
+			LWLockAcquire(&sv->lock, LW_SHARED);
+			values[2] = CStringGetTextDatum(view_status_name(sv->status));
+			values[4] = Int64GetDatum(sv->groups);
+			values[5] = Int64GetDatum(sv->nentries);
+			values[6] = Int64GetDatum(sv->bytes);
+			values[8] = Int64GetDatum((int64) sv->rows_applied);
+			values[9] = Float8GetDatum(sv->rows_per_second);
+			values[10] = Int64GetDatum((int64) sv->late_rows);
+			values[11] = Int64GetDatum((int64) sv->failed_rows);
+			values[12] = Int64GetDatum((int64) sv->recomputed);
+			for (int c = 2; c <= 12; c++)
+				if (c != 3 && c != 7)
+					nulls[c] = false;
+			if (!XLogRecPtrIsInvalid(sv->applied_lsn))
+			{
+				values[13] = LSNGetDatum(sv->applied_lsn);
+				values[14] = lag_bytes(sv->applied_lsn, end_of_wal);
+				nulls[13] = nulls[14] = false;
+			}
+			if (sv->has_watermark)
+			{
+				values[15] = TimestampTzGetDatum(sv->watermark);
+				nulls[15] = false;
+			}
+			if (sv->status == VIEW_BACKFILLING || sv->backfill_total > 0)
+			{
+				values[16] = Int64GetDatum(sv->backfill_rows);
+				values[17] = Int64GetDatum(sv->backfill_total);
+				nulls[16] = nulls[17] = false;
+			}
+			values[18] = Int64GetDatum((int64) sv->flush_count);
+			nulls[18] = false;
+			if (sv->last_flush_at != 0)
+			{
+				values[19] = TimestampTzGetDatum(sv->last_flush_at);
+				nulls[19] = false;
+			}
+			if (sv->last_error[0] != '\0')
+			{
+				values[20] = CStringGetTextDatum(sv->last_error);
+				nulls[20] = false;
+			}
+			LWLockRelease(&sv->lock);
+			StoreReleaseView(sv);
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * flowstate_sources returns one row per source worker of the database: for
+ * now the decoding worker, with its slot, positions and throughput.
+ */
+Datum
+flowstate_sources(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WorkerSlot	copy;
+	bool		found = false;
+	Datum		values[SOURCES_COLS];
+	bool		nulls[SOURCES_COLS];
+	char		slot_name[NAMEDATALEN];
+	XLogRecPtr	end_of_wal = GetFlushRecPtr(NULL);
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	{
+		WorkerSlot *slot = SlotFind(WORKER_DECODER, MyDatabaseId);
+
+		if (slot != NULL)
+		{
+			memcpy(&copy, slot, sizeof(WorkerSlot));
+			found = true;
+		}
+	}
+	LWLockRelease(Flowstate->lock);
+	if (!found)
+		return (Datum) 0;
+
+	snprintf(slot_name, sizeof(slot_name), "flowstate_%u", MyDatabaseId);
+	memset(nulls, false, sizeof(nulls));
+	values[0] = CStringGetTextDatum("table changes");
+	values[1] = CStringGetTextDatum("logical decoding");
+	values[2] = CStringGetTextDatum(slot_state_name(&copy));
+	values[3] = Int32GetDatum((int32) copy.pid);
+	nulls[3] = (copy.pid == 0);
+	values[4] = DirectFunctionCall1(namein, CStringGetDatum(slot_name));
+	values[5] = LSNGetDatum(copy.applied_lsn);
+	nulls[5] = XLogRecPtrIsInvalid(copy.applied_lsn);
+	values[6] = LSNGetDatum(copy.durable_lsn);
+	nulls[6] = XLogRecPtrIsInvalid(copy.durable_lsn);
+	values[7] = lag_bytes(copy.applied_lsn, end_of_wal);
+	nulls[7] = XLogRecPtrIsInvalid(copy.applied_lsn);
+	values[8] = Int64GetDatum((int64) copy.changes);
+	values[9] = Int64GetDatum((int64) copy.transactions);
+	values[10] = Float8GetDatum(copy.changes_per_second);
+	values[11] = TimestampTzGetDatum(copy.last_flush_at);
+	nulls[11] = (copy.last_flush_at == 0);
+	values[12] = CStringGetTextDatum(copy.last_error);
+	nulls[12] = (copy.last_error[0] == '\0');
+	values[13] = TimestampTzGetDatum(copy.last_error_at);
+	nulls[13] = (copy.last_error_at == 0);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

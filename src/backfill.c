@@ -1,0 +1,428 @@
+/*-------------------------------------------------------------------------
+ *
+ * backfill.c
+ *	  Reading source tables under a snapshot synchronised with the decoding
+ *	  position: the backfill of a new view from the rows its source already
+ *	  holds, and the recompute of groups whose new state their delta cannot
+ *	  tell (a deleted minimum, the last input of the largest numeric scale).
+ *
+ * The decoding worker has applied every transaction whose commit record it
+ * has decoded.  A snapshot taken now might still miss one of them: its
+ * commit record is in the WAL before the backend that wrote it has left
+ * the ProcArray.  SyncSnapshotTake therefore takes a snapshot, waits for
+ * any decoded transaction it still shows as running, and takes another,
+ * until it sees them all.  It may also see transactions that commit later
+ * in the WAL than the decoder has reached, but all before the WAL insert
+ * position read right after it (lsn): those are the ones the decoder later
+ * skips for what was read under the snapshot (SyncSnapshotSees).  No
+ * transaction is missed and none is counted twice, and writers are never
+ * blocked: only this worker waits, and only for transactions that already
+ * committed.
+ *
+ * Only transactions that touched a table are remembered, and forgotten once
+ * older than every running transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "backfill.h"
+#include "ingest.h"
+#include "state_store.h"
+
+/* Groups recomputed in one scan of the source rather than one query each. */
+#define RECOMPUTE_SCAN_THRESHOLD 64
+
+/* Rows of a backfill between two merges into shared memory. */
+#define BACKFILL_CHUNK 65536
+
+/* Decoded transactions that may not have left the ProcArray yet. */
+static TransactionId *noted = NULL;
+static int	nnoted = 0;
+static int	maxnoted = 0;
+
+static void
+prune_noted(void)
+{
+	TransactionId oldest = GetOldestActiveTransactionId();
+	int			kept = 0;
+
+	for (int i = 0; i < nnoted; i++)
+		if (TransactionIdFollowsOrEquals(noted[i], oldest))
+			noted[kept++] = noted[i];
+	nnoted = kept;
+}
+
+/*
+ * SyncNoteXid remembers a decoded transaction that changed a table.
+ */
+void
+SyncNoteXid(TransactionId xid)
+{
+	if (nnoted == maxnoted)
+	{
+		if (maxnoted >= 4096)
+			prune_noted();
+		if (nnoted == maxnoted)
+		{
+			maxnoted = Max(256, maxnoted * 2);
+			noted = noted == NULL ?
+				MemoryContextAlloc(TopMemoryContext, sizeof(TransactionId) * maxnoted) :
+				repalloc(noted, sizeof(TransactionId) * maxnoted);
+		}
+	}
+	noted[nnoted++] = xid;
+}
+
+static int
+xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * SyncSnapshotTake returns a snapshot that sees every transaction decoded so
+ * far (see the file header), registered in the current transaction; the
+ * copy of its xids lives in cxt.
+ */
+SyncSnapshot *
+SyncSnapshotTake(MemoryContext cxt)
+{
+	SyncSnapshot *s = MemoryContextAllocZero(cxt, sizeof(SyncSnapshot));
+	Snapshot	snap;
+
+	for (;;)
+	{
+		bool		waited = false;
+
+		snap = GetLatestSnapshot();
+		for (int i = 0; i < nnoted; i++)
+		{
+			if (XidInMVCCSnapshot(noted[i], snap))
+			{
+				XactLockTableWait(noted[i], NULL, NULL, XLTW_None);
+				waited = true;
+			}
+		}
+		if (!waited)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	s->snapshot = RegisterSnapshot(snap);
+	s->lsn = GetXLogInsertRecPtr();
+	nnoted = 0;
+
+	s->xmin = s->snapshot->xmin;
+	s->xmax = s->snapshot->xmax;
+	s->xcnt = s->snapshot->xcnt;
+	s->xip = MemoryContextAlloc(cxt, sizeof(TransactionId) * Max(s->xcnt, 1));
+	memcpy(s->xip, s->snapshot->xip, sizeof(TransactionId) * s->xcnt);
+	qsort(s->xip, s->xcnt, sizeof(TransactionId), xid_cmp);
+
+	/* the decoder reads only flushed WAL: make sure it can reach lsn */
+	XLogFlush(s->lsn);
+	return s;
+}
+
+/*
+ * SyncSnapshotDone unregisters the snapshot; its xids stay usable.
+ */
+void
+SyncSnapshotDone(SyncSnapshot *s)
+{
+	if (s->snapshot)
+		UnregisterSnapshot(s->snapshot);
+	s->snapshot = NULL;
+}
+
+/*
+ * SyncSnapshotSees tells whether a committed top-level transaction whose
+ * commit record is at commit_lsn was seen by the snapshot.
+ */
+bool
+SyncSnapshotSees(const SyncSnapshot *s, TransactionId xid, XLogRecPtr commit_lsn)
+{
+	if (commit_lsn >= s->lsn)
+		return false;
+	if (TransactionIdPrecedes(xid, s->xmin))
+		return true;
+	if (TransactionIdFollowsOrEquals(xid, s->xmax))
+		return false;
+	return bsearch(&xid, s->xip, s->xcnt, sizeof(TransactionId), xid_cmp) == NULL;
+}
+
+/*
+ * BackfillScan feeds every row of a view's source visible to the snapshot
+ * into the view, merging into shared memory chunk by chunk so that the
+ * progress shows in flowstate.views.
+ */
+void
+BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
+{
+	Relation	rel = table_open(vr->def->source_relid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, snap->snapshot, 0, NULL);
+	int64		total = Max((int64) rel->rd_rel->reltuples, 0);
+	int64		rows = 0;
+
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->status = VIEW_BACKFILLING;
+	vr->shared->backfill_rows = 0;
+	vr->shared->backfill_total = total;
+	LWLockRelease(&vr->shared->lock);
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		IngestBackfillRow(vr, slot);
+		if (++rows % BACKFILL_CHUNK == 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			IngestMergeInserts(vr, InvalidXLogRecPtr);
+			LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+			vr->shared->backfill_rows = rows;
+			vr->shared->backfill_total = Max(total, rows);
+			LWLockRelease(&vr->shared->lock);
+		}
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->backfill_rows = rows;
+	vr->shared->backfill_total = rows;
+	LWLockRelease(&vr->shared->lock);
+}
+
+/* The recompute query of a view for one pattern of NULL keys. */
+typedef struct RecomputePlan
+{
+	uint32		nullmask;
+	SPIPlanPtr	plan;
+} RecomputePlan;
+
+static SPIPlanPtr
+recompute_plan(ViewRuntime *vr, uint32 nullmask)
+{
+	ViewDef    *def = vr->def;
+	const ViewLayout *layout = &def->layout;
+	ListCell   *lc;
+	StringInfoData sql;
+	Oid			argtypes[FLOWSTATE_MAX_KEYS];
+	int			nargs = 0;
+	RecomputePlan *rp;
+	MemoryContext oldcxt;
+
+	foreach(lc, vr->recompute_plans)
+	{
+		rp = lfirst(lc);
+		if (rp->nullmask == nullmask)
+			return rp->plan;
+	}
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT t FROM ONLY %s t WHERE true",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->source_relid)),
+												get_rel_name(def->source_relid)));
+	for (int i = 0; i < layout->nkeys; i++)
+	{
+		char	   *expr = QueryKeySql(def, i, "t");
+
+		if (nullmask & (1U << i))
+		{
+			appendStringInfo(&sql, " AND (%s) IS NULL", expr);
+			continue;
+		}
+		argtypes[nargs++] = layout->keys[i].type;
+		appendStringInfo(&sql, " AND (%s) = $%d", expr, nargs);
+
+		/* a range of the event time lets an index on it serve */
+		if (layout->keys[i].is_window && def->window.range_ok)
+		{
+			char	   *ts = QueryTsSql(def, "t");
+			char	   *size = DatumGetCString(DirectFunctionCall1(interval_out,
+																   IntervalPGetDatum(def->window.size)));
+
+			appendStringInfo(&sql, " AND (%s) >= $%d AND (%s) < $%d + %s::interval",
+							 ts, nargs, ts, nargs, quote_literal_cstr(size));
+		}
+	}
+
+	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(vr));
+	rp = palloc(sizeof(RecomputePlan));
+	rp->nullmask = nullmask;
+	rp->plan = SPI_prepare(sql.data, nargs, argtypes);
+	if (rp->plan == NULL)
+		elog(ERROR, "could not prepare the recompute query of a continuous view: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(rp->plan);
+	vr->recompute_plans = lappend(vr->recompute_plans, rp);
+	MemoryContextSwitchTo(oldcxt);
+	return rp->plan;
+}
+
+/* Store a whole-row value of the source in a slot of its descriptor. */
+static void
+store_row(TupleTableSlot *slot, Datum row, Oid relid)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
+	HeapTupleData tuple;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = relid;
+	tuple.t_data = td;
+	ExecForceStoreHeapTuple(&tuple, slot, false);
+}
+
+/* Recompute groups with one query each, served by the source's indexes. */
+static void
+recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *snap,
+				   TupleTableSlot *slot)
+{
+	const ViewLayout *layout = &vr->def->layout;
+
+	for (int g = 0; g < n; g++)
+	{
+		LocalGroup *lg = groups[g];
+		uint32		nullmask = 0;
+		Datum		args[FLOWSTATE_MAX_KEYS];
+		char		nulls[FLOWSTATE_MAX_KEYS];
+		int			nargs = 0;
+		SPIPlanPtr	plan;
+		int			ret;
+
+		for (int i = 0; i < layout->nkeys; i++)
+		{
+			if (lg->isnull[i])
+				nullmask |= 1U << i;
+			else
+			{
+				args[nargs] = lg->values[i];
+				nulls[nargs++] = ' ';
+			}
+		}
+		plan = recompute_plan(vr, nullmask);
+		ret = SPI_execute_snapshot(plan, args, nulls, snap->snapshot, InvalidSnapshot,
+								   true, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "recompute query of a continuous view failed: %s",
+				 SPI_result_code_string(ret));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			Datum		row = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+			Datum		keys[FLOWSTATE_MAX_KEYS];
+			bool		keynulls[FLOWSTATE_MAX_KEYS];
+
+			if (isnull)
+				continue;
+			store_row(slot, row, vr->def->source_relid);
+			if (IngestEvaluateKey(vr, slot, keys, keynulls) &&
+				GroupKeyEqual(vr->gk, keys, keynulls, lg->values, lg->isnull))
+				IngestAccumulate(vr, lg->base);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+}
+
+/* Recompute many groups in one scan of the source. */
+static void
+recompute_by_scan(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *snap,
+				  Relation rel, TupleTableSlot *slot)
+{
+	uint32		size = 1;
+	LocalGroup **table;
+	TableScanDesc scan;
+
+	while (size < (uint32) n * 2)
+		size <<= 1;
+	table = palloc0(sizeof(LocalGroup *) * size);
+	for (int g = 0; g < n; g++)
+	{
+		uint32		i = groups[g]->hash & (size - 1);
+
+		while (table[i])
+			i = (i + 1) & (size - 1);
+		table[i] = groups[g];
+	}
+
+	scan = table_beginscan(rel, snap->snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		Datum		keys[FLOWSTATE_MAX_KEYS];
+		bool		keynulls[FLOWSTATE_MAX_KEYS];
+		uint32		hash;
+
+		if (!IngestEvaluateKey(vr, slot, keys, keynulls))
+			continue;
+		hash = GroupKeyHash(vr->gk, keys, keynulls);
+		for (uint32 i = hash & (size - 1); table[i]; i = (i + 1) & (size - 1))
+		{
+			if (table[i]->hash == hash &&
+				GroupKeyEqual(vr->gk, table[i]->values, table[i]->isnull, keys, keynulls))
+			{
+				IngestAccumulate(vr, table[i]->base);
+				break;
+			}
+		}
+	}
+	table_endscan(scan);
+	pfree(table);
+}
+
+/*
+ * BackfillRecompute replaces the state of groups by their state read from
+ * the source under the snapshot; their deltas restart empty, and skip from
+ * now on the transactions the snapshot saw (snapno).
+ */
+void
+BackfillRecompute(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *snap, int snapno)
+{
+	int32		size = vr->def->layout.block_size;
+	Relation	rel = table_open(vr->def->source_relid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+
+	for (int g = 0; g < n; g++)
+	{
+		LocalGroup *lg = groups[g];
+
+		lg->base = palloc0(size);
+		memset(lg->delta, 0, size);
+		lg->skip_snap = snapno;
+		lg->merged = NULL;
+	}
+
+	if (n > RECOMPUTE_SCAN_THRESHOLD || vr->def->layout.nkeys == 0)
+		recompute_by_scan(vr, groups, n, snap, rel, slot);
+	else
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		recompute_by_query(vr, groups, n, snap, slot);
+		SPI_finish();
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+}

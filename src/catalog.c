@@ -1,0 +1,142 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Reads the continuous views of the current database from flowstate.view
+ *	  and their defining queries from their definitions (plain views).
+ *
+ * Callers run in a transaction.  The extension's object is locked in share
+ * mode first, as the manager does, so that DROP EXTENSION either finishes
+ * before the read or waits for the transaction to end.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "catalog.h"
+#include "query.h"
+
+/*
+ * CatalogExtensionPresent tells whether flowstate is installed in this
+ * database, locking it against a concurrent DROP EXTENSION.
+ */
+bool
+CatalogExtensionPresent(void)
+{
+	Oid			extoid = get_extension_oid("flowstate", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	return get_extension_oid("flowstate", true) == extoid;
+}
+
+static int64
+spi_int8(HeapTuple tuple, int column, int64 ifnull)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, SPI_tuptable->tupdesc, column, &isnull);
+
+	return isnull ? ifnull : DatumGetInt64(d);
+}
+
+static Oid
+spi_oid(HeapTuple tuple, int column)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, SPI_tuptable->tupdesc, column, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/*
+ * CatalogLoadViews returns a ViewDef for each continuous view of the
+ * database, each in a new child context of cxt.  For a view the caller
+ * knows already (known returns true), only its ids are filled, in
+ * CurrentMemoryContext.  A view whose objects are missing is skipped with a
+ * warning.  The caller has an active snapshot.
+ */
+List *
+CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
+{
+	List	   *views = NIL;
+	int			ret;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	if (!CatalogExtensionPresent())
+		return NIL;
+
+	SPI_connect();
+	ret = SPI_execute("SELECT view_id::int8, view::oid, definition::oid, state_table::oid,"
+					  "       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
+					  "       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
+					  "       memory_limit, status = 'backfilling'"
+					  "  FROM flowstate.view ORDER BY view_id",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view: %s", SPI_result_code_string(ret));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		MemoryContext oldcxt;
+		MemoryContext cxt_new;
+		ViewDef    *def;
+		bool		isnull;
+		Oid			view_relid = spi_oid(tuple, 2);
+		Oid			def_relid = spi_oid(tuple, 3);
+		Oid			state_relid = spi_oid(tuple, 4);
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view_relid)) ||
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def_relid)) ||
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state_relid)))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("continuous view %d is missing one of its relations and is ignored",
+							(int) spi_int8(tuple, 1, 0)),
+					 errhint("Delete its row from flowstate.view.")));
+			continue;
+		}
+
+		if (known && known((int32) spi_int8(tuple, 1, 0), state_relid))
+		{
+			oldcxt = MemoryContextSwitchTo(callercxt);
+			def = palloc0(sizeof(ViewDef));
+			def->view_id = (int32) spi_int8(tuple, 1, 0);
+			def->state_relid = state_relid;
+			views = lappend(views, def);
+			MemoryContextSwitchTo(oldcxt);
+			continue;
+		}
+
+		cxt_new = AllocSetContextCreate(cxt, "flowstate view", ALLOCSET_SMALL_SIZES);
+		oldcxt = MemoryContextSwitchTo(cxt_new);
+		def = palloc0(sizeof(ViewDef));
+		def->cxt = cxt_new;
+		def->view_id = (int32) spi_int8(tuple, 1, 0);
+		def->view_relid = view_relid;
+		def->view_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
+													get_rel_name(view_relid));
+		def->def_relid = def_relid;
+		def->state_relid = state_relid;
+		def->watermark_delay_us = spi_int8(tuple, 5, 0);
+		def->allowed_lateness_us = spi_int8(tuple, 6, -1);
+		def->memory_limit = spi_int8(tuple, 7, 0);
+		def->backfilling = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 8, &isnull));
+		QueryDescribe(QueryOfDefinition(def_relid), def);
+		MemoryContextSwitchTo(callercxt);
+		views = lappend(views, def);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	SPI_finish();
+	return views;
+}

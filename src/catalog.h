@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  The continuous views of the current database, read from flowstate.view.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_CATALOG_H
+#define FLOWSTATE_CATALOG_H
+
+#include "nodes/pg_list.h"
+
+extern bool CatalogExtensionPresent(void);
+typedef bool (*CatalogKnownView) (int32 view_id, Oid state_relid);
+
+extern List *CatalogLoadViews(MemoryContext cxt, CatalogKnownView known);
+
+#endif							/* FLOWSTATE_CATALOG_H */

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * decoder.h
+ *	  flowstate's logical decoding output plugin, run inside the decoding
+ *	  worker: changes reach a sink as heap tuples, with no text round trip.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_DECODER_H
+#define FLOWSTATE_DECODER_H
+
+#include "replication/logical.h"
+#include "replication/reorderbuffer.h"
+
+/* Where decoded changes go; the worker sets it as output_writer_private. */
+typedef struct DecoderSink
+{
+	void		(*begin) (void *arg, TransactionId xid, XLogRecPtr commit_lsn);
+	void		(*change) (void *arg, Relation rel, ReorderBufferChange *change);
+	void		(*truncate) (void *arg, int nrelations, Relation *relations);
+	void		(*commit) (void *arg, TransactionId xid);
+	RepOriginId skip_origin;	/* transactions of this origin are not decoded */
+	void	   *arg;
+} DecoderSink;
+
+#define FLOWSTATE_PLUGIN "flowstate"
+
+#endif							/* FLOWSTATE_DECODER_H */

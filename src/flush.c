@@ -1,0 +1,219 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.c
+ *	  Makes the state of a source's continuous views durable: in one
+ *	  transaction, the groups each view changed since its last flush, the
+ *	  dead letters and late events, the views that finished their backfill,
+ *	  and the source position (the session's replication origin, set by the
+ *	  worker, advances with the commit).  After a crash the state tables and
+ *	  the origin agree, and the worker resumes from there: exactly once.
+ *
+ * Readers keep seeing a group's newest state from shared memory until
+ * their snapshot sees the flush that wrote it (state_store.c): the flush
+ * records its transaction id with each view before it commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "replication/origin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "flush.h"
+#include "ingest.h"
+#include "state_table.h"
+
+typedef struct ViewFlush
+{
+	ViewRuntime *vr;
+	FlushItem  *items;
+	int			n;
+	uint64		seq;
+	bool		truncate;
+	bool		opened;
+	bool		finish_backfill;
+} ViewFlush;
+
+/* Write the dead letters and late events of a view. */
+static void
+write_pending(ViewRuntime *vr)
+{
+	static SPIPlanPtr dead_plan = NULL;
+	static SPIPlanPtr late_plan = NULL;
+	ListCell   *lc;
+
+	if (dead_plan == NULL)
+	{
+		Oid			types[6] = {OIDOID, OIDOID, PG_LSNOID, TEXTOID, TEXTOID, TEXTOID};
+		Oid			ltypes[7] = {OIDOID, PG_LSNOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		TEXTOID, TEXTOID, TEXTOID};
+
+		dead_plan = SPI_prepare("INSERT INTO flowstate.dead_letters"
+								" (source, view, lsn, payload, error, sqlstate)"
+								" VALUES ($1, $2, $3, $4, $5, $6)", 6, types);
+		late_plan = SPI_prepare("INSERT INTO flowstate.late_events"
+								" (view, lsn, event_time, watermark, change, payload, reason)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, ltypes);
+		if (dead_plan == NULL || late_plan == NULL)
+			elog(ERROR, "could not prepare the dead letter statements");
+		SPI_keepplan(dead_plan);
+		SPI_keepplan(late_plan);
+	}
+
+	foreach(lc, vr->pending)
+	{
+		PendingRow *row = lfirst(lc);
+		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		int			ret;
+
+		if (!row->late)
+		{
+			Datum		args[6];
+
+			args[0] = ObjectIdGetDatum(vr->def->source_relid);
+			args[1] = ObjectIdGetDatum(vr->def->view_relid);
+			args[2] = LSNGetDatum(row->lsn);
+			nulls[2] = XLogRecPtrIsInvalid(row->lsn) ? 'n' : ' ';
+			args[3] = CStringGetTextDatum(row->payload ? row->payload : "");
+			args[4] = CStringGetTextDatum(row->error ? row->error : "");
+			args[5] = CStringGetTextDatum(row->sqlstate);
+			ret = SPI_execute_plan(dead_plan, args, nulls, false, 0);
+		}
+		else
+		{
+			Datum		args[7];
+
+			args[0] = ObjectIdGetDatum(vr->def->view_relid);
+			args[1] = LSNGetDatum(row->lsn);
+			nulls[1] = XLogRecPtrIsInvalid(row->lsn) ? 'n' : ' ';
+			args[2] = TimestampTzGetDatum(row->event_time);
+			args[3] = TimestampTzGetDatum(row->watermark);
+			args[4] = CStringGetTextDatum(row->deleted ? "delete" : "insert");
+			args[5] = CStringGetTextDatum(row->payload ? row->payload : "");
+			args[6] = CStringGetTextDatum("its window closed longer than the allowed lateness ago");
+			ret = SPI_execute_plan(late_plan, args, nulls, false, 0);
+		}
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not record a dead letter: %s", SPI_result_code_string(ret));
+	}
+	if (vr->pending_dropped > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%lld rows that continuous view \"%s\" could not apply were not recorded",
+						(long long) vr->pending_dropped, vr->def->view_name),
+				 errhint("See flowstate.views for their counts and the server log for the first of them.")));
+}
+
+static void
+finish_backfill(ViewRuntime *vr)
+{
+	Datum		arg = Int32GetDatum(vr->def->view_id);
+	Oid			type = INT4OID;
+
+	if (SPI_execute_with_args("UPDATE flowstate.view SET status = 'running' WHERE view_id = $1",
+							  1, &type, &arg, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update flowstate.view");
+}
+
+/*
+ * FlushViews writes, in one transaction, what the views changed and the
+ * source position their state is exact at.  Views still backfilling are not
+ * written: after a crash they start their backfill again.  Returns false
+ * when there was nothing to write.
+ */
+bool
+FlushViews(List *views, XLogRecPtr position)
+{
+	ViewFlush  *flushes = palloc0(sizeof(ViewFlush) * Max(list_length(views), 1));
+	int			nflush = 0;
+	bool		any = false;
+	ListCell   *lc;
+	TransactionId xid;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		ViewFlush  *f = &flushes[nflush];
+
+		if (vr->dropped || vr->shared->status != VIEW_RUNNING || vr->backfill_snap != NULL)
+			continue;
+		f->vr = vr;
+		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate);
+		f->opened = f->n > 0 || f->truncate;
+		f->finish_backfill = vr->def->backfilling;
+		any |= f->opened || f->finish_backfill || vr->pending != NIL;
+		nflush++;
+	}
+	if (!any)
+		return false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	xid = GetTopTransactionId();
+	for (int i = 0; i < nflush; i++)
+		if (flushes[i].opened)
+			StoreFlushXid(flushes[i].vr->shared, flushes[i].seq, xid);
+
+	SPI_connect();
+	for (int i = 0; i < nflush; i++)
+	{
+		ViewFlush  *f = &flushes[i];
+		ViewRuntime *vr = f->vr;
+		StateWriter w;
+
+		if (f->opened)
+		{
+			if (!StateWriterBegin(&w, vr->def->state_relid))
+			{
+				vr->dropped = true;
+				continue;
+			}
+			if (f->truncate)
+			{
+				StateTableTruncate(vr->def->state_relid);
+				CommandCounterIncrement();
+				for (int j = 0; j < f->n; j++)
+					ItemPointerSetInvalid(&f->items[j].tid);
+			}
+			w.next_gid = vr->next_gid;
+			for (int j = 0; j < f->n; j++)
+				StateWriterPut(&w, &vr->def->layout, &f->items[j]);
+			vr->next_gid = w.next_gid;
+			StateWriterEnd(&w);
+		}
+		if (f->finish_backfill)
+			finish_backfill(vr);
+		write_pending(vr);
+	}
+	SPI_finish();
+
+	replorigin_session_origin_lsn = position;
+	replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+
+	for (int i = 0; i < nflush; i++)
+	{
+		ViewFlush  *f = &flushes[i];
+
+		if (f->opened)
+			StoreFlushEnd(f->vr->shared, f->seq, f->items, f->n, true);
+		if (f->finish_backfill)
+			f->vr->def->backfilling = false;
+		list_free(f->vr->pending);
+		f->vr->pending = NIL;
+		f->vr->pending_dropped = 0;
+		MemoryContextReset(f->vr->pending_cxt);
+	}
+	return true;
+}

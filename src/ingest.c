@@ -1,0 +1,889 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.c
+ *	  Rows into continuous views.
+ *
+ * Each view compiles its defining query once: the WHERE clause into an
+ * ExprState, and the group keys, aggregate arguments, FILTER clauses and the
+ * window's event time into one projection, all with the executor's own
+ * expression machinery.  A source row (a decoded tuple, a backfilled one)
+ * is evaluated with it and accumulated, with a sign, into the delta of its
+ * group in the view's current *batch*: a backend-local hash table of the
+ * groups the batch touched.
+ *
+ * At the end of a batch the source calls IngestSettle, which
+ *	1. resolves each group: finds it in shared memory, or loads it from the
+ *	   state table (when shared memory does not hold every group);
+ *	2. computes each group's new state, stored state + delta, and collects
+ *	   the groups whose new state cannot be known (a deleted minimum...);
+ *	3. recomputes those from the source under a snapshot that sees every
+ *	   transaction decoded so far (backfill.c), asks the source to decode up
+ *	   to where that snapshot stops, skipping for those groups the
+ *	   transactions the snapshot saw, and starts over at 1;
+ *	4. merges every view's batch into shared memory, each view under its
+ *	   lock held exclusively: readers see whole batches, hence whole source
+ *	   transactions, never part of one.
+ * After a settle no snapshot is pending, so the state in shared memory is
+ * exactly that of the source at the returned position, and a flush can
+ * make the two durable together at any time.
+ *
+ * A row on which an expression fails becomes a dead letter; a row whose
+ * window closed longer than the view's allowed lateness ago becomes a late
+ * event.  Both are written with the next flush.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "ingest.h"
+#include "state_table.h"
+
+/* Most side rows (dead letters, late events) kept per view between flushes. */
+#define MAX_PENDING_ROWS 10000
+
+/* Recompute snapshots of the settle under way. */
+static List *settle_snaps = NIL;
+static bool *txn_seen = NULL;
+static int	txn_seen_size = 0;
+static MemoryContext settle_cxt = NULL;
+
+static TargetEntry *
+add_column(List **tlist, Expr *expr)
+{
+	TargetEntry *tle = makeTargetEntry(expr, list_length(*tlist) + 1, NULL, false);
+
+	*tlist = lappend(*tlist, tle);
+	return tle;
+}
+
+/* Compile the defining query's per-row expressions. */
+static void
+compile(ViewRuntime *vr)
+{
+	ViewDef    *def = vr->def;
+	List	   *tlist = NIL;
+	ListCell   *lc;
+	int			i;
+	TupleDesc	desc;
+
+	i = 0;
+	foreach(lc, def->key_exprs)
+	{
+		add_column(&tlist, (Expr *) copyObject(lfirst(lc)));
+		vr->key_col[i++] = list_length(tlist) - 1;
+	}
+	i = 0;
+	foreach(lc, def->aggrefs)
+	{
+		Aggref	   *aggref = lfirst(lc);
+
+		vr->filter_col[i] = -1;
+		vr->arg_col[i] = -1;
+		if (aggref->aggfilter)
+		{
+			add_column(&tlist, (Expr *) copyObject(aggref->aggfilter));
+			vr->filter_col[i] = list_length(tlist) - 1;
+		}
+		if (aggref->args != NIL)
+		{
+			add_column(&tlist, (Expr *) copyObject(((TargetEntry *) linitial(aggref->args))->expr));
+			vr->arg_col[i] = list_length(tlist) - 1;
+		}
+		i++;
+	}
+	vr->ts_col = -1;
+	if (def->window.present)
+	{
+		add_column(&tlist, (Expr *) copyObject(def->window.ts_expr));
+		vr->ts_col = list_length(tlist) - 1;
+	}
+
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		tle->expr = expression_planner(tle->expr);
+	}
+
+	vr->econtext = CreateStandaloneExprContext();
+	desc = ExecTypeFromTL(tlist);
+	vr->result = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	vr->proj = ExecBuildProjectionInfo(tlist, vr->econtext, vr->result, NULL, NULL);
+	vr->qual = NULL;
+	if (def->where)
+		vr->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) copyObject(def->where))),
+								NULL);
+}
+
+/*
+ * IngestViewCreate compiles a view for ingestion; everything lives in cxt
+ * until IngestViewDestroy.
+ */
+ViewRuntime *
+IngestViewCreate(ViewDef *def, MemoryContext cxt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	ViewRuntime *vr = palloc0(sizeof(ViewRuntime));
+
+	vr->def = def;
+	vr->gk = GroupKeysCreate(&def->layout);
+	vr->rt = AggRuntimeCreate(&def->layout);
+	compile(vr);
+	vr->batch_cxt = AllocSetContextCreate(cxt, "flowstate view batch", ALLOCSET_DEFAULT_SIZES);
+	vr->pending_cxt = AllocSetContextCreate(cxt, "flowstate view pending rows", ALLOCSET_DEFAULT_SIZES);
+	vr->last_merge_at = GetCurrentTimestamp();
+	MemoryContextSwitchTo(oldcxt);
+	return vr;
+}
+
+void
+IngestViewDestroy(ViewRuntime *vr)
+{
+	FreeExprContext(vr->econtext, false);
+	ExecDropSingleTupleTableSlot(vr->result);
+	MemoryContextDelete(vr->batch_cxt);
+	MemoryContextDelete(vr->pending_cxt);
+}
+
+/*
+ * IngestTxnBegin is called before the changes of a source transaction:
+ * it decides which snapshots saw the transaction already.
+ */
+void
+IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		vr->skip_txn = vr->backfill_snap != NULL &&
+			SyncSnapshotSees(vr->backfill_snap, xid, commit_lsn);
+	}
+	foreach(lc, settle_snaps)
+		txn_seen[i++] = SyncSnapshotSees(lfirst(lc), xid, commit_lsn);
+}
+
+/* Find a group of the batch, or add it. */
+static LocalGroup *
+batch_group(ViewRuntime *vr, uint32 hash, const Datum *values, const bool *isnull)
+{
+	const ViewLayout *layout = &vr->def->layout;
+	LocalGroup *lg;
+	uint32		mask;
+	uint32		i;
+	MemoryContext oldcxt;
+
+	if (vr->table == NULL || vr->ngroups * 2 >= vr->table_size)
+	{
+		uint32		newsize = vr->table == NULL ? 256 : vr->table_size * 2;
+		LocalGroup **newtable = MemoryContextAllocZero(vr->batch_cxt,
+													   sizeof(LocalGroup *) * newsize);
+
+		for (lg = vr->first; lg; lg = lg->next)
+		{
+			i = lg->hash & (newsize - 1);
+			while (newtable[i])
+				i = (i + 1) & (newsize - 1);
+			newtable[i] = lg;
+		}
+		vr->table = newtable;
+		vr->table_size = newsize;
+	}
+
+	mask = vr->table_size - 1;
+	for (i = hash & mask; vr->table[i]; i = (i + 1) & mask)
+	{
+		lg = vr->table[i];
+		if (lg->hash == hash &&
+			GroupKeyEqual(vr->gk, lg->values, lg->isnull, values, isnull))
+			return lg;
+	}
+
+	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	lg = palloc0(sizeof(LocalGroup));
+	lg->hash = hash;
+	lg->values = palloc(sizeof(Datum) * Max(layout->nkeys, 1));
+	lg->isnull = palloc(sizeof(bool) * Max(layout->nkeys, 1));
+	for (int k = 0; k < layout->nkeys; k++)
+	{
+		lg->isnull[k] = isnull[k];
+		lg->values[k] = isnull[k] ? (Datum) 0 :
+			datumCopy(values[k], layout->keys[k].typbyval, layout->keys[k].typlen);
+	}
+	lg->delta = palloc0(layout->block_size);
+	if (vr->truncated)
+		lg->base = palloc0(layout->block_size);
+	MemoryContextSwitchTo(oldcxt);
+	lg->entry = InvalidDsaPointer;
+	lg->skip_snap = -1;
+	if (vr->last)
+		vr->last->next = lg;
+	else
+		vr->first = lg;
+	vr->last = lg;
+	vr->table[i] = lg;
+	vr->ngroups++;
+	return lg;
+}
+
+/* Accumulate the evaluated row (vr->result) into a block. */
+static void
+accumulate(ViewRuntime *vr, char *block, int sign)
+{
+	const ViewLayout *layout = &vr->def->layout;
+	Datum	   *values = vr->result->tts_values;
+	bool	   *isnull = vr->result->tts_isnull;
+
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		if (vr->filter_col[i] >= 0 &&
+			(isnull[vr->filter_col[i]] || !DatumGetBool(values[vr->filter_col[i]])))
+			continue;
+		if (vr->arg_col[i] < 0)
+			AggAccumulate(vr->rt, i, block, (Datum) 0, false, sign);
+		else
+			AggAccumulate(vr->rt, i, block, values[vr->arg_col[i]],
+						  isnull[vr->arg_col[i]], sign);
+	}
+	BLOCK_NROWS(block) += sign;
+}
+
+/* The text of a source row, for dead letters and late events. */
+static char *
+row_text(TupleTableSlot *slot)
+{
+	char	   *text = NULL;
+
+	PG_TRY();
+	{
+		Datum		d = ExecFetchSlotHeapTupleDatum(slot);
+
+		text = OidOutputFunctionCall(F_RECORD_OUT, d);
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		text = pstrdup("(row not printable)");
+	}
+	PG_END_TRY();
+	return text;
+}
+
+static void
+add_pending(ViewRuntime *vr, PendingRow *row)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(vr->pending_cxt);
+
+	if (list_length(vr->pending) >= MAX_PENDING_ROWS)
+		vr->pending_dropped++;
+	else
+		vr->pending = lappend(vr->pending, row);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Evaluate the defining query on a row into vr->result.  Returns false when
+ * WHERE rejects the row or an expression fails; a failure becomes a dead
+ * letter.
+ */
+static bool
+evaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
+{
+	ExprContext *ec = vr->econtext;
+	MemoryContext rowcxt = ec->ecxt_per_tuple_memory;
+	volatile bool ok = true;
+
+	ResetExprContext(ec);
+	ec->ecxt_scantuple = slot;
+	MemoryContextSwitchTo(rowcxt);
+	PG_TRY();
+	{
+		if (vr->qual && !ExecQual(vr->qual, ec))
+			ok = false;
+		else
+		{
+			(void) ExecProject(vr->proj);
+			for (int i = 0; i < vr->def->layout.nkeys; i++)
+			{
+				int			col = vr->key_col[i];
+
+				if (!vr->result->tts_isnull[col] && vr->def->layout.keys[i].typlen == -1)
+					vr->result->tts_values[col] =
+						PointerGetDatum(PG_DETOAST_DATUM(vr->result->tts_values[col]));
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		PendingRow *row;
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(vr->pending_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		row = palloc0(sizeof(PendingRow));
+		row->lsn = lsn;
+		row->error = edata->message;
+		memcpy(row->sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
+		row->payload = row_text(slot);
+		add_pending(vr, row);
+		vr->batch_failed++;
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(rowcxt);
+	return ok;
+}
+
+/* Is the evaluated row later than the view allows?  Records it if so. */
+static bool
+is_late(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
+{
+	ViewDef    *def = vr->def;
+	int64		ts;
+	int64		start;
+	int64		watermark;
+	PendingRow *row;
+
+	if (vr->ts_col < 0 || vr->result->tts_isnull[vr->ts_col])
+		return false;
+	ts = DatumGetInt64(vr->result->tts_values[vr->ts_col]);
+	if (sign > 0 && (!vr->has_watermark || ts > vr->max_ts))
+	{
+		vr->max_ts = ts;
+		vr->has_watermark = true;
+	}
+	if (def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
+		vr->result->tts_isnull[vr->key_col[def->window.keyno]])
+		return false;
+
+	start = DatumGetInt64(vr->result->tts_values[vr->key_col[def->window.keyno]]);
+	watermark = vr->max_ts - def->watermark_delay_us;
+	if (start + def->window.size_us + def->allowed_lateness_us > watermark)
+		return false;
+
+	MemoryContextSwitchTo(vr->pending_cxt);
+	row = palloc0(sizeof(PendingRow));
+	row->late = true;
+	row->deleted = sign < 0;
+	row->lsn = lsn;
+	row->event_time = ts;
+	row->watermark = watermark;
+	row->payload = row_text(slot);
+	add_pending(vr, row);
+	MemoryContextSwitchTo(vr->econtext->ecxt_per_tuple_memory);
+	vr->batch_late++;
+	return true;
+}
+
+/* Evaluate a row and accumulate it into its group of the batch. */
+static void
+ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool lateness)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Datum		keys[FLOWSTATE_MAX_KEYS];
+	bool		keynulls[FLOWSTATE_MAX_KEYS];
+	LocalGroup *lg;
+
+	if (!evaluate(vr, slot, lsn))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+	if (lateness && is_late(vr, slot, sign, lsn))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+	for (int i = 0; i < vr->def->layout.nkeys; i++)
+	{
+		keys[i] = vr->result->tts_values[vr->key_col[i]];
+		keynulls[i] = vr->result->tts_isnull[vr->key_col[i]];
+	}
+	lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
+	if (lg->skip_snap < 0 || !txn_seen[lg->skip_snap])
+	{
+		MemoryContextSwitchTo(vr->batch_cxt);
+		accumulate(vr, lg->delta, sign);
+		vr->batch_rows++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * IngestRow adds (sign +1) or removes (sign -1) a source row of a view, as
+ * of the WAL position lsn.
+ */
+void
+IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
+{
+	if (vr->skip_txn)
+		return;
+	ingest_row(vr, slot, sign, lsn, true);
+}
+
+/*
+ * IngestBackfillRow adds a row the source held when the view was created.
+ */
+void
+IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot)
+{
+	ingest_row(vr, slot, 1, InvalidXLogRecPtr, false);
+}
+
+/*
+ * IngestEvaluateKey evaluates the defining query on a source row; returns
+ * false if the row does not belong to the view, else its group key (valid
+ * until the next evaluation).  IngestAccumulate then adds the row to a
+ * block.  Used to recompute groups.
+ */
+bool
+IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		ok = evaluate(vr, slot, InvalidXLogRecPtr);
+
+	MemoryContextSwitchTo(oldcxt);
+	if (!ok)
+		return false;
+	for (int i = 0; i < vr->def->layout.nkeys; i++)
+	{
+		keys[i] = vr->result->tts_values[vr->key_col[i]];
+		keynulls[i] = vr->result->tts_isnull[vr->key_col[i]];
+	}
+	return true;
+}
+
+void
+IngestAccumulate(ViewRuntime *vr, char *block)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+
+	accumulate(vr, block, 1);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * IngestTruncate empties a view as of the current point of its batch.
+ */
+void
+IngestTruncate(ViewRuntime *vr)
+{
+	int32		size = vr->def->layout.block_size;
+
+	if (vr->skip_txn)
+		return;
+	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+	{
+		if (lg->skip_snap >= 0 && txn_seen[lg->skip_snap])
+			continue;
+		memset(lg->delta, 0, size);
+		if (lg->base == NULL)
+			lg->base = MemoryContextAlloc(vr->batch_cxt, size);
+		memset(lg->base, 0, size);
+	}
+	vr->truncated = true;
+}
+
+/* Step 1: find each group of the batch in shared memory; true if some must be loaded. */
+static bool
+resolve(ViewRuntime *vr)
+{
+	SharedView *sv = vr->shared;
+	bool		need_load = false;
+
+	if (vr->first == NULL)
+		return false;
+	LWLockAcquire(&sv->lock, LW_SHARED);
+	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+	{
+		if (lg->resolved)
+			continue;
+		lg->entry = StoreLookup(sv, vr->gk, lg->hash, lg->values, lg->isnull);
+		if (DsaPointerIsValid(lg->entry) || sv->complete || lg->base != NULL)
+			lg->resolved = true;
+		else
+			need_load = true;
+	}
+	LWLockRelease(&sv->lock);
+	return need_load;
+}
+
+/* Add a group read from the state table to shared memory. */
+static dsa_pointer
+add_loaded(ViewRuntime *vr, uint32 hash, StateRow *row)
+{
+	const ViewLayout *layout = &vr->def->layout;
+	Size		keylen = GroupKeySize(layout, row->keys, row->keynulls);
+	char	   *key = palloc(keylen);
+	dsa_pointer dp;
+
+	GroupKeyWrite(layout, row->keys, row->keynulls, key);
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	dp = StoreLookup(vr->shared, vr->gk, hash, row->keys, row->keynulls);
+	if (!DsaPointerIsValid(dp))
+		dp = StoreAddGroup(vr->shared, hash, key, keylen, row->block, row->gid,
+						   &row->tid, false);
+	LWLockRelease(&vr->shared->lock);
+	if (!DsaPointerIsValid(dp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("flowstate shared memory is full"),
+				 errhint("Increase flowstate.memory_limit.")));
+	return dp;
+}
+
+/* Step 1b: load the groups shared memory lacks from the state table. */
+static void
+load_groups(ViewRuntime *vr)
+{
+	StateScan	scan;
+
+	StateScanBegin(&scan, vr->def, true);
+	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+	{
+		StateRow	row;
+
+		if (lg->resolved)
+			continue;
+		if (StateLookup(&scan, lg->values, lg->isnull, &row))
+			lg->entry = add_loaded(vr, lg->hash, &row);
+		lg->resolved = true;
+	}
+	StateScanEnd(&scan);
+}
+
+/*
+ * IngestLoadState fills shared memory from a view's state table at worker
+ * start, as far as the view's memory allows; if all of it fits, the view is
+ * complete and new groups need no lookup.
+ */
+void
+IngestLoadState(ViewRuntime *vr)
+{
+	SharedView *sv = vr->shared;
+	StateScan	scan;
+	StateRow	row;
+	int64		rows = 0;
+	int64		limit = vr->def->memory_limit > 0 ? vr->def->memory_limit :
+		(int64) flowstate_memory_limit * 1024;
+	bool		complete = true;
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate load",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
+
+	StateScanBegin(&scan, vr->def, false);
+	while (StateScanNext(&scan, &row))
+	{
+		rows++;
+		vr->next_gid = Max(vr->next_gid, row.gid + 1);
+		if (complete && sv->bytes < limit / 2)
+			(void) add_loaded(vr, GroupKeyHash(vr->gk, row.keys, row.keynulls), &row);
+		else
+			complete = false;
+		MemoryContextReset(rowcxt);
+	}
+	StateScanEnd(&scan);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(rowcxt);
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	sv->complete = complete;
+	sv->groups = rows;
+	LWLockRelease(&sv->lock);
+	if (vr->next_gid == 0)
+		vr->next_gid = 1;
+
+	/* the one group of a view without GROUP BY always exists */
+	if (vr->def->layout.scalar && rows == 0)
+	{
+		MemoryContextSwitchTo(vr->batch_cxt);
+		(void) batch_group(vr, GroupKeyHash(vr->gk, NULL, NULL), NULL, NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+}
+
+/* Step 2: compute the new state of every group; returns the stale ones' count. */
+static int
+compute_merged(ViewRuntime *vr)
+{
+	SharedView *sv = vr->shared;
+	int32		size = vr->def->layout.block_size;
+	int			stale = 0;
+	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+
+	LWLockAcquire(&sv->lock, LW_SHARED);
+	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+	{
+		char	   *block = palloc(size);
+
+		if (lg->base)
+			memcpy(block, lg->base, size);
+		else if (DsaPointerIsValid(lg->entry))
+			StoreReadBlock(sv, lg->entry, block);
+		else
+			memset(block, 0, size);
+		if (AggMerge(vr->rt, block, lg->delta))
+			lg->merged = block;
+		else
+		{
+			lg->merged = NULL;
+			stale++;
+		}
+	}
+	LWLockRelease(&sv->lock);
+	MemoryContextSwitchTo(oldcxt);
+	return stale;
+}
+
+/*
+ * IngestStale returns the groups of the batch whose new state is unknown.
+ */
+LocalGroup **
+IngestStale(ViewRuntime *vr, int *n)
+{
+	LocalGroup **out = MemoryContextAlloc(vr->batch_cxt, sizeof(LocalGroup *) * Max(vr->ngroups, 1));
+
+	*n = 0;
+	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+		if (lg->merged == NULL)
+			out[(*n)++] = lg;
+	return out;
+}
+
+static void
+batch_reset(ViewRuntime *vr)
+{
+	MemoryContextReset(vr->batch_cxt);
+	vr->table = NULL;
+	vr->table_size = 0;
+	vr->ngroups = 0;
+	vr->first = vr->last = NULL;
+	vr->truncated = false;
+	vr->batch_rows = vr->batch_late = vr->batch_failed = 0;
+}
+
+/*
+ * IngestMerge writes the settled batch of a view to shared memory under the
+ * view's lock, and starts a new batch.
+ */
+void
+IngestMerge(ViewRuntime *vr, XLogRecPtr position)
+{
+	SharedView *sv = vr->shared;
+	const ViewLayout *layout = &vr->def->layout;
+	TimestampTz now = GetCurrentTimestamp();
+	char	  **keys = NULL;
+	Size	   *keylens = NULL;
+	char	   *empty = NULL;
+	int			i;
+	bool		full = false;
+	long		secs;
+	int			usecs;
+	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+
+	if (vr->ngroups > 0)
+	{
+		LocalGroup *lg;
+
+		keys = palloc(sizeof(char *) * vr->ngroups);
+		keylens = palloc(sizeof(Size) * vr->ngroups);
+		for (lg = vr->first, i = 0; lg; lg = lg->next, i++)
+		{
+			if (lg->merged == NULL)
+				elog(ERROR, "flowstate group merged before it settled");
+			keys[i] = NULL;
+			if (!DsaPointerIsValid(lg->entry))
+			{
+				keylens[i] = GroupKeySize(layout, lg->values, lg->isnull);
+				keys[i] = palloc(keylens[i]);
+				GroupKeyWrite(layout, lg->values, lg->isnull, keys[i]);
+			}
+		}
+	}
+	if (vr->truncated)
+		empty = palloc0(layout->block_size);
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	if (vr->truncated)
+	{
+		/* every group is gone, and the state table's rows with them */
+		dsa_pointer dp = sv->head;
+
+		while (DsaPointerIsValid(dp))
+		{
+			StoreEntry *e = StoreEntryGet(sv, dp);
+			dsa_pointer next = e->next;
+
+			full |= !StoreWriteBlock(sv, dp, empty);
+			dp = next;
+		}
+		sv->truncate_seq = sv->pending_seq;
+	}
+	if (vr->ngroups > 0)
+	{
+		LocalGroup *lg;
+
+		for (lg = vr->first, i = 0; lg; lg = lg->next, i++)
+		{
+			if (DsaPointerIsValid(lg->entry))
+				full |= !StoreWriteBlock(sv, lg->entry, lg->merged);
+			else
+			{
+				lg->entry = StoreAddGroup(sv, lg->hash, keys[i], keylens[i], lg->merged,
+										  0, NULL, true);
+				full |= !DsaPointerIsValid(lg->entry);
+			}
+		}
+	}
+	sv->rows_applied += vr->batch_rows;
+	sv->late_rows += vr->batch_late;
+	sv->failed_rows += vr->batch_failed;
+	if (position > sv->applied_lsn)
+		sv->applied_lsn = position;
+	if (vr->has_watermark)
+	{
+		sv->has_watermark = true;
+		sv->watermark = vr->max_ts - vr->def->watermark_delay_us;
+	}
+	TimestampDifference(vr->last_merge_at, now, &secs, &usecs);
+	if (secs > 0 || usecs > 0)
+	{
+		double		rate = vr->batch_rows / (secs + usecs / 1e6);
+		double		weight = Min(1.0, (secs + usecs / 1e6) / 5.0);
+
+		sv->rows_per_second = sv->rows_per_second * (1.0 - weight) + rate * weight;
+	}
+	LWLockRelease(&sv->lock);
+	MemoryContextSwitchTo(oldcxt);
+	vr->last_merge_at = now;
+
+	batch_reset(vr);
+	if (full)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("flowstate shared memory is full"),
+				 errdetail("A batch of continuous view \"%s\" could not be stored.",
+						   vr->def->view_name),
+				 errhint("Increase flowstate.memory_limit.")));
+}
+
+/*
+ * IngestMergeInserts merges a batch that only added rows (a backfill): no
+ * group can be stale, and nothing needs loading.
+ */
+void
+IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position)
+{
+	if (resolve(vr) || compute_merged(vr) > 0)
+		elog(ERROR, "flowstate backfill batch did not settle");
+	IngestMerge(vr, position);
+}
+
+static void
+settle_snapshot_add(SyncSnapshot *snap)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(settle_cxt);
+
+	settle_snaps = lappend(settle_snaps, snap);
+	if (list_length(settle_snaps) > txn_seen_size)
+	{
+		if (txn_seen)
+			pfree(txn_seen);
+		txn_seen_size = Max(16, txn_seen_size * 2);
+		txn_seen = MemoryContextAllocZero(TopMemoryContext, sizeof(bool) * txn_seen_size);
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * IngestSettle settles the batches of a source's views and merges them (see
+ * the file header).  catch_up decodes the source up to an LSN and returns
+ * the position reached; sources without deletes pass NULL.  Returns the
+ * position the merged state is exact at.
+ */
+XLogRecPtr
+IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
+{
+	ListCell   *lc;
+
+	if (settle_cxt == NULL)
+		settle_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate settle",
+										   ALLOCSET_SMALL_SIZES);
+
+	for (;;)
+	{
+		bool		need_load = false;
+		int			stale = 0;
+		SyncSnapshot *snap;
+		int			snapno;
+
+		foreach(lc, views)
+			need_load |= resolve(lfirst(lc));
+		if (need_load)
+		{
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			foreach(lc, views)
+				load_groups(lfirst(lc));
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+
+		foreach(lc, views)
+			stale += compute_merged(lfirst(lc));
+		if (stale == 0)
+			break;
+		if (catch_up == NULL)
+			elog(ERROR, "flowstate group cannot be recomputed from its source");
+
+		/* recompute, then decode to where the snapshot stops */
+		StartTransactionCommand();
+		snap = SyncSnapshotTake(settle_cxt);
+		settle_snapshot_add(snap);
+		snapno = list_length(settle_snaps) - 1;
+		foreach(lc, views)
+		{
+			ViewRuntime *vr = lfirst(lc);
+			int			n;
+			LocalGroup **groups = IngestStale(vr, &n);
+
+			if (n > 0)
+			{
+				BackfillRecompute(vr, groups, n, snap, snapno);
+				LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+				vr->shared->recomputed += n;
+				LWLockRelease(&vr->shared->lock);
+			}
+		}
+		SyncSnapshotDone(snap);
+		CommitTransactionCommand();
+		position = catch_up(snap->lsn);
+	}
+
+	foreach(lc, views)
+		IngestMerge(lfirst(lc), position);
+
+	list_free(settle_snaps);
+	settle_snaps = NIL;
+	MemoryContextReset(settle_cxt);
+	return position;
+}

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.h
+ *	  Rows into continuous views: evaluation of a view's query on each row,
+ *	  pre-aggregation per micro-batch, and the atomic merge of a batch into
+ *	  shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_INGEST_H
+#define FLOWSTATE_INGEST_H
+
+#include "access/xlogdefs.h"
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
+#include "utils/dsa.h"
+
+#include "aggregate.h"
+#include "backfill.h"
+#include "group.h"
+#include "query.h"
+#include "state_store.h"
+
+/* A group touched by the current batch. */
+typedef struct LocalGroup
+{
+	uint32		hash;
+	Datum	   *values;			/* key, detoasted, in the batch context */
+	bool	   *isnull;
+	char	   *delta;			/* what the batch adds and removes */
+	char	   *base;			/* replaces the stored state (recompute,
+								 * TRUNCATE), or NULL */
+	char	   *merged;			/* base (or stored state) + delta */
+	dsa_pointer entry;			/* its group in shared memory, if any */
+	bool		resolved;		/* entry is known (or the group is new) */
+	int			skip_snap;		/* recompute snapshot whose transactions it
+								 * skips, or -1 */
+	struct LocalGroup *next;
+} LocalGroup;
+
+/* A side output written with the next flush. */
+typedef struct PendingRow
+{
+	XLogRecPtr	lsn;
+	char	   *payload;
+	char	   *error;			/* dead letter: message */
+	char		sqlstate[6];
+	bool		late;			/* late event rather than dead letter */
+	bool		deleted;		/* late event: the row left rather than came */
+	TimestampTz event_time;
+	TimestampTz watermark;
+} PendingRow;
+
+typedef struct ViewRuntime
+{
+	ViewDef    *def;
+	SharedView *shared;
+	GroupKeys  *gk;
+	AggRuntime *rt;
+
+	/* evaluation of the defining query on a source row */
+	ExprContext *econtext;
+	ExprState  *qual;
+	ProjectionInfo *proj;
+	TupleTableSlot *result;
+	int			key_col[FLOWSTATE_MAX_KEYS];
+	int			arg_col[FLOWSTATE_MAX_AGGS];	/* -1: count(*) */
+	int			filter_col[FLOWSTATE_MAX_AGGS];	/* -1: no FILTER */
+	int			ts_col;			/* event time of the window, -1 if none */
+
+	/* the current batch */
+	MemoryContext batch_cxt;
+	LocalGroup **table;
+	uint32		table_size;
+	uint32		ngroups;
+	LocalGroup *first;
+	LocalGroup *last;
+	bool		truncated;
+	int64		batch_rows;
+	int64		batch_late;
+	int64		batch_failed;
+
+	/* a backfill whose snapshot decides which transactions to skip */
+	SyncSnapshot *backfill_snap;
+	bool		skip_txn;
+
+	/* event time */
+	bool		has_watermark;
+	int64		max_ts;
+
+	/* recompute queries, one per pattern of NULL keys */
+	List	   *recompute_plans;
+
+	/* durable state */
+	int64		next_gid;
+	bool		dropped;		/* its state table is gone */
+	bool		rebuild;		/* its source stopped logging old rows */
+
+	/* dead letters and late events not flushed yet */
+	MemoryContext pending_cxt;
+	List	   *pending;
+	int64		pending_dropped;
+
+	TimestampTz last_merge_at;
+} ViewRuntime;
+
+/* A source able to decode up to a position, for the settle loop. */
+typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
+
+extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);
+extern void IngestViewDestroy(ViewRuntime *vr);
+extern void IngestLoadState(ViewRuntime *vr);
+
+extern void IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn);
+extern void IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
+extern void IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot);
+extern void IngestTruncate(ViewRuntime *vr);
+extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
+extern void IngestAccumulate(ViewRuntime *vr, char *block);
+extern LocalGroup **IngestStale(ViewRuntime *vr, int *n);
+extern void IngestMerge(ViewRuntime *vr, XLogRecPtr position);
+extern void IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
+extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);
+
+#endif							/* FLOWSTATE_INGEST_H */

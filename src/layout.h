@@ -1,0 +1,101 @@
+/*-------------------------------------------------------------------------
+ *
+ * layout.h
+ *	  The flat description of a continuous view's groups: its key columns
+ *	  and the byte layout of its aggregate state.
+ *
+ * Wording: a *group* is one output row of a view (one combination of key
+ * values); its *state block* holds, at fixed offsets, the row count of the
+ * group and one field set per aggregate.  A block exists in two forms that
+ * differ only in its *var fields* (numeric sums, min/max of by-reference
+ * types): in the *local* form a var field holds a pointer to a palloc'd
+ * varlena, in the *shared* form a dsa_pointer (state_store.c converts).
+ * Everything in aggregate.c works on the local form.
+ *
+ * A ViewLayout has no pointers, so the decoding worker copies it into
+ * shared memory once and any backend can read a view's groups with it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_LAYOUT_H
+#define FLOWSTATE_LAYOUT_H
+
+#define FLOWSTATE_MAX_KEYS	32
+#define FLOWSTATE_MAX_AGGS	64
+#define FLOWSTATE_MAX_VARS	(2 * FLOWSTATE_MAX_AGGS)
+
+/* The native aggregates and the fields each keeps (aggregate.c). */
+typedef enum AggKind
+{
+	AGG_COUNT,					/* count(*), count(x) */
+	AGG_SUM_INT,				/* sum(int2/int4) -> int8 */
+	AGG_SUM_INT8,				/* sum(int8) -> numeric */
+	AGG_AVG_INT,				/* avg(int2/int4/int8) -> numeric */
+	AGG_SUM_FLOAT,				/* sum(float4) -> float4, sum(float8) -> float8 */
+	AGG_AVG_FLOAT,				/* avg(float4/float8) -> float8 */
+	AGG_VAR_FLOAT,				/* variance family over float4/float8 */
+	AGG_VAR_INT,				/* variance family over int2/int4 */
+	AGG_SUM_NUMERIC,			/* sum(numeric) */
+	AGG_AVG_NUMERIC,			/* avg(numeric) */
+	AGG_VAR_NUMERIC,			/* variance family over int8/numeric */
+	AGG_MIN,					/* min(x) of any btree-ordered type */
+	AGG_MAX,					/* max(x) of any btree-ordered type */
+	AGG_BOOL_AND,				/* bool_and, every */
+	AGG_BOOL_OR					/* bool_or */
+} AggKind;
+
+/* Which member of the variance family an AGG_VAR_* computes. */
+typedef enum VarVariant
+{
+	VARIANT_NONE = 0,
+	VARIANT_VAR_SAMP,			/* var_samp, variance */
+	VARIANT_VAR_POP,
+	VARIANT_STDDEV_SAMP,		/* stddev_samp, stddev */
+	VARIANT_STDDEV_POP
+} VarVariant;
+
+typedef struct KeySpec
+{
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool		bitwise;		/* equality is equality of the bytes */
+	bool		is_window;		/* the start of a tumbling window */
+} KeySpec;
+
+typedef struct AggSpec
+{
+	int16		kind;			/* AggKind */
+	int16		variant;		/* VarVariant */
+	Oid			aggfnoid;
+	Oid			argtype;		/* type of the argument, InvalidOid for count(*) */
+	Oid			restype;		/* result type */
+	int32		restypmod;
+	Oid			rescollation;
+	Oid			inputcollid;	/* collation of comparisons (min/max) */
+	int16		vallen;			/* min/max: length of the value type */
+	bool		valbyval;		/* min/max: value type passed by value */
+	bool		has_filter;		/* FILTER (WHERE ...) */
+	int32		offset;			/* of this aggregate's fields in the block */
+} AggSpec;
+
+typedef struct ViewLayout
+{
+	int16		nkeys;
+	int16		naggs;
+	int16		nvars;
+	bool		scalar;			/* no GROUP BY: one group that always exists */
+	int32		block_size;
+	int32		var_offsets[FLOWSTATE_MAX_VARS];
+	KeySpec		keys[FLOWSTATE_MAX_KEYS];
+	AggSpec		aggs[FLOWSTATE_MAX_AGGS];
+} ViewLayout;
+
+/* Every block starts with the number of rows in the group. */
+#define BLOCK_NROWS(block)	(*(int64 *) (block))
+#define BLOCK_HEADER_SIZE	MAXALIGN(sizeof(int64))
+
+#endif							/* FLOWSTATE_LAYOUT_H */

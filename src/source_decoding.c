@@ -1,0 +1,893 @@
+/*-------------------------------------------------------------------------
+ *
+ * source_decoding.c
+ *	  The decoding worker: one per database with continuous views.  It reads
+ *	  the database's WAL through one logical replication slot with
+ *	  flowstate's own output plugin (decoder.c), decoding inside the worker
+ *	  as a walsender would, and feeds every view of the database.
+ *
+ * Wording: the worker's *position* is the WAL position up to which every
+ * committed transaction is applied to the views in shared memory; the
+ * *durable* position, the one up to which they are in the state tables.
+ *
+ * The loop:
+ *	- notices created and dropped views (the catalog generation that
+ *	  backends bump at commit) and backfills new ones (backfill.c);
+ *	- decodes a batch, up to the end of the flushed WAL or about 50 ms of
+ *	  work, each change going to the views over its table (ingest.c);
+ *	- settles the batch and merges it into shared memory;
+ *	- every flowstate.flush_interval, flushes (flush.c): the state tables
+ *	  and the replication origin "flowstate_<database oid>" advance together
+ *	  in one transaction, and the slot is confirmed up to that point;
+ *	- evicts flushed groups when a view holds more memory than it may.
+ *
+ * At start the worker resumes from the origin's position, which the slot
+ * never passes, so a crash replays exactly what the state tables miss.  A
+ * slot that has gone missing (it is dropped with the last view, or by
+ * hand) is created again, and every view backfills again from scratch.
+ *
+ * The worker runs outside any transaction while it decodes (decoding runs
+ * its own), and in short transactions to settle, flush and read the
+ * catalog; the relation and catalog caches are invalidated at each switch,
+ * as logicalfuncs.c does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogutils.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/origin.h"
+#include "replication/slot.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "backfill.h"
+#include "catalog.h"
+#include "decoder.h"
+#include "flush.h"
+#include "guc.h"
+#include "ingest.h"
+#include "shmem.h"
+#include "source_decoding.h"
+#include "state_table.h"
+#include "state_store.h"
+
+PGDLLEXPORT void DecoderMain(Datum main_arg);
+
+/* How long the worker sleeps when it has reached the end of the WAL. */
+#define DECODER_IDLE_MS		5
+
+/* Work per batch before its changes are merged. */
+#define BATCH_TIME_MS		50
+#define BATCH_CHANGES		500000
+
+/* A table feeding views, with a slot of its current row type. */
+typedef struct SourceRel
+{
+	Oid			relid;
+	List	   *views;			/* ViewRuntime */
+	TupleTableSlot *slot;
+	int			natts;
+} SourceRel;
+
+typedef struct Decoder
+{
+	char		slot_name[NAMEDATALEN];
+	RepOriginId origin;
+	LogicalDecodingContext *ctx;
+	ResourceOwner resowner;
+	DecoderSink sink;
+
+	MemoryContext views_cxt;	/* the views and everything about them */
+	List	   *views;			/* ViewRuntime */
+	HTAB	   *sources;		/* relid -> SourceRel */
+	uint64		catalog_generation;
+	TimestampTz catalog_read_at;
+
+	XLogRecPtr	position;
+	XLogRecPtr	durable;
+	bool		decoding_caches;	/* caches may hold historic entries */
+
+	/* the transaction being decoded */
+	bool		txn_changed;
+	uint64		batch_changes;
+
+	/* progress */
+	SourceProgress progress;
+	TimestampTz last_flush;
+	TimestampTz rate_since;
+	uint64		rate_changes;
+} Decoder;
+
+static Decoder *D = NULL;
+
+/* Invalidate caches when switching between decoding and normal transactions. */
+static void
+caches_for_decoding(bool decoding)
+{
+	if (D->decoding_caches != decoding)
+	{
+		InvalidateSystemCaches();
+		D->decoding_caches = decoding;
+	}
+}
+
+static void
+start_transaction(void)
+{
+	caches_for_decoding(false);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+commit_transaction(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* The slot of a table's current row type. */
+static TupleTableSlot *
+source_slot(SourceRel *src, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (src->slot == NULL || src->natts != desc->natts)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(D->views_cxt);
+
+		if (src->slot)
+			ExecDropSingleTupleTableSlot(src->slot);
+		src->slot = MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(desc),
+											 &TTSOpsHeapTuple);
+		src->natts = desc->natts;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return src->slot;
+}
+
+static void
+sink_begin(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
+{
+	D->txn_changed = false;
+	IngestTxnBegin(D->views, xid, commit_lsn);
+}
+
+/*
+ * Replace the unchanged toasted values an UPDATE's new row leaves out (the
+ * WAL has only their pointers) by those of the old row, which a table with
+ * REPLICA IDENTITY FULL logs whole.
+ */
+static void
+store_new_row(TupleTableSlot *slot, HeapTuple newtuple, HeapTuple oldtuple)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	bool		unchanged = false;
+	Datum	   *oldvalues;
+	bool	   *oldnulls;
+
+	ExecStoreHeapTuple(newtuple, slot, false);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attlen == -1 && !att->attisdropped)
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, i + 1, &isnull);
+
+			if (!isnull && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
+				unchanged = true;
+		}
+	}
+	if (!unchanged || oldtuple == NULL)
+		return;
+
+	slot_getallattrs(slot);
+	oldvalues = palloc(sizeof(Datum) * desc->natts);
+	oldnulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(oldtuple, desc, oldvalues, oldnulls);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attlen == -1 && !slot->tts_isnull[i] &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(slot->tts_values[i])))
+		{
+			slot->tts_values[i] = oldvalues[i];
+			slot->tts_isnull[i] = oldnulls[i];
+		}
+	}
+	/* keep the values: the slot becomes a copy */
+	ExecMaterializeSlot(slot);
+}
+
+static void
+sink_change(void *arg, Relation rel, ReorderBufferChange *change)
+{
+	Oid			relid = RelationGetRelid(rel);
+	SourceRel  *src;
+	TupleTableSlot *slot;
+	HeapTuple	oldtuple = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	HeapTuple	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	ListCell   *lc;
+
+	D->txn_changed = true;
+	src = hash_search(D->sources, &relid, HASH_FIND, NULL);
+	if (src == NULL)
+		return;
+	D->batch_changes++;
+	slot = source_slot(src, rel);
+
+	if (change->action != REORDER_BUFFER_CHANGE_INSERT && oldtuple == NULL)
+	{
+		/* the old row is needed: REPLICA IDENTITY FULL was removed */
+		foreach(lc, src->views)
+			((ViewRuntime *) lfirst(lc))->rebuild = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" no longer logs old rows; its continuous views are rebuilt",
+						RelationGetRelationName(rel)),
+				 errhint("Keep REPLICA IDENTITY FULL on the tables of continuous views.")));
+		return;
+	}
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			ExecStoreHeapTuple(newtuple, slot, false);
+			foreach(lc, src->views)
+				IngestRow(lfirst(lc), slot, 1, change->lsn);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			ExecStoreHeapTuple(oldtuple, slot, false);
+			foreach(lc, src->views)
+				IngestRow(lfirst(lc), slot, -1, change->lsn);
+			store_new_row(slot, newtuple, oldtuple);
+			foreach(lc, src->views)
+				IngestRow(lfirst(lc), slot, 1, change->lsn);
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			ExecStoreHeapTuple(oldtuple, slot, false);
+			foreach(lc, src->views)
+				IngestRow(lfirst(lc), slot, -1, change->lsn);
+			break;
+		default:
+			break;
+	}
+	ExecClearTuple(slot);
+}
+
+static void
+sink_truncate(void *arg, int nrelations, Relation *relations)
+{
+	D->txn_changed = true;
+	for (int i = 0; i < nrelations; i++)
+	{
+		Oid			relid = RelationGetRelid(relations[i]);
+		SourceRel  *src = hash_search(D->sources, &relid, HASH_FIND, NULL);
+		ListCell   *lc;
+
+		if (src == NULL)
+			continue;
+		foreach(lc, src->views)
+			IngestTruncate(lfirst(lc));
+	}
+}
+
+static void
+sink_commit(void *arg, TransactionId xid)
+{
+	if (D->txn_changed)
+		SyncNoteXid(xid);
+	D->progress.transactions++;
+}
+
+/*
+ * Decode WAL up to target, or until the batch has done enough work when
+ * budgeted.  Returns the position reached.
+ */
+static XLogRecPtr
+decode_until(XLogRecPtr target, bool budgeted)
+{
+	LogicalDecodingContext *ctx = D->ctx;
+	TimestampTz start = GetCurrentTimestamp();
+	ResourceOwner old = CurrentResourceOwner;
+	MemoryContext oldcxt;
+	uint64		records = 0;
+
+	if (ctx->reader->EndRecPtr >= target)
+		return D->position;
+
+	caches_for_decoding(true);
+	CurrentResourceOwner = D->resowner;
+
+	/* the WAL reader allocates its buffers in the current context on first use */
+	oldcxt = MemoryContextSwitchTo(ctx->context);
+	while (ctx->reader->EndRecPtr < target)
+	{
+		char	   *errm = NULL;
+		XLogRecord *record = XLogReadRecord(ctx->reader, &errm);
+
+		if (errm)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not read WAL for logical decoding: %s", errm)));
+		if (record == NULL)
+			break;
+		LogicalDecodingProcessRecord(ctx, ctx->reader);
+		CHECK_FOR_INTERRUPTS();
+
+		if (budgeted && (++records % 256) == 0 &&
+			(D->batch_changes >= BATCH_CHANGES ||
+			 TimestampDifferenceExceeds(start, GetCurrentTimestamp(), BATCH_TIME_MS)))
+			break;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = old;
+
+	/* every commit before EndRecPtr has been applied, and all up to target */
+	D->position = Max(D->position, ctx->reader->EndRecPtr);
+	if (ctx->reader->EndRecPtr >= target)
+		D->position = Max(D->position, target);
+	return D->position;
+}
+
+/* The settle loop's catch-up: decode exactly up to lsn. */
+static XLogRecPtr
+catch_up(XLogRecPtr lsn)
+{
+	return decode_until(lsn, false);
+}
+
+/* Create the database's slot if it is missing; returns true if created. */
+static bool
+ensure_slot(void)
+{
+	LogicalDecodingContext *ctx;
+
+	if (SearchNamedReplicationSlot(D->slot_name, true) != NULL)
+		return false;
+
+	CheckLogicalDecodingRequirements();
+	ReplicationSlotCreate(D->slot_name, true, RS_EPHEMERAL, false);
+	ctx = CreateInitDecodingContext(FLOWSTATE_PLUGIN, NIL, false, InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									NULL, NULL, NULL);
+	DecodingContextFindStartpoint(ctx);
+	FreeDecodingContext(ctx);
+	ReplicationSlotPersist();
+	ReplicationSlotRelease();
+	ereport(LOG,
+			(errmsg("flowstate created replication slot \"%s\"", D->slot_name)));
+	return true;
+}
+
+/* Set up the replication origin of this session; returns its position. */
+static XLogRecPtr
+setup_origin(void)
+{
+	XLogRecPtr	lsn;
+
+	start_transaction();
+	D->origin = replorigin_by_name(D->slot_name, true);
+	if (D->origin == InvalidRepOriginId)
+		D->origin = replorigin_create(D->slot_name);
+	commit_transaction();
+
+	replorigin_session_setup(D->origin);
+	replorigin_session_origin = D->origin;
+	lsn = replorigin_session_get_progress(false);
+	D->sink.skip_origin = D->origin;
+	return lsn;
+}
+
+/* Rebuild the map from tables to their views. */
+static void
+index_sources(void)
+{
+	HASHCTL		hctl;
+	ListCell   *lc;
+
+	if (D->sources)
+		hash_destroy(D->sources);
+	hctl.keysize = sizeof(Oid);
+	hctl.entrysize = sizeof(SourceRel);
+	hctl.hcxt = D->views_cxt;
+	D->sources = hash_create("flowstate sources", 16, &hctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	foreach(lc, D->views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		bool		found;
+		SourceRel  *src = hash_search(D->sources, &vr->def->source_relid, HASH_ENTER, &found);
+		MemoryContext oldcxt;
+
+		if (!found)
+		{
+			src->views = NIL;
+			src->slot = NULL;
+			src->natts = 0;
+		}
+		oldcxt = MemoryContextSwitchTo(D->views_cxt);
+		src->views = lappend(src->views, vr);
+		MemoryContextSwitchTo(oldcxt);
+	}
+}
+
+static bool
+known_view(int32 view_id, Oid state_relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, D->views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (vr->def->view_id == view_id && vr->def->state_relid == state_relid)
+			return true;
+	}
+	return false;
+}
+
+static ViewRuntime *
+find_view(List *views, ViewDef *def)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (vr->def->view_id == def->view_id && vr->def->state_relid == def->state_relid)
+			return vr;
+	}
+	return NULL;
+}
+
+static int64
+view_memory_limit(ViewDef *def)
+{
+	return def->memory_limit > 0 ? def->memory_limit : (int64) flowstate_memory_limit * 1024;
+}
+
+/*
+ * Register a view in shared memory and start it: load its state or queue a
+ * backfill.  Runs in a transaction.
+ */
+static ViewRuntime *
+start_view(ViewDef *def)
+{
+	ViewRuntime *vr = IngestViewCreate(def, def->cxt);
+	StoreKey	key;
+
+	key.dboid = MyDatabaseId;
+	key.relid = def->state_relid;
+	vr->shared = StoreRegisterView(key, def->view_id, def->view_relid, &def->layout,
+								   view_memory_limit(def));
+	if (!def->backfilling)
+	{
+		IngestLoadState(vr);
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->status = VIEW_RUNNING;
+		LWLockRelease(&vr->shared->lock);
+	}
+	return vr;
+}
+
+static void
+stop_view(ViewRuntime *vr)
+{
+	StoreUnregisterView(vr->shared);
+	IngestViewDestroy(vr);
+	MemoryContextDelete(vr->def->cxt);
+}
+
+/*
+ * Compare the catalog with the running views: start new ones, stop dropped
+ * ones.  Returns false if the extension is gone.
+ */
+static bool
+read_catalog(void)
+{
+	List	   *defs;
+	List	   *keep = NIL;
+	ListCell   *lc;
+	bool		present;
+
+	D->catalog_generation = SlotCatalogGeneration();
+	D->catalog_read_at = GetCurrentTimestamp();
+
+	start_transaction();
+	present = CatalogExtensionPresent();
+	defs = present ? CatalogLoadViews(D->views_cxt, known_view) : NIL;
+	foreach(lc, defs)
+	{
+		ViewDef    *def = lfirst(lc);
+		ViewRuntime *vr = find_view(D->views, def);
+		MemoryContext oldcxt;
+
+		if (vr == NULL)
+			vr = start_view(def);
+		oldcxt = MemoryContextSwitchTo(D->views_cxt);
+		keep = lappend(keep, vr);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	commit_transaction();
+	if (!present)
+		return false;
+
+	foreach(lc, D->views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (!list_member_ptr(keep, vr))
+			stop_view(vr);
+	}
+	list_free(D->views);
+	D->views = keep;
+	index_sources();
+	return true;
+}
+
+/*
+ * Backfill a new view: read its source under a snapshot synchronised with
+ * the position, decode up to where the snapshot stops, skipping for this
+ * view what it saw, and settle.  Runs between two batches.
+ */
+static void
+backfill(ViewRuntime *vr)
+{
+	MemoryContext oldcxt;
+	SyncSnapshot *snap;
+	StoreKey	key;
+
+	ereport(LOG,
+			(errmsg("flowstate backfilling continuous view \"%s\"",
+					vr->def->view_name)));
+	pgstat_report_activity(STATE_RUNNING, "backfilling a continuous view");
+
+	/* start from nothing, in shared memory and in the state table */
+	key.dboid = MyDatabaseId;
+	key.relid = vr->def->state_relid;
+	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid,
+								   &vr->def->layout, view_memory_limit(vr->def));
+	start_transaction();
+	StateTableTruncate(vr->def->state_relid);
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->complete = true;
+	LWLockRelease(&vr->shared->lock);
+	oldcxt = MemoryContextSwitchTo(D->views_cxt);
+	snap = SyncSnapshotTake(D->views_cxt);
+	MemoryContextSwitchTo(oldcxt);
+	BackfillScan(vr, snap);
+	SyncSnapshotDone(snap);
+	commit_transaction();
+
+	vr->next_gid = 1;
+	vr->backfill_snap = snap;
+	(void) catch_up(snap->lsn);
+	D->position = IngestSettle(D->views, D->position, catch_up);
+	vr->backfill_snap = NULL;
+
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->status = VIEW_RUNNING;
+	LWLockRelease(&vr->shared->lock);
+	ereport(LOG,
+			(errmsg("flowstate finished backfilling continuous view \"%s\"",
+					vr->def->view_name)));
+}
+
+/* Flush the views, then let the slot go up to the durable position. */
+static void
+flush(void)
+{
+	if (FlushViews(D->views, D->position))
+		D->progress.last_flush_at = GetCurrentTimestamp();
+	D->durable = D->position;
+	D->last_flush = GetCurrentTimestamp();
+	if (D->durable > MyReplicationSlot->data.confirmed_flush)
+		LogicalConfirmReceivedLocation(D->durable);
+}
+
+/* Keep every view within its memory, flushing and evicting as needed. */
+static bool
+enforce_memory(void)
+{
+	ListCell   *lc;
+	bool		full = false;
+	bool		flushed = false;
+
+	foreach(lc, D->views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		int64		limit = view_memory_limit(vr->def);
+		int64		bytes = vr->shared->bytes;
+
+		if (bytes <= limit * 9 / 10 || vr->shared->status != VIEW_RUNNING)
+			continue;
+		bytes = StoreEvict(vr->shared, limit * 3 / 4);
+		if (bytes > limit * 9 / 10 && !flushed)
+		{
+			flush();
+			flushed = true;
+			bytes = StoreEvict(vr->shared, limit * 3 / 4);
+		}
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->status = bytes > limit ? VIEW_FULL : VIEW_RUNNING;
+		LWLockRelease(&vr->shared->lock);
+		full |= bytes > limit;
+	}
+	return full;
+}
+
+static void
+publish_progress(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		secs;
+	int			usecs;
+	char		activity[FLOWSTATE_TEXT_LEN];
+
+	D->progress.applied_lsn = D->position;
+	D->progress.durable_lsn = D->durable;
+	TimestampDifference(D->rate_since, now, &secs, &usecs);
+	if (secs >= 1)
+	{
+		D->progress.changes_per_second =
+			(D->progress.changes - D->rate_changes) / (secs + usecs / 1e6);
+		D->rate_since = now;
+		D->rate_changes = D->progress.changes;
+	}
+	SlotSetProgress(&D->progress);
+
+	snprintf(activity, sizeof(activity), "decoding %d views at %X/%X",
+			 list_length(D->views), LSN_FORMAT_ARGS(D->position));
+	SlotSetActivity(activity);
+	pgstat_report_activity(STATE_IDLE, activity);
+}
+
+static void
+leave(WorkerExit how)
+{
+	bool		any_views;
+
+	if (D->ctx != NULL)
+	{
+		flush();
+		FreeDecodingContext(D->ctx);
+		D->ctx = NULL;
+	}
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
+
+	/* with no view left, neither slot nor origin may hold back WAL */
+	start_transaction();
+	any_views = CatalogExtensionPresent() && CatalogLoadViews(CurrentMemoryContext, known_view) != NIL;
+	commit_transaction();
+	if (!any_views)
+	{
+		if (replorigin_session_origin != InvalidRepOriginId)
+		{
+			replorigin_session_reset();
+			replorigin_session_origin = InvalidRepOriginId;
+		}
+		start_transaction();
+		DecoderDropSlot(MyDatabaseId);
+		commit_transaction();
+	}
+	StoreForgetDatabase(MyDatabaseId);
+	SlotDeclareExit(how);
+	proc_exit(0);
+}
+
+static void
+decoder_loop(MemoryContext LoopContext)
+{
+	for (;;)
+	{
+		TimestampTz now;
+		XLogRecPtr	end_of_wal;
+		bool		full;
+		ListCell   *lc;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			dsa_set_size_limit(StoreArea(), (size_t) flowstate_memory_limit * 1024 +
+							   4 * 1024 * 1024);
+		}
+		if (SlotStopRequested())
+			leave(WORKER_STOPPED);
+
+		MemoryContextSwitchTo(LoopContext);
+		now = GetCurrentTimestamp();
+
+		if (SlotCatalogGeneration() != D->catalog_generation ||
+			TimestampDifferenceExceeds(D->catalog_read_at, now, flowstate_naptime))
+		{
+			if (!read_catalog())
+				leave(WORKER_ABSENT);
+		}
+
+		foreach(lc, D->views)
+		{
+			ViewRuntime *vr = lfirst(lc);
+
+			if (vr->rebuild)
+			{
+				/* its table stopped logging old rows: start it over */
+				vr->rebuild = false;
+				vr->def->backfilling = true;
+				backfill(vr);
+			}
+			else if (vr->def->backfilling && vr->shared->status != VIEW_RUNNING)
+				backfill(vr);
+		}
+
+		full = enforce_memory();
+		end_of_wal = GetFlushRecPtr(NULL);
+		D->batch_changes = 0;
+		if (!full)
+		{
+			(void) decode_until(end_of_wal, true);
+			D->progress.changes += D->batch_changes;
+			D->position = IngestSettle(D->views, D->position, catch_up);
+		}
+
+		if (TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
+									   flowstate_flush_interval))
+			flush();
+		publish_progress();
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(LoopContext);
+
+		if (D->ctx->reader->EndRecPtr >= end_of_wal || full)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 DECODER_IDLE_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
+
+/*
+ * DecoderMain is the entry point of the decoding worker.  Its argument is
+ * the slot number; bgw_extra holds the slot's generation.
+ */
+void
+DecoderMain(Datum main_arg)
+{
+	uint64		generation;
+	WorkerSlot *slot;
+	MemoryContext LoopContext;
+	XLogRecPtr	origin_lsn;
+	bool		created;
+
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	slot = SlotAttach(DatumGetInt32(main_arg), generation);
+	if (SlotStopRequested())
+	{
+		SlotDeclareExit(WORKER_STOPPED);
+		proc_exit(0);
+	}
+	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
+
+	D = MemoryContextAllocZero(TopMemoryContext, sizeof(Decoder));
+	D->views_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate decoder views",
+										 ALLOCSET_DEFAULT_SIZES);
+	LoopContext = AllocSetContextCreate(TopMemoryContext, "flowstate decoder loop",
+										ALLOCSET_DEFAULT_SIZES);
+	D->resowner = ResourceOwnerCreate(NULL, "flowstate decoder");
+	snprintf(D->slot_name, sizeof(D->slot_name), "flowstate_%u", MyDatabaseId);
+	D->sink.begin = sink_begin;
+	D->sink.change = sink_change;
+	D->sink.truncate = sink_truncate;
+	D->sink.commit = sink_commit;
+	dsa_set_size_limit(StoreArea(), (size_t) flowstate_memory_limit * 1024 + 4 * 1024 * 1024);
+
+	/*
+	 * Minor releases from 15.19 on load only the output plugins named in
+	 * output_plugin_libraries, a superuser setting.  This worker runs as the
+	 * bootstrap superuser and allows its own plugin for its own session;
+	 * other sessions keep the server's list.
+	 */
+	if (GetConfigOption("output_plugin_libraries", true, false) != NULL)
+		SetConfigOption("output_plugin_libraries", FLOWSTATE_PLUGIN,
+						PGC_SUSET, PGC_S_SESSION);
+
+	/* groups a failed predecessor left are replayed from the durable position */
+	StoreForgetDatabase(MyDatabaseId);
+
+	origin_lsn = setup_origin();
+	created = ensure_slot();
+	if (!read_catalog())
+		leave(WORKER_ABSENT);
+	if (created)
+	{
+		ListCell   *lc;
+
+		/* the WAL since the durable position is gone: rebuild every view */
+		foreach(lc, D->views)
+		{
+			ViewRuntime *vr = lfirst(lc);
+
+			if (!vr->def->backfilling)
+				ereport(WARNING,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("continuous view \"%s\" is rebuilt: replication slot \"%s\" was missing",
+								vr->def->view_name, D->slot_name)));
+			vr->def->backfilling = true;
+			LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+			vr->shared->status = VIEW_STARTING;
+			LWLockRelease(&vr->shared->lock);
+		}
+		origin_lsn = InvalidXLogRecPtr;
+	}
+
+	ReplicationSlotAcquire(D->slot_name, true);
+	D->ctx = CreateDecodingContext(origin_lsn, NIL, false,
+								   XL_ROUTINE(.page_read = read_local_xlog_page,
+											  .segment_open = wal_segment_open,
+											  .segment_close = wal_segment_close),
+								   NULL, NULL, NULL);
+	D->ctx->output_writer_private = &D->sink;
+	XLogBeginRead(D->ctx->reader, MyReplicationSlot->data.restart_lsn);
+	D->position = Max(MyReplicationSlot->data.confirmed_flush, origin_lsn);
+	D->durable = D->position;
+	D->last_flush = D->rate_since = GetCurrentTimestamp();
+	SlotSetConfirmed();
+
+	decoder_loop(LoopContext);
+}
+
+/*
+ * DecoderDropSlot drops the replication slot and origin of a database's
+ * decoding worker, if they exist; the worker must have stopped.  Runs in a
+ * transaction.
+ */
+void
+DecoderDropSlot(Oid dboid)
+{
+	char		name[NAMEDATALEN];
+
+	snprintf(name, sizeof(name), "flowstate_%u", dboid);
+	if (SearchNamedReplicationSlot(name, true) != NULL)
+	{
+		ReplicationSlotDrop(name, true);
+		ereport(LOG,
+				(errmsg("flowstate dropped replication slot \"%s\"", name)));
+	}
+	replorigin_drop_by_name(name, true, false);
+}

@@ -1,0 +1,166 @@
+/*-------------------------------------------------------------------------
+ *
+ * state_store.h
+ *	  The groups of continuous views in shared memory (DSA), their flush
+ *	  sequencing and what readers capture of them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_STATE_STORE_H
+#define FLOWSTATE_STATE_STORE_H
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "storage/itemptr.h"
+#include "storage/lwlock.h"
+#include "utils/dsa.h"
+#include "utils/snapshot.h"
+
+#include "group.h"
+#include "layout.h"
+
+/* Flushes whose visibility readers can still tell apart. */
+#define STORE_FLUSH_RING 64
+
+/* A view's groups are found by database and state table. */
+typedef struct StoreKey
+{
+	Oid			dboid;
+	Oid			relid;			/* the view's state table */
+} StoreKey;
+
+typedef enum ViewStatus
+{
+	VIEW_STARTING = 0,			/* registered, state not loaded yet */
+	VIEW_BACKFILLING,			/* reading the rows its source already held */
+	VIEW_RUNNING,				/* following its source */
+	VIEW_FULL					/* stopped at its memory limit */
+} ViewStatus;
+
+typedef struct FlushRecord
+{
+	uint64		seq;
+	TransactionId xid;			/* InvalidTransactionId until assigned */
+} FlushRecord;
+
+/* One group; followed by its flat key (MAXALIGNed) and its state block. */
+typedef struct StoreEntry
+{
+	dsa_pointer bucket_next;
+	dsa_pointer prev;			/* towards the most recently changed */
+	dsa_pointer next;			/* towards the least recently changed */
+	uint64		seq;			/* flush that holds (or will hold) this state */
+	int64		gid;			/* its row in the state table; 0 if none yet */
+	ItemPointerData tid;		/* that row's current version */
+	uint32		hash;
+	uint16		keylen;
+	bool		live;			/* has rows (or the view has no GROUP BY) */
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} StoreEntry;
+
+#define ENTRY_KEY(e)		((e)->data)
+#define ENTRY_BLOCK(e)		((e)->data + MAXALIGN((e)->keylen))
+
+typedef struct SharedView
+{
+	StoreKey	key;
+	int32		view_id;
+	Oid			view_relid;		/* the view users read */
+	int32		status;			/* ViewStatus */
+	pid_t		writer_pid;
+	LWLock		lock;
+	ViewLayout	layout;
+
+	/* the groups: a chained hash table and a recency list */
+	dsa_pointer buckets;
+	uint32		nbuckets;
+	int64		nentries;
+	dsa_pointer head;			/* most recently changed */
+	dsa_pointer tail;
+	bool		complete;		/* every group of the state table is here */
+
+	/* flush sequencing (see state_store.c) */
+	uint64		pending_seq;
+	uint64		base_seq;
+	uint64		truncate_seq;	/* flush that empties the state table */
+	int			nflushes;
+	FlushRecord flushes[STORE_FLUSH_RING];
+
+	/* accounting and monitoring */
+	int64		bytes;
+	int64		memory_limit;
+	int64		groups;			/* live groups, in memory or not */
+	uint64		rows_applied;
+	uint64		late_rows;
+	uint64		failed_rows;
+	uint64		recomputed;
+	double		rows_per_second;
+	XLogRecPtr	applied_lsn;
+	bool		has_watermark;
+	TimestampTz watermark;
+	int64		backfill_rows;
+	int64		backfill_total;
+	uint64		flush_count;
+	TimestampTz last_flush_at;
+	char		last_error[256];
+} SharedView;
+
+/* What a flush writes for one group, copied out of shared memory. */
+typedef struct FlushItem
+{
+	dsa_pointer entry;
+	int64		gid;
+	ItemPointerData tid;
+	bool		live;
+	char	   *key;
+	char	   *block;			/* local form */
+} FlushItem;
+
+/* The groups a reader sees in shared memory, copied at one instant. */
+typedef struct Capture
+{
+	Oid			view_relid;
+	ViewLayout	layout;
+	bool		hide_table;		/* a TRUNCATE the reader's snapshot does not see flushed */
+	int			n;
+	int64	   *gid;			/* 0: never flushed */
+	bool	   *live;
+	char	  **key;
+	char	  **block;			/* local form */
+} Capture;
+
+extern Size StoreShmemSize(void);
+extern void StoreShmemInit(void);
+extern dsa_area *StoreArea(void);
+
+/* registry */
+extern SharedView *StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid,
+									 const ViewLayout *layout, int64 memory_limit);
+extern void StoreUnregisterView(SharedView *sv);
+extern void StoreForgetDatabase(Oid dboid);
+extern SharedView *StoreFindView(StoreKey key);
+extern void StoreReleaseView(SharedView *sv);
+
+/* the writer, with sv->lock held as noted */
+extern dsa_pointer StoreLookup(SharedView *sv, const GroupKeys *gk, uint32 hash,
+							   const Datum *values, const bool *isnull);	/* any */
+extern void StoreReadBlock(SharedView *sv, dsa_pointer dp, char *block);	/* any */
+extern StoreEntry *StoreEntryGet(SharedView *sv, dsa_pointer dp);	/* any */
+extern dsa_pointer StoreAddGroup(SharedView *sv, uint32 hash, const char *key,
+								 Size keylen, const char *block, int64 gid,
+								 ItemPointer tid, bool changed);	/* exclusive */
+extern bool StoreWriteBlock(SharedView *sv, dsa_pointer dp, const char *block); /* exclusive */
+extern void StoreClear(SharedView *sv); /* exclusive */
+
+/* flushing, by the writer; these lock */
+extern int	StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items,
+							bool *truncate);
+extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
+extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,
+						  bool committed);
+extern int64 StoreEvict(SharedView *sv, int64 target_bytes);
+
+/* readers */
+extern Capture *StoreCapture(StoreKey key, Snapshot snapshot);
+
+#endif							/* FLOWSTATE_STATE_STORE_H */

@@ -1,0 +1,68 @@
+/*-------------------------------------------------------------------------
+ *
+ * state_table.h
+ *	  The WAL-logged table that holds a continuous view's groups.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_STATE_TABLE_H
+#define FLOWSTATE_STATE_TABLE_H
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
+#include "utils/rel.h"
+
+#include "query.h"
+#include "state_store.h"
+
+/* A row of a state table, read back. */
+typedef struct StateRow
+{
+	int64		gid;
+	ItemPointerData tid;
+	Datum		keys[FLOWSTATE_MAX_KEYS];
+	bool		keynulls[FLOWSTATE_MAX_KEYS];
+	char	   *block;			/* local form */
+} StateRow;
+
+typedef struct StateWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	TupleTableSlot *search;
+	int64		next_gid;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		overflows;
+} StateWriter;
+
+typedef struct StateScan
+{
+	Relation	rel;
+	Relation	index;
+	TableScanDesc scan;
+	IndexScanDesc iscan;
+	TupleTableSlot *slot;
+	const ViewLayout *layout;
+	int			keycol[FLOWSTATE_MAX_KEYS];	/* index column of each key */
+} StateScan;
+
+extern char *StateTableName(int32 view_id);
+extern void StateTableCreate(ViewDef *def, const char *qualified_name, const char *name);
+
+extern bool StateWriterBegin(StateWriter *w, Oid relid);
+extern void StateWriterPut(StateWriter *w, const ViewLayout *layout, FlushItem *item);
+extern void StateWriterEnd(StateWriter *w);
+
+extern void StateScanBegin(StateScan *s, ViewDef *def, bool by_key);
+extern bool StateScanNext(StateScan *s, StateRow *row);
+extern bool StateLookup(StateScan *s, const Datum *keys, const bool *keynulls, StateRow *row);
+extern void StateScanEnd(StateScan *s);
+extern void StateTableTruncate(Oid relid);
+
+#endif							/* FLOWSTATE_STATE_TABLE_H */
