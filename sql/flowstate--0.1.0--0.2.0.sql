@@ -7,8 +7,11 @@
 --
 -- flowstate.view is rebuilt: 0.1.0 had no function that filled it, so it is
 -- empty, and its new shape points at the objects a continuous view is made
--- of (see README.md, "Anatomy of a continuous view").
+-- of (see README.md, "Anatomy of a continuous view").  Leaving the extension
+-- first also takes the table and its sequence off pg_dump's list.
 
+ALTER EXTENSION flowstate DROP SEQUENCE flowstate.view_view_id_seq;
+ALTER EXTENSION flowstate DROP TABLE flowstate.view;
 DROP TABLE flowstate.view;
 
 CREATE TABLE flowstate.view (

@@ -286,6 +286,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	memset(&def, 0, sizeof(def));
 	def.def_relid = get_relname_relid(def_name, flowstate_nsp);
 	query = QueryOfDefinition(def.def_relid);
+	if (query == NULL)
+		elog(ERROR, "definition of a new continuous view not found");
 	QueryCheck(query);
 	QueryDescribe(query, &def);
 

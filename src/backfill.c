@@ -177,11 +177,20 @@ SyncSnapshotSees(const SyncSnapshot *s, TransactionId xid, XLogRecPtr commit_lsn
 void
 BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 {
-	Relation	rel = table_open(vr->def->source_relid, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	TableScanDesc scan = table_beginscan(rel, snap->snapshot, 0, NULL);
-	int64		total = Max((int64) rel->rd_rel->reltuples, 0);
+	Relation	rel = try_table_open(vr->def->source_relid, AccessShareLock);
+	TupleTableSlot *slot;
+	TableScanDesc scan;
+	int64		total;
 	int64		rows = 0;
+
+	if (rel == NULL)
+	{
+		vr->dropped = true;		/* and the view with it */
+		return;
+	}
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snap->snapshot, 0, NULL);
+	total = Max((int64) rel->rd_rel->reltuples, 0);
 
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->status = VIEW_BACKFILLING;
@@ -205,6 +214,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
+	IngestEnsureScalarGroup(vr);
 
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->backfill_rows = rows;
@@ -229,6 +239,7 @@ recompute_plan(ViewRuntime *vr, uint32 nullmask)
 	Oid			argtypes[FLOWSTATE_MAX_KEYS];
 	int			nargs = 0;
 	RecomputePlan *rp;
+	SPIPlanPtr	plan;
 	MemoryContext oldcxt;
 
 	foreach(lc, vr->recompute_plans)
@@ -266,17 +277,20 @@ recompute_plan(ViewRuntime *vr, uint32 nullmask)
 		}
 	}
 
+	plan = SPI_prepare(sql.data, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the recompute query of a continuous view: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+
+	/* SPI calls leave SPI's own context current: keep the list with the view */
 	oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(vr));
 	rp = palloc(sizeof(RecomputePlan));
 	rp->nullmask = nullmask;
-	rp->plan = SPI_prepare(sql.data, nargs, argtypes);
-	if (rp->plan == NULL)
-		elog(ERROR, "could not prepare the recompute query of a continuous view: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(rp->plan);
+	rp->plan = plan;
 	vr->recompute_plans = lappend(vr->recompute_plans, rp);
 	MemoryContextSwitchTo(oldcxt);
-	return rp->plan;
+	return plan;
 }
 
 /* Store a whole-row value of the source in a slot of its descriptor. */
@@ -398,10 +412,17 @@ void
 BackfillRecompute(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *snap, int snapno)
 {
 	int32		size = vr->def->layout.block_size;
-	Relation	rel = table_open(vr->def->source_relid, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	Relation	rel = try_table_open(vr->def->source_relid, AccessShareLock);
+	TupleTableSlot *slot;
+	MemoryContext oldcxt;
 
+	if (rel == NULL)
+	{
+		vr->dropped = true;		/* and the view with it */
+		return;
+	}
+	slot = table_slot_create(rel, NULL);
+	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	for (int g = 0; g < n; g++)
 	{
 		LocalGroup *lg = groups[g];

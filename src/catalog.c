@@ -61,8 +61,8 @@ spi_oid(HeapTuple tuple, int column)
  * CatalogLoadViews returns a ViewDef for each continuous view of the
  * database, each in a new child context of cxt.  For a view the caller
  * knows already (known returns true), only its ids are filled, in
- * CurrentMemoryContext.  A view whose objects are missing is skipped with a
- * warning.  The caller has an active snapshot.
+ * CurrentMemoryContext.  A view whose objects are missing (a concurrent
+ * drop) is skipped.  The caller has an active snapshot.
  */
 List *
 CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
@@ -89,23 +89,18 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		MemoryContext oldcxt;
 		MemoryContext cxt_new;
+		Query	   *query;
 		ViewDef    *def;
 		bool		isnull;
 		Oid			view_relid = spi_oid(tuple, 2);
 		Oid			def_relid = spi_oid(tuple, 3);
 		Oid			state_relid = spi_oid(tuple, 4);
 
+		/* being dropped: the transaction that drops it removes the row too */
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view_relid)) ||
 			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def_relid)) ||
 			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state_relid)))
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("continuous view %d is missing one of its relations and is ignored",
-							(int) spi_int8(tuple, 1, 0)),
-					 errhint("Delete its row from flowstate.view.")));
 			continue;
-		}
 
 		if (known && known((int32) spi_int8(tuple, 1, 0), state_relid))
 		{
@@ -132,7 +127,14 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
 		def->allowed_lateness_us = spi_int8(tuple, 6, -1);
 		def->memory_limit = spi_int8(tuple, 7, 0);
 		def->backfilling = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 8, &isnull));
-		QueryDescribe(QueryOfDefinition(def_relid), def);
+		query = QueryOfDefinition(def_relid);
+		if (query == NULL)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextDelete(cxt_new);
+			continue;
+		}
+		QueryDescribe(query, def);
 		MemoryContextSwitchTo(callercxt);
 		views = lappend(views, def);
 		MemoryContextSwitchTo(oldcxt);

@@ -435,7 +435,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 void
 IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
 {
-	if (vr->skip_txn)
+	if (vr->skip_txn || vr->dropped)
 		return;
 	ingest_row(vr, slot, sign, lsn, true);
 }
@@ -489,7 +489,7 @@ IngestTruncate(ViewRuntime *vr)
 {
 	int32		size = vr->def->layout.block_size;
 
-	if (vr->skip_txn)
+	if (vr->skip_txn || vr->dropped)
 		return;
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
 	{
@@ -510,7 +510,7 @@ resolve(ViewRuntime *vr)
 	SharedView *sv = vr->shared;
 	bool		need_load = false;
 
-	if (vr->first == NULL)
+	if (vr->first == NULL || vr->dropped)
 		return false;
 	LWLockAcquire(&sv->lock, LW_SHARED);
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
@@ -557,7 +557,13 @@ load_groups(ViewRuntime *vr)
 {
 	StateScan	scan;
 
-	StateScanBegin(&scan, vr->def, true);
+	if (vr->dropped)
+		return;
+	if (!StateScanBegin(&scan, vr->def, true))
+	{
+		vr->dropped = true;
+		return;
+	}
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
 	{
 		StateRow	row;
@@ -590,7 +596,13 @@ IngestLoadState(ViewRuntime *vr)
 												 ALLOCSET_DEFAULT_SIZES);
 	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
 
-	StateScanBegin(&scan, vr->def, false);
+	if (!StateScanBegin(&scan, vr->def, false))
+	{
+		vr->dropped = true;
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(rowcxt);
+		return;
+	}
 	while (StateScanNext(&scan, &row))
 	{
 		rows++;
@@ -612,13 +624,19 @@ IngestLoadState(ViewRuntime *vr)
 	if (vr->next_gid == 0)
 		vr->next_gid = 1;
 
-	/* the one group of a view without GROUP BY always exists */
-	if (vr->def->layout.scalar && rows == 0)
-	{
-		MemoryContextSwitchTo(vr->batch_cxt);
+	if (rows == 0)
+		IngestEnsureScalarGroup(vr);
+}
+
+/*
+ * IngestEnsureScalarGroup puts the one group of a view without GROUP BY in
+ * the batch, so that it exists even when its source has no row.
+ */
+void
+IngestEnsureScalarGroup(ViewRuntime *vr)
+{
+	if (vr->def->layout.scalar)
 		(void) batch_group(vr, GroupKeyHash(vr->gk, NULL, NULL), NULL, NULL);
-		MemoryContextSwitchTo(oldcxt);
-	}
 }
 
 /* Step 2: compute the new state of every group; returns the stale ones' count. */
@@ -628,8 +646,11 @@ compute_merged(ViewRuntime *vr)
 	SharedView *sv = vr->shared;
 	int32		size = vr->def->layout.block_size;
 	int			stale = 0;
-	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	MemoryContext oldcxt;
 
+	if (vr->dropped)
+		return 0;
+	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	LWLockAcquire(&sv->lock, LW_SHARED);
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
 	{
@@ -698,8 +719,14 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 	bool		full = false;
 	long		secs;
 	int			usecs;
-	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	MemoryContext oldcxt;
 
+	if (vr->dropped)
+	{
+		batch_reset(vr);
+		return;
+	}
+	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	if (vr->ngroups > 0)
 	{
 		LocalGroup *lg;
@@ -864,8 +891,11 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		{
 			ViewRuntime *vr = lfirst(lc);
 			int			n;
-			LocalGroup **groups = IngestStale(vr, &n);
+			LocalGroup **groups;
 
+			if (vr->dropped)
+				continue;
+			groups = IngestStale(vr, &n);
 			if (n > 0)
 			{
 				BackfillRecompute(vr, groups, n, snap, snapno);

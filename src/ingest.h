@@ -110,6 +110,7 @@ typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
 extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);
 extern void IngestViewDestroy(ViewRuntime *vr);
 extern void IngestLoadState(ViewRuntime *vr);
+extern void IngestEnsureScalarGroup(ViewRuntime *vr);
 
 extern void IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn);
 extern void IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);

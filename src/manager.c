@@ -28,6 +28,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -104,15 +105,15 @@ read_catalog(CatalogSummary *summary)
 
 /*
  * Keep a decoding worker for this database exactly while it has continuous
- * views.  A decoding worker that stops because none is left drops its
- * replication slot.
+ * views.  Returns true if none is registered (so none holds the slot).
  */
-static void
+static bool
 want_decoder(bool wanted)
 {
 	WorkerSlot *slot;
 	Latch	   *latch = NULL;
 	bool		changed = false;
+	bool		none;
 
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
 	slot = SlotFind(WORKER_DECODER, MyDatabaseId);
@@ -124,12 +125,41 @@ want_decoder(bool wanted)
 		latch = slot->latch;
 		changed = true;
 	}
+	none = SlotFind(WORKER_DECODER, MyDatabaseId) == NULL;
 	LWLockRelease(Flowstate->lock);
 
 	if (latch)
 		SetLatch(latch);
 	if (changed)
 		WakeLauncher();
+	return none;
+}
+
+/*
+ * Drop the decoding slot of a database left without continuous views, so
+ * that it holds back no WAL.  The decoding worker does so when it leaves;
+ * this covers a worker that failed or never ran.  Seen twice in a row, so
+ * that a view being created meanwhile wins.
+ */
+static void
+drop_unused_slot(bool unused)
+{
+	static int	seen = 0;
+	char		name[NAMEDATALEN];
+
+	snprintf(name, sizeof(name), "flowstate_%u", MyDatabaseId);
+	if (!unused || SearchNamedReplicationSlot(name, true) == NULL)
+	{
+		seen = 0;
+		return;
+	}
+	if (++seen < 2)
+		return;
+	seen = 0;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	DecoderDropSlot(MyDatabaseId);
+	CommitTransactionCommand();
 }
 
 static void
@@ -194,7 +224,7 @@ manager_loop(MemoryContext ManagerContext, MemoryContext LoopContext)
 			confirmed = true;
 		}
 
-		want_decoder(summary.views > 0);
+		drop_unused_slot(want_decoder(summary.views > 0) && summary.views == 0);
 
 		snprintf(activity, sizeof(activity),
 				 "managing " INT64_FORMAT " views, " INT64_FORMAT " streams, "

@@ -104,9 +104,10 @@ find_mutable_walker(Node *node, Oid *func)
 {
 	if (node == NULL)
 		return false;
-	if (check_functions_in_node(node, mutable_checker, func))
+	/* the innermost one, as now() in now() - interval '1 hour' */
+	if (expression_tree_walker(node, find_mutable_walker, func))
 		return true;
-	return expression_tree_walker(node, find_mutable_walker, func);
+	return check_functions_in_node(node, mutable_checker, func);
 }
 
 /* Refuse an expression whose value could change between two evaluations. */
@@ -118,13 +119,13 @@ check_immutable(Node *expr, const char *where)
 	if (!contain_mutable_functions(expr))
 		return;
 	(void) find_mutable_walker(expr, &func);
-	if (func == F_DATE_TRUNC_TEXT_TIMESTAMPTZ)
+	if (func == F_DATE_TRUNC_TEXT_TIMESTAMPTZ || func == F_DATE_TRUNC_TEXT_TIMESTAMPTZ_TEXT)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("date_trunc(text, timestamp with time zone) is not immutable and cannot be used %s of a continuous view",
-						where),
-				 errdetail("Its result depends on the session's TimeZone."),
-				 errhint("Use date_trunc(unit, ts, 'UTC'), date_bin(size, ts, origin) or flowstate.tumble(ts, size).")));
+				 errmsg("%s is not immutable and cannot be used %s of a continuous view",
+						format_procedure(func), where),
+				 errdetail("Its result depends on the time zone settings of the session or the server."),
+				 errhint("Use date_trunc(unit, ts AT TIME ZONE 'UTC'), date_bin(size, ts, origin) or flowstate.tumble(ts, size).")));
 	if (OidIsValid(func))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -529,12 +530,6 @@ detect_window(Node *expr, WindowSpec *w)
 		w->ts_expr = lsecond(fe->args);
 		w->range_ok = true;
 	}
-	else if (fid == F_DATE_TRUNC_TEXT_TIMESTAMPTZ_TEXT)
-	{
-		w->size = trunc_unit_interval(linitial(fe->args));
-		w->ts_expr = lsecond(fe->args);
-		w->range_ok = false;	/* a day in a time zone is not always 24 h */
-	}
 	else
 		return false;
 
@@ -602,13 +597,18 @@ QueryDescribe(Query *query, ViewDef *def)
 }
 
 /*
- * QueryOfDefinition returns (a copy of) the query of a view's definition.
+ * QueryOfDefinition returns (a copy of) the query of a view's definition,
+ * or NULL if it was dropped.
  */
 Query *
 QueryOfDefinition(Oid def_relid)
 {
-	Relation	rel = relation_open(def_relid, AccessShareLock);
-	Query	   *query = copyObject(get_view_query(rel));
+	Relation	rel = try_relation_open(def_relid, AccessShareLock);
+	Query	   *query;
+
+	if (rel == NULL)
+		return NULL;
+	query = copyObject(get_view_query(rel));
 
 	relation_close(rel, AccessShareLock);
 	return query;

@@ -577,7 +577,14 @@ backfill(ViewRuntime *vr)
 	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid,
 								   &vr->def->layout, view_memory_limit(vr->def));
 	start_transaction();
-	StateTableTruncate(vr->def->state_relid);
+	if (!StateTableTruncate(vr->def->state_relid))
+	{
+		/* dropped meanwhile: the next look at the catalog forgets it */
+		commit_transaction();
+		vr->dropped = true;
+		vr->def->backfilling = false;
+		return;
+	}
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->complete = true;
 	LWLockRelease(&vr->shared->lock);
@@ -740,6 +747,8 @@ decoder_loop(MemoryContext LoopContext)
 		{
 			ViewRuntime *vr = lfirst(lc);
 
+			if (vr->dropped)
+				continue;
 			if (vr->rebuild)
 			{
 				/* its table stopped logging old rows: start it over */

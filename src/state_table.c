@@ -259,9 +259,10 @@ StateWriterEnd(StateWriter *w)
 
 /*
  * StateScanBegin opens a view's state table to read every row or, with
- * by_key, to look rows up by key, under the active snapshot.
+ * by_key, to look rows up by key, under the active snapshot.  Returns false
+ * if the table was dropped.
  */
-void
+bool
 StateScanBegin(StateScan *s, ViewDef *def, bool by_key)
 {
 	const ViewLayout *layout = &def->layout;
@@ -270,7 +271,9 @@ StateScanBegin(StateScan *s, ViewDef *def, bool by_key)
 
 	memset(s, 0, sizeof(StateScan));
 	s->layout = layout;
-	s->rel = table_open(def->state_relid, AccessShareLock);
+	s->rel = try_table_open(def->state_relid, AccessShareLock);
+	if (s->rel == NULL)
+		return false;
 	s->slot = table_slot_create(s->rel, NULL);
 	for (int i = 0; i < n; i++)
 		s->keycol[order[i]] = i + 1;
@@ -290,6 +293,7 @@ StateScanBegin(StateScan *s, ViewDef *def, bool by_key)
 	}
 	else
 		s->scan = table_beginscan(s->rel, GetActiveSnapshot(), 0, NULL);
+	return true;
 }
 
 /* Read the row in the scan slot into row, in CurrentMemoryContext. */
@@ -392,18 +396,25 @@ StateScanEnd(StateScan *s)
 
 /*
  * StateTableTruncate deletes every row of a state table (a view whose
- * backfill did not finish starts again).
+ * backfill did not finish starts again, a truncated source) and keeps it
+ * locked until the transaction ends.  Returns false if it was dropped.
  */
-void
+bool
 StateTableTruncate(Oid relid)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Relation	rel = try_table_open(relid, RowExclusiveLock);
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (rel == NULL)
+		return false;
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	slot = table_slot_create(rel, NULL);
 
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		simple_table_tuple_delete(rel, &slot->tts_tid, GetActiveSnapshot());
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
+	return true;
 }

@@ -59,10 +59,10 @@ extern bool StateWriterBegin(StateWriter *w, Oid relid);
 extern void StateWriterPut(StateWriter *w, const ViewLayout *layout, FlushItem *item);
 extern void StateWriterEnd(StateWriter *w);
 
-extern void StateScanBegin(StateScan *s, ViewDef *def, bool by_key);
+extern bool StateScanBegin(StateScan *s, ViewDef *def, bool by_key);
 extern bool StateScanNext(StateScan *s, StateRow *row);
 extern bool StateLookup(StateScan *s, const Datum *keys, const bool *keynulls, StateRow *row);
 extern void StateScanEnd(StateScan *s);
-extern void StateTableTruncate(Oid relid);
+extern bool StateTableTruncate(Oid relid);
 
 #endif							/* FLOWSTATE_STATE_TABLE_H */

@@ -117,11 +117,13 @@ unlike(slurp_file($node->logfile, $log_offset), qr/could not start \d+ workers/,
 	'no lasting shortage of background worker slots is reported');
 $node->safe_psql('postgres', "DROP DATABASE many$_") for 1 .. 12;
 
-# the catalog survives pg_dump and restore
+# continuous views survive pg_dump and restore
 $node->safe_psql('tmpl', q{
 	CREATE TABLE orders (ts timestamptz, amount numeric);
-	INSERT INTO flowstate.view (view_schema, view_name, source, query)
-	VALUES ('public', 'revenue', 'orders', 'SELECT sum(amount) FROM orders')});
+	ALTER TABLE orders REPLICA IDENTITY FULL;
+	INSERT INTO orders VALUES ('2026-01-01', 10), ('2026-01-01', 5);
+	SELECT flowstate.create_view('revenue', 'SELECT count(*) AS n, sum(amount) AS total FROM orders');
+	SELECT flowstate.wait_for();});
 my $dump = $node->basedir . '/tmpl.dump';
 $node->command_ok(
 	[ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('tmpl') ],
@@ -131,10 +133,13 @@ $node->command_ok(
 	[ 'pg_restore', '-d', $node->connstr('restored'), $dump ],
 	'pg_restore into a new database');
 is($node->safe_psql('restored',
-	'SELECT view_name, source::text FROM flowstate.view'),
+	'SELECT view::text, source::text FROM flowstate.view'),
 	'revenue|orders', 'pg_restore brings back the user declarations');
 ok(defined wait_until(10, sub { managers($node, 'restored') eq '1' }),
 	'the restored database gets a manager');
+$node->safe_psql('restored', q{INSERT INTO orders VALUES ('2026-01-02', 1)});
+is($node->safe_psql('restored', 'SELECT flowstate.wait_for(); SELECT n, total FROM revenue'),
+	"t\n3|16", 'the restored continuous view follows its table');
 
 # a server restart brings the launcher and the managers back
 $node->restart;
