@@ -35,7 +35,7 @@ REGRESS = setup catalog workers window_tumbling views views_errors oracle upgrad
 REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/
-ISOLATION = extension_lifecycle
+ISOLATION = extension_lifecycle views_concurrent
 ISOLATION_OPTS = --inputdir=test --temp-config=test/flowstate.conf \
 	--temp-instance=tmp_isolation
 

@@ -51,6 +51,8 @@
 #include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -106,7 +108,6 @@ typedef struct Decoder
 
 	XLogRecPtr	position;
 	XLogRecPtr	durable;
-	bool		decoding_caches;	/* caches may hold historic entries */
 
 	/* the transaction being decoded */
 	bool		txn_changed;
@@ -121,21 +122,33 @@ typedef struct Decoder
 
 static Decoder *D = NULL;
 
-/* Invalidate caches when switching between decoding and normal transactions. */
+/*
+ * Enter or leave decoding.  CreateDecodingContext marks the process as a
+ * decoding one (PROC_IN_LOGICAL_DECODING), which keeps its xmin and its
+ * transactions out of other backends' horizons and snapshots: right while
+ * decoding, whose catalog needs the slot protects, and wrong for the
+ * transactions that read sources and write state tables.  The mark is
+ * therefore held only while decoding.  Caches are invalidated at each
+ * switch, as logicalfuncs.c does: decoding fills them with entries of the
+ * catalog's past.
+ */
 static void
-caches_for_decoding(bool decoding)
+set_decoding(bool decoding)
 {
-	if (D->decoding_caches != decoding)
-	{
-		InvalidateSystemCaches();
-		D->decoding_caches = decoding;
-	}
+	Assert(!IsTransactionOrTransactionBlock());
+	LWLockAcquire(ProcArrayLock, LW_EXCLUSIVE);
+	if (decoding)
+		MyProc->statusFlags |= PROC_IN_LOGICAL_DECODING;
+	else
+		MyProc->statusFlags &= ~PROC_IN_LOGICAL_DECODING;
+	ProcGlobal->statusFlags[MyProc->pgxactoff] = MyProc->statusFlags;
+	LWLockRelease(ProcArrayLock);
+	InvalidateSystemCaches();
 }
 
 static void
 start_transaction(void)
 {
-	caches_for_decoding(false);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -321,7 +334,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 	if (ctx->reader->EndRecPtr >= target)
 		return D->position;
 
-	caches_for_decoding(true);
+	set_decoding(true);
 	CurrentResourceOwner = D->resowner;
 
 	/* the WAL reader allocates its buffers in the current context on first use */
@@ -347,6 +360,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 	}
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = old;
+	set_decoding(false);
 
 	/* every commit before EndRecPtr has been applied, and all up to target */
 	D->position = Max(D->position, ctx->reader->EndRecPtr);
@@ -382,6 +396,7 @@ ensure_slot(void)
 	FreeDecodingContext(ctx);
 	ReplicationSlotPersist();
 	ReplicationSlotRelease();
+	set_decoding(false);
 	ereport(LOG,
 			(errmsg("flowstate created replication slot \"%s\"", D->slot_name)));
 	return true;
@@ -872,6 +887,7 @@ DecoderMain(Datum main_arg)
 											  .segment_close = wal_segment_close),
 								   NULL, NULL, NULL);
 	D->ctx->output_writer_private = &D->sink;
+	set_decoding(false);
 	XLogBeginRead(D->ctx->reader, MyReplicationSlot->data.restart_lsn);
 	D->position = Max(MyReplicationSlot->data.confirmed_flush, origin_lsn);
 	D->durable = D->position;
