@@ -19,7 +19,13 @@
  *	3. recomputes those from the source under a snapshot that sees every
  *	   transaction decoded so far (backfill.c), asks the source to decode up
  *	   to where that snapshot stops, skipping for those groups the
- *	   transactions the snapshot saw, and starts over at 1;
+ *	   transactions the snapshot saw, and starts over at 1.  Groups whose
+ *	   state the decoding up to the snapshot's end made unknown are
+ *	   recomputed under the same snapshot, plus what the transactions it did
+ *	   not see changed in them (kept aside while decoding): no further
+ *	   decoding is needed, so the settle ends even while writers keep
+ *	   deleting minima.  Only when that fails too (a transaction the snapshot
+ *	   did not see deleted a minimum) does a new snapshot start a new round;
  *	4. merges every view's batch into shared memory, each view under its
  *	   lock held exclusively: readers see whole batches, hence whole source
  *	   transactions, never part of one.
@@ -61,6 +67,14 @@ static List *settle_snaps = NIL;
 static bool *txn_seen = NULL;
 static int	txn_seen_size = 0;
 static MemoryContext settle_cxt = NULL;
+
+/*
+ * The settle's latest snapshot, while groups keep what the transactions it
+ * did not see change in them (LocalGroup.unseen), or -1; unseen_valid is
+ * cleared by a TRUNCATE, which unseen blocks cannot express.
+ */
+static int	unseen_snap = -1;
+static bool unseen_valid = false;
 
 static TargetEntry *
 add_column(List **tlist, Expr *expr)
@@ -419,11 +433,17 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 		keynulls[i] = vr->result->tts_isnull[vr->key_col[i]];
 	}
 	lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
+	MemoryContextSwitchTo(vr->batch_cxt);
 	if (lg->skip_snap < 0 || !txn_seen[lg->skip_snap])
 	{
-		MemoryContextSwitchTo(vr->batch_cxt);
 		accumulate(vr, lg->delta, sign);
 		vr->batch_rows++;
+	}
+	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
+	{
+		if (lg->unseen == NULL)
+			lg->unseen = palloc0(vr->def->layout.block_size);
+		accumulate(vr, lg->unseen, sign);
 	}
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -491,6 +511,7 @@ IngestTruncate(ViewRuntime *vr)
 
 	if (vr->skip_txn || vr->dropped)
 		return;
+	unseen_valid = false;
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
 	{
 		if (lg->skip_snap >= 0 && txn_seen[lg->skip_snap])
@@ -592,17 +613,18 @@ IngestLoadState(ViewRuntime *vr)
 	int64		limit = vr->def->memory_limit > 0 ? vr->def->memory_limit :
 		(int64) flowstate_memory_limit * 1024;
 	bool		complete = true;
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate load",
-												 ALLOCSET_DEFAULT_SIZES);
-	MemoryContext oldcxt = MemoryContextSwitchTo(rowcxt);
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
 
+	/* the scan lives in the caller's context, each row in rowcxt */
 	if (!StateScanBegin(&scan, vr->def, false))
 	{
 		vr->dropped = true;
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextDelete(rowcxt);
 		return;
 	}
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate load",
+								   ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(rowcxt);
 	while (StateScanNext(&scan, &row))
 	{
 		rows++;
@@ -613,8 +635,8 @@ IngestLoadState(ViewRuntime *vr)
 			complete = false;
 		MemoryContextReset(rowcxt);
 	}
-	StateScanEnd(&scan);
 	MemoryContextSwitchTo(oldcxt);
+	StateScanEnd(&scan);
 	MemoryContextDelete(rowcxt);
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
@@ -841,16 +863,53 @@ settle_snapshot_add(SyncSnapshot *snap)
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/* Recompute the stale groups of every view under snap. */
+static void
+recompute_stale(List *views, SyncSnapshot *snap, int snapno, bool add_unseen)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		int32		size = vr->def->layout.block_size;
+		int			n;
+		LocalGroup **groups;
+
+		if (vr->dropped)
+			continue;
+		groups = IngestStale(vr, &n);
+		if (n == 0)
+			continue;
+		BackfillRecompute(vr, groups, n, snap, snapno);
+		for (int g = 0; g < n; g++)
+		{
+			if (add_unseen && groups[g]->unseen)
+				memcpy(groups[g]->delta, groups[g]->unseen, size);
+			groups[g]->unseen = NULL;
+		}
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->recomputed += n;
+		LWLockRelease(&vr->shared->lock);
+	}
+}
+
 /*
  * IngestSettle settles the batches of a source's views and merges them (see
  * the file header).  catch_up decodes the source up to an LSN and returns
  * the position reached; sources without deletes pass NULL.  Returns the
  * position the merged state is exact at.
+ *
+ * A recompute snapshot stays registered, in a transaction left open, from
+ * the moment it is taken until the groups made stale while decoding up to
+ * its end are recomputed under it: catch_up runs inside that transaction.
  */
 XLogRecPtr
 IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 {
 	ListCell   *lc;
+	SyncSnapshot *snap = NULL;
+	bool		reused = false;
 
 	if (settle_cxt == NULL)
 		settle_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate settle",
@@ -860,19 +919,21 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 	{
 		bool		need_load = false;
 		int			stale = 0;
-		SyncSnapshot *snap;
-		int			snapno;
 
 		foreach(lc, views)
 			need_load |= resolve(lfirst(lc));
 		if (need_load)
 		{
-			StartTransactionCommand();
-			PushActiveSnapshot(GetTransactionSnapshot());
+			bool		own = !IsTransactionState();
+
+			if (own)
+				StartTransactionCommand();
+			PushActiveSnapshot(GetLatestSnapshot());
 			foreach(lc, views)
 				load_groups(lfirst(lc));
 			PopActiveSnapshot();
-			CommitTransactionCommand();
+			if (own)
+				CommitTransactionCommand();
 		}
 
 		foreach(lc, views)
@@ -882,32 +943,43 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		if (catch_up == NULL)
 			elog(ERROR, "flowstate group cannot be recomputed from its source");
 
-		/* recompute, then decode to where the snapshot stops */
+		if (snap != NULL && !reused && unseen_valid)
+		{
+			/* decoded up to the snapshot's end: recompute under it again */
+			recompute_stale(views, snap, unseen_snap, true);
+			reused = true;
+			continue;
+		}
+
+		/* a new round: recompute, then decode to where the snapshot stops */
+		if (snap != NULL)
+		{
+			SyncSnapshotDone(snap);
+			CommitTransactionCommand();
+		}
 		StartTransactionCommand();
 		snap = SyncSnapshotTake(settle_cxt);
 		settle_snapshot_add(snap);
-		snapno = list_length(settle_snaps) - 1;
+		unseen_snap = list_length(settle_snaps) - 1;
+		unseen_valid = true;
+		reused = false;
 		foreach(lc, views)
 		{
 			ViewRuntime *vr = lfirst(lc);
-			int			n;
-			LocalGroup **groups;
 
-			if (vr->dropped)
-				continue;
-			groups = IngestStale(vr, &n);
-			if (n > 0)
-			{
-				BackfillRecompute(vr, groups, n, snap, snapno);
-				LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
-				vr->shared->recomputed += n;
-				LWLockRelease(&vr->shared->lock);
-			}
+			for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+				lg->unseen = NULL;
 		}
-		SyncSnapshotDone(snap);
-		CommitTransactionCommand();
+		recompute_stale(views, snap, unseen_snap, false);
 		position = catch_up(snap->lsn);
 	}
+	if (snap != NULL)
+	{
+		SyncSnapshotDone(snap);
+		CommitTransactionCommand();
+	}
+	unseen_snap = -1;
+	unseen_valid = false;
 
 	foreach(lc, views)
 		IngestMerge(lfirst(lc), position);

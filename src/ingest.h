@@ -35,6 +35,9 @@ typedef struct LocalGroup
 	bool		resolved;		/* entry is known (or the group is new) */
 	int			skip_snap;		/* recompute snapshot whose transactions it
 								 * skips, or -1 */
+	char	   *unseen;			/* what the transactions the settle's latest
+								 * snapshot did not see add and remove, or
+								 * NULL */
 	struct LocalGroup *next;
 } LocalGroup;
 

@@ -330,12 +330,23 @@ decode_until(XLogRecPtr target, bool budgeted)
 	ResourceOwner old = CurrentResourceOwner;
 	MemoryContext oldcxt;
 	uint64		records = 0;
+	bool		in_xact;
 
 	if (ctx->reader->EndRecPtr >= target)
 		return D->position;
 
-	set_decoding(true);
-	CurrentResourceOwner = D->resowner;
+	/*
+	 * Outside a transaction, decode as a walsender does.  Inside one (a
+	 * settle's catch-up, under its recompute snapshot) the transaction's
+	 * xmin must keep protecting the rows that snapshot reads, and the
+	 * reorder buffer replays each transaction in a subtransaction.
+	 */
+	in_xact = IsTransactionState();
+	if (!in_xact)
+	{
+		set_decoding(true);
+		CurrentResourceOwner = D->resowner;
+	}
 
 	/* the WAL reader allocates its buffers in the current context on first use */
 	oldcxt = MemoryContextSwitchTo(ctx->context);
@@ -359,8 +370,12 @@ decode_until(XLogRecPtr target, bool budgeted)
 			break;
 	}
 	MemoryContextSwitchTo(oldcxt);
+	/* transaction management while replaying may have changed it */
 	CurrentResourceOwner = old;
-	set_decoding(false);
+	if (!in_xact)
+		set_decoding(false);
+	else
+		InvalidateSystemCaches();
 
 	/* every commit before EndRecPtr has been applied, and all up to target */
 	D->position = Max(D->position, ctx->reader->EndRecPtr);
@@ -630,6 +645,8 @@ flush(void)
 {
 	if (FlushViews(D->views, D->position))
 		D->progress.last_flush_at = GetCurrentTimestamp();
+	/* table statistics, which autovacuum goes by, as a backend reports them */
+	pgstat_report_stat(false);
 	D->durable = D->position;
 	D->last_flush = GetCurrentTimestamp();
 	if (D->durable > MyReplicationSlot->data.confirmed_flush)

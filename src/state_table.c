@@ -16,8 +16,10 @@
  * A group's row is inserted at its first flush, updated at each flush that
  * finds it changed, and deleted when the group loses its last row.  Updates
  * change no indexed column and the table keeps half of each page free
- * (fillfactor 50), so they are HOT updates that page pruning cleans up:
- * steady updates do not grow the table.  A unique index on the keys (window
+ * (fillfactor 50), so they are HOT updates.  The writer prunes each page
+ * before it changes a row there, as an index fetch would: the versions
+ * older flushes left dead are reclaimed even when nothing reads the table,
+ * and steady updates do not grow it.  A unique index on the keys (window
  * last, NULLS NOT DISTINCT) serves lookups by key and reads of one key's
  * windows; an index on the window start serves reads of a time range.
  *
@@ -30,6 +32,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -174,7 +177,23 @@ StateWriterBegin(StateWriter *w, Oid relid)
 	ExecOpenIndices(w->rri, false);
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->search = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	w->pruned = InvalidBlockNumber;
 	return true;
+}
+
+/* Reclaim the dead versions of the page of tid, if it is filling up. */
+static void
+prune_page(StateWriter *w, ItemPointer tid)
+{
+	BlockNumber block = ItemPointerGetBlockNumber(tid);
+	Buffer		buf;
+
+	if (block == w->pruned)
+		return;
+	buf = ReadBuffer(w->rel, block);
+	heap_page_prune_opt(w->rel, buf);
+	ReleaseBuffer(buf);
+	w->pruned = block;
 }
 
 /*
@@ -225,6 +244,7 @@ StateWriterPut(StateWriter *w, const ViewLayout *layout, FlushItem *item)
 
 		if (ItemPointerIsValid(&item->tid))
 		{
+			prune_page(w, &item->tid);
 			w->search->tts_tid = item->tid;
 			ExecSimpleRelationUpdate(w->rri, w->estate, NULL, w->search, slot);
 			w->updated++;

@@ -34,6 +34,7 @@ typedef struct StateWriter
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 	TupleTableSlot *search;
+	BlockNumber pruned;			/* last page pruned before a write */
 	int64		next_gid;
 	int64		inserted;
 	int64		updated;

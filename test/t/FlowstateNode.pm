@@ -8,7 +8,8 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 use Exporter 'import';
 
-our @EXPORT = qw(new_node managers manager_pid launcher_pid wait_until);
+our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until
+  install_oracle differences);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
 sub new_node
@@ -51,6 +52,59 @@ sub launcher_pid
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
 		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate launcher'});
+}
+
+# decoder_pid(node, db): the decoding worker of db, or ''
+sub decoder_pid
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT pid FROM pg_stat_activity
+		 WHERE backend_type = 'flowstate decoder' AND datname = '$db'});
+}
+
+# install_oracle(node, db): public.differences(view) counts the rows that the
+# view and its defining query, run as a plain batch query, do not share
+# (EXCEPT ALL both ways).  Floats are compared to 9 significant digits: the
+# view adds them in commit order, the batch query in scan order.
+sub install_oracle
+{
+	my ($node, $db) = @_;
+	$node->safe_psql($db, q{
+CREATE FUNCTION public.approx(x float8) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN x IS NULL OR x = 0 OR x IN ('NaN', 'Infinity', '-Infinity') THEN x::numeric
+                ELSE round(x::numeric, 8 - floor(log(abs(x::numeric)))::int) END
+$$;
+CREATE FUNCTION public.differences(v regclass) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    def regclass := (SELECT definition FROM flowstate.view WHERE view = v);
+    cols text;
+    n bigint;
+BEGIN
+    SELECT string_agg(CASE WHEN atttypid IN ('float4'::regtype, 'float8'::regtype)
+                           THEN format('public.approx(%I)', attname)
+                           ELSE quote_ident(attname) END, ', ' ORDER BY attnum)
+      INTO cols
+      FROM pg_attribute WHERE attrelid = v AND attnum > 0 AND NOT attisdropped;
+    EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s)
+                    UNION ALL (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s)) d',
+                   cols, v, def) INTO n;
+    RETURN n;
+END
+$$;});
+}
+
+# differences(node, db, view): after flowstate.wait_for() on the current WAL
+# position, the rows the view and its batch query do not share ('' when the
+# view did not catch up within 60 s)
+sub differences
+{
+	my ($node, $db, $view) = @_;
+	return $node->safe_psql($db, qq{
+		SELECT CASE WHEN flowstate.wait_for(pg_current_wal_lsn(), '60s')
+		            THEN public.differences('$view') END});
 }
 
 # wait_until(timeout_s, sub): poll every 50 ms; return seconds taken, or undef
