@@ -81,6 +81,13 @@ SELECT public.try($$SELECT flowstate.drop_view('public.click_view')$$);
 SELECT public.try($$SELECT flowstate.drop_view('public.nothing_here')$$);
 SELECT public.try($$SELECT flowstate.drop_view(NULL)$$);
 
+-- wait_for cannot wait for a view its own transaction creates
+BEGIN;
+SELECT flowstate.create_view('public.click_users', 'SELECT user_id, count(*) AS n FROM public.clicks GROUP BY 1');
+SELECT public.try($$SELECT flowstate.wait_for(timeout => '1s')$$);
+ROLLBACK;
+SELECT public.try($$SELECT flowstate.wait_for(timeout => '-1s')$$);
+
 -- the event trigger is not for calling
 SELECT public.try('SELECT flowstate.on_sql_drop()');
 

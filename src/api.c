@@ -502,16 +502,26 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	XLogFlush(Min(lsn, insert));
 
 	SPI_connect();
-	if (SPI_execute("SELECT state_table::oid FROM flowstate.view", true, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT state_table::oid, xmin, view::text FROM flowstate.view",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.view");
 	n = SPI_processed;
 	relids = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-												   1, &isnull));
+		relids[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		/* its worker starts on it only once this transaction commits */
+		if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(tuple, desc,
+																				 2, &isnull))))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("continuous view \"%s\" was created or changed in this transaction",
+							SPI_getvalue(tuple, desc, 3)),
+					 errhint("Commit the transaction first, then call flowstate.wait_for().")));
 	}
 	SPI_finish();
 

@@ -169,6 +169,18 @@ SyncSnapshotSees(const SyncSnapshot *s, TransactionId xid, XLogRecPtr commit_lsn
 	return bsearch(&xid, s->xip, s->xcnt, sizeof(TransactionId), xid_cmp) == NULL;
 }
 
+/* Rows a table holds, as the planner estimates them (for progress only). */
+static int64
+estimate_rows(Relation rel)
+{
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+
+	table_relation_estimate_size(rel, NULL, &pages, &tuples, &allvisfrac);
+	return (int64) Max(tuples, 0);
+}
+
 /*
  * BackfillScan feeds every row of a view's source visible to the snapshot
  * into the view, merging into shared memory chunk by chunk so that the
@@ -190,7 +202,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	}
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, snap->snapshot, 0, NULL);
-	total = Max((int64) rel->rd_rel->reltuples, 0);
+	total = estimate_rows(rel);
 
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->status = VIEW_BACKFILLING;
