@@ -64,3 +64,9 @@ installcheck-prerequisites:
 		--temp-instance=tmp_prereq_wal_level prereq_wal_level
 
 .PHONY: installcheck-prerequisites
+
+# the benchmark (not a test): bench/run.sh [rounds], figures in the README
+bench:
+	bash bench/run.sh
+
+.PHONY: bench

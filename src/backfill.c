@@ -45,8 +45,13 @@
 #include "ingest.h"
 #include "state_store.h"
 
-/* Groups recomputed in one scan of the source rather than one query each. */
-#define RECOMPUTE_SCAN_THRESHOLD 64
+/*
+ * Stale groups are recomputed with one query each when an index serves it,
+ * up to one group per RECOMPUTE_ROWS_PER_QUERY rows of the source (and at
+ * least RECOMPUTE_MIN_QUERIES); beyond, or without an index, with one scan.
+ */
+#define RECOMPUTE_ROWS_PER_QUERY 500
+#define RECOMPUTE_MIN_QUERIES 64
 
 /* Rows of a backfill between two merges into shared memory. */
 #define BACKFILL_CHUNK 65536
@@ -239,9 +244,46 @@ typedef struct RecomputePlan
 {
 	uint32		nullmask;
 	SPIPlanPtr	plan;
+	bool		indexed;		/* its generic plan reads an index */
 } RecomputePlan;
 
-static SPIPlanPtr
+static bool
+reads_index(Plan *plan)
+{
+	if (plan == NULL)
+		return false;
+	switch (nodeTag(plan))
+	{
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+			return true;
+		default:
+			return reads_index(plan->lefttree) || reads_index(plan->righttree);
+	}
+}
+
+/* Whether the generic plan of a prepared query reads an index. */
+static bool
+plan_reads_index(SPIPlanPtr plan)
+{
+	CachedPlan *cplan = SPI_plan_get_cached_plan(plan);
+	bool		indexed = false;
+	ListCell   *lc;
+
+	if (cplan == NULL)
+		return false;
+	foreach(lc, cplan->stmt_list)
+	{
+		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+
+		indexed |= reads_index(stmt->planTree);
+	}
+	ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	return indexed;
+}
+
+static RecomputePlan *
 recompute_plan(ViewRuntime *vr, uint32 nullmask)
 {
 	ViewDef    *def = vr->def;
@@ -258,7 +300,7 @@ recompute_plan(ViewRuntime *vr, uint32 nullmask)
 	{
 		rp = lfirst(lc);
 		if (rp->nullmask == nullmask)
-			return rp->plan;
+			return rp;
 	}
 
 	initStringInfo(&sql);
@@ -300,9 +342,10 @@ recompute_plan(ViewRuntime *vr, uint32 nullmask)
 	rp = palloc(sizeof(RecomputePlan));
 	rp->nullmask = nullmask;
 	rp->plan = plan;
+	rp->indexed = plan_reads_index(plan);
 	vr->recompute_plans = lappend(vr->recompute_plans, rp);
 	MemoryContextSwitchTo(oldcxt);
-	return plan;
+	return rp;
 }
 
 /* Store a whole-row value of the source in a slot of its descriptor. */
@@ -346,7 +389,7 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 				nulls[nargs++] = ' ';
 			}
 		}
-		plan = recompute_plan(vr, nullmask);
+		plan = recompute_plan(vr, nullmask)->plan;
 		ret = SPI_execute_snapshot(plan, args, nulls, snap->snapshot, InvalidSnapshot,
 								   true, false, 0);
 		if (ret != SPI_OK_SELECT)
@@ -445,15 +488,15 @@ BackfillRecompute(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 		lg->merged = NULL;
 	}
 
-	if (n > RECOMPUTE_SCAN_THRESHOLD || vr->def->layout.nkeys == 0)
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (vr->def->layout.nkeys == 0 ||
+		(n > 1 && (!recompute_plan(vr, 0)->indexed ||
+				   n > Max(RECOMPUTE_MIN_QUERIES, estimate_rows(rel) / RECOMPUTE_ROWS_PER_QUERY))))
 		recompute_by_scan(vr, groups, n, snap, rel, slot);
 	else
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
 		recompute_by_query(vr, groups, n, snap, slot);
-		SPI_finish();
-	}
+	SPI_finish();
 	MemoryContextSwitchTo(oldcxt);
 
 	ExecDropSingleTupleTableSlot(slot);

@@ -12,6 +12,10 @@
  * their snapshot sees the flush that wrote it (state_store.c): the flush
  * records its transaction id with each view before it commits.
  *
+ * A flush is written in slices (FlushStep) between which the worker goes
+ * on decoding, inside the flush's open transaction: a large flush does not
+ * hold back what readers see.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,11 +40,21 @@ typedef struct ViewFlush
 	ViewRuntime *vr;
 	FlushItem  *items;
 	int			n;
+	int			written;
 	uint64		seq;
 	bool		truncate;
 	bool		opened;
 	bool		finish_backfill;
 } ViewFlush;
+
+struct FlushJob
+{
+	MemoryContext cxt;			/* the job and its copies of the groups */
+	XLogRecPtr	position;
+	int			nflush;
+	int			current;		/* the view being written */
+	ViewFlush  *flushes;
+};
 
 /* Write the dead letters and late events of a view. */
 static void
@@ -124,96 +138,160 @@ finish_backfill(ViewRuntime *vr)
 }
 
 /*
- * FlushViews writes, in one transaction, what the views changed and the
- * source position their state is exact at.  Views still backfilling are not
- * written: after a crash they start their backfill again.  Returns false
- * when there was nothing to write.
+ * FlushStart begins a flush of the views at position, where their state in
+ * shared memory is exact: it opens the transaction, takes the groups each
+ * view changed since its last flush, and writes the dead letters, late
+ * events and ends of backfill.  FlushStep then writes the groups, a slice
+ * at a time, and commits.  Between two steps the worker goes on decoding
+ * inside the open transaction; what it changes meanwhile waits for the
+ * next flush.  Views still backfilling are not written: after a crash they
+ * start their backfill again.  Returns NULL when there is nothing to write.
  */
-bool
-FlushViews(List *views, XLogRecPtr position)
+FlushJob *
+FlushStart(List *views, XLogRecPtr position)
 {
-	ViewFlush  *flushes = palloc0(sizeof(ViewFlush) * Max(list_length(views), 1));
-	int			nflush = 0;
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "flowstate flush",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	FlushJob   *job = palloc0(sizeof(FlushJob));
 	bool		any = false;
 	ListCell   *lc;
 	TransactionId xid;
 
+	job->cxt = cxt;
+	job->position = position;
+	job->flushes = palloc0(sizeof(ViewFlush) * Max(list_length(views), 1));
 	foreach(lc, views)
 	{
 		ViewRuntime *vr = lfirst(lc);
-		ViewFlush  *f = &flushes[nflush];
+		ViewFlush  *f = &job->flushes[job->nflush];
 
 		if (vr->dropped || vr->shared->status != VIEW_RUNNING || vr->backfill_snap != NULL)
 			continue;
 		f->vr = vr;
-		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate);
+		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid);
 		f->opened = f->n > 0 || f->truncate;
 		f->finish_backfill = vr->def->backfilling;
 		any |= f->opened || f->finish_backfill || vr->pending != NIL;
-		nflush++;
+		job->nflush++;
 	}
+	MemoryContextSwitchTo(oldcxt);
 	if (!any)
-		return false;
+	{
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	xid = GetTopTransactionId();
-	for (int i = 0; i < nflush; i++)
-		if (flushes[i].opened)
-			StoreFlushXid(flushes[i].vr->shared, flushes[i].seq, xid);
+	for (int i = 0; i < job->nflush; i++)
+		if (job->flushes[i].opened)
+			StoreFlushXid(job->flushes[i].vr->shared, job->flushes[i].seq, xid);
 
 	SPI_connect();
-	for (int i = 0; i < nflush; i++)
+	for (int i = 0; i < job->nflush; i++)
 	{
-		ViewFlush  *f = &flushes[i];
+		ViewFlush  *f = &job->flushes[i];
 		ViewRuntime *vr = f->vr;
-		StateWriter w;
 
-		if (f->opened)
+		if (f->truncate && !StateTableTruncate(vr->def->state_relid))
 		{
-			if (!StateWriterBegin(&w, vr->def->state_relid))
-			{
-				vr->dropped = true;
-				continue;
-			}
-			if (f->truncate)
-			{
-				StateTableTruncate(vr->def->state_relid);
-				CommandCounterIncrement();
-				for (int j = 0; j < f->n; j++)
-					ItemPointerSetInvalid(&f->items[j].tid);
-			}
-			w.next_gid = vr->next_gid;
-			for (int j = 0; j < f->n; j++)
-				StateWriterPut(&w, &vr->def->layout, &f->items[j]);
-			vr->next_gid = w.next_gid;
-			StateWriterEnd(&w);
+			vr->dropped = true;
+			f->n = 0;
 		}
+		if (f->truncate)
+			for (int j = 0; j < f->n; j++)
+				ItemPointerSetInvalid(&f->items[j].tid);
 		if (f->finish_backfill)
 			finish_backfill(vr);
 		write_pending(vr);
+
+		/* a failed flush ends the worker: these rows come again after it */
+		list_free(vr->pending);
+		vr->pending = NIL;
+		vr->pending_dropped = 0;
+		MemoryContextReset(vr->pending_cxt);
 	}
 	SPI_finish();
-
-	replorigin_session_origin_lsn = position;
-	replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	CommandCounterIncrement();
 	PopActiveSnapshot();
+	return job;
+}
+
+/*
+ * FlushStep writes groups for about budget_ms milliseconds (all of them
+ * when budget_ms is negative); once all are written it commits, with the
+ * position as the replication origin's, and returns true.
+ */
+bool
+FlushStep(FlushJob *job, int budget_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	int			rows = 0;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	while (job->current < job->nflush)
+	{
+		ViewFlush  *f = &job->flushes[job->current];
+		ViewRuntime *vr = f->vr;
+		StateWriter w;
+
+		if (!f->opened || vr->dropped || f->written == f->n)
+		{
+			job->current++;
+			continue;
+		}
+		if (!StateWriterBegin(&w, vr->def->state_relid))
+		{
+			vr->dropped = true;
+			continue;
+		}
+		while (f->written < f->n)
+		{
+			StateWriterPut(&w, &vr->def->layout, &f->items[f->written++]);
+			if (budget_ms >= 0 && (++rows % 64) == 0 &&
+				TimestampDifferenceExceeds(start, GetCurrentTimestamp(), budget_ms))
+				break;
+		}
+		StateWriterEnd(&w);
+		CommandCounterIncrement();
+		if (f->written < f->n)
+		{
+			PopActiveSnapshot();
+			return false;
+		}
+	}
+	PopActiveSnapshot();
+
+	replorigin_session_origin_lsn = job->position;
+	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	CommitTransactionCommand();
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
 
-	for (int i = 0; i < nflush; i++)
+	for (int i = 0; i < job->nflush; i++)
 	{
-		ViewFlush  *f = &flushes[i];
+		ViewFlush  *f = &job->flushes[i];
 
 		if (f->opened)
 			StoreFlushEnd(f->vr->shared, f->seq, f->items, f->n, true);
 		if (f->finish_backfill)
 			f->vr->def->backfilling = false;
-		list_free(f->vr->pending);
-		f->vr->pending = NIL;
-		f->vr->pending_dropped = 0;
-		MemoryContextReset(f->vr->pending_cxt);
 	}
 	return true;
+}
+
+/* The position a flush makes durable. */
+XLogRecPtr
+FlushPosition(FlushJob *job)
+{
+	return job->position;
+}
+
+/* FlushFree releases a committed flush. */
+void
+FlushFree(FlushJob *job)
+{
+	MemoryContextDelete(job->cxt);
 }

@@ -12,6 +12,11 @@
 #include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
 
-extern bool FlushViews(List *views, XLogRecPtr position);
+typedef struct FlushJob FlushJob;
+
+extern FlushJob *FlushStart(List *views, XLogRecPtr position);
+extern bool FlushStep(FlushJob *job, int budget_ms);
+extern XLogRecPtr FlushPosition(FlushJob *job);
+extern void FlushFree(FlushJob *job);
 
 #endif							/* FLOWSTATE_FLUSH_H */

@@ -52,6 +52,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -902,14 +903,42 @@ recompute_stale(List *views, SyncSnapshot *snap, int snapno, bool add_unseen)
  *
  * A recompute snapshot stays registered, in a transaction left open, from
  * the moment it is taken until the groups made stale while decoding up to
- * its end are recomputed under it: catch_up runs inside that transaction.
+ * its end are recomputed under it: catch_up runs inside that transaction
+ * (a subtransaction of the flush being written, if there is one).
  */
+static void
+round_begin(bool outer, MemoryContext *cxt, ResourceOwner *owner)
+{
+	*cxt = CurrentMemoryContext;
+	*owner = CurrentResourceOwner;
+	if (outer)
+		BeginInternalSubTransaction(NULL);
+	else
+		StartTransactionCommand();
+	MemoryContextSwitchTo(*cxt);
+}
+
+static void
+round_end(bool outer, MemoryContext cxt, ResourceOwner owner)
+{
+	if (outer)
+		ReleaseCurrentSubTransaction();
+	else
+		CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
 XLogRecPtr
 IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 {
 	ListCell   *lc;
 	SyncSnapshot *snap = NULL;
 	bool		reused = false;
+	/* a flush's transaction may be open: each round is then a subtransaction */
+	bool		outer = IsTransactionState();
+	MemoryContext round_cxt = NULL;
+	ResourceOwner round_owner = NULL;
 
 	if (settle_cxt == NULL)
 		settle_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate settle",
@@ -955,9 +984,9 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		if (snap != NULL)
 		{
 			SyncSnapshotDone(snap);
-			CommitTransactionCommand();
+			round_end(outer, round_cxt, round_owner);
 		}
-		StartTransactionCommand();
+		round_begin(outer, &round_cxt, &round_owner);
 		snap = SyncSnapshotTake(settle_cxt);
 		settle_snapshot_add(snap);
 		unseen_snap = list_length(settle_snaps) - 1;
@@ -976,7 +1005,7 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 	if (snap != NULL)
 	{
 		SyncSnapshotDone(snap);
-		CommitTransactionCommand();
+		round_end(outer, round_cxt, round_owner);
 	}
 	unseen_snap = -1;
 	unseen_valid = false;

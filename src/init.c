@@ -43,4 +43,5 @@ _PG_init(void)
 		return;
 
 	LauncherRegister();
+	LauncherWakeAtCommit();
 }

@@ -680,6 +680,54 @@ LauncherDecoderLatch(Oid dboid)
 }
 
 /*
+ * At the commit of a transaction that wrote, wake the database's decoding
+ * worker: it would otherwise notice the new WAL only at its next poll.  The
+ * slot is looked up under the lock at most every naptime and then read
+ * without it: a stale latch only causes a spurious wakeup.
+ */
+static void
+wake_decoder_at_commit(XactEvent event, void *arg)
+{
+	static WorkerSlot *slot = NULL;
+	static Oid	slot_db = InvalidOid;
+	static TimestampTz looked_at = 0;
+	Latch	   *latch;
+
+	if (event != XACT_EVENT_COMMIT || !OidIsValid(MyDatabaseId) ||
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		return;
+	if (slot == NULL || slot_db != MyDatabaseId || slot->kind != WORKER_DECODER ||
+		slot->dboid != MyDatabaseId || slot->state != SLOT_RUNNING)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (slot_db == MyDatabaseId &&
+			!TimestampDifferenceExceeds(looked_at, now, flowstate_naptime))
+			return;
+		looked_at = now;
+		slot_db = MyDatabaseId;
+		LWLockAcquire(Flowstate->lock, LW_SHARED);
+		slot = SlotFind(WORKER_DECODER, MyDatabaseId);
+		LWLockRelease(Flowstate->lock);
+		if (slot == NULL)
+			return;
+	}
+	latch = slot->latch;
+	if (latch != NULL && latch != MyLatch)
+		SetLatch(latch);
+}
+
+/*
+ * LauncherWakeAtCommit makes each transaction that writes wake its
+ * database's decoding worker when it commits.
+ */
+void
+LauncherWakeAtCommit(void)
+{
+	RegisterXactCallback(wake_decoder_at_commit, NULL);
+}
+
+/*
  * LauncherSuspendDatabase keeps flowstate workers out of a database while
  * the calling backend runs DDL that needs it free of connections (DROP,
  * RENAME, use as a template, SET TABLESPACE).  It asks the database's

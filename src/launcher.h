@@ -16,6 +16,7 @@ extern void LauncherRequestManager(Oid dboid);
 extern void LauncherWakeManager(Oid dboid);
 extern void LauncherViewsChanged(Oid dboid);
 extern Latch *LauncherDecoderLatch(Oid dboid);
+extern void LauncherWakeAtCommit(void);
 extern void LauncherSuspendDatabase(Oid dboid);
 extern void LauncherResumeDatabase(Oid dboid, bool dropped);
 

@@ -39,6 +39,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "access/xlogutils.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -83,6 +84,9 @@ PGDLLEXPORT void DecoderMain(Datum main_arg);
 #define BATCH_TIME_MS		50
 #define BATCH_CHANGES		500000
 
+/* Time a flush writes for between two batches. */
+#define FLUSH_SLICE_MS		20
+
 /* A table feeding views, with a slot of its current row type. */
 typedef struct SourceRel
 {
@@ -108,6 +112,8 @@ typedef struct Decoder
 
 	XLogRecPtr	position;
 	XLogRecPtr	durable;
+	bool		blocked;		/* decoding reached a record not flushed yet */
+	FlushJob   *flush_job;		/* the flush being written, or NULL */
 
 	/* the transaction being decoded */
 	bool		txn_changed;
@@ -319,6 +325,41 @@ sink_commit(void *arg, TransactionId xid)
 }
 
 /*
+ * The WAL reader's page callback: read_local_xlog_page, except that in
+ * nonblocking mode WAL not flushed yet is not waited for.  The flush
+ * position can fall inside a record (the WAL writer flushes whole pages):
+ * waiting for that record's end would hold back the changes already
+ * decoded until the writing transaction flushes again.
+ */
+static int
+read_flushed_page(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
+				  XLogRecPtr targetRecPtr, char *cur_page)
+{
+	if (state->nonblocking && targetPagePtr + reqLen > GetFlushRecPtr(NULL))
+	{
+		D->blocked = true;
+		return XLREAD_WOULDBLOCK;
+	}
+	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr, cur_page);
+}
+
+/*
+ * Whether decoding up to end covers everything before target: target is
+ * end, or (an insert position) just after the header of the page end
+ * starts.
+ */
+static bool
+reached(XLogRecPtr end, XLogRecPtr target)
+{
+	if (end >= target)
+		return true;
+	if (end % XLOG_BLCKSZ != 0)
+		return false;
+	return target <= end + (XLogSegmentOffset(end, wal_segment_size) == 0 ?
+							SizeOfXLogLongPHD : SizeOfXLogShortPHD);
+}
+
+/*
  * Decode WAL up to target, or until the batch has done enough work when
  * budgeted.  Returns the position reached.
  */
@@ -332,6 +373,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 	uint64		records = 0;
 	bool		in_xact;
 
+	D->blocked = false;
 	if (ctx->reader->EndRecPtr >= target)
 		return D->position;
 
@@ -353,8 +395,23 @@ decode_until(XLogRecPtr target, bool budgeted)
 	while (ctx->reader->EndRecPtr < target)
 	{
 		char	   *errm = NULL;
-		XLogRecord *record = XLogReadRecord(ctx->reader, &errm);
+		DecodedXLogRecord *record;
 
+		/*
+		 * Stop at a record not entirely flushed yet.  The nonblocking read
+		 * also fails on a record too large for the reader's decode buffer:
+		 * that one is read in blocking mode.
+		 */
+		XLogReleasePreviousRecord(ctx->reader);
+		if (!XLogReaderHasQueuedRecordOrError(ctx->reader) &&
+			XLogReadAhead(ctx->reader, true) == NULL &&
+			!XLogReaderHasQueuedRecordOrError(ctx->reader))
+		{
+			if (D->blocked)
+				break;
+			(void) XLogReadAhead(ctx->reader, false);
+		}
+		record = XLogNextRecord(ctx->reader, &errm);
 		if (errm)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -379,7 +436,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 
 	/* every commit before EndRecPtr has been applied, and all up to target */
 	D->position = Max(D->position, ctx->reader->EndRecPtr);
-	if (ctx->reader->EndRecPtr >= target)
+	if (reached(ctx->reader->EndRecPtr, target))
 		D->position = Max(D->position, target);
 	return D->position;
 }
@@ -388,7 +445,14 @@ decode_until(XLogRecPtr target, bool budgeted)
 static XLogRecPtr
 catch_up(XLogRecPtr lsn)
 {
-	return decode_until(lsn, false);
+	/* all of it can then be read without waiting */
+	XLogFlush(lsn);
+	while (!reached(D->ctx->reader->EndRecPtr, lsn))
+	{
+		(void) decode_until(lsn, false);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return D->position;
 }
 
 /* Create the database's slot if it is missing; returns true if created. */
@@ -403,7 +467,7 @@ ensure_slot(void)
 	CheckLogicalDecodingRequirements();
 	ReplicationSlotCreate(D->slot_name, true, RS_EPHEMERAL, false);
 	ctx = CreateInitDecodingContext(FLOWSTATE_PLUGIN, NIL, false, InvalidXLogRecPtr,
-									XL_ROUTINE(.page_read = read_local_xlog_page,
+									XL_ROUTINE(.page_read = read_flushed_page,
 											   .segment_open = wal_segment_open,
 											   .segment_close = wal_segment_close),
 									NULL, NULL, NULL);
@@ -639,18 +703,52 @@ backfill(ViewRuntime *vr)
 					vr->def->view_name)));
 }
 
-/* Flush the views, then let the slot go up to the durable position. */
+/* A flush committed: let the slot go up to the durable position. */
+static void
+flush_done(XLogRecPtr durable)
+{
+	/* table statistics, which autovacuum goes by, as a backend reports them */
+	pgstat_report_stat(false);
+	D->durable = Max(D->durable, durable);
+	if (D->durable > MyReplicationSlot->data.confirmed_flush)
+		LogicalConfirmReceivedLocation(D->durable);
+}
+
+/* Start a flush at the current position; true if there is one under way. */
+static bool
+flush_start(void)
+{
+	D->last_flush = GetCurrentTimestamp();
+	D->flush_job = FlushStart(D->views, D->position);
+	if (D->flush_job == NULL)
+	{
+		flush_done(D->position);
+		return false;
+	}
+	return true;
+}
+
+/* Write a slice of the flush under way (all of it if budget_ms < 0). */
+static void
+flush_step(int budget_ms)
+{
+	FlushJob   *job = D->flush_job;
+
+	if (job == NULL || !FlushStep(job, budget_ms))
+		return;
+	D->flush_job = NULL;
+	D->progress.last_flush_at = GetCurrentTimestamp();
+	flush_done(FlushPosition(job));
+	FlushFree(job);
+}
+
+/* Flush everything now: the flush under way, then the views as they are. */
 static void
 flush(void)
 {
-	if (FlushViews(D->views, D->position))
-		D->progress.last_flush_at = GetCurrentTimestamp();
-	/* table statistics, which autovacuum goes by, as a backend reports them */
-	pgstat_report_stat(false);
-	D->durable = D->position;
-	D->last_flush = GetCurrentTimestamp();
-	if (D->durable > MyReplicationSlot->data.confirmed_flush)
-		LogicalConfirmReceivedLocation(D->durable);
+	flush_step(-1);
+	if (flush_start())
+		flush_step(-1);
 }
 
 /* Keep every view within its memory, flushing and evicting as needed. */
@@ -768,8 +866,10 @@ decoder_loop(MemoryContext LoopContext)
 		MemoryContextSwitchTo(LoopContext);
 		now = GetCurrentTimestamp();
 
-		if (SlotCatalogGeneration() != D->catalog_generation ||
-			TimestampDifferenceExceeds(D->catalog_read_at, now, flowstate_naptime))
+		/* the catalog and new views wait for the flush under way */
+		if (D->flush_job == NULL &&
+			(SlotCatalogGeneration() != D->catalog_generation ||
+			 TimestampDifferenceExceeds(D->catalog_read_at, now, flowstate_naptime)))
 		{
 			if (!read_catalog())
 				leave(WORKER_ABSENT);
@@ -779,7 +879,7 @@ decoder_loop(MemoryContext LoopContext)
 		{
 			ViewRuntime *vr = lfirst(lc);
 
-			if (vr->dropped)
+			if (vr->dropped || D->flush_job != NULL)
 				continue;
 			if (vr->rebuild)
 			{
@@ -802,15 +902,19 @@ decoder_loop(MemoryContext LoopContext)
 			D->position = IngestSettle(D->views, D->position, catch_up);
 		}
 
-		if (TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
-									   flowstate_flush_interval))
-			flush();
+		if (D->flush_job != NULL)
+			flush_step(FLUSH_SLICE_MS);
+		else if (TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
+											flowstate_flush_interval) &&
+				 flush_start())
+			flush_step(FLUSH_SLICE_MS);
 		publish_progress();
 
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(LoopContext);
 
-		if (D->ctx->reader->EndRecPtr >= end_of_wal || full)
+		if ((D->ctx->reader->EndRecPtr >= end_of_wal || D->blocked || full) &&
+			D->flush_job == NULL)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 DECODER_IDLE_MS, PG_WAIT_EXTENSION);
@@ -899,7 +1003,7 @@ DecoderMain(Datum main_arg)
 
 	ReplicationSlotAcquire(D->slot_name, true);
 	D->ctx = CreateDecodingContext(origin_lsn, NIL, false,
-								   XL_ROUTINE(.page_read = read_local_xlog_page,
+								   XL_ROUTINE(.page_read = read_flushed_page,
 											  .segment_open = wal_segment_open,
 											  .segment_close = wal_segment_close),
 								   NULL, NULL, NULL);

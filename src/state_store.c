@@ -663,11 +663,16 @@ advance_base(SharedView *sv, TransactionId horizon)
 /*
  * StoreFlushBegin takes the groups changed since the last flush, copied in
  * CurrentMemoryContext, and opens flush number *seq.  Returns their count;
- * with none (and no TRUNCATE to write), no flush is opened.  *truncate tells that the flush must first
- * empty the state table (the source was truncated).
+ * with none (and no TRUNCATE to write), no flush is opened.  *truncate
+ * tells that the flush must first empty the state table (the source was
+ * truncated).  Groups never flushed get their row id here, from *next_gid:
+ * the worker goes on changing groups while the flush writes, and a reader
+ * must be able to match a group changed since with its row as soon as the
+ * flush commits.
  */
 int
-StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate)
+StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
+				int64 *next_gid)
 {
 	int			n = 0;
 	dsa_pointer dp;
@@ -698,6 +703,8 @@ StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate)
 
 		if (e->seq != *seq)
 			break;
+		if (e->gid == 0)
+			e->gid = (*next_gid)++;
 		item->entry = dp;
 		item->gid = e->gid;
 		item->tid = e->tid;
@@ -747,7 +754,7 @@ StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid)
 
 /*
  * StoreFlushEnd closes a flush.  Committed: the groups learn their rows'
- * new ids and versions.  Not committed: its groups are changed again, for
+ * new versions.  Not committed: its groups are changed again, for
  * the next flush to write.
  */
 void
@@ -759,12 +766,7 @@ StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n, bool committe
 	if (committed)
 	{
 		for (int i = 0; i < n; i++)
-		{
-			StoreEntry *e = entry_at(items[i].entry);
-
-			e->gid = items[i].gid;
-			e->tid = items[i].tid;
-		}
+			entry_at(items[i].entry)->tid = items[i].tid;
 		sv->flush_count++;
 		sv->last_flush_at = GetCurrentTimestamp();
 		advance_base(sv, horizon);

@@ -154,7 +154,7 @@ extern void StoreClear(SharedView *sv); /* exclusive */
 
 /* flushing, by the writer; these lock */
 extern int	StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items,
-							bool *truncate);
+							bool *truncate, int64 *next_gid);
 extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
 extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,
 						  bool committed);

@@ -198,7 +198,7 @@ prune_page(StateWriter *w, ItemPointer tid)
 
 /*
  * StateWriterPut writes one changed group: insert, update or delete of its
- * row.  item->gid and item->tid are set to the row's id and new version.
+ * row.  item->tid is set to the row's new version.
  */
 void
 StateWriterPut(StateWriter *w, const ViewLayout *layout, FlushItem *item)
@@ -225,8 +225,7 @@ StateWriterPut(StateWriter *w, const ViewLayout *layout, FlushItem *item)
 		values = slot->tts_values;
 		nulls = slot->tts_isnull;
 		memset(nulls, false, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-		if (item->gid == 0)
-			item->gid = w->next_gid++;
+		Assert(item->gid > 0);
 		values[ATT_GID - 1] = Int64GetDatum(item->gid);
 		GroupKeyRead(layout, item->key, &values[ATT_KEY(0) - 1], &nulls[ATT_KEY(0) - 1]);
 		for (int i = 0; i < layout->naggs; i++)

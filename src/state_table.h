@@ -35,7 +35,6 @@ typedef struct StateWriter
 	TupleTableSlot *slot;
 	TupleTableSlot *search;
 	BlockNumber pruned;			/* last page pruned before a write */
-	int64		next_gid;
 	int64		inserted;
 	int64		updated;
 	int64		deleted;
