@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: a throwaway local PostgreSQL 15 cluster under .demo/ with
-# flowstate preloaded, database flowstate_demo set up by test/demo.sql, and
-# its workers shown.  Usage: demo.sh [start|stop|status]
+# flowstate preloaded and a live pipeline in database flowstate_demo: an
+# orders table (test/demo.sql) fed by a generator (pgbench running
+# test/demo_orders.pgbench) and three continuous views, printed as they
+# change.  Usage: demo.sh [start|watch|stop|status]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
@@ -30,16 +32,36 @@ DATA=$DEMO/data
 PSQL="psql -X -q -h localhost -p $PORT -U postgres"
 
 stop() {
+    if [ -f "$DEMO/generator.pid" ]; then
+        kill "$(cat "$DEMO/generator.pid")" 2>/dev/null || true
+        rm -f "$DEMO/generator.pid"
+    fi
     if [ -f "$DATA/postmaster.pid" ]; then
         as_pg pg_ctl -D "'$DATA'" -m fast -w stop >/dev/null || true
     fi
 }
 
+# what the views show now
+show() {
+    echo "---- $(date -u +%H:%M:%S) UTC ----"
+    $PSQL -d flowstate_demo -c "SELECT * FROM orders_by_status ORDER BY status"
+    $PSQL -d flowstate_demo -c "SELECT region, minute, orders, revenue,
+            round(avg_amount, 2) AS avg_amount, largest
+        FROM revenue_per_minute
+        WHERE minute >= date_bin('1 minute', now(), '2000-01-01') - interval '1 minute'
+        ORDER BY minute DESC, region"
+    $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
+        FROM customers ORDER BY spent DESC, customer LIMIT 3"
+    $PSQL -d flowstate_demo -c "SELECT view, status, groups, rows_applied, lag_bytes, flushes
+        FROM flowstate.views ORDER BY view::text"
+}
+
 case "${1:-start}" in
     stop)   stop; exit 0 ;;
     status) as_pg pg_ctl -D "'$DATA'" status; exit $? ;;
+    watch)  while true; do show; sleep 2; done ;;
     start)  ;;
-    *)      echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
+    *)      echo "usage: $0 [start|watch|stop|status]" >&2; exit 2 ;;
 esac
 
 stop
@@ -61,21 +83,29 @@ $PSQL -d postgres -c "CREATE DATABASE flowstate_demo"
 $PSQL -d flowstate_demo -v ON_ERROR_STOP=1 -f "$ROOT/test/demo.sql"
 
 for _ in $(seq 1 100); do
-    n=$($PSQL -At -d flowstate_demo -c "SELECT count(*) FROM flowstate.workers
-            WHERE kind = 'manager' AND datname = 'flowstate_demo' AND state = 'running'")
-    [ "$n" = 1 ] && break
+    n=$($PSQL -At -d flowstate_demo -c "SELECT count(*) FROM flowstate.views WHERE status = 'running'")
+    [ "$n" = 3 ] && break
     sleep 0.1
 done
 
+# the generator: 20 transactions a second, until demo.sh stop
+cp "$ROOT/test/demo_orders.pgbench" "$DEMO/orders.pgbench"
+as_pg "nohup pgbench -n -c 1 -R 20 -T 8640000 -h localhost -p $PORT -U postgres \
+    -f '$DEMO/orders.pgbench' flowstate_demo > '$DEMO/generator.log' 2>&1 & echo \$! > '$DEMO/generator.pid'"
+
 echo
-echo "flowstate workers (pg_stat_activity):"
-$PSQL -d flowstate_demo -c "SELECT backend_type, datname, wait_event_type, query AS activity
-    FROM pg_stat_activity WHERE backend_type LIKE 'flowstate%' ORDER BY 1, 2"
-echo "flowstate.workers:"
-$PSQL -d flowstate_demo -c "SELECT kind, datname, pid, state, failures, activity
-    FROM flowstate.workers ORDER BY kind = 'manager', datname"
+echo "flowstate workers:"
+$PSQL -d flowstate_demo -c "SELECT kind, datname, state, activity
+    FROM flowstate.workers ORDER BY kind = 'manager', kind, datname"
+echo "The generator places, ships and cancels orders; the views follow:"
+for _ in 1 2 3; do
+    sleep 2
+    show
+done
 cat <<MSG
-The demo server runs on port $PORT (data in $DATA, log in $DEMO/server.log).
+The demo server runs on port $PORT (data in $DATA, log in $DEMO/server.log);
+the generator keeps running.
+Watch:    bash .ci/demo.sh watch
 Connect:  psql "host=localhost port=$PORT user=postgres dbname=flowstate_demo"
 Stop:     bash .ci/demo.sh stop
 MSG

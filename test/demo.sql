@@ -1,2 +1,41 @@
--- The demo database: flowstate installed, its workers shown
+-- The demo database: an orders table, fed by test/demo_orders.pgbench, and
+-- three continuous views over it
 CREATE EXTENSION IF NOT EXISTS flowstate;
+
+CREATE TABLE orders (
+    id        bigserial PRIMARY KEY,
+    placed_at timestamptz NOT NULL DEFAULT now(),
+    customer  int NOT NULL,
+    region    text NOT NULL,
+    amount    numeric(10, 2) NOT NULL,
+    status    text NOT NULL DEFAULT 'placed'
+);
+-- continuous views need the old rows of updates and deletes
+ALTER TABLE orders REPLICA IDENTITY FULL;
+CREATE INDEX ON orders (region, placed_at);
+
+-- an hour of history: the views start from it (backfill)
+INSERT INTO orders (placed_at, customer, region, amount, status)
+SELECT now() - i * interval '1 second', 1 + i % 500,
+       (ARRAY['north', 'south', 'east', 'west'])[1 + i % 4],
+       round((5 + (i * 7919) % 49500 / 100.0)::numeric, 2),
+       CASE WHEN i > 300 THEN 'shipped' ELSE 'placed' END
+  FROM generate_series(1, 3600) i;
+
+-- revenue per region and minute: a tumbling window
+SELECT flowstate.create_view('revenue_per_minute', $$
+    SELECT region, date_bin('1 minute', placed_at, '2000-01-01') AS minute,
+           count(*) AS orders, sum(amount) AS revenue, avg(amount) AS avg_amount,
+           max(amount) AS largest
+      FROM orders GROUP BY region, minute $$);
+
+-- orders move between groups as they are shipped
+SELECT flowstate.create_view('orders_by_status', $$
+    SELECT status, count(*) AS orders, sum(amount) AS amount
+      FROM orders GROUP BY status $$);
+
+-- a running aggregate per customer
+SELECT flowstate.create_view('customers', $$
+    SELECT customer, count(*) AS orders, sum(amount) AS spent,
+           min(placed_at) AS first_order, max(placed_at) AS last_order
+      FROM orders GROUP BY customer $$);
