@@ -31,7 +31,7 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 # pg_regress: one throwaway preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling views views_errors oracle upgrade
+REGRESS = setup catalog workers window_tumbling views views_errors views_side oracle upgrade
 REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/

@@ -29,6 +29,7 @@ CREATE TABLE flowstate.view (
     memory_limit     bigint CHECK (memory_limit > 0),
     status           text NOT NULL DEFAULT 'backfilling'
                      CHECK (status IN ('backfilling', 'running')),
+    max_event_time   timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 

@@ -541,7 +541,8 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 				break;
 			}
 			LWLockAcquire(&sv->lock, LW_SHARED);
-			done = sv->status == VIEW_RUNNING && sv->applied_lsn >= lsn;
+			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
+				sv->applied_lsn >= lsn;
 			LWLockRelease(&sv->lock);
 			StoreReleaseView(sv);
 		}

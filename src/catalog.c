@@ -78,7 +78,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
 	ret = SPI_execute("SELECT view_id::int8, view::oid, definition::oid, state_table::oid,"
 					  "       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
 					  "       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
-					  "       memory_limit, status = 'backfilling'"
+					  "       memory_limit, status = 'backfilling', max_event_time"
 					  "  FROM flowstate.view ORDER BY view_id",
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -127,6 +127,9 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
 		def->allowed_lateness_us = spi_int8(tuple, 6, -1);
 		def->memory_limit = spi_int8(tuple, 7, 0);
 		def->backfilling = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 8, &isnull));
+		def->max_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
+																9, &isnull));
+		def->has_max_event_time = !isnull && !def->backfilling;
 		query = QueryOfDefinition(def_relid);
 		if (query == NULL)
 		{

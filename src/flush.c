@@ -126,6 +126,25 @@ write_pending(ViewRuntime *vr)
 				 errhint("See flowstate.views for their counts and the server log for the first of them.")));
 }
 
+/* Record how far the view's event time has gone, for its watermark after a restart. */
+static void
+write_watermark(ViewRuntime *vr)
+{
+	Datum		args[2];
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+
+	if (!vr->has_watermark ||
+		(vr->persisted_watermark && vr->persisted_max_ts == vr->max_ts))
+		return;
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = TimestampTzGetDatum(vr->max_ts);
+	if (SPI_execute_with_args("UPDATE flowstate.view SET max_event_time = $2 WHERE view_id = $1",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update flowstate.view");
+	vr->persisted_watermark = true;
+	vr->persisted_max_ts = vr->max_ts;
+}
+
 static void
 finish_backfill(ViewRuntime *vr)
 {
@@ -166,7 +185,9 @@ FlushStart(List *views, XLogRecPtr position)
 		ViewRuntime *vr = lfirst(lc);
 		ViewFlush  *f = &job->flushes[job->nflush];
 
-		if (vr->dropped || vr->shared->status != VIEW_RUNNING || vr->backfill_snap != NULL)
+		/* a full view too: flushing is how it gets room again */
+		if (vr->dropped || vr->backfill_snap != NULL ||
+			(vr->shared->status != VIEW_RUNNING && vr->shared->status != VIEW_FULL))
 			continue;
 		f->vr = vr;
 		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid);
@@ -206,6 +227,7 @@ FlushStart(List *views, XLogRecPtr position)
 				ItemPointerSetInvalid(&f->items[j].tid);
 		if (f->finish_backfill)
 			finish_backfill(vr);
+		write_watermark(vr);
 		write_pending(vr);
 
 		/* a failed flush ends the worker: these rows come again after it */

@@ -43,6 +43,8 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -54,6 +56,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -84,6 +87,31 @@ add_column(List **tlist, Expr *expr)
 
 	*tlist = lappend(*tlist, tle);
 	return tle;
+}
+
+/* Whether a function is other than one of the server's own (internal). */
+static bool
+not_internal(Oid funcid, void *context)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool		result = true;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		result = ((Form_pg_proc) GETSTRUCT(tuple))->prolang != INTERNALlanguageId;
+		ReleaseSysCache(tuple);
+	}
+	return result;
+}
+
+static bool
+calls_not_internal(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, not_internal, context))
+		return true;
+	return expression_tree_walker(node, calls_not_internal, context);
 }
 
 /* Compile the defining query's per-row expressions. */
@@ -135,6 +163,9 @@ compile(ViewRuntime *vr)
 		tle->expr = expression_planner(tle->expr);
 	}
 
+	vr->guarded = calls_not_internal((Node *) tlist, NULL) ||
+		calls_not_internal((Node *) def->where, NULL);
+
 	vr->econtext = CreateStandaloneExprContext();
 	desc = ExecTypeFromTL(tlist);
 	vr->result = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
@@ -162,6 +193,9 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->batch_cxt = AllocSetContextCreate(cxt, "flowstate view batch", ALLOCSET_DEFAULT_SIZES);
 	vr->pending_cxt = AllocSetContextCreate(cxt, "flowstate view pending rows", ALLOCSET_DEFAULT_SIZES);
 	vr->last_merge_at = GetCurrentTimestamp();
+	/* the watermark goes on from where the last flush left it */
+	vr->has_watermark = vr->persisted_watermark = def->has_max_event_time;
+	vr->max_ts = vr->persisted_max_ts = def->max_event_time;
 	MemoryContextSwitchTo(oldcxt);
 	return vr;
 }
@@ -324,10 +358,20 @@ evaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 {
 	ExprContext *ec = vr->econtext;
 	MemoryContext rowcxt = ec->ecxt_per_tuple_memory;
+	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 
 	ResetExprContext(ec);
 	ec->ecxt_scantuple = slot;
+	if (vr->guarded)
+	{
+		/*
+		 * Procedural functions run queries even for expressions, under the
+		 * active snapshot: while decoding, the historic one of the change.
+		 */
+		BeginInternalSubTransaction(NULL);
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
 	MemoryContextSwitchTo(rowcxt);
 	PG_TRY();
 	{
@@ -345,6 +389,12 @@ evaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 						PointerGetDatum(PG_DETOAST_DATUM(vr->result->tts_values[col]));
 			}
 		}
+		if (vr->guarded)
+		{
+			PopActiveSnapshot();
+			ReleaseCurrentSubTransaction();
+			CurrentResourceOwner = owner;
+		}
 	}
 	PG_CATCH();
 	{
@@ -354,6 +404,12 @@ evaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 		MemoryContextSwitchTo(vr->pending_cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		if (vr->guarded)
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			CurrentResourceOwner = owner;
+		}
+		MemoryContextSwitchTo(vr->pending_cxt);
 		row = palloc0(sizeof(PendingRow));
 		row->lsn = lsn;
 		row->error = edata->message;
@@ -381,12 +437,7 @@ is_late(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
 	if (vr->ts_col < 0 || vr->result->tts_isnull[vr->ts_col])
 		return false;
 	ts = DatumGetInt64(vr->result->tts_values[vr->ts_col]);
-	if (sign > 0 && (!vr->has_watermark || ts > vr->max_ts))
-	{
-		vr->max_ts = ts;
-		vr->has_watermark = true;
-	}
-	if (def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
+	if (!vr->has_watermark || def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
 		vr->result->tts_isnull[vr->key_col[def->window.keyno]])
 		return false;
 
@@ -422,6 +473,17 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	{
 		MemoryContextSwitchTo(oldcxt);
 		return;
+	}
+	/* event time goes forward with the rows that arrive */
+	if (sign > 0 && vr->ts_col >= 0 && !vr->result->tts_isnull[vr->ts_col])
+	{
+		int64		ts = DatumGetInt64(vr->result->tts_values[vr->ts_col]);
+
+		if (!vr->has_watermark || ts > vr->max_ts)
+		{
+			vr->max_ts = ts;
+			vr->has_watermark = true;
+		}
 	}
 	if (lateness && is_late(vr, slot, sign, lsn))
 	{

@@ -65,6 +65,9 @@ typedef struct ViewRuntime
 	ExprContext *econtext;
 	ExprState  *qual;
 	ProjectionInfo *proj;
+	bool		guarded;		/* calls functions other than internal ones:
+								 * each row is evaluated in a subtransaction,
+								 * so that an error in them is cleaned up */
 	TupleTableSlot *result;
 	int			key_col[FLOWSTATE_MAX_KEYS];
 	int			arg_col[FLOWSTATE_MAX_AGGS];	/* -1: count(*) */
@@ -89,7 +92,10 @@ typedef struct ViewRuntime
 
 	/* event time */
 	bool		has_watermark;
-	int64		max_ts;
+	int64		max_ts;			/* largest event time seen */
+	bool		persisted_watermark;	/* flowstate.view has max_event_time */
+	TimestampTz evicted_at;		/* last attempt to evict groups */
+	int64		persisted_max_ts;	/* its value there */
 
 	/* recompute queries, one per pattern of NULL keys */
 	List	   *recompute_plans;

@@ -39,6 +39,8 @@ typedef struct ViewDef
 	int64		allowed_lateness_us;	/* -1: never late */
 	int64		memory_limit;	/* bytes, 0: flowstate.memory_limit */
 	bool		backfilling;
+	bool		has_max_event_time; /* max_event_time is known */
+	TimestampTz max_event_time; /* largest event time as of the last flush */
 
 	/* from the defining query */
 	Query	   *query;

@@ -84,6 +84,9 @@ PGDLLEXPORT void DecoderMain(Datum main_arg);
 #define BATCH_TIME_MS		50
 #define BATCH_CHANGES		500000
 
+/* Time between two attempts to bring a view over its memory limit back. */
+#define EVICT_RETRY_MS		100
+
 /* Time a flush writes for between two batches. */
 #define FLUSH_SLICE_MS		20
 
@@ -682,6 +685,7 @@ backfill(ViewRuntime *vr)
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->complete = true;
 	LWLockRelease(&vr->shared->lock);
+	vr->has_watermark = vr->persisted_watermark = false;
 	oldcxt = MemoryContextSwitchTo(D->views_cxt);
 	snap = SyncSnapshotTake(D->views_cxt);
 	MemoryContextSwitchTo(oldcxt);
@@ -751,35 +755,80 @@ flush(void)
 		flush_step(-1);
 }
 
-/* Keep every view within its memory, flushing and evicting as needed. */
+/*
+ * Evict a view's flushed groups down to target bytes; returns the bytes it
+ * holds then.  The horizon is that of its state table, read in a short
+ * transaction (no flush may be under way).
+ */
+static int64
+evict(ViewRuntime *vr, int64 target)
+{
+	TransactionId horizon = InvalidTransactionId;
+	Relation	rel;
+
+	start_transaction();
+	rel = try_table_open(vr->def->state_relid, AccessShareLock);
+	if (rel != NULL)
+	{
+		horizon = GetOldestNonRemovableTransactionId(rel);
+		table_close(rel, AccessShareLock);
+	}
+	commit_transaction();
+	if (!TransactionIdIsValid(horizon))
+		return vr->shared->bytes;
+	return StoreEvict(vr->shared, target, horizon);
+}
+
+/*
+ * Keep every view within its memory_limit, flushing and evicting as
+ * needed.  Flushed groups can leave only once no snapshot predates their
+ * flush: while an old snapshot holds them, a view may stay over its limit
+ * (status VIEW_FULL).  Decoding stops only when this database's views
+ * nearly use up flowstate.memory_limit, the shared memory of all views;
+ * returns true then.
+ */
 static bool
 enforce_memory(void)
 {
 	ListCell   *lc;
-	bool		full = false;
+	bool		over = false;
 	bool		flushed = false;
+	int64		total = 0;
 
 	foreach(lc, D->views)
 	{
 		ViewRuntime *vr = lfirst(lc);
 		int64		limit = view_memory_limit(vr->def);
 		int64		bytes = vr->shared->bytes;
+		ViewStatus	status = vr->shared->status;
 
-		if (bytes <= limit * 9 / 10 || vr->shared->status != VIEW_RUNNING)
+		if (status != VIEW_RUNNING && status != VIEW_FULL)
 			continue;
-		bytes = StoreEvict(vr->shared, limit * 3 / 4);
-		if (bytes > limit * 9 / 10 && !flushed)
+		/* over the limit because of old snapshots: retry now and then */
+		if (bytes > limit * 9 / 10 &&
+			(status != VIEW_FULL ||
+			 TimestampDifferenceExceeds(vr->evicted_at, GetCurrentTimestamp(), EVICT_RETRY_MS)))
 		{
-			flush();
-			flushed = true;
-			bytes = StoreEvict(vr->shared, limit * 3 / 4);
+			vr->evicted_at = GetCurrentTimestamp();
+			flush_step(-1);		/* the flush under way, if any */
+			bytes = evict(vr, limit * 3 / 4);
+			if (bytes > limit * 9 / 10 && !flushed)
+			{
+				flush();
+				flushed = true;
+				bytes = evict(vr, limit * 3 / 4);
+			}
 		}
-		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
-		vr->shared->status = bytes > limit ? VIEW_FULL : VIEW_RUNNING;
-		LWLockRelease(&vr->shared->lock);
-		full |= bytes > limit;
+		if ((bytes > limit) != (status == VIEW_FULL))
+		{
+			LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+			vr->shared->status = bytes > limit ? VIEW_FULL : VIEW_RUNNING;
+			LWLockRelease(&vr->shared->lock);
+		}
+		over |= bytes > limit;
+		total += bytes;
 	}
-	return full;
+	return over && total > (int64) flowstate_memory_limit * 1024 / 10 * 9;
 }
 
 static void
@@ -888,7 +937,7 @@ decoder_loop(MemoryContext LoopContext)
 				vr->def->backfilling = true;
 				backfill(vr);
 			}
-			else if (vr->def->backfilling && vr->shared->status != VIEW_RUNNING)
+			else if (vr->def->backfilling && vr->shared->status == VIEW_STARTING)
 				backfill(vr);
 		}
 

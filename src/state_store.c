@@ -635,7 +635,8 @@ StoreWriteBlock(SharedView *sv, dsa_pointer dp, const char *block)
 
 /*
  * Let base_seq follow the flushes every snapshot sees.  Caller holds the
- * view lock exclusively; horizon is GetOldestNonRemovableTransactionId().
+ * view lock exclusively; horizon is the oldest transaction a snapshot of
+ * the database may still consider running.
  */
 static void
 advance_base(SharedView *sv, TransactionId horizon)
@@ -760,8 +761,6 @@ StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid)
 void
 StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n, bool committed)
 {
-	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
-
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	if (committed)
 	{
@@ -769,7 +768,6 @@ StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n, bool committe
 			entry_at(items[i].entry)->tid = items[i].tid;
 		sv->flush_count++;
 		sv->last_flush_at = GetCurrentTimestamp();
-		advance_base(sv, horizon);
 	}
 	else
 	{
@@ -815,13 +813,15 @@ bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 
 /*
  * StoreEvict drops flushed groups every snapshot sees, least recently
- * changed first, until the view holds at most target_bytes.  Returns the
- * bytes it holds then.
+ * changed first, until the view holds at most target_bytes.  horizon is the
+ * oldest transaction a snapshot of the database may still consider running:
+ * the data horizon of the view's state table, which replication slots do
+ * not hold back (their catalog_xmin holds back the server-wide one).
+ * Returns the bytes the view holds then.
  */
 int64
-StoreEvict(SharedView *sv, int64 target_bytes)
+StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon)
 {
-	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
 	int64		bytes;
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);

@@ -34,7 +34,8 @@ typedef enum ViewStatus
 	VIEW_STARTING = 0,			/* registered, state not loaded yet */
 	VIEW_BACKFILLING,			/* reading the rows its source already held */
 	VIEW_RUNNING,				/* following its source */
-	VIEW_FULL					/* stopped at its memory limit */
+	VIEW_FULL					/* over its memory limit: its flushed groups
+								 * wait for older snapshots to end */
 } ViewStatus;
 
 typedef struct FlushRecord
@@ -158,7 +159,7 @@ extern int	StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items,
 extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
 extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,
 						  bool committed);
-extern int64 StoreEvict(SharedView *sv, int64 target_bytes);
+extern int64 StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon);
 
 /* readers */
 extern Capture *StoreCapture(StoreKey key, Snapshot snapshot);

@@ -149,7 +149,7 @@ view_status_name(int status)
 		case VIEW_RUNNING:
 			return "running";
 		case VIEW_FULL:
-			return "memory limit reached";
+			return "over memory limit";
 	}
 	return "unknown";
 }
