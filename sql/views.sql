@@ -138,6 +138,8 @@ RESET ROLE;
 SELECT public.try('ALTER TABLE public.orders DROP COLUMN amount');
 SELECT public.try('DROP TABLE public.orders');
 SELECT public.try('ALTER TABLE public.orders ALTER COLUMN region TYPE varchar(10)');
+SELECT public.try('ALTER TABLE public.orders REPLICA IDENTITY DEFAULT');
+SELECT public.try('ALTER TABLE public.orders SET UNLOGGED');
 ALTER TABLE public.orders ADD COLUMN note text;
 ALTER TABLE public.orders RENAME TO orders_renamed;
 INSERT INTO public.orders_renamed (ts, region, amount, note) VALUES ('2026-11-25 10:00:00+00', 'east', 5, 'x');

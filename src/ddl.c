@@ -13,6 +13,10 @@
  *	  DATABASE also drops the database's decoding slot and origin, which
  *	  would make it fail.
  *
+ *	- ALTER TABLE may not take from the source of a continuous view what
+ *	  decoding needs: REPLICA IDENTITY FULL (the whole old row of updates
+ *	  and deletes) and WAL itself (SET UNLOGGED).
+ *
  * Requests to the launcher are made from a commit callback, so that an
  * aborted CREATE EXTENSION starts nothing.
  *
@@ -22,13 +26,21 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
+#include "catalog.h"
 #include "ddl.h"
 #include "launcher.h"
 #include "source_decoding.h"
@@ -131,6 +143,64 @@ database_to_suspend(Node *parsetree)
 	}
 }
 
+/* The continuous views over a table, as a list for a message, or NULL. */
+static char *
+views_over(Oid relid)
+{
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			type = OIDOID;
+	char	   *views = NULL;
+
+	if (!CatalogExtensionPresent())
+		return NULL;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT string_agg(view::text, ', ' ORDER BY view_id)"
+							  "  FROM flowstate.view WHERE source = $1",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	if (SPI_processed == 1)
+	{
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (value != NULL)
+			views = MemoryContextStrdup(CurTransactionContext, value);
+	}
+	SPI_finish();
+	return views;
+}
+
+/* Refuse ALTER TABLE that would leave a continuous view unable to follow. */
+static void
+check_alter_source(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			relid = InvalidOid;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+		bool		unlogged = cmd->subtype == AT_SetUnLogged;
+		char	   *views;
+
+		if (!unlogged &&
+			!(cmd->subtype == AT_ReplicaIdentity &&
+			  ((ReplicaIdentityStmt *) cmd->def)->identity_type != REPLICA_IDENTITY_FULL))
+			continue;
+		if (!OidIsValid(relid))
+			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (!OidIsValid(relid) || (views = views_over(relid)) == NULL)
+			return;
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 unlogged ?
+				 errmsg("cannot make table \"%s\" unlogged", get_rel_name(relid)) :
+				 errmsg("cannot change the replica identity of table \"%s\"", get_rel_name(relid)),
+				 errdetail("Continuous views follow its changes through logical decoding, which needs REPLICA IDENTITY FULL and a logged table: %s.",
+						   views),
+				 errhint("Drop the continuous views first with flowstate.drop_view().")));
+	}
+}
+
 static void
 flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						 bool readOnlyTree, ProcessUtilityContext context,
@@ -139,6 +209,10 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	Oid			suspended;
+
+	if (IsA(parsetree, AlterTableStmt) &&
+		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE)
+		check_alter_source((AlterTableStmt *) parsetree);
 
 	if (IsA(parsetree, CreateExtensionStmt) &&
 		strcmp(((CreateExtensionStmt *) parsetree)->extname, "flowstate") == 0)
