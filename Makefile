@@ -20,6 +20,10 @@ OBJS = \
 	src/flush.o \
 	src/decoder.o \
 	src/source_decoding.o \
+	src/stream.o \
+	src/json.o \
+	src/fdw.o \
+	src/source_kafka.o \
 	src/api.o \
 	src/stats.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
@@ -29,9 +33,14 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 # -Wextra minus the three warnings PostgreSQL's own headers trip; CI adds COPT=-Werror
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
+# src/json.cpp, the one C++ file: simdjson without exceptions
+PG_CXXFLAGS = -std=c++17 -fno-exceptions -fno-rtti $(COPT)
+SHLIB_LINK = -lrdkafka -lsimdjson -lstdc++
+# no bitcode for JIT inlining: the C++ file would need clang's C++17 too
+with_llvm = no
 
 # pg_regress: one throwaway preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling views views_errors views_side oracle upgrade
+REGRESS = setup catalog workers window_tumbling views views_errors views_side oracle kafka_options upgrade
 REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/
@@ -70,3 +79,10 @@ bench:
 	bash bench/run.sh
 
 .PHONY: bench
+
+# the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
+test/kafka_mock: test/kafka_mock.c
+	$(CC) -O2 -Wall $(COPT) -o $@ $< -lrdkafka
+
+installcheck: test/kafka_mock
+EXTRA_CLEAN += test/kafka_mock

@@ -9,7 +9,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 export ROOT PG_BIN PATH="$PG_BIN:$PATH"
 
 PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib
-          libipc-run-perl librdkafka-dev kcat postgresql-15-hll postgresql-15-tdigest rsync)
+          libipc-run-perl librdkafka-dev libsimdjson-dev kcat postgresql-15-hll postgresql-15-tdigest rsync)
 
 if [ "$(id -u)" -eq 0 ]; then
     if ! dpkg -s "${PACKAGES[@]}" >/dev/null 2>&1; then

@@ -27,7 +27,7 @@ INSERT INTO flowstate.view (view, definition, state_table, source, query, status
 VALUES ('public.orders', 'public.orders', 'public.orders', 'public.orders', 'SELECT 1', 'paused');
 INSERT INTO flowstate.view (view, definition, state_table, source, query, allowed_lateness)
 VALUES ('public.orders', 'public.orders', 'public.orders', 'public.orders', 'SELECT 1', '-1 s');
-INSERT INTO flowstate.stream (relation, workers) VALUES ('public.orders', 0);
+INSERT INTO flowstate.stream_offsets (view_id, "partition", next_offset) VALUES (1, -1, 0);
 INSERT INTO flowstate.history (history_schema, history_name, source, key_columns, tracked_columns)
 VALUES ('public', 'h', 'public.orders', '{}', '{region}');
 \set VERBOSITY default
@@ -40,7 +40,7 @@ SELECT count(*) FROM flowstate.dead_letters;
 SELECT count(*) > 0 AS sees_workers FROM flowstate.workers;
 SELECT count(*) AS views FROM flowstate.views;
 SELECT count(*) AS sources FROM flowstate.sources;
-INSERT INTO flowstate.stream (relation) VALUES ('public.orders');
+INSERT INTO flowstate.stream_offsets (view_id, "partition", next_offset) VALUES (1, 0, 0);
 DELETE FROM flowstate.history;
 DELETE FROM flowstate.dead_letters;
 RESET ROLE;

@@ -15,7 +15,7 @@ SELECT (SELECT pid FROM flowstate.workers WHERE kind = 'launcher') =
        AS same_launcher;
 
 -- a manager that fails is restarted with backoff and its error is shown
-ALTER TABLE flowstate.stream RENAME TO stream_moved;
+ALTER TABLE flowstate.history RENAME TO history_moved;
 SELECT wait_for($$
     SELECT failures >= 2 AND state IN ('backoff', 'starting')
       FROM flowstate.workers
@@ -26,7 +26,7 @@ SELECT last_error, last_error_at IS NOT NULL AS has_error_time
  WHERE kind = 'manager' AND datname = current_database();
 
 -- once the cause is gone it runs again; the failure count stays visible
-ALTER TABLE flowstate.stream_moved RENAME TO stream;
+ALTER TABLE flowstate.history_moved RENAME TO history;
 SELECT wait_for($$
     SELECT state = 'running' FROM flowstate.workers
      WHERE kind = 'manager' AND datname = current_database()

@@ -58,6 +58,7 @@
 #include "launcher.h"
 #include "query.h"
 #include "state_store.h"
+#include "stream.h"
 #include "state_table.h"
 
 PG_FUNCTION_INFO_V1(flowstate_create_view);
@@ -215,6 +216,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int64		watermark_delay;
 	int64		allowed_lateness;
 	int64		memory_limit;
+	bool		stream;
 	int32		view_id;
 	char	   *def_name;
 	char	   *state_name;
@@ -254,7 +256,11 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	(void) ExecCheckRTPerms(query->rtable, true);
 	memset(&def, 0, sizeof(def));
 	QueryDescribe(query, &def);
-	check_replica_identity(def.source_relid);
+	stream = StreamIsKafka(def.source_relid);
+	if (stream)
+		(void) StreamLoad(def.source_relid, CurrentMemoryContext);	/* checks it */
+	else
+		check_replica_identity(def.source_relid);
 	if (allowed_lateness >= 0 && !(def.window.present && def.window.size_us > 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -338,7 +344,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	appendStringInfo(&sql,
 					 "INSERT INTO flowstate.view (view_id, view, definition, state_table, source,"
 					 " query, window_kind, window_size, watermark_delay, allowed_lateness,"
-					 " memory_limit) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s)",
+					 " memory_limit, status) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s, %s)",
 					 view_id, def.view_relid, def.def_relid, def.state_relid, def.source_relid,
 					 quote_literal_cstr(query_text),
 					 def.window.present ? "'tumble'" : "'none'",
@@ -348,7 +354,9 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					 "NULL",
 					 PG_ARGISNULL(2) ? "'0'" : interval_text(fcinfo, 2),
 					 interval_text(fcinfo, 3),
-					 memory_limit > 0 ? psprintf(INT64_FORMAT, memory_limit) : "NULL");
+					 memory_limit > 0 ? psprintf(INT64_FORMAT, memory_limit) : "NULL",
+					 /* a stream's view starts at its start position: no backfill */
+					 stream ? "'running'" : "'backfilling'");
 	spi_exec(sql.data, SPI_OK_INSERT);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -473,7 +481,9 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 
 /*
  * flowstate_wait_for waits until every continuous view of the database
- * shows all transactions committed up to lsn (default: now).
+ * shows all transactions committed up to lsn (default: now), and every
+ * view over a Kafka stream all the messages its partitions held when the
+ * stream's workers last looked, after the call.
  */
 Datum
 flowstate_wait_for(PG_FUNCTION_ARGS)
@@ -483,6 +493,7 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	int64		timeout_ms = 30000;
 	TimestampTz start = GetCurrentTimestamp();
 	Oid		   *relids;
+	Oid		   *streams;		/* the Kafka stream of a view, or invalid */
 	int			n;
 
 	if (!PG_ARGISNULL(1))
@@ -502,11 +513,14 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	XLogFlush(Min(lsn, insert));
 
 	SPI_connect();
-	if (SPI_execute("SELECT state_table::oid, xmin, view::text FROM flowstate.view",
+	if (SPI_execute("SELECT state_table::oid, v.xmin, view::text,"
+					"       CASE WHEN c.relkind = 'f' THEN v.source::oid ELSE 0 END"
+					"  FROM flowstate.view v JOIN pg_catalog.pg_class c ON c.oid = v.source",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.view");
 	n = SPI_processed;
 	relids = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
+	streams = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -514,6 +528,7 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		relids[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		streams[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
 		/* its worker starts on it only once this transaction commits */
 		if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(tuple, desc,
 																				 2, &isnull))))
@@ -542,9 +557,12 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 			}
 			LWLockAcquire(&sv->lock, LW_SHARED);
 			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
-				sv->applied_lsn >= lsn;
+				(OidIsValid(streams[i]) || sv->applied_lsn >= lsn);
 			LWLockRelease(&sv->lock);
 			StoreReleaseView(sv);
+			/* a stream's: every message its workers saw since the call */
+			if (done && OidIsValid(streams[i]))
+				done = LauncherStreamCaughtUp(MyDatabaseId, streams[i], start);
 		}
 		if (done)
 			PG_RETURN_BOOL(true);

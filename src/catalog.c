@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -59,28 +60,36 @@ spi_oid(HeapTuple tuple, int column)
 
 /*
  * CatalogLoadViews returns a ViewDef for each continuous view of the
- * database, each in a new child context of cxt.  For a view the caller
- * knows already (known returns true), only its ids are filled, in
- * CurrentMemoryContext.  A view whose objects are missing (a concurrent
- * drop) is skipped.  The caller has an active snapshot.
+ * database over tables (stream invalid) or over one Kafka stream, each in
+ * a new child context of cxt.  For a view the caller knows already (known
+ * returns true), only its ids are filled, in CurrentMemoryContext.  A view
+ * whose objects are missing (a concurrent drop) is skipped.  The caller
+ * has an active snapshot.
  */
 List *
-CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
+CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 {
 	List	   *views = NIL;
 	int			ret;
 	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(stream);
 
 	if (!CatalogExtensionPresent())
 		return NIL;
 
 	SPI_connect();
-	ret = SPI_execute("SELECT view_id::int8, view::oid, definition::oid, state_table::oid,"
-					  "       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
-					  "       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
-					  "       memory_limit, status = 'backfilling', max_event_time"
-					  "  FROM flowstate.view ORDER BY view_id",
-					  true, 0);
+	ret = SPI_execute_with_args("SELECT view_id::int8, view::oid, definition::oid, state_table::oid,"
+								"       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
+								"       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
+								"       memory_limit, status = 'backfilling', max_event_time"
+								"  FROM flowstate.view v"
+								" WHERE CASE WHEN $1 = 0"
+								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
+								"                   WHERE oid = v.source) IS DISTINCT FROM 'f'"
+								"            ELSE v.source = $1 END"
+								" ORDER BY view_id",
+								1, &argtype, &arg, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.view: %s", SPI_result_code_string(ret));
 
@@ -138,6 +147,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known)
 			continue;
 		}
 		QueryDescribe(query, def);
+		def->stream = get_rel_relkind(def->source_relid) == RELKIND_FOREIGN_TABLE;
 		MemoryContextSwitchTo(callercxt);
 		views = lappend(views, def);
 		MemoryContextSwitchTo(oldcxt);

@@ -13,6 +13,6 @@
 extern bool CatalogExtensionPresent(void);
 typedef bool (*CatalogKnownView) (int32 view_id, Oid state_relid);
 
-extern List *CatalogLoadViews(MemoryContext cxt, CatalogKnownView known);
+extern List *CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream);
 
 #endif							/* FLOWSTATE_CATALOG_H */

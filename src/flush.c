@@ -20,10 +20,13 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "replication/origin.h"
+#include "storage/procarray.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -39,6 +42,8 @@ typedef struct ViewFlush
 {
 	ViewRuntime *vr;
 	FlushItem  *items;
+	int64	   *offsets;		/* Kafka: next offset per partition */
+	int			noffsets;
 	int			n;
 	int			written;
 	uint64		seq;
@@ -56,9 +61,14 @@ struct FlushJob
 	ViewFlush  *flushes;
 };
 
-/* Write the dead letters and late events of a view. */
+/*
+ * Write side rows (dead letters, late events) of a source, of one view or
+ * of none (a message no view could read).  Rows of Kafka messages carry
+ * their partition and offset, and a message already recorded (consumed
+ * again after a restart) is skipped.
+ */
 static void
-write_pending(ViewRuntime *vr)
+write_rows(Oid source, Oid view, List *rows)
 {
 	static SPIPlanPtr dead_plan = NULL;
 	static SPIPlanPtr late_plan = NULL;
@@ -66,46 +76,57 @@ write_pending(ViewRuntime *vr)
 
 	if (dead_plan == NULL)
 	{
-		Oid			types[6] = {OIDOID, OIDOID, PG_LSNOID, TEXTOID, TEXTOID, TEXTOID};
-		Oid			ltypes[7] = {OIDOID, PG_LSNOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		TEXTOID, TEXTOID, TEXTOID};
+		Oid			types[8] = {OIDOID, OIDOID, PG_LSNOID, TEXTOID, TEXTOID, TEXTOID,
+		INT4OID, INT8OID};
+		Oid			ltypes[9] = {OIDOID, PG_LSNOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID};
 
 		dead_plan = SPI_prepare("INSERT INTO flowstate.dead_letters"
-								" (source, view, lsn, payload, error, sqlstate)"
-								" VALUES ($1, $2, $3, $4, $5, $6)", 6, types);
+								" (source, view, lsn, payload, error, sqlstate, \"partition\", \"offset\")"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+								" ON CONFLICT (source, view, \"partition\", \"offset\")"
+								" WHERE \"offset\" IS NOT NULL DO NOTHING", 8, types);
 		late_plan = SPI_prepare("INSERT INTO flowstate.late_events"
-								" (view, lsn, event_time, watermark, change, payload, reason)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, ltypes);
+								" (view, lsn, event_time, watermark, change, payload, reason,"
+								" \"partition\", \"offset\")"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+								" ON CONFLICT (view, \"partition\", \"offset\")"
+								" WHERE \"offset\" IS NOT NULL DO NOTHING", 9, ltypes);
 		if (dead_plan == NULL || late_plan == NULL)
 			elog(ERROR, "could not prepare the dead letter statements");
 		SPI_keepplan(dead_plan);
 		SPI_keepplan(late_plan);
 	}
 
-	foreach(lc, vr->pending)
+	foreach(lc, rows)
 	{
 		PendingRow *row = lfirst(lc);
-		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		int			ret;
 
 		if (!row->late)
 		{
-			Datum		args[6];
+			Datum		args[8];
 
-			args[0] = ObjectIdGetDatum(vr->def->source_relid);
-			args[1] = ObjectIdGetDatum(vr->def->view_relid);
+			args[0] = ObjectIdGetDatum(source);
+			args[1] = ObjectIdGetDatum(view);
+			nulls[1] = OidIsValid(view) ? ' ' : 'n';
 			args[2] = LSNGetDatum(row->lsn);
 			nulls[2] = XLogRecPtrIsInvalid(row->lsn) ? 'n' : ' ';
 			args[3] = CStringGetTextDatum(row->payload ? row->payload : "");
+			nulls[3] = row->payload ? ' ' : 'n';
 			args[4] = CStringGetTextDatum(row->error ? row->error : "");
 			args[5] = CStringGetTextDatum(row->sqlstate);
+			args[6] = Int32GetDatum(row->partition);
+			args[7] = Int64GetDatum(row->offset);
+			nulls[6] = nulls[7] = row->at_message ? ' ' : 'n';
 			ret = SPI_execute_plan(dead_plan, args, nulls, false, 0);
 		}
 		else
 		{
-			Datum		args[7];
+			Datum		args[9];
 
-			args[0] = ObjectIdGetDatum(vr->def->view_relid);
+			args[0] = ObjectIdGetDatum(view);
 			args[1] = LSNGetDatum(row->lsn);
 			nulls[1] = XLogRecPtrIsInvalid(row->lsn) ? 'n' : ' ';
 			args[2] = TimestampTzGetDatum(row->event_time);
@@ -113,17 +134,80 @@ write_pending(ViewRuntime *vr)
 			args[4] = CStringGetTextDatum(row->deleted ? "delete" : "insert");
 			args[5] = CStringGetTextDatum(row->payload ? row->payload : "");
 			args[6] = CStringGetTextDatum("its window closed longer than the allowed lateness ago");
+			args[7] = Int32GetDatum(row->partition);
+			args[8] = Int64GetDatum(row->offset);
+			nulls[7] = nulls[8] = row->at_message ? ' ' : 'n';
 			ret = SPI_execute_plan(late_plan, args, nulls, false, 0);
 		}
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not record a dead letter: %s", SPI_result_code_string(ret));
 	}
+}
+
+/* Write the dead letters and late events of a view, and forget them. */
+static void
+write_pending(ViewRuntime *vr)
+{
+	write_rows(vr->def->source_relid, vr->def->view_relid, vr->pending);
 	if (vr->pending_dropped > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%lld rows that continuous view \"%s\" could not apply were not recorded",
 						(long long) vr->pending_dropped, vr->def->view_name),
 				 errhint("See flowstate.views for their counts and the server log for the first of them.")));
+	list_free(vr->pending);
+	vr->pending = NIL;
+	vr->pending_dropped = 0;
+	MemoryContextReset(vr->pending_cxt);
+}
+
+/*
+ * FlushWritePending writes, in the caller's transaction, the side rows of
+ * views and those of a source that no view could read (source_rows, of
+ * source), and forgets them.  Kafka workers write theirs before they apply
+ * the batch they come from: a row is never lost, and never written twice.
+ */
+void
+FlushWritePending(List *views, Oid source, List *source_rows)
+{
+	ListCell   *lc;
+
+	SPI_connect();
+	write_rows(source, InvalidOid, source_rows);
+	foreach(lc, views)
+		write_pending(lfirst(lc));
+	SPI_finish();
+}
+
+/* Record how far each partition of a Kafka stream the view's state goes. */
+static void
+write_offsets(ViewRuntime *vr, const int64 *offsets, int n)
+{
+	Datum		args[3];
+	Oid			types[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum	   *parts = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *next = palloc(sizeof(Datum) * Max(n, 1));
+	int			m = 0;
+
+	for (int p = 0; p < n; p++)
+	{
+		if (offsets[p] < 0)
+			continue;
+		parts[m] = Int32GetDatum(p);
+		next[m++] = Int64GetDatum(offsets[p]);
+	}
+	if (m == 0)
+		return;
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = PointerGetDatum(construct_array(parts, m, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(next, m, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("INSERT INTO flowstate.stream_offsets (view_id, \"partition\", next_offset)"
+							  " SELECT $1, p, o FROM unnest($2::int4[], $3::int8[]) AS u (p, o)"
+							  " ON CONFLICT (view_id, \"partition\")"
+							  " DO UPDATE SET next_offset = excluded.next_offset",
+							  3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the offsets of continuous view %s", vr->def->view_name);
 }
 
 /* Record how far the view's event time has gone, for its watermark after a restart. */
@@ -190,10 +274,11 @@ FlushStart(List *views, XLogRecPtr position)
 			(vr->shared->status != VIEW_RUNNING && vr->shared->status != VIEW_FULL))
 			continue;
 		f->vr = vr;
-		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid);
+		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid,
+							   &f->offsets, &f->noffsets);
 		f->opened = f->n > 0 || f->truncate;
 		f->finish_backfill = vr->def->backfilling;
-		any |= f->opened || f->finish_backfill || vr->pending != NIL;
+		any |= f->opened || f->finish_backfill || vr->pending != NIL || f->noffsets > 0;
 		job->nflush++;
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -228,13 +313,10 @@ FlushStart(List *views, XLogRecPtr position)
 		if (f->finish_backfill)
 			finish_backfill(vr);
 		write_watermark(vr);
-		write_pending(vr);
-
+		if (f->noffsets > 0)
+			write_offsets(vr, f->offsets, f->noffsets);
 		/* a failed flush ends the worker: these rows come again after it */
-		list_free(vr->pending);
-		vr->pending = NIL;
-		vr->pending_dropped = 0;
-		MemoryContextReset(vr->pending_cxt);
+		write_pending(vr);
 	}
 	SPI_finish();
 	CommandCounterIncrement();
@@ -287,8 +369,12 @@ FlushStep(FlushJob *job, int budget_ms)
 	}
 	PopActiveSnapshot();
 
-	replorigin_session_origin_lsn = job->position;
-	replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	/* decoding: the position advances the session's replication origin */
+	if (!XLogRecPtrIsInvalid(job->position))
+	{
+		replorigin_session_origin_lsn = job->position;
+		replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	}
 	CommitTransactionCommand();
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
 
@@ -316,4 +402,31 @@ void
 FlushFree(FlushJob *job)
 {
 	MemoryContextDelete(job->cxt);
+}
+
+/*
+ * FlushEvict drops a view's flushed groups from shared memory down to
+ * target bytes, as far as snapshots allow (the state table's horizon, read
+ * in a short transaction: no flush may be under way); returns the bytes the
+ * view holds then.
+ */
+int64
+FlushEvict(ViewRuntime *vr, int64 target)
+{
+	TransactionId horizon = InvalidTransactionId;
+	Relation	rel;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = try_table_open(vr->def->state_relid, AccessShareLock);
+	if (rel != NULL)
+	{
+		horizon = GetOldestNonRemovableTransactionId(rel);
+		table_close(rel, AccessShareLock);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (!TransactionIdIsValid(horizon))
+		return vr->shared->bytes;
+	return StoreEvict(vr->shared, target, horizon);
 }

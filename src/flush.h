@@ -11,6 +11,7 @@
 
 #include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
+#include "postgres_ext.h"
 
 typedef struct FlushJob FlushJob;
 
@@ -18,5 +19,9 @@ extern FlushJob *FlushStart(List *views, XLogRecPtr position);
 extern bool FlushStep(FlushJob *job, int budget_ms);
 extern XLogRecPtr FlushPosition(FlushJob *job);
 extern void FlushFree(FlushJob *job);
+extern void FlushWritePending(List *views, Oid source, List *source_rows);
+
+struct ViewRuntime;
+extern int64 FlushEvict(struct ViewRuntime *vr, int64 target);
 
 #endif							/* FLOWSTATE_FLUSH_H */

@@ -412,6 +412,9 @@ evaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 		MemoryContextSwitchTo(vr->pending_cxt);
 		row = palloc0(sizeof(PendingRow));
 		row->lsn = lsn;
+		row->at_message = vr->at_message;
+		row->partition = vr->msg_partition;
+		row->offset = vr->msg_offset;
 		row->error = edata->message;
 		memcpy(row->sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
 		row->payload = row_text(slot);
@@ -451,6 +454,9 @@ is_late(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
 	row->late = true;
 	row->deleted = sign < 0;
 	row->lsn = lsn;
+	row->at_message = vr->at_message;
+	row->partition = vr->msg_partition;
+	row->offset = vr->msg_offset;
 	row->event_time = ts;
 	row->watermark = watermark;
 	row->payload = row_text(slot);
@@ -785,6 +791,163 @@ batch_reset(ViewRuntime *vr)
 	vr->first = vr->last = NULL;
 	vr->truncated = false;
 	vr->batch_rows = vr->batch_late = vr->batch_failed = 0;
+}
+
+/*
+ * IngestNoteOffset records that the view's batch goes up to offset next
+ * (excluded) of a Kafka partition.
+ */
+void
+IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next)
+{
+	if (partition >= vr->noffsets)
+	{
+		int			n = Max(partition + 1, vr->noffsets * 2);
+		MemoryContext oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(vr));
+
+		vr->next_offsets = vr->next_offsets ?
+			repalloc(vr->next_offsets, sizeof(int64) * n) : palloc(sizeof(int64) * n);
+		for (int p = vr->noffsets; p < n; p++)
+			vr->next_offsets[p] = -1;
+		vr->noffsets = n;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	if (next > vr->next_offsets[partition])
+		vr->next_offsets[partition] = next;
+}
+
+/*
+ * IngestApplyShared merges the batch of a view that several workers write
+ * (a Kafka stream's; see state_store.c), with the offsets it goes up to.
+ * Rows only arrive, so a group's new state is always its state plus its
+ * delta, computed under the view's lock from whatever the group holds
+ * then.  Groups that left shared memory are read from the state table
+ * first, without the lock; should groups leave meanwhile, it starts over.
+ * The caller has found sv (holding its partition lock, unless it owns it).
+ */
+void
+IngestApplyShared(ViewRuntime *vr, SharedView *sv)
+{
+	const ViewLayout *layout = &vr->def->layout;
+	int32		size = layout->block_size;
+	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	bool		full = false;
+
+	for (;;)
+	{
+		uint64		evictions;
+		bool		need_load = false;
+
+		LWLockAcquire(&sv->lock, LW_SHARED);
+		evictions = sv->evictions;
+		for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+		{
+			lg->resolved = sv->complete || lg->base != NULL ||
+				DsaPointerIsValid(StoreLookup(sv, vr->gk, lg->hash, lg->values, lg->isnull));
+			need_load |= !lg->resolved;
+		}
+		LWLockRelease(&sv->lock);
+
+		if (need_load)
+		{
+			bool		own = !IsTransactionState();
+			StateScan	scan;
+
+			if (own)
+				StartTransactionCommand();
+			PushActiveSnapshot(GetLatestSnapshot());
+			if (StateScanBegin(&scan, vr->def, true))
+			{
+				for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+				{
+					StateRow	row;
+
+					if (lg->resolved)
+						continue;
+					if (StateLookup(&scan, lg->values, lg->isnull, &row))
+					{
+						lg->base = row.block;
+						lg->loaded_gid = row.gid;
+						lg->loaded_tid = row.tid;
+					}
+				}
+				StateScanEnd(&scan);
+			}
+			else
+				vr->dropped = true;
+			PopActiveSnapshot();
+			if (own)
+				CommitTransactionCommand();
+			MemoryContextSwitchTo(vr->batch_cxt);
+		}
+
+		LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+		if (sv->evictions != evictions)
+		{
+			/* groups left between the two looks: look again */
+			LWLockRelease(&sv->lock);
+			for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+			{
+				lg->base = NULL;
+				lg->loaded_gid = 0;
+			}
+			continue;
+		}
+		break;
+	}
+
+	for (LocalGroup *lg = vr->first; lg && !full; lg = lg->next)
+	{
+		dsa_pointer dp = StoreLookup(sv, vr->gk, lg->hash, lg->values, lg->isnull);
+		char	   *block = palloc(size);
+
+		if (DsaPointerIsValid(dp))
+			StoreReadBlock(sv, dp, block);
+		else if (lg->base)
+			memcpy(block, lg->base, size);
+		else
+			memset(block, 0, size);
+		if (!AggMerge(vr->rt, block, lg->delta))
+			elog(ERROR, "flowstate group of a stream went stale");
+		if (DsaPointerIsValid(dp))
+			full = !StoreWriteBlock(sv, dp, block);
+		else
+		{
+			Size		keylen = GroupKeySize(layout, lg->values, lg->isnull);
+			char	   *key = palloc(keylen);
+
+			GroupKeyWrite(layout, lg->values, lg->isnull, key);
+			dp = StoreAddGroup(sv, lg->hash, key, keylen, block,
+							   lg->base ? lg->loaded_gid : 0,
+							   lg->base ? &lg->loaded_tid : NULL, true);
+			full = !DsaPointerIsValid(dp);
+		}
+	}
+	if (!full && vr->noffsets > 0)
+		StoreSetOffsets(sv, vr->next_offsets, vr->noffsets);
+	sv->rows_applied += vr->batch_rows;
+	sv->late_rows += vr->batch_late;
+	sv->failed_rows += vr->batch_failed;
+	if (vr->has_watermark &&
+		(!sv->has_watermark || vr->max_ts - vr->def->watermark_delay_us > sv->watermark))
+	{
+		sv->has_watermark = true;
+		sv->watermark = vr->max_ts - vr->def->watermark_delay_us;
+	}
+	LWLockRelease(&sv->lock);
+	MemoryContextSwitchTo(oldcxt);
+
+	vr->last_merge_at = GetCurrentTimestamp();
+	batch_reset(vr);
+	for (int p = 0; p < vr->noffsets; p++)
+		vr->next_offsets[p] = -1;
+	if (full)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("flowstate shared memory is full"),
+				 errdetail("A batch of continuous view \"%s\" could not be stored.",
+						   vr->def->view_name),
+				 errhint("Increase flowstate.memory_limit.")));
 }
 
 /*

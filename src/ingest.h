@@ -35,6 +35,8 @@ typedef struct LocalGroup
 	bool		resolved;		/* entry is known (or the group is new) */
 	int			skip_snap;		/* recompute snapshot whose transactions it
 								 * skips, or -1 */
+	int64		loaded_gid;		/* base came from this row of the state table */
+	ItemPointerData loaded_tid;
 	char	   *unseen;			/* what the transactions the settle's latest
 								 * snapshot did not see add and remove, or
 								 * NULL */
@@ -45,6 +47,9 @@ typedef struct LocalGroup
 typedef struct PendingRow
 {
 	XLogRecPtr	lsn;
+	bool		at_message;		/* from a Kafka message: */
+	int32		partition;		/* its partition */
+	int64		offset;			/* and offset */
 	char	   *payload;
 	char	   *error;			/* dead letter: message */
 	char		sqlstate[6];
@@ -110,6 +115,13 @@ typedef struct ViewRuntime
 	List	   *pending;
 	int64		pending_dropped;
 
+	/* Kafka: the message being applied, and how far the batch went */
+	bool		at_message;
+	int32		msg_partition;
+	int64		msg_offset;
+	int64	   *next_offsets;	/* per partition, -1: not in the batch */
+	int			noffsets;
+
 	TimestampTz last_merge_at;
 } ViewRuntime;
 
@@ -131,5 +143,7 @@ extern LocalGroup **IngestStale(ViewRuntime *vr, int *n);
 extern void IngestMerge(ViewRuntime *vr, XLogRecPtr position);
 extern void IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
 extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);
+extern void IngestApplyShared(ViewRuntime *vr, SharedView *sv);
+extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
 
 #endif							/* FLOWSTATE_INGEST_H */

@@ -85,6 +85,8 @@ typedef struct StartRequest
 	uint64		generation;
 	WorkerKind	kind;
 	Oid			dboid;
+	Oid			relid;
+	int			index;
 } StartRequest;
 
 static MemoryContext LauncherContext = NULL;
@@ -386,6 +388,8 @@ reconcile_slots(TimestampTz now, List **to_start, List **to_absent)
 			req->generation = slot->generation;
 			req->kind = slot->kind;
 			req->dboid = slot->dboid;
+			req->relid = slot->relid;
+			req->index = slot->index;
 			*to_start = lappend(*to_start, req);
 
 			slot->state = SLOT_STARTING;
@@ -417,6 +421,7 @@ start_worker(StartRequest *req)
 	}			kinds[] = {
 		[WORKER_MANAGER] = {"ManagerMain", "flowstate manager"},
 		[WORKER_DECODER] = {"DecoderMain", "flowstate decoder"},
+		[WORKER_KAFKA] = {"KafkaMain", "flowstate kafka"},
 	};
 
 	memset(&bgw, 0, sizeof(bgw));
@@ -425,8 +430,12 @@ start_worker(StartRequest *req)
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	strlcpy(bgw.bgw_library_name, "flowstate", BGW_MAXLEN);
 	strlcpy(bgw.bgw_function_name, kinds[req->kind].function, BGW_MAXLEN);
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "%s for database %u",
-			 kinds[req->kind].type, req->dboid);
+	if (req->kind == WORKER_KAFKA)
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "%s %d of stream %u in database %u",
+				 kinds[req->kind].type, req->index, req->relid, req->dboid);
+	else
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "%s for database %u",
+				 kinds[req->kind].type, req->dboid);
 	strlcpy(bgw.bgw_type, kinds[req->kind].type, BGW_MAXLEN);
 	bgw.bgw_main_arg = Int32GetDatum(req->slotno);
 	memcpy(bgw.bgw_extra, &req->generation, sizeof(req->generation));
@@ -643,6 +652,9 @@ LauncherViewsChanged(Oid dboid)
 	Latch	   *decoder = NULL;
 	Latch	   *manager = NULL;
 
+	Latch	   *kafka[FLOWSTATE_MAX_DB_WORKERS];
+	int			nkafka = 0;
+
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
 	slot = SlotFind(WORKER_DECODER, dboid);
 	if (slot != NULL)
@@ -653,12 +665,59 @@ LauncherViewsChanged(Oid dboid)
 	slot = SlotFind(WORKER_MANAGER, dboid);
 	if (slot != NULL)
 		manager = slot->latch;
+	for (int i = 0; i < Flowstate->nslots; i++)
+	{
+		slot = &Flowstate->slots[i];
+		if (slot->state == SLOT_FREE || slot->kind != WORKER_KAFKA || slot->dboid != dboid)
+			continue;
+		slot->catalog_generation++;
+		if (slot->latch && nkafka < FLOWSTATE_MAX_DB_WORKERS)
+			kafka[nkafka++] = slot->latch;
+	}
 	LWLockRelease(Flowstate->lock);
 
 	if (decoder)
 		SetLatch(decoder);
 	if (manager)
 		SetLatch(manager);
+	for (int i = 0; i < nkafka; i++)
+		SetLatch(kafka[i]);
+}
+
+/*
+ * LauncherStreamCaughtUp tells whether every worker of a Kafka stream has
+ * seen, since since, every message of its partitions applied; and wakes
+ * them, so that they look.
+ */
+bool
+LauncherStreamCaughtUp(Oid dboid, Oid relid, TimestampTz since)
+{
+	Latch	   *latches[FLOWSTATE_MAX_DB_WORKERS];
+	int			nlatches = 0;
+	int			workers = 0;
+	bool		caught_up = true;
+
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < Flowstate->nslots; i++)
+	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+
+		if (slot->state == SLOT_FREE || slot->kind != WORKER_KAFKA ||
+			slot->dboid != dboid || slot->relid != relid)
+			continue;
+		workers++;
+		if (slot->catch_up_asked_at < since)
+			slot->catch_up_asked_at = since;
+		if (slot->state != SLOT_RUNNING || slot->caught_up_at <= since)
+			caught_up = false;
+		if (slot->latch && nlatches < FLOWSTATE_MAX_DB_WORKERS)
+			latches[nlatches++] = slot->latch;
+	}
+	LWLockRelease(Flowstate->lock);
+
+	for (int i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
+	return caught_up && workers > 0;
 }
 
 /*

@@ -8,6 +8,7 @@
 #ifndef FLOWSTATE_LAUNCHER_H
 #define FLOWSTATE_LAUNCHER_H
 
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 
 extern void LauncherRegister(void);
@@ -17,6 +18,7 @@ extern void LauncherWakeManager(Oid dboid);
 extern void LauncherViewsChanged(Oid dboid);
 extern Latch *LauncherDecoderLatch(Oid dboid);
 extern void LauncherWakeAtCommit(void);
+extern bool LauncherStreamCaughtUp(Oid dboid, Oid relid, TimestampTz since);
 extern void LauncherSuspendDatabase(Oid dboid);
 extern void LauncherResumeDatabase(Oid dboid, bool dropped);
 

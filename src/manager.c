@@ -7,8 +7,11 @@
  * Each iteration runs one short transaction: it confirms that the extension
  * is still installed (under a share lock on the extension, so a concurrent
  * DROP EXTENSION either finishes first or waits), reads the catalog of
- * views, streams and histories, and publishes a summary in its slot and in
- * pg_stat_activity.  No transaction stays open while it sleeps.
+ * views and histories, and publishes a summary in its slot and in
+ * pg_stat_activity.  No transaction stays open while it sleeps.  It keeps
+ * the database's source workers running exactly as the views need them:
+ * the decoder while views over tables exist, and for each Kafka stream
+ * with views as many workers as its foreign table's workers option says.
  *
  * A manager started as a probe in a database without the extension exits
  * at once with WORKER_ABSENT, as does one that finds the extension dropped.
@@ -44,9 +47,11 @@
 /* What one look at the catalog found. */
 typedef struct CatalogSummary
 {
-	int64		views;
-	int64		streams;
+	int64		views;			/* over tables */
+	int64		streams;		/* Kafka streams with views */
 	int64		histories;
+	Oid		   *stream_relids;
+	int		   *stream_workers;
 } CatalogSummary;
 
 static int64
@@ -68,6 +73,7 @@ read_catalog(CatalogSummary *summary)
 {
 	Oid			extoid;
 	bool		present = false;
+	MemoryContext caller = CurrentMemoryContext;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -86,15 +92,41 @@ read_catalog(CatalogSummary *summary)
 
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
-		ret = SPI_execute("SELECT (SELECT count(*) FROM flowstate.view),"
-						  " (SELECT count(*) FROM flowstate.stream),"
+		ret = SPI_execute("SELECT (SELECT count(*) FROM flowstate.view v"
+						  "          JOIN pg_catalog.pg_class c ON c.oid = v.source"
+						  "         WHERE c.relkind <> 'f'),"
 						  " (SELECT count(*) FROM flowstate.history)",
 						  true, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "flowstate catalog query returned %d", ret);
 		summary->views = spi_int8(1);
-		summary->streams = spi_int8(2);
-		summary->histories = spi_int8(3);
+		summary->histories = spi_int8(2);
+
+		/* Kafka streams with views, and the workers each asks for */
+		ret = SPI_execute("SELECT DISTINCT v.source::oid,"
+						  "       coalesce((SELECT option_value::int"
+						  "                   FROM pg_catalog.pg_options_to_table(ft.ftoptions)"
+						  "                  WHERE option_name = 'workers'), 1)"
+						  "  FROM flowstate.view v"
+						  "  JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = v.source",
+						  true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "flowstate stream query returned %d", ret);
+		summary->streams = SPI_processed;
+		/* in the caller's (loop) context, not SPI's */
+		summary->stream_relids = MemoryContextAlloc(caller, sizeof(Oid) * Max(SPI_processed, 1));
+		summary->stream_workers = MemoryContextAlloc(caller, sizeof(int) * Max(SPI_processed, 1));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			summary->stream_relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	   SPI_tuptable->tupdesc,
+																	   1, &isnull));
+			summary->stream_workers[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc,
+																	 2, &isnull));
+		}
 		SPI_finish();
 		PopActiveSnapshot();
 	}
@@ -133,6 +165,61 @@ want_decoder(bool wanted)
 	if (changed)
 		WakeLauncher();
 	return none;
+}
+
+/*
+ * Keep the workers of each Kafka stream with views: worker i of a stream
+ * with n workers consumes the partitions p with p % n == i.  Workers of
+ * streams without views, or beyond their stream's count, are stopped.
+ */
+static void
+want_streams(const CatalogSummary *summary)
+{
+	Latch	   *latches[64];
+	int			nlatches = 0;
+	bool		changed = false;
+
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	for (int s = 0; s < summary->streams; s++)
+	{
+		for (int i = 0; i < summary->stream_workers[s]; i++)
+		{
+			WorkerSlot *slot;
+
+			if (SlotFindStream(MyDatabaseId, summary->stream_relids[s], i) != NULL)
+				continue;
+			slot = SlotAllocate(WORKER_KAFKA, MyDatabaseId);
+			if (slot == NULL)
+				break;			/* the launcher warns of the shortage */
+			slot->relid = summary->stream_relids[s];
+			slot->index = i;
+			changed = true;
+		}
+	}
+	for (int i = 0; i < Flowstate->nslots; i++)
+	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+		bool		wanted = false;
+
+		if (slot->state == SLOT_FREE || slot->kind != WORKER_KAFKA ||
+			slot->dboid != MyDatabaseId || slot->stop_requested)
+			continue;
+		for (int s = 0; s < summary->streams; s++)
+			if (slot->relid == summary->stream_relids[s])
+				wanted = slot->index < summary->stream_workers[s];
+		if (wanted)
+			continue;
+		slot->stop_requested = true;
+		if (slot->latch && nlatches < lengthof(latches))
+			latches[nlatches++] = slot->latch;
+		changed = true;
+	}
+	LWLockRelease(Flowstate->lock);
+
+	for (int i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
+	if (changed)
+		WakeLauncher();
 }
 
 /*
@@ -193,7 +280,7 @@ manager_loop(MemoryContext ManagerContext, MemoryContext LoopContext)
 
 	for (;;)
 	{
-		CatalogSummary summary;
+		CatalogSummary summary = {0};
 		char		activity[FLOWSTATE_TEXT_LEN];
 
 		CHECK_FOR_INTERRUPTS();
@@ -225,6 +312,7 @@ manager_loop(MemoryContext ManagerContext, MemoryContext LoopContext)
 		}
 
 		drop_unused_slot(want_decoder(summary.views > 0) && summary.views == 0);
+		want_streams(&summary);
 
 		snprintf(activity, sizeof(activity),
 				 "managing " INT64_FORMAT " views, " INT64_FORMAT " streams, "

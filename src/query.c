@@ -53,6 +53,7 @@
 #include "aggregate.h"
 #include "group.h"
 #include "query.h"
+#include "stream.h"
 
 #define SUPPORTED_SHAPE_HINT \
 	"A continuous view is defined by SELECT ... FROM table [WHERE ...] GROUP BY ... [HAVING ...]."
@@ -274,10 +275,11 @@ check_source(Oid relid, bool inh)
 					 errhint("Define a continuous view over each partition.")));
 			break;
 		case RELKIND_FOREIGN_TABLE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("foreign table \"%s\" cannot be the source of a continuous view", name),
-					 errhint("Continuous views read ordinary tables.")));
+			if (!StreamIsKafka(relid))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("foreign table \"%s\" cannot be the source of a continuous view", name),
+						 errhint("Continuous views read ordinary tables and Kafka streams (foreign tables of flowstate_kafka).")));
 			break;
 		default:
 			ereport(ERROR,

@@ -35,6 +35,7 @@ typedef struct ViewDef
 	Oid			def_relid;
 	Oid			state_relid;
 	Oid			source_relid;
+	bool		stream;			/* the source is a Kafka stream */
 	int64		watermark_delay_us;
 	int64		allowed_lateness_us;	/* -1: never late */
 	int64		memory_limit;	/* bytes, 0: flowstate.memory_limit */

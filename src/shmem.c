@@ -126,6 +126,23 @@ SlotFind(WorkerKind kind, Oid dboid)
 }
 
 /*
+ * SlotFindStream finds the slot of a Kafka stream's worker.
+ */
+WorkerSlot *
+SlotFindStream(Oid dboid, Oid relid, int index)
+{
+	for (int i = 0; i < Flowstate->nslots; i++)
+	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+
+		if (slot->state != SLOT_FREE && slot->kind == WORKER_KAFKA &&
+			slot->dboid == dboid && slot->relid == relid && slot->index == index)
+			return slot;
+	}
+	return NULL;
+}
+
+/*
  * SlotAllocate takes a free slot for a worker that should run, or returns
  * NULL when every slot is in use.
  */
@@ -319,6 +336,23 @@ SlotSetProgress(const SourceProgress *progress)
 	MySlot->transactions = progress->transactions;
 	MySlot->changes_per_second = progress->changes_per_second;
 	MySlot->last_flush_at = progress->last_flush_at;
+	MySlot->degraded = progress->degraded;
+	MySlot->partitions = progress->partitions;
+	MySlot->lag_messages = progress->lag_messages;
+	MySlot->caught_up_at = progress->caught_up_at;
+	LWLockRelease(Flowstate->lock);
+}
+
+/*
+ * SlotSetError publishes, while the worker runs, the error it meets (such
+ * as brokers out of reach) and when.
+ */
+void
+SlotSetError(const char *message)
+{
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	strlcpy(MySlot->last_error, message, FLOWSTATE_TEXT_LEN);
+	MySlot->last_error_at = GetCurrentTimestamp();
 	LWLockRelease(Flowstate->lock);
 }
 

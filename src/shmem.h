@@ -19,7 +19,8 @@
 typedef enum WorkerKind
 {
 	WORKER_MANAGER = 1,			/* one per database with the extension */
-	WORKER_DECODER = 2			/* one per database with continuous views */
+	WORKER_DECODER = 2,			/* one per database with continuous views */
+	WORKER_KAFKA = 3			/* per Kafka stream with views: workers of it */
 } WorkerKind;
 
 /*
@@ -51,6 +52,8 @@ typedef struct WorkerSlot
 	SlotState	state;
 	WorkerKind	kind;
 	Oid			dboid;
+	Oid			relid;			/* Kafka: the stream's foreign table */
+	int			index;			/* Kafka: which of its workers */
 	uint64		generation;		/* changes each time the slot is taken */
 	pid_t		pid;
 	Latch	   *latch;
@@ -75,6 +78,13 @@ typedef struct WorkerSlot
 	uint64		transactions;
 	double		changes_per_second;
 	TimestampTz last_flush_at;
+
+	/* Kafka workers */
+	bool		degraded;		/* brokers unreachable: last_error says why */
+	int			partitions;		/* partitions it consumes */
+	int64		lag_messages;	/* messages behind the partitions' ends */
+	TimestampTz caught_up_at;	/* last time it saw no message behind */
+	TimestampTz catch_up_asked_at;	/* a backend waits for that (wait_for) */
 } WorkerSlot;
 
 /* The progress a source worker publishes. */
@@ -86,6 +96,10 @@ typedef struct SourceProgress
 	uint64		transactions;
 	double		changes_per_second;
 	TimestampTz last_flush_at;
+	bool		degraded;
+	int			partitions;
+	int64		lag_messages;
+	TimestampTz caught_up_at;
 } SourceProgress;
 
 typedef struct FlowstateShared
@@ -106,6 +120,7 @@ extern void ShmemInit(void);
 
 /* Registry operations; the caller holds Flowstate->lock as noted. */
 extern WorkerSlot *SlotFind(WorkerKind kind, Oid dboid);	/* shared */
+extern WorkerSlot *SlotFindStream(Oid dboid, Oid relid, int index); /* shared */
 extern WorkerSlot *SlotAllocate(WorkerKind kind, Oid dboid);	/* exclusive */
 extern void SlotRelease(WorkerSlot *slot);	/* exclusive */
 
@@ -113,6 +128,7 @@ extern void SlotRelease(WorkerSlot *slot);	/* exclusive */
 extern WorkerSlot *SlotAttach(int slotno, uint64 generation);
 extern void SlotDeclareExit(WorkerExit how);
 extern void SlotNoteError(const char *message);
+extern void SlotSetError(const char *message);
 extern void SlotSetActivity(const char *activity);
 extern void SlotSetConfirmed(void);
 extern bool SlotStopRequested(void);

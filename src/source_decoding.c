@@ -621,7 +621,7 @@ read_catalog(void)
 
 	start_transaction();
 	present = CatalogExtensionPresent();
-	defs = present ? CatalogLoadViews(D->views_cxt, known_view) : NIL;
+	defs = present ? CatalogLoadViews(D->views_cxt, known_view, InvalidOid) : NIL;
 	foreach(lc, defs)
 	{
 		ViewDef    *def = lfirst(lc);
@@ -756,30 +756,6 @@ flush(void)
 }
 
 /*
- * Evict a view's flushed groups down to target bytes; returns the bytes it
- * holds then.  The horizon is that of its state table, read in a short
- * transaction (no flush may be under way).
- */
-static int64
-evict(ViewRuntime *vr, int64 target)
-{
-	TransactionId horizon = InvalidTransactionId;
-	Relation	rel;
-
-	start_transaction();
-	rel = try_table_open(vr->def->state_relid, AccessShareLock);
-	if (rel != NULL)
-	{
-		horizon = GetOldestNonRemovableTransactionId(rel);
-		table_close(rel, AccessShareLock);
-	}
-	commit_transaction();
-	if (!TransactionIdIsValid(horizon))
-		return vr->shared->bytes;
-	return StoreEvict(vr->shared, target, horizon);
-}
-
-/*
  * Keep every view within its memory_limit, flushing and evicting as
  * needed.  Flushed groups can leave only once no snapshot predates their
  * flush: while an old snapshot holds them, a view may stay over its limit
@@ -811,12 +787,12 @@ enforce_memory(void)
 		{
 			vr->evicted_at = GetCurrentTimestamp();
 			flush_step(-1);		/* the flush under way, if any */
-			bytes = evict(vr, limit * 3 / 4);
+			bytes = FlushEvict(vr, limit * 3 / 4);
 			if (bytes > limit * 9 / 10 && !flushed)
 			{
 				flush();
 				flushed = true;
-				bytes = evict(vr, limit * 3 / 4);
+				bytes = FlushEvict(vr, limit * 3 / 4);
 			}
 		}
 		if ((bytes > limit) != (status == VIEW_FULL))
@@ -873,7 +849,7 @@ leave(WorkerExit how)
 
 	/* with no view left, neither slot nor origin may hold back WAL */
 	start_transaction();
-	any_views = CatalogExtensionPresent() && CatalogLoadViews(CurrentMemoryContext, known_view) != NIL;
+	any_views = CatalogExtensionPresent() && CatalogLoadViews(CurrentMemoryContext, known_view, InvalidOid) != NIL;
 	commit_transaction();
 	if (!any_views)
 	{

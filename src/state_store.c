@@ -37,6 +37,13 @@
  *	  holding a view lock, nor sleeps, nor does I/O other than clog lookups.
  *	- The writer keeps its SharedView pointer without the partition lock:
  *	  only the writer deletes its view.
+ *	- A view over a Kafka stream consumed by several workers has one owner
+ *	  (worker 0: it registers, loads, flushes, evicts and deletes the view)
+ *	  and other writers, which find it through dshash for each batch and
+ *	  hold the partition lock (shared) while they apply the batch under the
+ *	  view lock, exclusively, without keeping any group pointer from one
+ *	  hold of the view lock to the next.  They notice a view registered
+ *	  again by its generation, and groups that left by the eviction count.
  *
  *-------------------------------------------------------------------------
  */
@@ -231,6 +238,10 @@ free_groups(SharedView *sv)
 	}
 	if (DsaPointerIsValid(sv->buckets))
 		dsa_free(area, sv->buckets);
+	if (DsaPointerIsValid(sv->offsets))
+		dsa_free(area, sv->offsets);
+	sv->offsets = InvalidDsaPointer;
+	sv->noffsets = 0;
 	sv->buckets = InvalidDsaPointer;
 	sv->head = sv->tail = InvalidDsaPointer;
 	sv->nentries = 0;
@@ -258,9 +269,17 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, const ViewLayout 
 	{
 		free_groups(sv);
 		seq = Max(sv->pending_seq, sv->base_seq + 1) + 1;
+		sv->generation++;
 	}
 	else
+	{
 		LWLockInitialize(&sv->lock, control->view_tranche);
+		sv->offsets = InvalidDsaPointer;
+		sv->noffsets = 0;
+		sv->generation = 1;
+	}
+	sv->stream = false;
+	sv->evictions = 0;
 
 	sv->view_id = view_id;
 	sv->view_relid = view_relid;
@@ -673,13 +692,21 @@ advance_base(SharedView *sv, TransactionId horizon)
  */
 int
 StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
-				int64 *next_gid)
+				int64 *next_gid, int64 **offsets, int *noffsets)
 {
 	int			n = 0;
 	dsa_pointer dp;
 	FlushItem  *out;
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	/* the stream position the groups are exact at, taken with them */
+	*noffsets = sv->noffsets;
+	*offsets = NULL;
+	if (sv->noffsets > 0)
+	{
+		*offsets = palloc(sizeof(int64) * sv->noffsets);
+		memcpy(*offsets, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
+	}
 	*seq = sv->pending_seq;
 	*truncate = (sv->truncate_seq == *seq);
 	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
@@ -812,6 +839,54 @@ bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 }
 
 /*
+ * StoreSetOffsets records how far a Kafka view's groups go in each
+ * partition: next[p] is the next offset of partition p, or -1 where the
+ * caller has nothing to say.  Offsets only go forward.  Caller holds the
+ * view lock exclusively.
+ */
+void
+StoreSetOffsets(SharedView *sv, const int64 *next, int n)
+{
+	int64	   *cur;
+
+	if (n > sv->noffsets)
+	{
+		dsa_pointer dp = dsa_allocate(area, sizeof(int64) * n);
+		int64	   *grown = dsa_get_address(area, dp);
+
+		for (int p = 0; p < n; p++)
+			grown[p] = -1;
+		if (sv->noffsets > 0)
+		{
+			memcpy(grown, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
+			dsa_free(area, sv->offsets);
+		}
+		sv->offsets = dp;
+		sv->bytes += sizeof(int64) * (n - sv->noffsets);
+		sv->noffsets = n;
+	}
+	cur = dsa_get_address(area, sv->offsets);
+	for (int p = 0; p < n; p++)
+		if (next[p] > cur[p])
+			cur[p] = next[p];
+}
+
+/*
+ * StoreGetOffsets copies a Kafka view's offsets (see StoreSetOffsets) in
+ * CurrentMemoryContext; returns their count.  Caller holds the view lock.
+ */
+int
+StoreGetOffsets(SharedView *sv, int64 **next)
+{
+	*next = NULL;
+	if (sv->noffsets == 0)
+		return 0;
+	*next = palloc(sizeof(int64) * sv->noffsets);
+	memcpy(*next, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
+	return sv->noffsets;
+}
+
+/*
  * StoreEvict drops flushed groups every snapshot sees, least recently
  * changed first, until the view holds at most target_bytes.  horizon is the
  * oldest transaction a snapshot of the database may still consider running:
@@ -835,6 +910,7 @@ StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon)
 			break;
 		list_unlink(sv, dp, e);
 		bucket_unlink(sv, dp, e);
+		sv->evictions++;
 		free_vars(sv, e);
 		sv->bytes -= entry_size(sv, e->keylen);
 		sv->nentries--;

@@ -71,6 +71,8 @@ typedef struct SharedView
 	pid_t		writer_pid;
 	LWLock		lock;
 	ViewLayout	layout;
+	uint64		generation;		/* changes each time the view is registered */
+	bool		stream;			/* fed by a Kafka stream, not by decoding */
 
 	/* the groups: a chained hash table and a recency list */
 	dsa_pointer buckets;
@@ -79,6 +81,11 @@ typedef struct SharedView
 	dsa_pointer head;			/* most recently changed */
 	dsa_pointer tail;
 	bool		complete;		/* every group of the state table is here */
+	uint64		evictions;		/* changes each time groups leave */
+
+	/* Kafka: per partition, the next offset the groups include (-1: none) */
+	dsa_pointer offsets;
+	int32		noffsets;
 
 	/* flush sequencing (see state_store.c) */
 	uint64		pending_seq;
@@ -155,7 +162,10 @@ extern void StoreClear(SharedView *sv); /* exclusive */
 
 /* flushing, by the writer; these lock */
 extern int	StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items,
-							bool *truncate, int64 *next_gid);
+							bool *truncate, int64 *next_gid,
+							int64 **offsets, int *noffsets);
+extern void StoreSetOffsets(SharedView *sv, const int64 *next, int n);
+extern int	StoreGetOffsets(SharedView *sv, int64 **next);
 extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
 extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,
 						  bool committed);

@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/numeric.h"
 #include "utils/pg_lsn.h"
@@ -30,7 +31,7 @@
 
 #define WORKERS_COLS 10
 #define VIEWS_COLS 21
-#define SOURCES_COLS 14
+#define SOURCES_COLS 16
 
 PG_FUNCTION_INFO_V1(flowstate_workers);
 PG_FUNCTION_INFO_V1(flowstate_views);
@@ -111,7 +112,8 @@ flowstate_workers(PG_FUNCTION_ARGS)
 			continue;
 
 		memset(nulls, false, sizeof(nulls));
-		values[0] = CStringGetTextDatum(slot->kind == WORKER_MANAGER ? "manager" : "decoder");
+		values[0] = CStringGetTextDatum(slot->kind == WORKER_MANAGER ? "manager" :
+										slot->kind == WORKER_DECODER ? "decoder" : "kafka");
 		datname = get_database_name(slot->dboid);
 		values[1] = datname ? DirectFunctionCall1(namein, CStringGetDatum(datname)) : (Datum) 0;
 		nulls[1] = (datname == NULL);
@@ -264,59 +266,82 @@ flowstate_views(PG_FUNCTION_ARGS)
 }
 
 /*
- * flowstate_sources returns one row per source worker of the database: for
- * now the decoding worker, with its slot, positions and throughput.
+ * flowstate_sources returns one row per source worker of the database: the
+ * decoding worker, with its slot, positions and throughput, and each worker
+ * of each Kafka stream, with its partitions, lag and state.
  */
 Datum
 flowstate_sources(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	WorkerSlot	copy;
-	bool		found = false;
-	Datum		values[SOURCES_COLS];
-	bool		nulls[SOURCES_COLS];
-	char		slot_name[NAMEDATALEN];
+	WorkerSlot *copies;
+	int			n = 0;
 	XLogRecPtr	end_of_wal = GetFlushRecPtr(NULL);
 
 	InitMaterializedSRF(fcinfo, 0);
 
+	copies = palloc(sizeof(WorkerSlot) * Max(Flowstate->nslots, 1));
 	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	for (int i = 0; i < Flowstate->nslots; i++)
 	{
-		WorkerSlot *slot = SlotFind(WORKER_DECODER, MyDatabaseId);
+		WorkerSlot *slot = &Flowstate->slots[i];
 
-		if (slot != NULL)
-		{
-			memcpy(&copy, slot, sizeof(WorkerSlot));
-			found = true;
-		}
+		if (slot->state != SLOT_FREE && slot->dboid == MyDatabaseId &&
+			(slot->kind == WORKER_DECODER || slot->kind == WORKER_KAFKA))
+			memcpy(&copies[n++], slot, sizeof(WorkerSlot));
 	}
 	LWLockRelease(Flowstate->lock);
-	if (!found)
-		return (Datum) 0;
 
-	snprintf(slot_name, sizeof(slot_name), "flowstate_%u", MyDatabaseId);
-	memset(nulls, false, sizeof(nulls));
-	values[0] = CStringGetTextDatum("table changes");
-	values[1] = CStringGetTextDatum("logical decoding");
-	values[2] = CStringGetTextDatum(slot_state_name(&copy));
-	values[3] = Int32GetDatum((int32) copy.pid);
-	nulls[3] = (copy.pid == 0);
-	values[4] = DirectFunctionCall1(namein, CStringGetDatum(slot_name));
-	values[5] = LSNGetDatum(copy.applied_lsn);
-	nulls[5] = XLogRecPtrIsInvalid(copy.applied_lsn);
-	values[6] = LSNGetDatum(copy.durable_lsn);
-	nulls[6] = XLogRecPtrIsInvalid(copy.durable_lsn);
-	values[7] = lag_bytes(copy.applied_lsn, end_of_wal);
-	nulls[7] = XLogRecPtrIsInvalid(copy.applied_lsn);
-	values[8] = Int64GetDatum((int64) copy.changes);
-	values[9] = Int64GetDatum((int64) copy.transactions);
-	values[10] = Float8GetDatum(copy.changes_per_second);
-	values[11] = TimestampTzGetDatum(copy.last_flush_at);
-	nulls[11] = (copy.last_flush_at == 0);
-	values[12] = CStringGetTextDatum(copy.last_error);
-	nulls[12] = (copy.last_error[0] == '\0');
-	values[13] = TimestampTzGetDatum(copy.last_error_at);
-	nulls[13] = (copy.last_error_at == 0);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	for (int i = 0; i < n; i++)
+	{
+		WorkerSlot *copy = &copies[i];
+		Datum		values[SOURCES_COLS];
+		bool		nulls[SOURCES_COLS];
+
+		memset(nulls, false, sizeof(nulls));
+		if (copy->kind == WORKER_DECODER)
+		{
+			char		slot_name[NAMEDATALEN];
+
+			snprintf(slot_name, sizeof(slot_name), "flowstate_%u", MyDatabaseId);
+			values[0] = CStringGetTextDatum("table changes");
+			values[1] = CStringGetTextDatum("logical decoding");
+			values[2] = CStringGetTextDatum(slot_state_name(copy));
+			values[4] = DirectFunctionCall1(namein, CStringGetDatum(slot_name));
+			values[5] = LSNGetDatum(copy->applied_lsn);
+			nulls[5] = XLogRecPtrIsInvalid(copy->applied_lsn);
+			values[6] = LSNGetDatum(copy->durable_lsn);
+			nulls[6] = XLogRecPtrIsInvalid(copy->durable_lsn);
+			values[7] = lag_bytes(copy->applied_lsn, end_of_wal);
+			nulls[7] = XLogRecPtrIsInvalid(copy->applied_lsn);
+			values[9] = Int64GetDatum((int64) copy->transactions);
+			nulls[14] = nulls[15] = true;
+		}
+		else
+		{
+			char	   *name = get_rel_name(copy->relid);
+
+			values[0] = CStringGetTextDatum(name ? psprintf("%s (worker %d)",
+															quote_identifier(name), copy->index) :
+											"?");
+			values[1] = CStringGetTextDatum("kafka");
+			values[2] = CStringGetTextDatum(copy->state == SLOT_RUNNING && copy->degraded ?
+											"waiting for brokers" : slot_state_name(copy));
+			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[9] = true;
+			values[14] = Int32GetDatum(copy->partitions);
+			values[15] = Int64GetDatum(copy->lag_messages);
+		}
+		values[3] = Int32GetDatum((int32) copy->pid);
+		nulls[3] = (copy->pid == 0);
+		values[8] = Int64GetDatum((int64) copy->changes);
+		values[10] = Float8GetDatum(copy->changes_per_second);
+		values[11] = TimestampTzGetDatum(copy->last_flush_at);
+		nulls[11] = (copy->last_flush_at == 0);
+		values[12] = CStringGetTextDatum(copy->last_error);
+		nulls[12] = (copy->last_error[0] == '\0');
+		values[13] = TimestampTzGetDatum(copy->last_error_at);
+		nulls[13] = (copy->last_error_at == 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

@@ -6,10 +6,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use IPC::Run;
+use FindBin;
 use Exporter 'import';
 
 our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until
-  install_oracle differences);
+  install_oracle differences kafka_start kafka_command kafka_pids);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
 sub new_node
@@ -105,6 +107,41 @@ sub differences
 	return $node->safe_psql($db, qq{
 		SELECT CASE WHEN flowstate.wait_for(pg_current_wal_lsn(), '60s')
 		            THEN public.differences('$view') END});
+}
+
+# kafka_start(): librdkafka's mock cluster (test/kafka_mock); returns a
+# handle whose {bootstrap} is the brokers' list
+sub kafka_start
+{
+	my $k = { in => '', out => '', err => '' };
+	my $program = "$FindBin::RealBin/../kafka_mock";
+	die "$program is missing: run make test/kafka_mock" unless -x $program;
+	$k->{h} = IPC::Run::start([$program], '<', \$k->{in}, '>', \$k->{out}, '2>', \$k->{err});
+	$k->{h}->pump until $k->{out} =~ /^ready (\S+)\n/m;
+	$k->{bootstrap} = $1;
+	$k->{out} = '';
+	return $k;
+}
+
+# kafka_command(handle, command): run a command of test/kafka_mock, return
+# its answer
+sub kafka_command
+{
+	my ($k, $command) = @_;
+	$k->{in} .= "$command\n";
+	$k->{h}->pump until $k->{out} =~ /\n/;
+	my ($answer) = $k->{out} =~ /^(.*)\n/;
+	$k->{out} = '';
+	return $answer;
+}
+
+# kafka_pids(node, db): the Kafka workers of db
+sub kafka_pids
+{
+	my ($node, $db) = @_;
+	return split /\n/, $node->safe_psql('postgres', qq{
+		SELECT pid FROM pg_stat_activity
+		 WHERE backend_type = 'flowstate kafka' AND datname = '$db' ORDER BY pid});
 }
 
 # wait_until(timeout_s, sub): poll every 50 ms; return seconds taken, or undef

@@ -1,0 +1,116 @@
+# Exactly-once from Kafka: 1,000,000 JSON messages over 8 partitions,
+# produced in chunks while the Kafka worker is killed with SIGKILL three
+# times and the server is stopped in immediate mode once.  At the end the
+# views equal their defining queries run as batch queries over the same
+# messages loaded into a table: nothing lost, nothing counted twice.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use FlowstateNode;
+
+my $kafka = kafka_start();
+is(kafka_command($kafka, 'topic events 8'), 'ok', 'the mock cluster has a topic of 8 partitions');
+
+my $node = new_node('kafka_exactly_once', qq{
+restart_after_crash = on
+flowstate.flush_interval = 200ms
+});
+$node->start;
+$node->safe_psql('postgres', qq{
+CREATE EXTENSION flowstate;
+CREATE SERVER kafka FOREIGN DATA WRAPPER flowstate_kafka OPTIONS (brokers '$kafka->{bootstrap}');
+CREATE FOREIGN TABLE events (ts timestamptz NOT NULL, k int NOT NULL, v float8)
+    SERVER kafka OPTIONS (topic 'events', format 'json');
+CREATE TABLE events_batch (ts timestamptz NOT NULL, k int NOT NULL, v float8);
+SELECT flowstate.create_view('per_minute', \$\$
+    SELECT k, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS n, sum(v) AS total,
+           min(v) AS lo, max(v) AS hi
+      FROM events GROUP BY 1, 2 \$\$);
+SELECT flowstate.create_view('per_key', \$\$
+    SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events GROUP BY k \$\$);
+});
+
+# the messages, in 20 chunks of 50,000, and the same rows for the batch query
+my $chunks = 20;
+my $per_chunk = 50_000;
+my $dir = $node->basedir . '/messages';
+mkdir $dir or die;
+open my $csv, '>', "$dir/all.csv" or die;
+for my $c (0 .. $chunks - 1)
+{
+	open my $json, '>', "$dir/chunk$c.json" or die;
+	for my $j (0 .. $per_chunk - 1)
+	{
+		my $i = $c * $per_chunk + $j;
+		my $ms = $i * 3;
+		my $ts = sprintf('2026-01-01T00:%02d:%02d.%03dZ',
+			int($ms / 60000) % 60, int($ms / 1000) % 60, $ms % 1000);
+		my ($k, $v) = ($i % 100, ($i % 997) / 4);
+		print $json qq({"ts":"$ts","k":$k,"v":$v}\n);
+		print $csv "$ts,$k,$v\n";
+	}
+	close $json;
+}
+close $csv;
+$node->safe_psql('postgres', "COPY events_batch FROM '$dir/all.csv' (FORMAT csv)");
+
+sub caught_up
+{
+	return $node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')});
+}
+
+my %kill_after = (3 => 1, 8 => 1, 13 => 1);
+my $killed = 0;
+for my $c (0 .. $chunks - 1)
+{
+	is(kafka_command($kafka, "produce events $dir/chunk$c.json"), "produced $per_chunk",
+		"chunk $c produced") if $c % 5 == 0 || $kill_after{$c} || $c == 17;
+	kafka_command($kafka, "produce events $dir/chunk$c.json") unless $c % 5 == 0 || $kill_after{$c} || $c == 17;
+	if ($kill_after{$c})
+	{
+		# while it consumes the chunk
+		usleep(30_000 * $killed);
+		my ($pid) = kafka_pids($node, 'postgres');
+		ok(defined $pid, "chunk $c: a Kafka worker runs");
+		my $log_offset = -s $node->logfile;
+		kill 'KILL', $pid;
+		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+		$killed++;
+		ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p > 0 }),
+			"chunk $c: the Kafka worker is back after kill -9");
+	}
+	elsif ($c == 17)
+	{
+		usleep(200_000);
+		$node->stop('immediate');
+		$node->start;
+	}
+	is(caught_up(), 't', "chunk $c consumed") if $kill_after{$c} || $c == 17 || $c == $chunks - 1;
+	caught_up() unless $kill_after{$c} || $c == 17 || $c == $chunks - 1;
+}
+
+is($node->safe_psql('postgres', 'SELECT sum(n) FROM per_key'), $chunks * $per_chunk,
+	'per_key counts every message once');
+my %batch = (
+	per_minute => q{SELECT k, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS n, sum(v) AS total,
+	                       min(v) AS lo, max(v) AS hi FROM events_batch GROUP BY 1, 2},
+	per_key => q{SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events_batch GROUP BY k});
+for my $view (sort keys %batch)
+{
+	is($node->safe_psql('postgres', qq{
+		SELECT count(*) FROM ((TABLE $view EXCEPT ALL ($batch{$view}))
+		                UNION ALL (($batch{$view}) EXCEPT ALL TABLE $view)) d}),
+		'0', "$view equals its defining query run over the messages loaded into a table");
+}
+is($node->safe_psql('postgres', q{SELECT count(*) FROM flowstate.dead_letters}), '0',
+	'no message was refused');
+
+$node->stop;
+kafka_command($kafka, 'quit') if 0;
+$kafka->{h}->kill_kill;
+done_testing();

@@ -1,0 +1,160 @@
+# Bad input never stops a Kafka worker and never vanishes: each kind of
+# malformed message lands in flowstate.dead_letters with its reason, once,
+# also when the worker consumes it again after a crash; the valid messages
+# around them are all counted.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FlowstateNode;
+
+my $kafka = kafka_start();
+kafka_command($kafka, 'topic clicks 4');
+kafka_command($kafka, 'topic lines 2');
+
+# a long flush interval: the crash below comes before the offsets are flushed
+my $node = new_node('kafka_dead_letters', qq{
+restart_after_crash = on
+flowstate.flush_interval = 30s
+});
+$node->start;
+$node->safe_psql('postgres', qq{
+CREATE EXTENSION flowstate;
+CREATE SERVER kafka FOREIGN DATA WRAPPER flowstate_kafka OPTIONS (brokers '$kafka->{bootstrap}');
+CREATE FOREIGN TABLE clicks (
+    ts      timestamptz NOT NULL,
+    user_id int OPTIONS (field 'user') NOT NULL,
+    ms      float4,
+    page    varchar(8),
+    tags    jsonb)
+  SERVER kafka OPTIONS (topic 'clicks', format 'json');
+CREATE FOREIGN TABLE lines (id int NOT NULL, amount numeric, note text)
+  SERVER kafka OPTIONS (topic 'lines', format 'csv', delimiter ';');
+SELECT flowstate.create_view('clicks_per_user', \$\$
+    SELECT user_id, count(*) AS n, sum(ms) AS ms, count(tags) AS tagged
+      FROM clicks GROUP BY user_id \$\$);
+-- a view whose own expression fails on some rows
+SELECT flowstate.create_view('ms_ratio', \$\$
+    SELECT user_id, sum(1000 / ms) AS inverse FROM clicks GROUP BY user_id \$\$);
+SELECT flowstate.create_view('line_totals', \$\$
+    SELECT count(*) AS n, sum(amount) AS total FROM lines \$\$);
+});
+
+my $good = '{"ts":"2026-01-01T10:00:00Z","user":1,"ms":5,"page":"/a","tags":{"x":1}}';
+# each malformed message, and the start of the reason it gets
+my @bad = (
+	[ 'not json at all',                                   'the message is not a JSON object' ],
+	[ '[1, 2, 3]',                                         'the message is not a JSON object' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":1',             'the message is not valid JSON' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":1} trailing',   'the message is not valid JSON' ],
+	[ '{"user":1,"ms":5}',                                 'field "ts" of NOT NULL column "ts" is missing or null' ],
+	[ '{"ts":null,"user":1}',                              'field "ts" of NOT NULL column "ts" is missing or null' ],
+	[ '{"ts":"yesterday at noon","user":1}',               'invalid input syntax for type timestamp with time zone' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":"one"}',        'invalid value "one" for integer column "user_id"' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":99999999999}',  'value "99999999999" is out of range for column "user_id"' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":1,"ms":1e50}',  'value "1e50" is out of range for column "ms"' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":1,"page":"/far/too/long"}', 'value too long for type character varying(8)' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":1,"tags":"{oops"}', 'invalid input syntax for type json' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":{"id":1}}',     'column "user_id" cannot take a JSON object' ],
+	[ '{"ts":"2026-01-01T10:00:00Z","user":1,"page":"\x"}', 'the message has an invalid string escape' ],
+	[ '\null',                                             'the message has no value' ],
+);
+my $dir = $node->basedir . '/messages';
+mkdir $dir or die;
+open my $f, '>', "$dir/clicks.json" or die;
+my $n_good = 0;
+for my $b (@bad)
+{
+	print $f "$good\n" for 1 .. 3;
+	$n_good += 3;
+	print $f "$b->[0]\n";
+}
+# invalid UTF-8, and a row the ms_ratio view cannot divide by
+print $f qq({"ts":"2026-01-01T10:00:00Z","user":2,"page":"\xff\xfe"}\n);
+print $f qq({"ts":"2026-01-01T10:00:00Z","user":3,"ms":0}\n);
+print $f "$good\n" for 1 .. 3;
+$n_good += 4;
+close $f;
+my $n_bad = @bad + 1;
+
+open $f, '>', "$dir/lines.csv" or die;
+print $f "1;10.5;first\n";
+print $f "2;\"quoted; with delimiter\";x\n";      # numeric from quoted text: fails
+print $f "3;2.25;\"said \"\"hi\"\"\"\n";
+print $f "4;1;\"unclosed\n";
+print $f ";5;missing id\n";
+print $f "5;abc;not a number\n";
+print $f "6;\"7\"x;text after the quote\n";
+print $f "\n";
+close $f;
+
+is(kafka_command($kafka, "produce clicks $dir/clicks.json"), 'produced ' . ($n_good + $n_bad),
+	'messages produced');
+is(kafka_command($kafka, "produce lines $dir/lines.csv"), 'produced 8', 'CSV messages produced');
+is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
+	'the views consumed them');
+
+sub check
+{
+	my ($when) = @_;
+	is($node->safe_psql('postgres', 'SELECT sum(n) FROM clicks_per_user'), $n_good,
+		"$when: every valid message is counted once");
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM flowstate.dead_letters WHERE source = 'clicks'::regclass AND view IS NULL}),
+		$n_bad, "$when: each malformed message is one dead letter");
+	for my $b (@bad)
+	{
+		my $payload = $b->[0] eq '\null' ? undef : $b->[0];
+		my $got = $node->safe_psql('postgres', qq{
+			SELECT string_agg(error, ' / ') FROM flowstate.dead_letters
+			 WHERE view IS NULL AND payload IS NOT DISTINCT FROM } .
+			(defined $payload ? $node->safe_psql('postgres', "SELECT quote_literal(\$x\$$payload\$x\$)") : 'NULL'));
+		like($got, qr/^\Q$b->[1]\E/, "$when: " . ($payload // 'a message without a value') . " => $b->[1]");
+	}
+	is($node->safe_psql('postgres', q{
+		SELECT payload || ' | ' || error FROM flowstate.dead_letters
+		 WHERE view IS NULL AND left(payload, 2) = '\x'}),
+		'\x7b227473223a22323032362d30312d30315431303a30303a30305a222c2275736572223a322c2270616765223a22fffe227d | the message is not valid UTF-8',
+		"$when: a message that is not UTF-8 is kept as its bytes");
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) || ' ' || min(error) || ' ' || min(sqlstate) FROM flowstate.dead_letters
+		 WHERE view = 'ms_ratio'::regclass}),
+		'1 division by zero 22012', "$when: a row a view's expression fails on is that view's dead letter");
+	is($node->safe_psql('postgres', q{SELECT n || ' ' || total FROM line_totals}), '2 12.75',
+		"$when: the valid CSV lines are counted");
+	is($node->safe_psql('postgres', q{
+		SELECT string_agg(coalesce(payload, '') || ' => ' || error, E'\n' ORDER BY "offset", "partition")
+		  FROM flowstate.dead_letters WHERE source = 'lines'::regclass}),
+		join("\n",
+			'2;"quoted; with delimiter";x => invalid input syntax for type numeric: "quoted; with delimiter"',
+			'4;1;"unclosed => field 3 has an unclosed quote',
+			';5;missing id => field 1 of NOT NULL column "id" is missing or empty',
+			'5;abc;not a number => invalid input syntax for type numeric: "abc"',
+			'6;"7"x;text after the quote => field 2 has text after its closing quote',
+			' => field 1 of NOT NULL column "id" is missing or empty'),
+		"$when: each malformed CSV line is a dead letter with its reason");
+}
+check('consumed');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM flowstate.sources WHERE kind = 'kafka' AND state = 'running'}), '2',
+	'the workers kept running');
+
+# a crash before the offsets are flushed: everything is consumed again
+my ($pid) = kafka_pids($node, 'postgres');
+my $log_offset = -s $node->logfile;
+kill 'KILL', $pid;
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p == 2 }),
+	'the workers are back after kill -9');
+is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
+	'they consumed the messages again');
+like(slurp_file($node->logfile, $log_offset), qr/flowstate kafka/, 'something was logged')
+  if 0;
+check('consumed again after a crash');
+
+$node->stop;
+$kafka->{h}->kill_kill;
+done_testing();
