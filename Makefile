@@ -75,10 +75,13 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench:
+bench: bench-tables bench-kafka
+bench-tables:
 	bash bench/run.sh
+bench-kafka:
+	bash bench/kafka.sh
 
-.PHONY: bench
+.PHONY: bench bench-tables bench-kafka
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

@@ -34,7 +34,6 @@
  */
 #include "postgres.h"
 
-#include <float.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -466,13 +465,91 @@ terminated(const char *s, size_t len, char *small, size_t smallsize)
 	return out;
 }
 
+/*
+ * A decimal number with at most 19 significant digits M and a power of ten
+ * within 10^±22 is M * 10^e or M / 10^-e; when M < 2^53 both operands are
+ * exact doubles and one IEEE operation rounds correctly, as strtod would
+ * (Clinger's fast path).  Returns false for anything else.
+ */
+static bool
+fast_float8(const char *s, size_t len, double *result)
+{
+	static const double powers[] = {
+		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+		1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+	};
+	size_t		i = 0;
+	bool		neg = false;
+	bool		any = false;
+	uint64		m = 0;
+	int			digits = 0;
+	int			exp10 = 0;
+	double		v;
+
+	if (i < len && (s[i] == '-' || s[i] == '+'))
+		neg = s[i++] == '-';
+	for (; i < len && isdigit((unsigned char) s[i]); i++)
+	{
+		any = true;
+		if (m == 0 && s[i] == '0')
+			continue;
+		if (++digits > 19)
+			return false;
+		m = m * 10 + (s[i] - '0');
+	}
+	if (i < len && s[i] == '.')
+	{
+		for (i++; i < len && isdigit((unsigned char) s[i]); i++)
+		{
+			any = true;
+			exp10--;
+			if (m == 0 && s[i] == '0')
+				continue;
+			if (++digits > 19)
+				return false;
+			m = m * 10 + (s[i] - '0');
+		}
+	}
+	if (!any)
+		return false;
+	if (i < len && (s[i] == 'e' || s[i] == 'E'))
+	{
+		bool		eneg = false;
+		int			e = 0;
+		int			edigits = 0;
+
+		i++;
+		if (i < len && (s[i] == '-' || s[i] == '+'))
+			eneg = s[i++] == '-';
+		for (; i < len && isdigit((unsigned char) s[i]); i++)
+		{
+			if (++edigits > 4)
+				return false;
+			e = e * 10 + (s[i] - '0');
+		}
+		if (edigits == 0)
+			return false;
+		exp10 += eneg ? -e : e;
+	}
+	if (i != len || m > (UINT64CONST(1) << 53) || exp10 < -22 || exp10 > 22)
+		return false;
+	v = (double) m;
+	v = exp10 < 0 ? v / powers[-exp10] : v * powers[exp10];
+	*result = neg ? -v : v;
+	return true;
+}
+
 static double
-to_float(const StreamColumn *col, const char *s, size_t len)
+to_float8(const char *s, size_t len)
 {
 	char		small[64];
-	char	   *str = terminated(s, len, small, sizeof(small));
+	char	   *str;
+	double		v;
 
-	return float8in_internal(str, NULL, col->conv == CONV_FLOAT4 ? "real" : "double precision", str);
+	if (fast_float8(s, len, &v))
+		return v;
+	str = terminated(s, len, small, sizeof(small));
+	return float8in_internal(str, NULL, "double precision", str);
 }
 
 static int
@@ -570,7 +647,7 @@ to_timestamptz(const StreamColumn *col, int kind, const char *s, size_t len)
 	if (kind == JSONK_NUMBER)
 	{
 		/* Unix epoch seconds */
-		double		secs = to_float(col, s, len);
+		double		secs = to_float8(s, len);
 
 		if (isnan(secs) || secs < -210866803200.0 || secs > 9224318016000.0)
 			refuse_range("value %.*s is out of range for timestamp column \"%s\"", (int) Min(len, 64), s, col->name);
@@ -614,15 +691,10 @@ convert(const StreamColumn *col, int kind, const char *s, size_t len)
 		case CONV_INT8:
 			return Int64GetDatum(to_int(col, s, len, PG_INT64_MIN, PG_INT64_MAX));
 		case CONV_FLOAT4:
-			{
-				double		v = to_float(col, s, len);
-
-				if (!isinf(v) && (v > FLT_MAX || v < -FLT_MAX))
-					refuse_range("value \"%.*s\" is out of range for column \"%s\"", (int) Min(len, 64), s, col->name);
-				return Float4GetDatum((float4) v);
-			}
+			/* rounded once, from the decimal, as float4in does */
+			return DirectFunctionCall1(float4in, CStringGetDatum(terminated(s, len, small, sizeof(small))));
 		case CONV_FLOAT8:
-			return Float8GetDatum(to_float(col, s, len));
+			return Float8GetDatum(to_float8(s, len));
 		case CONV_BOOL:
 			if (kind == JSONK_TRUE)
 				return BoolGetDatum(true);

@@ -1,6 +1,8 @@
 /*
  * kafka_mock: a Kafka cluster for flowstate's tests and benchmark.
  *
+ *	kafka_mock [property=value ...]
+ *
  * Starts librdkafka's mock cluster (3 brokers, in this process), prints
  *
  *	ready <bootstrap servers>
@@ -17,6 +19,8 @@
  *	quit
  *
  * The mock keeps only a few MiB per partition: produce while consuming.
+ * The properties configure the producer; with a longer linger.ms it sends
+ * bigger batches, which the mock serves one per partition and fetch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +128,7 @@ delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	char		errstr[512];
 	char		cmd[4096];
@@ -138,6 +142,16 @@ main(void)
 		rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof(errstr)))
 		fail("configuration", errstr);
+	for (int i = 1; i < argc; i++)
+	{
+		char	   *eq = strchr(argv[i], '=');
+
+		if (eq == NULL)
+			fail("not a property=value", argv[i]);
+		*eq = '\0';
+		if (rd_kafka_conf_set(conf, argv[i], eq + 1, errstr, sizeof(errstr)))
+			fail("configuration", errstr);
+	}
 	rd_kafka_conf_set_dr_msg_cb(conf, delivered);
 	producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (producer == NULL)
