@@ -793,6 +793,18 @@ batch_reset(ViewRuntime *vr)
 	vr->batch_rows = vr->batch_late = vr->batch_failed = 0;
 }
 
+/* A batch that shared memory could not take: the worker fails and retries. */
+static void
+report_full(ViewRuntime *vr)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("flowstate shared memory is full"),
+			 errdetail("A batch of continuous view \"%s\" could not be stored.",
+					   vr->def->view_name),
+			 errhint("Increase flowstate.memory_limit.")));
+}
+
 /*
  * IngestNoteOffset records that the view's batch goes up to offset next
  * (excluded) of a Kafka partition.
@@ -942,12 +954,7 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 	for (int p = 0; p < vr->noffsets; p++)
 		vr->next_offsets[p] = -1;
 	if (full)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("flowstate shared memory is full"),
-				 errdetail("A batch of continuous view \"%s\" could not be stored.",
-						   vr->def->view_name),
-				 errhint("Increase flowstate.memory_limit.")));
+		report_full(vr);
 }
 
 /*
@@ -1053,12 +1060,7 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 
 	batch_reset(vr);
 	if (full)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("flowstate shared memory is full"),
-				 errdetail("A batch of continuous view \"%s\" could not be stored.",
-						   vr->def->view_name),
-				 errhint("Increase flowstate.memory_limit.")));
+		report_full(vr);
 }
 
 /*

@@ -324,11 +324,29 @@ SlotStopRequested(void)
 }
 
 /*
- * SlotSetProgress publishes the progress of the calling source worker.
+ * SlotSetProgress publishes the progress of the calling source worker,
+ * updating its rate of changes (over the last second or more).
  */
 void
-SlotSetProgress(const SourceProgress *progress)
+SlotSetProgress(SourceProgress *progress)
 {
+	static TimestampTz rate_since = 0;
+	static uint64 rate_changes = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (rate_since == 0 || progress->changes < rate_changes)
+	{
+		rate_since = now;
+		rate_changes = progress->changes;
+	}
+	else if (TimestampDifferenceExceeds(rate_since, now, 1000))
+	{
+		progress->changes_per_second = (progress->changes - rate_changes) /
+			((now - rate_since) / (double) USECS_PER_SEC);
+		rate_since = now;
+		rate_changes = progress->changes;
+	}
+
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
 	MySlot->applied_lsn = progress->applied_lsn;
 	MySlot->durable_lsn = progress->durable_lsn;

@@ -132,7 +132,7 @@ extern void SlotSetError(const char *message);
 extern void SlotSetActivity(const char *activity);
 extern void SlotSetConfirmed(void);
 extern bool SlotStopRequested(void);
-extern void SlotSetProgress(const SourceProgress *progress);
+extern void SlotSetProgress(SourceProgress *progress);
 extern uint64 SlotCatalogGeneration(void);
 
 extern void WakeLauncher(void);

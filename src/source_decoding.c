@@ -125,8 +125,6 @@ typedef struct Decoder
 	/* progress */
 	SourceProgress progress;
 	TimestampTz last_flush;
-	TimestampTz rate_since;
-	uint64		rate_changes;
 } Decoder;
 
 static Decoder *D = NULL;
@@ -810,21 +808,10 @@ enforce_memory(void)
 static void
 publish_progress(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	long		secs;
-	int			usecs;
 	char		activity[FLOWSTATE_TEXT_LEN];
 
 	D->progress.applied_lsn = D->position;
 	D->progress.durable_lsn = D->durable;
-	TimestampDifference(D->rate_since, now, &secs, &usecs);
-	if (secs >= 1)
-	{
-		D->progress.changes_per_second =
-			(D->progress.changes - D->rate_changes) / (secs + usecs / 1e6);
-		D->rate_since = now;
-		D->rate_changes = D->progress.changes;
-	}
 	SlotSetProgress(&D->progress);
 
 	snprintf(activity, sizeof(activity), "decoding %d views at %X/%X",
@@ -1037,7 +1024,7 @@ DecoderMain(Datum main_arg)
 	XLogBeginRead(D->ctx->reader, MyReplicationSlot->data.restart_lsn);
 	D->position = Max(MyReplicationSlot->data.confirmed_flush, origin_lsn);
 	D->durable = D->position;
-	D->last_flush = D->rate_since = GetCurrentTimestamp();
+	D->last_flush = GetCurrentTimestamp();
 	SlotSetConfirmed();
 
 	decoder_loop(LoopContext);

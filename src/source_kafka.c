@@ -112,8 +112,6 @@ typedef struct Kafka
 	TimestampTz last_flush;
 	TimestampTz lag_asked_at;
 	SourceProgress progress;
-	TimestampTz rate_since;
-	uint64		rate_changes;
 } Kafka;
 
 static Kafka *K = NULL;
@@ -659,19 +657,8 @@ read_catalog(void)
 static void
 publish_progress(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	long		secs;
-	int			usecs;
 	char		activity[FLOWSTATE_TEXT_LEN];
 
-	TimestampDifference(K->rate_since, now, &secs, &usecs);
-	if (secs >= 1)
-	{
-		K->progress.changes_per_second =
-			(K->progress.changes - K->rate_changes) / (secs + usecs / 1e6);
-		K->rate_since = now;
-		K->rate_changes = K->progress.changes;
-	}
 	SlotSetProgress(&K->progress);
 	snprintf(activity, sizeof(activity), "consuming %d partitions of topic \"%s\" for %d views",
 			 K->progress.partitions, K->stream ? K->stream->topic : "?", list_length(K->views));
@@ -1152,7 +1139,7 @@ KafkaMain(Datum main_arg)
 										ALLOCSET_DEFAULT_SIZES);
 	K->msg_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka message",
 									   ALLOCSET_DEFAULT_SIZES);
-	K->last_flush = K->rate_since = GetCurrentTimestamp();
+	K->last_flush = GetCurrentTimestamp();
 
 	BackgroundWorkerInitializeConnectionByOid(K->slot->dboid, InvalidOid, 0);
 	SlotSetConfirmed();
