@@ -2,7 +2,9 @@
 # The main job: a throwaway local PostgreSQL 15 cluster under .demo/ with
 # flowstate preloaded and a live pipeline in database flowstate_demo: an
 # orders table (test/demo.sql) fed by a generator (pgbench running
-# test/demo_orders.pgbench) and three continuous views, printed as they
+# test/demo_orders.pgbench) and three continuous views over it; and a Kafka
+# topic of page views on librdkafka's mock cluster (test/kafka_mock), fed
+# by kcat, with a continuous view over it.  The views are printed as they
 # change.  Usage: demo.sh [start|watch|stop|status]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -36,6 +38,13 @@ stop() {
         kill "$(cat "$DEMO/generator.pid")" 2>/dev/null || true
         rm -f "$DEMO/generator.pid"
     fi
+    # the page view producer and the mock cluster: process groups of their own
+    for pidfile in "$DEMO/producer.pid" "$DEMO/kafka.pid"; do
+        if [ -f "$pidfile" ]; then
+            kill -- "-$(cat "$pidfile")" 2>/dev/null || true
+            rm -f "$pidfile"
+        fi
+    done
     if [ -f "$DATA/postmaster.pid" ]; then
         as_pg pg_ctl -D "'$DATA'" -m fast -w stop >/dev/null || true
     fi
@@ -52,8 +61,14 @@ show() {
         ORDER BY minute DESC, region"
     $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
-    $PSQL -d flowstate_demo -c "SELECT view, status, groups, rows_applied, lag_bytes, flushes
+    $PSQL -d flowstate_demo -c "SELECT page, minute, views, round(avg_ms) AS avg_ms, slowest
+        FROM page_views_per_minute
+        WHERE minute >= flowstate.tumble(now(), '1 minute') - interval '1 minute'
+        ORDER BY minute DESC, page"
+    $PSQL -d flowstate_demo -c "SELECT view, status, groups, rows_applied, failed_rows, flushes
         FROM flowstate.views ORDER BY view::text"
+    $PSQL -d flowstate_demo -c "SELECT source, kind, state, changes, lag_messages
+        FROM flowstate.sources ORDER BY source"
 }
 
 case "${1:-start}" in
@@ -82,9 +97,54 @@ as_pg pg_ctl -D "'$DATA'" -l "'$DEMO/server.log'" -w start >/dev/null
 $PSQL -d postgres -c "CREATE DATABASE flowstate_demo"
 $PSQL -d flowstate_demo -v ON_ERROR_STOP=1 -f "$ROOT/test/demo.sql"
 
+# the Kafka cluster: librdkafka's mock, three brokers in one process, which
+# reads its commands from a pipe kept open by a sleeping writer
+make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
+rm -f "$DEMO/kafka.in" "$DEMO/kafka.out"
+mkfifo "$DEMO/kafka.in"
+setsid bash -c "sleep infinity > '$DEMO/kafka.in' & exec '$ROOT/test/kafka_mock' \
+    < '$DEMO/kafka.in' > '$DEMO/kafka.out' 2> '$DEMO/kafka.log'" &
+echo $! > "$DEMO/kafka.pid"
+for _ in $(seq 1 100); do
+    grep -q '^ready ' "$DEMO/kafka.out" 2>/dev/null && break
+    sleep 0.1
+done
+BROKERS=$(awk '/^ready / {print $2}' "$DEMO/kafka.out")
+echo "topic page_views 4" > "$DEMO/kafka.in"
+for _ in $(seq 1 100); do
+    grep -q '^ok' "$DEMO/kafka.out" && break
+    sleep 0.1
+done
+$PSQL -d flowstate_demo -v ON_ERROR_STOP=1 -v brokers="$BROKERS" <<'SQL'
+CREATE SERVER kafka FOREIGN DATA WRAPPER flowstate_kafka OPTIONS (brokers :'brokers');
+CREATE FOREIGN TABLE page_views (ts timestamptz NOT NULL, page text NOT NULL, ms int)
+  SERVER kafka OPTIONS (topic 'page_views', format 'json', start 'earliest');
+-- page views per page and minute, from the topic
+SELECT flowstate.create_view('page_views_per_minute', $$
+    SELECT page, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS views,
+           avg(ms) AS avg_ms, max(ms) AS slowest
+      FROM page_views GROUP BY page, minute $$);
+SQL
+
+# the page view producer: about 100 messages a second, one in 500 malformed
+# (it lands in flowstate.dead_letters)
+setsid bash -c '
+    pages=(home pricing docs blog signup)
+    n=0
+    while sleep 0.05; do
+        ts=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+        for _ in 1 2 3 4 5; do
+            n=$((n + 1))
+            if ((n % 500 == 0)); then echo "{\"ts\": not json"; continue; fi
+            printf "{\"ts\":\"%s\",\"page\":\"/%s\",\"ms\":%d}\n" \
+                "$ts" "${pages[RANDOM % 5]}" $((20 + RANDOM % 400))
+        done
+    done | kcat -P -b "$0" -t page_views' "$BROKERS" > "$DEMO/producer.log" 2>&1 &
+echo $! > "$DEMO/producer.pid"
+
 for _ in $(seq 1 100); do
     n=$($PSQL -At -d flowstate_demo -c "SELECT count(*) FROM flowstate.views WHERE status = 'running'")
-    [ "$n" = 3 ] && break
+    [ "$n" = 4 ] && break
     sleep 0.1
 done
 
@@ -97,14 +157,14 @@ echo
 echo "flowstate workers:"
 $PSQL -d flowstate_demo -c "SELECT kind, datname, state, activity
     FROM flowstate.workers ORDER BY kind = 'manager', kind, datname"
-echo "The generator places, ships and cancels orders; the views follow:"
+echo "The generator places, ships and cancels orders, kcat sends page views; the views follow:"
 for _ in 1 2 3; do
     sleep 2
     show
 done
 cat <<MSG
 The demo server runs on port $PORT (data in $DATA, log in $DEMO/server.log);
-the generator keeps running.
+the generators keep running, the Kafka mock cluster at $BROKERS.
 Watch:    bash .ci/demo.sh watch
 Connect:  psql "host=localhost port=$PORT user=postgres dbname=flowstate_demo"
 Stop:     bash .ci/demo.sh stop
