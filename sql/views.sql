@@ -147,6 +147,36 @@ SELECT flowstate.wait_for();
 SELECT public.same('public.revenue') AS differences;
 ALTER TABLE public.orders_renamed RENAME TO orders;
 
+-- wait_for when the WAL insert position is at the start of a page, the
+-- last record having filled the previous page exactly (the position then
+-- counts a page header not written yet, which XLogFlush refuses)
+CREATE FUNCTION public.wait_at_page_start() RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    before pg_lsn;
+    overhead int;
+    room int;
+BEGIN
+    FOR attempt IN 1..100 LOOP
+        -- the WAL a message record takes beyond its text
+        before := pg_current_wal_insert_lsn();
+        PERFORM pg_logical_emit_message(false, 'flowstate_test', repeat('x', 400));
+        overhead := (pg_current_wal_insert_lsn() - before)::int - 400;
+        room := 8192 - ((pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % 8192)::int;
+        IF room >= 400 + overhead AND overhead BETWEEN 0 AND 200 THEN
+            -- a record that ends exactly at the end of the page
+            PERFORM pg_logical_emit_message(false, 'flowstate_test', repeat('x', room - overhead));
+            IF (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % 8192 = 24 THEN
+                RETURN flowstate.wait_for(timeout => '60s');
+            END IF;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'the WAL insert position never landed at a page start';
+END $$;
+INSERT INTO public.orders (ts, region, amount, note) VALUES ('2026-11-25 10:01:00+00', 'east', 7, 'y');
+SELECT public.wait_at_page_start() AS waited;
+SELECT public.same('public.revenue') AS differences;
+DROP FUNCTION public.wait_at_page_start();
+
 -- drop_view and DROP VIEW drop the view with its definition and state
 SELECT flowstate.drop_view('public.totals');
 SELECT public.try($$SELECT flowstate.drop_view('public.totals')$$);

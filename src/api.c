@@ -54,6 +54,7 @@
 #include "utils/varlena.h"
 
 #include "aggregate.h"
+#include "backfill.h"
 #include "group.h"
 #include "launcher.h"
 #include "query.h"
@@ -488,8 +489,8 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 Datum
 flowstate_wait_for(PG_FUNCTION_ARGS)
 {
-	XLogRecPtr	insert = GetXLogInsertRecPtr();
-	XLogRecPtr	lsn = PG_ARGISNULL(0) ? insert : PG_GETARG_LSN(0);
+	XLogRecPtr	insert = WalRecordEnd(GetXLogInsertRecPtr());
+	XLogRecPtr	lsn = PG_ARGISNULL(0) ? insert : WalRecordEnd(PG_GETARG_LSN(0));
 	int64		timeout_ms = 30000;
 	TimestampTz start = GetCurrentTimestamp();
 	Oid		   *relids;

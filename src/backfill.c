@@ -31,6 +31,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -132,7 +133,7 @@ SyncSnapshotTake(MemoryContext cxt)
 		CHECK_FOR_INTERRUPTS();
 	}
 	s->snapshot = RegisterSnapshot(snap);
-	s->lsn = GetXLogInsertRecPtr();
+	s->lsn = WalRecordEnd(GetXLogInsertRecPtr());
 	nnoted = 0;
 
 	s->xmin = s->snapshot->xmin;
@@ -156,6 +157,24 @@ SyncSnapshotDone(SyncSnapshot *s)
 	if (s->snapshot)
 		UnregisterSnapshot(s->snapshot);
 	s->snapshot = NULL;
+}
+
+/*
+ * WalRecordEnd maps a WAL position to the end of the records before it.
+ * They differ when the position is the first byte after the header of a
+ * page that holds no record yet, as GetXLogInsertRecPtr() reports when the
+ * last record ended at the end of a page: XLogFlush() refuses that
+ * position (the header is not written yet), and a reader that read every
+ * record ends before it.
+ */
+XLogRecPtr
+WalRecordEnd(XLogRecPtr lsn)
+{
+	if (XLogSegmentOffset(lsn, wal_segment_size) == SizeOfXLogLongPHD)
+		return lsn - SizeOfXLogLongPHD;
+	if (lsn % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return lsn - SizeOfXLogShortPHD;
+	return lsn;
 }
 
 /*

@@ -30,6 +30,7 @@ typedef struct SyncSnapshot
 	XLogRecPtr	lsn;			/* WAL insert position once it was taken */
 } SyncSnapshot;
 
+extern XLogRecPtr WalRecordEnd(XLogRecPtr lsn);
 extern void SyncNoteXid(TransactionId xid);
 extern SyncSnapshot *SyncSnapshotTake(MemoryContext cxt);
 extern void SyncSnapshotDone(SyncSnapshot *s);
