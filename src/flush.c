@@ -179,6 +179,22 @@ FlushWritePending(List *views, Oid source, List *source_rows)
 	SPI_finish();
 }
 
+/*
+ * Whether the view is still declared, its catalog row locked against a
+ * concurrent drop until the flush commits (its offsets reference it).
+ */
+static bool
+view_still_declared(ViewRuntime *vr)
+{
+	Datum		arg = Int32GetDatum(vr->def->view_id);
+	Oid			type = INT4OID;
+
+	if (SPI_execute_with_args("SELECT 1 FROM flowstate.view WHERE view_id = $1 FOR KEY SHARE",
+							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the declaration of continuous view %s", vr->def->view_name);
+	return SPI_processed == 1;
+}
+
 /* Record how far each partition of a Kafka stream the view's state goes. */
 static void
 write_offsets(ViewRuntime *vr, const int64 *offsets, int n)
@@ -302,6 +318,13 @@ FlushStart(List *views, XLogRecPtr position)
 		ViewFlush  *f = &job->flushes[i];
 		ViewRuntime *vr = f->vr;
 
+		/* a view over a stream dropped meanwhile: nothing to record */
+		if (f->noffsets > 0 && !view_still_declared(vr))
+		{
+			vr->dropped = true;
+			f->n = 0;
+			continue;
+		}
 		if (f->truncate && !StateTableTruncate(vr->def->state_relid))
 		{
 			vr->dropped = true;

@@ -686,8 +686,8 @@ LauncherViewsChanged(Oid dboid)
 
 /*
  * LauncherStreamCaughtUp tells whether every worker of a Kafka stream has
- * seen, since since, every message of its partitions applied; and wakes
- * them, so that they look.
+ * seen, since since and since the owner last registered the views, every
+ * message of its partitions applied; and wakes them, so that they look.
  */
 bool
 LauncherStreamCaughtUp(Oid dboid, Oid relid, TimestampTz since)
@@ -698,6 +698,15 @@ LauncherStreamCaughtUp(Oid dboid, Oid relid, TimestampTz since)
 	bool		caught_up = true;
 
 	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	/* a worker that looked before the owner (re)loaded the views is stale */
+	for (int i = 0; i < Flowstate->nslots; i++)
+	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+
+		if (slot->state != SLOT_FREE && slot->kind == WORKER_KAFKA &&
+			slot->dboid == dboid && slot->relid == relid && slot->index == 0)
+			since = Max(since, slot->views_registered_at);
+	}
 	for (int i = 0; i < Flowstate->nslots; i++)
 	{
 		WorkerSlot *slot = &Flowstate->slots[i];

@@ -252,6 +252,9 @@ SlotAttach(int slotno, uint64 generation)
 	slot->recheck = false;
 	slot->started_at = GetCurrentTimestamp();
 	slot->activity[0] = '\0';
+	/* nothing of a previous worker's progress counts for this one */
+	slot->caught_up_at = 0;
+	slot->views_registered_at = 0;
 	LWLockRelease(Flowstate->lock);
 
 	MySlot = slot;
@@ -358,6 +361,7 @@ SlotSetProgress(SourceProgress *progress)
 	MySlot->partitions = progress->partitions;
 	MySlot->lag_messages = progress->lag_messages;
 	MySlot->caught_up_at = progress->caught_up_at;
+	MySlot->views_registered_at = progress->views_registered_at;
 	LWLockRelease(Flowstate->lock);
 }
 

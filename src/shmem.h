@@ -85,6 +85,8 @@ typedef struct WorkerSlot
 	int64		lag_messages;	/* messages behind the partitions' ends */
 	TimestampTz caught_up_at;	/* last time it saw no message behind */
 	TimestampTz catch_up_asked_at;	/* a backend waits for that (wait_for) */
+	TimestampTz views_registered_at;	/* the owner (worker 0): when it
+										 * registered the views */
 } WorkerSlot;
 
 /* The progress a source worker publishes. */
@@ -100,6 +102,7 @@ typedef struct SourceProgress
 	int			partitions;
 	int64		lag_messages;
 	TimestampTz caught_up_at;
+	TimestampTz views_registered_at;
 } SourceProgress;
 
 typedef struct FlowstateShared

@@ -548,6 +548,10 @@ drop_views(void)
 		IngestViewDestroy(kv->vr);
 	}
 	K->views = NIL;
+	/* the slot of decoded messages lives there too */
+	if (K->row)
+		ExecDropSingleTupleTableSlot(K->row);
+	K->row = NULL;
 	MemoryContextReset(K->views_cxt);
 	K->stream = NULL;
 	K->signature = NULL;
@@ -628,6 +632,9 @@ read_catalog(void)
 			K->stream = StreamLoad(K->relid, K->views_cxt);
 			K->signature = pstrdup(sig);
 			defs = CatalogLoadViews(K->views_cxt, known_view, K->relid);
+			/* wait_for: not caught up until the views are registered again */
+			K->progress.caught_up_at = 0;
+			SlotSetProgress(&K->progress);
 			foreach(lc, defs)
 			{
 				ViewDef    *def = lfirst(lc);
@@ -640,8 +647,12 @@ read_catalog(void)
 					own_view(kv);
 				K->views = lappend(K->views, kv);
 			}
-			if (K->row)
-				ExecDropSingleTupleTableSlot(K->row);
+			/* other workers that looked before now are stale (wait_for) */
+			if (K->owner)
+			{
+				K->progress.views_registered_at = GetCurrentTimestamp();
+				SlotSetProgress(&K->progress);
+			}
 			K->row = MakeSingleTupleTableSlot(K->stream->desc, &TTSOpsVirtual);
 			MemoryContextSwitchTo(oldcxt);
 		}
@@ -854,6 +865,39 @@ apply_message(const rd_kafka_message_t *m)
 	}
 }
 
+/*
+ * The view in shared memory, as this worker knows it; NULL when the owner
+ * has registered it again (the owner restarted and loaded the durable
+ * state, which lacks what this worker merged since; or the stream's views
+ * changed).
+ */
+static SharedView *
+current_view(KafkaView *kv)
+{
+	SharedView *sv = find_view(kv);
+
+	if (sv != NULL && sv->generation == kv->generation)
+		return sv;
+	release_view(sv);
+	return NULL;
+}
+
+/*
+ * Start over from the views as the owner registered them again: consume
+ * from their offsets in shared memory (what this worker applied since comes
+ * again; its dead letters are not recorded twice).
+ */
+static void
+start_over(void)
+{
+	ereport(LOG,
+			(errmsg("flowstate kafka worker %d of stream %s starts over from its views' state",
+					K->index, K->stream->name)));
+	consumer_close();
+	drop_views();
+	K->progress.caught_up_at = 0;
+}
+
 /* Merge each view's batch into shared memory. */
 static void
 merge_views(void)
@@ -863,16 +907,12 @@ merge_views(void)
 	foreach(lc, K->views)
 	{
 		KafkaView  *kv = lfirst(lc);
-		SharedView *sv = find_view(kv);
+		SharedView *sv = current_view(kv);
 
-		if (sv == NULL || sv->generation != kv->generation)
+		if (sv == NULL)
 		{
-			/* registered again (the owner restarted): start over from it */
-			release_view(sv);
-			ereport(LOG,
-					(errmsg("flowstate kafka worker %d of stream %s starts over: its views were reloaded",
-							K->index, K->stream->name)));
-			proc_exit(1);
+			start_over();
+			return;
 		}
 		IngestApplyShared(kv->vr, sv);
 		release_view(sv);
@@ -880,12 +920,38 @@ merge_views(void)
 }
 
 /*
+ * An idle worker other than the owner checks its views, as a merge does;
+ * returns false when it started over.
+ */
+static bool
+check_views(void)
+{
+	ListCell   *lc;
+
+	if (K->owner)
+		return true;
+	foreach(lc, K->views)
+	{
+		SharedView *sv = current_view(lfirst(lc));
+
+		if (sv == NULL)
+		{
+			start_over();
+			return false;
+		}
+		release_view(sv);
+	}
+	return true;
+}
+
+/*
  * The lag of this worker's partitions: from the ends the consumer last
  * heard of, or (fresh) from asking the brokers, which alone may tell that
- * everything was applied (flowstate.wait_for).
+ * everything was applied (flowstate.wait_for), as of checked_at: when the
+ * views were last found current.
  */
 static void
-measure_lag(bool fresh)
+measure_lag(bool fresh, TimestampTz checked_at)
 {
 	int64	   *ends = palloc(sizeof(int64) * Max(K->npartitions, 1));
 	int64		lag = 0;
@@ -928,7 +994,7 @@ measure_lag(bool fresh)
 	{
 		set_degraded(NULL);
 		if (lag == 0)
-			K->progress.caught_up_at = GetCurrentTimestamp();
+			K->progress.caught_up_at = checked_at;
 	}
 	pfree(ends);
 }
@@ -1034,6 +1100,7 @@ kafka_loop(MemoryContext LoopContext)
 		int			n = 0;
 		bool		ready;
 		bool		fresh;
+		TimestampTz checked_at;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -1081,7 +1148,12 @@ kafka_loop(MemoryContext LoopContext)
 				 TimestampDifferenceExceeds(K->lag_asked_at, GetCurrentTimestamp(), 1000));
 			if (fresh)
 				K->lag_asked_at = GetCurrentTimestamp();
-			measure_lag(fresh);
+			checked_at = GetCurrentTimestamp();
+			if (n == 0)
+				check_views();
+			/* started over (merge_views or check_views): nothing to measure */
+			if (K->stream != NULL)
+				measure_lag(fresh, checked_at);
 			if (K->owner)
 			{
 				enforce_memory();

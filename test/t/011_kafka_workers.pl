@@ -1,5 +1,7 @@
 # Two workers sharing a stream of 8 partitions (each consumes 4) give the
-# same views as one worker, also across a SIGKILL of one of them.
+# same views as one worker, also across a SIGKILL of one of them and the
+# failure of the owner alone; views added to and dropped from a running
+# stream.
 use strict;
 use warnings;
 use FindBin;
@@ -7,6 +9,7 @@ use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -71,6 +74,77 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM ((TABLE by_one EXCEPT ALL TABLE by_two) UNION ALL
 	                      (TABLE by_two EXCEPT ALL TABLE by_one)) d}), '0',
 	'two workers give the same view as one');
+
+# views come and go while the stream runs: a new view starts from the
+# stream's start (the earliest message) and catches up; dropping a view
+# leaves the others running, without a failure
+my $log_offset = -s $node->logfile;
+my $failures = $node->safe_psql('postgres', q{
+	SELECT sum(failures) FROM flowstate.workers WHERE kind = 'kafka'});
+$node->safe_psql('postgres', q{
+	SELECT flowstate.create_view('by_two_later', $$
+	    SELECT k, date_bin('10 seconds', ts, '2026-01-01') AS w, count(*) AS n, sum(v) AS total,
+	           min(v) AS lo, max(v) AS hi FROM events_two GROUP BY 1, 2 $$)});
+is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
+	'a view added to the running stream catches up');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM ((TABLE by_two EXCEPT ALL TABLE by_two_later) UNION ALL
+	                      (TABLE by_two_later EXCEPT ALL TABLE by_two)) d}), '0',
+	'it read the stream from its start: it equals the view that was there');
+$node->safe_psql('postgres', q{SELECT flowstate.drop_view('by_two')});
+open my $f, '>', "$dir/chunk5.json" or die;
+for (1 .. 50000)
+{
+	printf $f qq({"ts":"2026-01-01T00:%02d:%02dZ","k":%d,"v":%d.%02d}\n),
+	  int($i / 6000) % 60, int($i / 100) % 60, $i % 37, $i % 1000, $i % 100;
+	$i++;
+}
+close $f;
+is(kafka_command($kafka, "produce events $dir/chunk5.json"), 'produced 50000', 'chunk 5 produced');
+is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't', 'chunk 5 consumed');
+is($node->safe_psql('postgres', 'SELECT sum(n) FROM by_two_later'), $i,
+	'after another view was dropped, the remaining one counts every message once');
+is($node->safe_psql('postgres', 'SELECT sum(n) FROM by_one'), $i, 'so does the view of the other stream');
+is($node->safe_psql('postgres', q{
+	SELECT sum(failures) FROM flowstate.workers WHERE kind = 'kafka'}), $failures,
+	'no Kafka worker failed meanwhile');
+unlike(slurp_file($node->logfile, $log_offset), qr/ERROR|terminated by signal/,
+	'nor logged an error');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM flowstate.stream_offsets o
+	  LEFT JOIN flowstate.view v USING (view_id) WHERE v.view_id IS NULL}), '0',
+	'the offsets of the dropped view went with it');
+
+# the owner of a stream fails alone (pg_terminate_backend: the others keep
+# running, having merged what the owner's durable state lacks): the others
+# start over from that state, and wait_for waits for them
+for my $round (1 .. 3)
+{
+	open my $g, '>', "$dir/chunk_t$round.json" or die;
+	for (1 .. 50000)
+	{
+		printf $g qq({"ts":"2026-01-01T00:%02d:%02dZ","k":%d,"v":%d.%02d}\n),
+		  int($i / 6000) % 60, int($i / 100) % 60, $i % 37, $i % 1000, $i % 100;
+		$i++;
+	}
+	close $g;
+	is(kafka_command($kafka, "produce events $dir/chunk_t$round.json"), 'produced 50000',
+		"round $round: produced");
+	# the other worker merges, the owner has not flushed it yet
+	usleep(100_000 * $round);
+	my $owner = $node->safe_psql('postgres', q{
+		SELECT pid FROM flowstate.sources WHERE source = 'events_two (worker 0)'});
+	is($node->safe_psql('postgres', "SELECT pg_terminate_backend($owner)"), 't',
+		"round $round: the owner is terminated");
+	is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
+		"round $round: consumed");
+	is($node->safe_psql('postgres', 'SELECT sum(n) FROM by_two_later'), $i,
+		"round $round: every message counted once, as soon as wait_for returns");
+}
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM ((TABLE by_one EXCEPT ALL TABLE by_two_later) UNION ALL
+	                      (TABLE by_two_later EXCEPT ALL TABLE by_one)) d}), '0',
+	'the view of the stream whose owner failed equals the other stream\'s');
 
 $node->stop;
 $kafka->{h}->kill_kill;
