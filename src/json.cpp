@@ -3,7 +3,7 @@
  * json.cpp
  *	  JSON messages of Kafka streams, read with simdjson's On Demand API.
  *
- * simdjson reads a small JSON object 2.6 times as fast as PostgreSQL's
+ * simdjson reads a small JSON object about 2.5 times as fast as PostgreSQL's
  * own parser (src/common/jsonapi.c; bench/json_parsers.c, README.md,
  * "Benchmarks").  This is the only C++ file: it is called from C, uses no
  * exceptions, and hands each field of the top-level object to a callback
