@@ -428,6 +428,42 @@ FlushFree(FlushJob *job)
 }
 
 /*
+ * FlushOffsets gives, for a flush of views over a Kafka stream, the least
+ * next offset of each partition over the views it wrote (-1 where one of
+ * them has none yet), in the caller's memory; returns the number of
+ * partitions.  Once the flush committed, they are durable.
+ */
+int
+FlushOffsets(FlushJob *job, int64 **least)
+{
+	int			n = 0;
+
+	for (int i = 0; i < job->nflush; i++)
+		if (!job->flushes[i].vr->dropped)
+			n = Max(n, job->flushes[i].noffsets);
+	*least = palloc(sizeof(int64) * Max(n, 1));
+	for (int p = 0; p < n; p++)
+	{
+		(*least)[p] = -2;
+		for (int i = 0; i < job->nflush; i++)
+		{
+			ViewFlush  *f = &job->flushes[i];
+			int64		next = p < f->noffsets ? f->offsets[p] : -1;
+
+			if (f->vr->dropped)
+				continue;
+			if (next < 0 || (*least)[p] == -1)
+				(*least)[p] = -1;
+			else if ((*least)[p] == -2 || next < (*least)[p])
+				(*least)[p] = next;
+		}
+		if ((*least)[p] == -2)
+			(*least)[p] = -1;
+	}
+	return n;
+}
+
+/*
  * FlushEvict drops a view's flushed groups from shared memory down to
  * target bytes, as far as snapshots allow (the state table's horizon, read
  * in a short transaction: no flush may be under way); returns the bytes the

@@ -19,6 +19,7 @@ extern FlushJob *FlushStart(List *views, XLogRecPtr position);
 extern bool FlushStep(FlushJob *job, int budget_ms);
 extern XLogRecPtr FlushPosition(FlushJob *job);
 extern void FlushFree(FlushJob *job);
+extern int	FlushOffsets(FlushJob *job, int64 **least);
 extern void FlushWritePending(List *views, Oid source, List *source_rows);
 
 struct ViewRuntime;

@@ -688,42 +688,31 @@ runtimes(void)
 	return list;
 }
 
-/* Report the durable offsets (the least of the views') to the consumer group. */
+/*
+ * Report the offsets a flush made durable (the least of the views', for
+ * every partition of the stream) to the consumer group, for monitoring.
+ */
 static void
-commit_to_kafka(void)
+commit_to_kafka(FlushJob *job)
 {
 	rd_kafka_topic_partition_list_t *list;
-	int			n = 0;
-	ListCell   *lc;
+	int64	   *least;
+	int			n = FlushOffsets(job, &least);
+	int			count = 0;
 
-	if (K->rk == NULL || K->views == NIL)
+	if (K->rk == NULL || n == 0)
 		return;
-	list = rd_kafka_topic_partition_list_new(Max(K->npartitions, 1));
-	for (int p = 0; p < K->npartitions; p++)
-	{
-		int64		least = -1;
-
-		foreach(lc, K->views)
+	list = rd_kafka_topic_partition_list_new(n);
+	for (int p = 0; p < n; p++)
+		if (least[p] >= 0)
 		{
-			KafkaView  *kv = lfirst(lc);
-			int64		next = p < kv->nnext ? kv->next[p] : -1;
-
-			if (next < 0)
-			{
-				least = -1;
-				break;
-			}
-			least = least < 0 ? next : Min(least, next);
+			rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset = least[p];
+			count++;
 		}
-		if (least >= 0)
-		{
-			rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset = least;
-			n++;
-		}
-	}
-	if (n > 0)
+	if (count > 0)
 		(void) rd_kafka_commit(K->rk, list, 1);
 	rd_kafka_topic_partition_list_destroy(list);
+	pfree(least);
 }
 
 /* The owner: flush the views now, entirely. */
@@ -741,10 +730,10 @@ flush_views(void)
 	if (job != NULL)
 	{
 		(void) FlushStep(job, -1);
+		commit_to_kafka(job);
 		FlushFree(job);
 		K->progress.last_flush_at = GetCurrentTimestamp();
 		pgstat_report_stat(false);
-		commit_to_kafka();
 	}
 	list_free(views);
 }

@@ -15,6 +15,10 @@
  *								going to partition i % PARTITIONS;
  *								"keyed": KEY<TAB>VALUE; a line \null is
  *								a message without a value	-> produced N
+ *	committed GROUP TOPIC		the offsets the consumer group GROUP
+ *								committed for TOPIC, summed over its
+ *								partitions (those without count 0)
+ *													-> committed N
  *	down / up					every broker goes down / up	-> ok
  *	quit
  *
@@ -120,6 +124,39 @@ produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed)
 	return n;
 }
 
+/* The sum of the offsets group committed for topic's partitions. */
+static long
+committed(rd_kafka_mock_cluster_t *mcluster, const char *group, const char *topic)
+{
+	char		errstr[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *consumer;
+	rd_kafka_topic_partition_list_t *list;
+	int			partitions = partitions_of(topic);
+	long		sum = 0;
+
+	if (partitions < 1)
+		fail("unknown topic", topic);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(mcluster),
+						  errstr, sizeof(errstr)) ||
+		rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)))
+		fail("configuration", errstr);
+	consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (consumer == NULL)
+		fail("consumer", errstr);
+	list = rd_kafka_topic_partition_list_new(partitions);
+	for (int p = 0; p < partitions; p++)
+		rd_kafka_topic_partition_list_add(list, topic, p);
+	if (rd_kafka_committed(consumer, list, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		fail("committed", group);
+	for (int i = 0; i < list->cnt; i++)
+		if (list->elems[i].offset > 0)
+			sum += (long) list->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_destroy(consumer);
+	return sum;
+}
+
 static void
 delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -192,6 +229,12 @@ main(int argc, char **argv)
 			if (sscanf(cmd, "produce %1023s %2047s %63s", a, b, c) < 2)
 				fail("bad command", cmd);
 			printf("produced %ld\n", produce(producer, a, b, strcmp(c, "keyed") == 0));
+		}
+		else if (strcmp(verb, "committed") == 0)
+		{
+			if (sscanf(cmd, "committed %1023s %2047s", a, b) != 2)
+				fail("bad command", cmd);
+			printf("committed %ld\n", committed(mcluster, a, b));
 		}
 		else if (strcmp(verb, "down") == 0 || strcmp(verb, "up") == 0)
 		{

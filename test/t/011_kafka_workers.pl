@@ -146,6 +146,27 @@ is($node->safe_psql('postgres', q{
 	                      (TABLE by_two_later EXCEPT ALL TABLE by_one)) d}), '0',
 	'the view of the stream whose owner failed equals the other stream\'s');
 
+# the durable offsets reach each stream's consumer group, for monitoring:
+# every partition's, whichever worker consumes it
+open my $g, '>', "$dir/chunk_last.json" or die;
+for (1 .. 50000)
+{
+	printf $g qq({"ts":"2026-01-01T00:%02d:%02dZ","k":%d,"v":%d.%02d}\n),
+	  int($i / 6000) % 60, int($i / 100) % 60, $i % 37, $i % 1000, $i % 100;
+	$i++;
+}
+close $g;
+is(kafka_command($kafka, "produce events $dir/chunk_last.json"), 'produced 50000', 'last chunk produced');
+is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't', 'last chunk consumed');
+for my $group ('one', 'two')
+{
+	my $got;
+	ok(defined wait_until(30, sub {
+		$got = kafka_command($kafka, "committed $group events");
+		$got eq "committed $i" }),
+		"consumer group $group has the offsets of every message ($got)");
+}
+
 $node->stop;
 $kafka->{h}->kill_kill;
 done_testing();
