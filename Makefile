@@ -13,6 +13,7 @@ OBJS = \
 	src/query.o \
 	src/group.o \
 	src/aggregate.o \
+	src/aggregate_result.o \
 	src/state_store.o \
 	src/state_table.o \
 	src/ingest.o \
