@@ -84,33 +84,8 @@ LANGUAGE sql AS $$
         UNION (SELECT DISTINCT ON (g) id FROM public.readings ORDER BY g, ts));
 $$;
 
--- approx(x): floats to 9 significant digits, for variances and deviations
-CREATE FUNCTION public.approx(x float8) RETURNS numeric
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN x IS NULL OR x = 0 OR x IN ('NaN', 'Infinity', '-Infinity') THEN x::numeric
-                ELSE round(x::numeric, 8 - floor(log(abs(x::numeric)))::int) END
-$$;
-
--- differences(view): rows one side has and the other lacks; float columns
--- are compared with approx()
-CREATE FUNCTION public.differences(v regclass) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    def regclass := (SELECT definition FROM flowstate.view WHERE view = v);
-    cols text;
-    n bigint;
-BEGIN
-    SELECT string_agg(CASE WHEN atttypid IN ('float4'::regtype, 'float8'::regtype)
-                           THEN format('public.approx(%I)', attname)
-                           ELSE quote_ident(attname) END, ', ' ORDER BY attnum)
-      INTO cols
-      FROM pg_attribute WHERE attrelid = v AND attnum > 0 AND NOT attisdropped;
-    EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s)
-                    UNION ALL (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s)) d',
-                   cols, v, def) INTO n;
-    RETURN n;
-END
-$$;
+-- approx(x) and differences(view): the comparison with the batch query
+\i test/oracle.sql
 
 -- row_count(view): its rows
 CREATE FUNCTION public.row_count(v regclass) RETURNS bigint

@@ -4,6 +4,7 @@ package FlowstateNode;
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils qw(slurp_file);
 use Test::More;
 use Time::HiRes qw(time usleep);
 use IPC::Run;
@@ -65,37 +66,15 @@ sub decoder_pid
 		 WHERE backend_type = 'flowstate decoder' AND datname = '$db'});
 }
 
-# install_oracle(node, db): public.differences(view) counts the rows that the
-# view and its defining query, run as a plain batch query, do not share
-# (EXCEPT ALL both ways).  Floats are compared to 9 significant digits: the
-# view adds them in commit order, the batch query in scan order.
+# install_oracle(node, db): test/oracle.sql, whose public.differences(view)
+# counts the rows that the view and its defining query, run as a plain
+# batch query, do not share (EXCEPT ALL both ways).  Floats are compared to
+# 9 significant digits: the view adds them in commit order, the batch query
+# in scan order.
 sub install_oracle
 {
 	my ($node, $db) = @_;
-	$node->safe_psql($db, q{
-CREATE FUNCTION public.approx(x float8) RETURNS numeric
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN x IS NULL OR x = 0 OR x IN ('NaN', 'Infinity', '-Infinity') THEN x::numeric
-                ELSE round(x::numeric, 8 - floor(log(abs(x::numeric)))::int) END
-$$;
-CREATE FUNCTION public.differences(v regclass) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    def regclass := (SELECT definition FROM flowstate.view WHERE view = v);
-    cols text;
-    n bigint;
-BEGIN
-    SELECT string_agg(CASE WHEN atttypid IN ('float4'::regtype, 'float8'::regtype)
-                           THEN format('public.approx(%I)', attname)
-                           ELSE quote_ident(attname) END, ', ' ORDER BY attnum)
-      INTO cols
-      FROM pg_attribute WHERE attrelid = v AND attnum > 0 AND NOT attisdropped;
-    EXECUTE format('SELECT count(*) FROM ((SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s)
-                    UNION ALL (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s)) d',
-                   cols, v, def) INTO n;
-    RETURN n;
-END
-$$;});
+	$node->safe_psql($db, slurp_file("$FindBin::RealBin/../oracle.sql"));
 }
 
 # differences(node, db, view): after flowstate.wait_for() on the current WAL
