@@ -17,6 +17,7 @@ OBJS = \
 	src/state_store.o \
 	src/state_table.o \
 	src/ingest.o \
+	src/projection.o \
 	src/backfill.o \
 	src/flush.o \
 	src/decoder.o \

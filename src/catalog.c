@@ -23,6 +23,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "guc.h"
 #include "query.h"
 
 /*
@@ -154,4 +155,14 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 	}
 	SPI_finish();
 	return views;
+}
+
+/*
+ * CatalogMemoryLimit is the shared memory a view's groups may hold: its
+ * memory_limit, else flowstate.memory_limit.
+ */
+int64
+CatalogMemoryLimit(const ViewDef *def)
+{
+	return def->memory_limit > 0 ? def->memory_limit : (int64) flowstate_memory_limit * 1024;
 }

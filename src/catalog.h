@@ -14,5 +14,7 @@ extern bool CatalogExtensionPresent(void);
 typedef bool (*CatalogKnownView) (int32 view_id, Oid state_relid);
 
 extern List *CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream);
+struct ViewDef;
+extern int64 CatalogMemoryLimit(const struct ViewDef *def);
 
 #endif							/* FLOWSTATE_CATALOG_H */

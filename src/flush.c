@@ -195,6 +195,45 @@ view_still_declared(ViewRuntime *vr)
 	return SPI_processed == 1;
 }
 
+/*
+ * FlushReadOffsets reads back the offsets write_offsets recorded for a
+ * view: *offsets[p] is partition p's next offset, -1 where none was
+ * recorded; returns the number of partitions.  In a transaction.
+ */
+int
+FlushReadOffsets(int32 view_id, int64 **offsets)
+{
+	Datum		arg = Int32GetDatum(view_id);
+	Oid			type = INT4OID;
+	int			n = 0;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT \"partition\", next_offset FROM flowstate.stream_offsets"
+							  " WHERE view_id = $1 ORDER BY \"partition\" DESC",
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.stream_offsets");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (i == 0)
+		{
+			/* the highest partition comes first */
+			n = p + 1;
+			*offsets = SPI_palloc(sizeof(int64) * n);
+			for (int q = 0; q < n; q++)
+				(*offsets)[q] = -1;
+		}
+		(*offsets)[p] = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	if (n == 0)
+		*offsets = SPI_palloc(sizeof(int64));
+	SPI_finish();
+	return n;
+}
+
 /* Record how far each partition of a Kafka stream the view's state goes. */
 static void
 write_offsets(ViewRuntime *vr, const int64 *offsets, int n)

@@ -3,13 +3,11 @@
  * ingest.c
  *	  Rows into continuous views.
  *
- * Each view compiles its defining query once: the WHERE clause into an
- * ExprState, and the group keys, aggregate arguments, FILTER clauses and the
- * window's event time into one projection, all with the executor's own
- * expression machinery.  A source row (a decoded tuple, a backfilled one)
- * is evaluated with it and accumulated, with a sign, into the delta of its
- * group in the view's current *batch*: a backend-local hash table of the
- * groups the batch touched.
+ * A source row (a decoded tuple, a backfilled one, a Kafka message) is
+ * evaluated with the view's compiled defining query (projection.c) and
+ * accumulated, with a sign, into the delta of its group in the view's
+ * current *batch*: a backend-local hash table of the groups the batch
+ * touched.
  *
  * At the end of a batch the source calls IngestSettle, which
  *	1. resolves each group: finds it in shared memory, or loads it from the
@@ -33,9 +31,8 @@
  * exactly that of the source at the returned position, and a flush can
  * make the two durable together at any time.
  *
- * A row on which an expression fails becomes a dead letter; a row whose
- * window closed longer than the view's allowed lateness ago becomes a late
- * event.  Both are written with the next flush.
+ * Dead letters and late events (projection.c) are written with the next
+ * flush.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,12 +56,11 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "guc.h"
 #include "ingest.h"
 #include "state_table.h"
 
-/* Most side rows (dead letters, late events) kept per view between flushes. */
-#define MAX_PENDING_ROWS 10000
 
 /* Recompute snapshots of the settle under way. */
 static List *settle_snaps = NIL;
@@ -80,102 +76,6 @@ static MemoryContext settle_cxt = NULL;
 static int	unseen_snap = -1;
 static bool unseen_valid = false;
 
-static TargetEntry *
-add_column(List **tlist, Expr *expr)
-{
-	TargetEntry *tle = makeTargetEntry(expr, list_length(*tlist) + 1, NULL, false);
-
-	*tlist = lappend(*tlist, tle);
-	return tle;
-}
-
-/* Whether a function is other than one of the server's own (internal). */
-static bool
-not_internal(Oid funcid, void *context)
-{
-	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	bool		result = true;
-
-	if (HeapTupleIsValid(tuple))
-	{
-		result = ((Form_pg_proc) GETSTRUCT(tuple))->prolang != INTERNALlanguageId;
-		ReleaseSysCache(tuple);
-	}
-	return result;
-}
-
-static bool
-calls_not_internal(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, not_internal, context))
-		return true;
-	return expression_tree_walker(node, calls_not_internal, context);
-}
-
-/* Compile the defining query's per-row expressions. */
-static void
-compile(ViewRuntime *vr)
-{
-	ViewDef    *def = vr->def;
-	List	   *tlist = NIL;
-	ListCell   *lc;
-	int			i;
-	TupleDesc	desc;
-
-	i = 0;
-	foreach(lc, def->key_exprs)
-	{
-		add_column(&tlist, (Expr *) copyObject(lfirst(lc)));
-		vr->key_col[i++] = list_length(tlist) - 1;
-	}
-	i = 0;
-	foreach(lc, def->aggrefs)
-	{
-		Aggref	   *aggref = lfirst(lc);
-
-		vr->filter_col[i] = -1;
-		vr->arg_col[i] = -1;
-		if (aggref->aggfilter)
-		{
-			add_column(&tlist, (Expr *) copyObject(aggref->aggfilter));
-			vr->filter_col[i] = list_length(tlist) - 1;
-		}
-		if (aggref->args != NIL)
-		{
-			add_column(&tlist, (Expr *) copyObject(((TargetEntry *) linitial(aggref->args))->expr));
-			vr->arg_col[i] = list_length(tlist) - 1;
-		}
-		i++;
-	}
-	vr->ts_col = -1;
-	if (def->window.present)
-	{
-		add_column(&tlist, (Expr *) copyObject(def->window.ts_expr));
-		vr->ts_col = list_length(tlist) - 1;
-	}
-
-	foreach(lc, tlist)
-	{
-		TargetEntry *tle = lfirst(lc);
-
-		tle->expr = expression_planner(tle->expr);
-	}
-
-	vr->guarded = calls_not_internal((Node *) tlist, NULL) ||
-		calls_not_internal((Node *) def->where, NULL);
-
-	vr->econtext = CreateStandaloneExprContext();
-	desc = ExecTypeFromTL(tlist);
-	vr->result = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	vr->proj = ExecBuildProjectionInfo(tlist, vr->econtext, vr->result, NULL, NULL);
-	vr->qual = NULL;
-	if (def->where)
-		vr->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) copyObject(def->where))),
-								NULL);
-}
-
 /*
  * IngestViewCreate compiles a view for ingestion; everything lives in cxt
  * until IngestViewDestroy.
@@ -189,7 +89,7 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->def = def;
 	vr->gk = GroupKeysCreate(&def->layout);
 	vr->rt = AggRuntimeCreate(&def->layout);
-	compile(vr);
+	ProjectionCompile(vr);
 	vr->batch_cxt = AllocSetContextCreate(cxt, "flowstate view batch", ALLOCSET_DEFAULT_SIZES);
 	vr->pending_cxt = AllocSetContextCreate(cxt, "flowstate view pending rows", ALLOCSET_DEFAULT_SIZES);
 	vr->last_merge_at = GetCurrentTimestamp();
@@ -315,157 +215,6 @@ accumulate(ViewRuntime *vr, char *block, int sign)
 	BLOCK_NROWS(block) += sign;
 }
 
-/* The text of a source row, for dead letters and late events. */
-static char *
-row_text(TupleTableSlot *slot)
-{
-	char	   *text = NULL;
-
-	PG_TRY();
-	{
-		Datum		d = ExecFetchSlotHeapTupleDatum(slot);
-
-		text = OidOutputFunctionCall(F_RECORD_OUT, d);
-	}
-	PG_CATCH();
-	{
-		FlushErrorState();
-		text = pstrdup("(row not printable)");
-	}
-	PG_END_TRY();
-	return text;
-}
-
-static void
-add_pending(ViewRuntime *vr, PendingRow *row)
-{
-	MemoryContext oldcxt = MemoryContextSwitchTo(vr->pending_cxt);
-
-	if (list_length(vr->pending) >= MAX_PENDING_ROWS)
-		vr->pending_dropped++;
-	else
-		vr->pending = lappend(vr->pending, row);
-	MemoryContextSwitchTo(oldcxt);
-}
-
-/*
- * Evaluate the defining query on a row into vr->result.  Returns false when
- * WHERE rejects the row or an expression fails; a failure becomes a dead
- * letter.
- */
-static bool
-evaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
-{
-	ExprContext *ec = vr->econtext;
-	MemoryContext rowcxt = ec->ecxt_per_tuple_memory;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
-
-	ResetExprContext(ec);
-	ec->ecxt_scantuple = slot;
-	if (vr->guarded)
-	{
-		/*
-		 * Procedural functions run queries even for expressions, under the
-		 * active snapshot: while decoding, the historic one of the change.
-		 */
-		BeginInternalSubTransaction(NULL);
-		PushActiveSnapshot(GetTransactionSnapshot());
-	}
-	MemoryContextSwitchTo(rowcxt);
-	PG_TRY();
-	{
-		if (vr->qual && !ExecQual(vr->qual, ec))
-			ok = false;
-		else
-		{
-			(void) ExecProject(vr->proj);
-			for (int i = 0; i < vr->def->layout.nkeys; i++)
-			{
-				int			col = vr->key_col[i];
-
-				if (!vr->result->tts_isnull[col] && vr->def->layout.keys[i].typlen == -1)
-					vr->result->tts_values[col] =
-						PointerGetDatum(PG_DETOAST_DATUM(vr->result->tts_values[col]));
-			}
-		}
-		if (vr->guarded)
-		{
-			PopActiveSnapshot();
-			ReleaseCurrentSubTransaction();
-			CurrentResourceOwner = owner;
-		}
-	}
-	PG_CATCH();
-	{
-		PendingRow *row;
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(vr->pending_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		if (vr->guarded)
-		{
-			RollbackAndReleaseCurrentSubTransaction();
-			CurrentResourceOwner = owner;
-		}
-		MemoryContextSwitchTo(vr->pending_cxt);
-		row = palloc0(sizeof(PendingRow));
-		row->lsn = lsn;
-		row->at_message = vr->at_message;
-		row->partition = vr->msg_partition;
-		row->offset = vr->msg_offset;
-		row->error = edata->message;
-		memcpy(row->sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
-		row->payload = row_text(slot);
-		add_pending(vr, row);
-		vr->batch_failed++;
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(rowcxt);
-	return ok;
-}
-
-/* Is the evaluated row later than the view allows?  Records it if so. */
-static bool
-is_late(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
-{
-	ViewDef    *def = vr->def;
-	int64		ts;
-	int64		start;
-	int64		watermark;
-	PendingRow *row;
-
-	if (vr->ts_col < 0 || vr->result->tts_isnull[vr->ts_col])
-		return false;
-	ts = DatumGetInt64(vr->result->tts_values[vr->ts_col]);
-	if (!vr->has_watermark || def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
-		vr->result->tts_isnull[vr->key_col[def->window.keyno]])
-		return false;
-
-	start = DatumGetInt64(vr->result->tts_values[vr->key_col[def->window.keyno]]);
-	watermark = vr->max_ts - def->watermark_delay_us;
-	if (start + def->window.size_us + def->allowed_lateness_us > watermark)
-		return false;
-
-	MemoryContextSwitchTo(vr->pending_cxt);
-	row = palloc0(sizeof(PendingRow));
-	row->late = true;
-	row->deleted = sign < 0;
-	row->lsn = lsn;
-	row->at_message = vr->at_message;
-	row->partition = vr->msg_partition;
-	row->offset = vr->msg_offset;
-	row->event_time = ts;
-	row->watermark = watermark;
-	row->payload = row_text(slot);
-	add_pending(vr, row);
-	MemoryContextSwitchTo(vr->econtext->ecxt_per_tuple_memory);
-	vr->batch_late++;
-	return true;
-}
-
 /* Evaluate a row and accumulate it into its group of the batch. */
 static void
 ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool lateness)
@@ -475,7 +224,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	bool		keynulls[FLOWSTATE_MAX_KEYS];
 	LocalGroup *lg;
 
-	if (!evaluate(vr, slot, lsn))
+	if (!ProjectionEvaluate(vr, slot, lsn))
 	{
 		MemoryContextSwitchTo(oldcxt);
 		return;
@@ -491,7 +240,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 			vr->has_watermark = true;
 		}
 	}
-	if (lateness && is_late(vr, slot, sign, lsn))
+	if (lateness && ProjectionIsLate(vr, slot, sign, lsn))
 	{
 		MemoryContextSwitchTo(oldcxt);
 		return;
@@ -548,7 +297,7 @@ bool
 IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	bool		ok = evaluate(vr, slot, InvalidXLogRecPtr);
+	bool		ok = ProjectionEvaluate(vr, slot, InvalidXLogRecPtr);
 
 	MemoryContextSwitchTo(oldcxt);
 	if (!ok)
@@ -679,8 +428,7 @@ IngestLoadState(ViewRuntime *vr)
 	StateScan	scan;
 	StateRow	row;
 	int64		rows = 0;
-	int64		limit = vr->def->memory_limit > 0 ? vr->def->memory_limit :
-		(int64) flowstate_memory_limit * 1024;
+	int64		limit = CatalogMemoryLimit(vr->def);
 	bool		complete = true;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;

@@ -128,6 +128,12 @@ typedef struct ViewRuntime
 /* A source able to decode up to a position, for the settle loop. */
 typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
 
+/* projection.c */
+extern void ProjectionCompile(ViewRuntime *vr);
+extern bool ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn);
+extern bool ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
+
+/* ingest.c */
 extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);
 extern void IngestViewDestroy(ViewRuntime *vr);
 extern void IngestLoadState(ViewRuntime *vr);

@@ -564,12 +564,6 @@ find_view(List *views, ViewDef *def)
 	return NULL;
 }
 
-static int64
-view_memory_limit(ViewDef *def)
-{
-	return def->memory_limit > 0 ? def->memory_limit : (int64) flowstate_memory_limit * 1024;
-}
-
 /*
  * Register a view in shared memory and start it: load its state or queue a
  * backfill.  Runs in a transaction.
@@ -583,7 +577,7 @@ start_view(ViewDef *def)
 	key.dboid = MyDatabaseId;
 	key.relid = def->state_relid;
 	vr->shared = StoreRegisterView(key, def->view_id, def->view_relid, &def->layout,
-								   view_memory_limit(def));
+								   CatalogMemoryLimit(def));
 	if (!def->backfilling)
 	{
 		IngestLoadState(vr);
@@ -670,7 +664,7 @@ backfill(ViewRuntime *vr)
 	key.dboid = MyDatabaseId;
 	key.relid = vr->def->state_relid;
 	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid,
-								   &vr->def->layout, view_memory_limit(vr->def));
+								   &vr->def->layout, CatalogMemoryLimit(vr->def));
 	start_transaction();
 	if (!StateTableTruncate(vr->def->state_relid))
 	{
@@ -772,7 +766,7 @@ enforce_memory(void)
 	foreach(lc, D->views)
 	{
 		ViewRuntime *vr = lfirst(lc);
-		int64		limit = view_memory_limit(vr->def);
+		int64		limit = CatalogMemoryLimit(vr->def);
 		int64		bytes = vr->shared->bytes;
 		ViewStatus	status = vr->shared->status;
 

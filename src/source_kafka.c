@@ -314,41 +314,14 @@ own_view(KafkaView *kv)
 {
 	ViewRuntime *vr = kv->vr;
 	SharedView *sv;
-	Datum		arg = Int32GetDatum(vr->def->view_id);
-	Oid			type = INT4OID;
 	int64	   *offsets;
-	int			n = 0;
+	int			n;
 
 	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, &vr->def->layout,
-						   vr->def->memory_limit > 0 ? vr->def->memory_limit :
-						   (int64) flowstate_memory_limit * 1024);
+						   CatalogMemoryLimit(vr->def));
 	vr->shared = sv;
 	IngestLoadState(vr);
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT \"partition\", next_offset FROM flowstate.stream_offsets"
-							  " WHERE view_id = $1", 1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read flowstate.stream_offsets");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		n = Max(n, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-											   1, &isnull)) + 1);
-	}
-	offsets = palloc(sizeof(int64) * Max(n, 1));
-	for (int p = 0; p < n; p++)
-		offsets[p] = -1;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-												   1, &isnull));
-
-		offsets[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-												 2, &isnull));
-	}
-	SPI_finish();
+	n = FlushReadOffsets(vr->def->view_id, &offsets);
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	sv->stream = true;
@@ -748,8 +721,7 @@ enforce_memory(void)
 	foreach(lc, K->views)
 	{
 		ViewRuntime *vr = ((KafkaView *) lfirst(lc))->vr;
-		int64		limit = vr->def->memory_limit > 0 ? vr->def->memory_limit :
-			(int64) flowstate_memory_limit * 1024;
+		int64		limit = CatalogMemoryLimit(vr->def);
 		int64		bytes = vr->shared->bytes;
 
 		if (bytes <= limit * 9 / 10)
