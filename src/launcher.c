@@ -609,8 +609,14 @@ LauncherRequestManager(Oid dboid)
 		slot = SlotAllocate(WORKER_MANAGER, dboid);
 	else if (slot->state == SLOT_BACKOFF)
 		slot->retry_at = 0;
-	else if (slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING)
+	else
+	{
+		/*
+		 * A probe may be looking, or have just left finding no extension
+		 * (EXITED, not yet seen by the launcher): it is to look again.
+		 */
 		slot->recheck = true;
+	}
 	LWLockRelease(Flowstate->lock);
 
 	if (slot == NULL)

@@ -22,7 +22,7 @@
  *	- a worker, for its own slot only (checked through the generation):
  *	  STARTING -> RUNNING with pid and latch when it attaches, RUNNING ->
  *	  EXITED with exit_kind when it leaves, activity, last_error, confirmed;
- *	- a backend: allocation of a WANTED slot (or recheck on a running one)
+ *	- a backend: allocation of a WANTED slot (or recheck on an existing one)
  *	  when CREATE EXTENSION commits, and suspended_by around DDL that needs
  *	  its database free of connections (ddl.c, through launcher.c).
  *
