@@ -26,22 +26,18 @@ ROUNDS=${1:-${ROUNDS:-5}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=${FLOWSTATE_BENCH_DIR:-/tmp/flowstate-bench-kafka}
 PORT=${FLOWSTATE_BENCH_PORT:-5487}
+source "$HERE/lib.sh"
 
 if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
     source "$HERE/../.ci/setup.sh"
     rm -rf "$WORK"
     mkdir -p "$WORK"
     make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
-    cp "$ROOT/test/kafka_mock" "$HERE/kafka.sh" "$WORK/"
+    cp "$ROOT/test/kafka_mock" "$WORK/"
     cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir-server)" -I"$ROOT/src" \
         "$HERE/json_parsers.c" "$ROOT/src/json.o" -o "$WORK/json_parsers" \
         -L"$("$PG_BIN/pg_config" --pkglibdir)" -lpgcommon -lpgport -lsimdjson -lstdc++
-    if [ "$(id -u)" -eq 0 ]; then
-        chown -R postgres:postgres "$WORK"
-        exec su postgres -s /bin/bash -c \
-            "FLOWSTATE_BENCH_CHILD=1 PATH='$PATH' PG_BIN='$PG_BIN' bash '$WORK/kafka.sh' $ROUNDS"
-    fi
-    FLOWSTATE_BENCH_CHILD=1 exec bash "$WORK/kafka.sh" "$ROUNDS"
+    bench_reexec kafka.sh "$ROUNDS"
 fi
 
 # ---- as the server's user, in $WORK -------------------------------------
@@ -49,20 +45,7 @@ cd "$WORK"
 ./json_parsers
 echo
 
-export PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
-initdb -D "$WORK/data" -A trust -U postgres --no-instructions >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
-shared_preload_libraries = 'flowstate'
-wal_level = logical
-max_worker_processes = 16
-shared_buffers = 1GB
-max_wal_size = 16GB
-checkpoint_timeout = 1h
-timezone = 'UTC'
-CONF
+bench_initdb < /dev/null
 # the consumers on CPU 0, the brokers on the others
 CONSUMER_CPU=() BROKER_CPUS=()
 if [ "$(nproc)" -ge 2 ]; then
@@ -88,11 +71,6 @@ kafka() {
 read -r ready BROKERS <&"${KAFKA[0]}"
 [ "$ready" = ready ]
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-now() { date +%s.%N; }
-elapsed() { echo "$2 - $1" | bc -l; }
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
 MESSAGES=3000000
 PARTITIONS=64

@@ -25,6 +25,7 @@ ROUNDS=${1:-${ROUNDS:-3}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=${FLOWSTATE_BENCH_DIR:-/tmp/flowstate-bench}
 PORT=${FLOWSTATE_BENCH_PORT:-5488}
+source "$HERE/lib.sh"
 
 if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
     source "$HERE/../.ci/setup.sh"
@@ -32,41 +33,15 @@ if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
     mkdir -p "$WORK"
     cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir)" "$HERE/probe.c" -o "$WORK/probe" \
         -L"$("$PG_BIN/pg_config" --libdir)" -lpq
-    cp "$HERE/run.sh" "$WORK/run.sh"
-    if [ "$(id -u)" -eq 0 ]; then
-        chown -R postgres:postgres "$WORK"
-        exec su postgres -s /bin/bash -c \
-            "FLOWSTATE_BENCH_CHILD=1 PATH='$PATH' PG_BIN='$PG_BIN' bash '$WORK/run.sh' $ROUNDS"
-    fi
-    FLOWSTATE_BENCH_CHILD=1 exec bash "$WORK/run.sh" "$ROUNDS"
+    bench_reexec run.sh "$ROUNDS"
 fi
 
 # ---- as the server's user, in $WORK -------------------------------------
 cd "$WORK"
-export PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres
-initdb -D "$WORK/data" -A trust -U postgres --no-instructions >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
-shared_preload_libraries = 'flowstate'
-wal_level = logical
-max_replication_slots = 10
-max_worker_processes = 16
-shared_buffers = 1GB
-max_wal_size = 16GB
-checkpoint_timeout = 1h
-timezone = 'UTC'
-CONF
+bench_initdb <<< "max_replication_slots = 10"
 pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 trap 'pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-now() { date +%s.%N; }
-elapsed() { echo "$2 - $1" | bc -l; }
-# median, percentile of numbers on stdin
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-pct() { sort -g | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1) i=1; printf "%.6f\n", a[i]}'; }
 
 ROWS=2000000
 BATCH=10000
@@ -125,8 +100,6 @@ durable() {
         sleep 0.05
     done
 }
-# CPU seconds a process has used
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 run_file() { q -d "$1" -f "$2" >/dev/null; }
 
 printf 'flowstate benchmark: %s, %s cores, %d rounds\n' \

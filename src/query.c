@@ -53,6 +53,7 @@
 #include "aggregate.h"
 #include "group.h"
 #include "query.h"
+#include "state_table.h"
 #include "stream.h"
 
 #define SUPPORTED_SHAPE_HINT \
@@ -662,14 +663,6 @@ to_state_mutator(Node *node, ToStateContext *ctx)
 	return expression_tree_mutator(node, to_state_mutator, ctx);
 }
 
-static void
-append_column_def(StringInfo buf, const char *name, Oid type, int32 typmod, Oid collation)
-{
-	appendStringInfo(buf, ", %s %s", name, format_type_with_typemod(type, typmod));
-	if (OidIsValid(collation) && collation != get_typcollation(type))
-		appendStringInfo(buf, " COLLATE %s", generate_collation_name(collation));
-}
-
 /* The call of flowstate.unflushed() with its column definitions. */
 static void
 append_unflushed(StringInfo buf, ViewDef *def, const char *state_table)
@@ -682,7 +675,7 @@ append_unflushed(StringInfo buf, ViewDef *def, const char *state_table)
 		char		name[16];
 
 		snprintf(name, sizeof(name), "k%d", i + 1);
-		append_column_def(buf, name, k->type, k->typmod, k->collation);
+		StateAppendColumn(buf, ", ", name, k->type, k->typmod, k->collation);
 	}
 	for (int i = 0; i < def->layout.naggs; i++)
 	{
@@ -690,7 +683,7 @@ append_unflushed(StringInfo buf, ViewDef *def, const char *state_table)
 		char		name[16];
 
 		snprintf(name, sizeof(name), "a%d", i + 1);
-		append_column_def(buf, name, a->restype, a->restypmod, a->rescollation);
+		StateAppendColumn(buf, ", ", name, a->restype, a->restypmod, a->rescollation);
 	}
 	appendStringInfoChar(buf, ')');
 }

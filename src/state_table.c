@@ -67,10 +67,15 @@ StateTableName(int32 view_id)
 	return psprintf("view_%d_state", view_id);
 }
 
-static void
-append_column(StringInfo buf, const char *name, Oid type, int32 typmod, Oid collation)
+/*
+ * StateAppendColumn appends a column definition to a CREATE TABLE or a
+ * column definition list, after sep.
+ */
+void
+StateAppendColumn(StringInfo buf, const char *sep, const char *name, Oid type, int32 typmod,
+				  Oid collation)
 {
-	appendStringInfo(buf, ",\n    %s %s", name, format_type_with_typemod(type, typmod));
+	appendStringInfo(buf, "%s%s %s", sep, name, format_type_with_typemod(type, typmod));
 	if (OidIsValid(collation) && collation != get_typcollation(type))
 		appendStringInfo(buf, " COLLATE %s", generate_collation_name(collation));
 }
@@ -109,7 +114,7 @@ StateTableCreate(ViewDef *def, const char *qualified_name, const char *name)
 		char		col[16];
 
 		snprintf(col, sizeof(col), "k%d", i + 1);
-		append_column(&buf, col, layout->keys[i].type, layout->keys[i].typmod,
+		StateAppendColumn(&buf, ",\n    ", col, layout->keys[i].type, layout->keys[i].typmod,
 					  layout->keys[i].collation);
 	}
 	for (int i = 0; i < layout->naggs; i++)
@@ -117,7 +122,7 @@ StateTableCreate(ViewDef *def, const char *qualified_name, const char *name)
 		char		col[16];
 
 		snprintf(col, sizeof(col), "a%d", i + 1);
-		append_column(&buf, col, layout->aggs[i].restype, layout->aggs[i].restypmod,
+		StateAppendColumn(&buf, ",\n    ", col, layout->aggs[i].restype, layout->aggs[i].restypmod,
 					  layout->aggs[i].rescollation);
 	}
 	appendStringInfoString(&buf, ",\n    nrows bigint NOT NULL,\n    state bytea NOT NULL\n"

@@ -11,6 +11,7 @@
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "executor/tuptable.h"
+#include "lib/stringinfo.h"
 #include "nodes/execnodes.h"
 #include "utils/rel.h"
 
@@ -53,6 +54,8 @@ typedef struct StateScan
 } StateScan;
 
 extern char *StateTableName(int32 view_id);
+extern void StateAppendColumn(StringInfo buf, const char *sep, const char *name, Oid type,
+							  int32 typmod, Oid collation);
 extern void StateTableCreate(ViewDef *def, const char *qualified_name, const char *name);
 
 extern bool StateWriterBegin(StateWriter *w, Oid relid);

@@ -1,0 +1,47 @@
+# Shared by the benchmarks (bench/run.sh, bench/kafka.sh), sourced by each:
+# the re-execution as the server's user, a throwaway cluster, and helpers.
+# Each script sets HERE (its directory), WORK (its scratch directory) and
+# PORT before sourcing this file.
+
+# bench_reexec SCRIPT ARGS...: run SCRIPT again from $WORK, as postgres when
+# run as root, with FLOWSTATE_BENCH_CHILD=1 (the caller prepared $WORK)
+bench_reexec() {
+    local script=$1
+    shift
+    cp "$HERE/lib.sh" "$HERE/$script" "$WORK/"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown -R postgres:postgres "$WORK"
+        exec su postgres -s /bin/bash -c \
+            "FLOWSTATE_BENCH_CHILD=1 PATH='$PATH' PG_BIN='$PG_BIN' bash '$WORK/$script' $*"
+    fi
+    FLOWSTATE_BENCH_CHILD=1 exec bash "$WORK/$script" "$@"
+}
+
+# bench_initdb: a cluster in $WORK/data with flowstate preloaded, settings
+# that keep checkpoints out of the timed parts, and the lines on stdin
+bench_initdb() {
+    export PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
+    initdb -D "$WORK/data" -A trust -U postgres --no-instructions >/dev/null
+    cat >> "$WORK/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PORT
+shared_preload_libraries = 'flowstate'
+wal_level = logical
+max_worker_processes = 16
+shared_buffers = 1GB
+max_wal_size = 16GB
+checkpoint_timeout = 1h
+timezone = 'UTC'
+CONF
+    cat >> "$WORK/data/postgresql.conf"
+}
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc -l; }
+# median, percentile of numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+pct() { sort -g | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1) i=1; printf "%.6f\n", a[i]}'; }
+# CPU seconds a process (or /proc/PID/task/TID thread) has used
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
