@@ -27,7 +27,8 @@ OBJS = \
 	src/fdw.o \
 	src/source_kafka.o \
 	src/api.o \
-	src/stats.o
+	src/stats.o \
+	src/security.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
@@ -42,7 +43,8 @@ SHLIB_LINK = -lrdkafka -lsimdjson -lstdc++
 with_llvm = no
 
 # pg_regress: one throwaway preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling views views_errors views_side oracle kafka_options upgrade
+REGRESS = setup catalog workers window_tumbling views views_errors views_side security oracle \
+	kafka_options upgrade
 REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/

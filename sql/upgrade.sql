@@ -38,3 +38,44 @@ SELECT cfg::regclass AS dumped
   FROM pg_extension, unnest(extconfig) AS u(cfg)
  WHERE extname = 'flowstate'
  ORDER BY 1::text;
+
+-- from 0.2.0 with a continuous view of a plain role: after the update its
+-- definition is its owner's, and its state is served only while the owner
+-- may read the source
+DROP EXTENSION flowstate;
+SELECT wait_for($$
+    SELECT count(*) = 0 FROM pg_stat_activity
+     WHERE backend_type = 'flowstate manager' AND datname = current_database()
+$$) AS manager_gone;
+CREATE EXTENSION flowstate VERSION '0.2.0';
+CREATE ROLE upgrader;
+CREATE TABLE public.upgraded (k int, v int);
+ALTER TABLE public.upgraded REPLICA IDENTITY FULL;
+INSERT INTO public.upgraded VALUES (1, 10), (1, 20), (2, 5);
+GRANT SELECT ON public.upgraded TO upgrader;
+GRANT CREATE ON SCHEMA public TO upgrader;
+SET ROLE upgrader;
+SELECT flowstate.create_view('public.upgraded_sums', 'SELECT k, sum(v) AS total FROM public.upgraded GROUP BY k');
+RESET ROLE;
+SELECT d.relowner::regrole AS definition_owner, s.relrowsecurity AS state_policy
+  FROM flowstate.view v JOIN pg_class d ON d.oid = v.definition JOIN pg_class s ON s.oid = v.state_table;
+ALTER EXTENSION flowstate UPDATE;
+SELECT d.relowner::regrole AS definition_owner, s.relrowsecurity AS state_policy
+  FROM flowstate.view v JOIN pg_class d ON d.oid = v.definition JOIN pg_class s ON s.oid = v.state_table;
+SELECT wait_for($$
+    SELECT count(*) = 1 FROM flowstate.workers
+     WHERE kind = 'manager' AND datname = current_database() AND state = 'running'
+$$) AS manager_back;
+SELECT flowstate.wait_for();
+SET ROLE upgrader;
+SELECT * FROM public.upgraded_sums ORDER BY k;
+RESET ROLE;
+REVOKE SELECT ON public.upgraded FROM upgrader;
+SET ROLE upgrader;
+\set VERBOSITY terse
+SELECT * FROM public.upgraded_sums ORDER BY k;
+\set VERBOSITY default
+RESET ROLE;
+DROP TABLE public.upgraded CASCADE;
+REVOKE CREATE ON SCHEMA public FROM upgrader;
+DROP ROLE upgrader;

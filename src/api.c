@@ -7,10 +7,13 @@
  * Anatomy of a continuous view (all created by create_view, in the
  * caller's transaction):
  *	- the *definition*, flowstate.view_<id>_query: the defining query as a
- *	  plain view, owned by the bootstrap superuser, readable by the creator.
- *	  It depends on the source's columns like any view, and is the batch
- *	  query the continuous view equals;
- *	- the *state table*, flowstate.view_<id>_state (state_table.c);
+ *	  plain view, owned by the view's owner, so that reading it needs the
+ *	  owner's rights as the batch query does.  It depends on the source's
+ *	  columns like any view, and is the batch query the continuous view
+ *	  equals;
+ *	- the *state table*, flowstate.view_<id>_state (state_table.c), owned
+ *	  by the bootstrap superuser, readable by the view's owner while the
+ *	  owner may read the source (a policy, security.c);
  *	- the *view* users read, owned by the creator, in the schema they named;
  *	- a row in flowstate.view.
  * The definition and the state table depend on the view (automatically
@@ -33,6 +36,7 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
+#include "commands/tablecmds.h"
 #include "commands/view.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -40,6 +44,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
@@ -49,6 +54,7 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -58,6 +64,7 @@
 #include "group.h"
 #include "launcher.h"
 #include "query.h"
+#include "security.h"
 #include "state_store.h"
 #include "stream.h"
 #include "state_table.h"
@@ -257,6 +264,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	(void) ExecCheckRTPerms(query->rtable, true);
 	memset(&def, 0, sizeof(def));
 	QueryDescribe(query, &def);
+	SecurityCheckRowSecurity(def.source_relid, owner,
+							 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
 	stream = StreamIsKafka(def.source_relid);
 	if (stream)
 		(void) StreamLoad(def.source_relid, CurrentMemoryContext);	/* checks it */
@@ -292,6 +301,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	memset(&def, 0, sizeof(def));
 	def.def_relid = get_relname_relid(def_name, flowstate_nsp);
+	ATExecChangeOwner(def.def_relid, owner, false, AccessExclusiveLock);
+	CommandCounterIncrement();
 	query = QueryOfDefinition(def.def_relid);
 	if (query == NULL)
 		elog(ERROR, "definition of a new continuous view not found");
@@ -306,8 +317,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	def.state_relid = get_relname_relid(state_name, flowstate_nsp);
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "GRANT SELECT ON %s, %s TO %s", state_qualified,
-					 quote_qualified_identifier("flowstate", def_name), quote_identifier(owner_name));
+	appendStringInfo(&sql, "GRANT SELECT ON %s TO %s", state_qualified,
+					 quote_identifier(owner_name));
 	spi_exec(sql.data, SPI_OK_UTILITY);
 
 	/* the view users read, as the caller, who owns it */
@@ -326,6 +337,26 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	record_dependency(def.view_relid, def.def_relid, DEPENDENCY_NORMAL);
 	depend_on_extension(def.def_relid);
 	depend_on_extension(def.state_relid);
+
+	/*
+	 * The state is served while the view's owner may read the source.  (The
+	 * SQL objects of 0.2.0 lack the policy's function: ALTER EXTENSION
+	 * UPDATE adds it, and the policy to the views made until then.)
+	 */
+	if (OidIsValid(LookupFuncName(list_make2(makeString("flowstate"),
+											 makeString("check_view_rights")),
+								  2, (Oid[]) {OIDOID, OIDOID}, true)))
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY", state_qualified);
+		spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE POLICY owner_may_read ON %s FOR SELECT"
+						 " USING ((SELECT flowstate.check_view_rights(%u::pg_catalog.oid,"
+						 " %u::pg_catalog.oid)))",
+						 state_qualified, def.view_relid, def.def_relid);
+		spi_exec(sql.data, SPI_OK_UTILITY);
+	}
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "COMMENT ON TABLE %s IS %s", state_qualified,
@@ -649,6 +680,22 @@ capture_for(Oid relid, MemoryContext query_cxt)
 	return cc->cap;
 }
 
+/* Serve a view's state only while its owner may read its source. */
+static void
+check_owner_rights(Oid view_relid, Oid def_relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(view_relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	(void) SecurityMayRead(def_relid, owner,
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
+													  get_rel_name(view_relid)));
+}
+
 /*
  * flowstate_unflushed returns the groups of a continuous view whose newest
  * state the caller's snapshot does not see in its state table: gid, live,
@@ -675,6 +722,7 @@ flowstate_unflushed(PG_FUNCTION_ARGS)
 	if (pg_class_aclcheck(cap->view_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(cap->view_relid));
+	check_owner_rights(cap->view_relid, cap->def_relid);
 
 	layout = &cap->layout;
 	desc = rsinfo->setDesc;

@@ -44,6 +44,7 @@
 
 #include "backfill.h"
 #include "ingest.h"
+#include "security.h"
 #include "state_store.h"
 
 /*
@@ -397,6 +398,7 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 		int			nargs = 0;
 		SPIPlanPtr	plan;
 		int			ret;
+		SecuritySave save;
 
 		for (int i = 0; i < layout->nkeys; i++)
 		{
@@ -408,9 +410,12 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 				nulls[nargs++] = ' ';
 			}
 		}
+		/* the query runs the view's expressions: as its owner (security.c) */
+		SecurityEnter(vr->def->owner, &save);
 		plan = recompute_plan(vr, nullmask)->plan;
 		ret = SPI_execute_snapshot(plan, args, nulls, snap->snapshot, InvalidSnapshot,
 								   true, false, 0);
+		SecurityLeave(&save);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "recompute query of a continuous view failed: %s",
 				 SPI_result_code_string(ret));
@@ -478,6 +483,57 @@ recompute_by_scan(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 }
 
 /*
+ * Recompute groups by queries, in a subtransaction; returns false if that
+ * failed (the owner lost SELECT on the source, an expression failed), the
+ * groups' states being then undefined.
+ */
+static bool
+try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *snap,
+					   Relation rel, TupleTableSlot *slot)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool by_scan = false;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bool		indexed = false;
+
+		if (vr->def->layout.nkeys > 0 && n > 1)
+		{
+			SecuritySave save;
+
+			SecurityEnter(vr->def->owner, &save);
+			indexed = recompute_plan(vr, 0)->indexed;
+			SecurityLeave(&save);
+		}
+		if (vr->def->layout.nkeys == 0 ||
+			(n > 1 && (!indexed ||
+					   n > Max(RECOMPUTE_MIN_QUERIES, estimate_rows(rel) / RECOMPUTE_ROWS_PER_QUERY))))
+			by_scan = true;
+		else
+			recompute_by_query(vr, groups, n, snap, slot);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (by_scan)
+		return false;
+	return ok;
+}
+
+/*
  * BackfillRecompute replaces the state of groups by their state read from
  * the source under the snapshot; their deltas restart empty, and skip from
  * now on the transactions the snapshot saw (snapno).
@@ -507,14 +563,18 @@ BackfillRecompute(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 		lg->merged = NULL;
 	}
 
+	/*
+	 * When the queries cannot serve, one scan evaluates the rows one by one,
+	 * a failing row being a dead letter.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (vr->def->layout.nkeys == 0 ||
-		(n > 1 && (!recompute_plan(vr, 0)->indexed ||
-				   n > Max(RECOMPUTE_MIN_QUERIES, estimate_rows(rel) / RECOMPUTE_ROWS_PER_QUERY))))
+	if (!try_recompute_by_query(vr, groups, n, snap, rel, slot))
+	{
+		for (int g = 0; g < n; g++)
+			memset(groups[g]->base, 0, size);
 		recompute_by_scan(vr, groups, n, snap, rel, slot);
-	else
-		recompute_by_query(vr, groups, n, snap, slot);
+	}
 	SPI_finish();
 	MemoryContextSwitchTo(oldcxt);
 

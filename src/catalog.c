@@ -63,7 +63,8 @@ spi_oid(HeapTuple tuple, int column)
  * CatalogLoadViews returns a ViewDef for each continuous view of the
  * database over tables (stream invalid) or over one Kafka stream, each in
  * a new child context of cxt.  For a view the caller knows already (known
- * returns true), only its ids are filled, in CurrentMemoryContext.  A view
+ * returns true), only its ids and its owner are filled, in
+ * CurrentMemoryContext.  A view
  * whose objects are missing (a concurrent drop) is skipped.  The caller
  * has an active snapshot.
  */
@@ -83,7 +84,8 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 	ret = SPI_execute_with_args("SELECT view_id::int8, view::oid, definition::oid, state_table::oid,"
 								"       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
 								"       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
-								"       memory_limit, status = 'backfilling', max_event_time"
+								"       memory_limit, status = 'backfilling', max_event_time,"
+								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view)"
 								"  FROM flowstate.view v"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -118,6 +120,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 			def = palloc0(sizeof(ViewDef));
 			def->view_id = (int32) spi_int8(tuple, 1, 0);
 			def->state_relid = state_relid;
+			def->owner = spi_oid(tuple, 10);
 			views = lappend(views, def);
 			MemoryContextSwitchTo(oldcxt);
 			continue;
@@ -133,6 +136,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 													get_rel_name(view_relid));
 		def->def_relid = def_relid;
 		def->state_relid = state_relid;
+		def->owner = spi_oid(tuple, 10);
 		def->watermark_delay_us = spi_int8(tuple, 5, 0);
 		def->allowed_lateness_us = spi_int8(tuple, 6, -1);
 		def->memory_limit = spi_int8(tuple, 7, 0);

@@ -16,6 +16,11 @@
  *	- ALTER TABLE may not take from the source of a continuous view what
  *	  decoding needs: REPLICA IDENTITY FULL (the whole old row of updates
  *	  and deletes) and WAL itself (SET UNLOGGED).
+ *	- A continuous view may not be replaced (CREATE OR REPLACE VIEW), and
+ *	  its internal objects (definition, state table) neither replaced,
+ *	  altered, renamed nor moved: each would detach the view from its state
+ *	  silently.  The view itself may be renamed, moved and given away; its
+ *	  definition and the right to read its state table follow its owner.
  *
  * Requests to the launcher are made from a commit callback, so that an
  * aborted CREATE EXTENSION starts nothing.
@@ -24,21 +29,29 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
+#include "commands/tablecmds.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "ddl.h"
@@ -201,6 +214,265 @@ check_alter_source(AlterTableStmt *stmt)
 	}
 }
 
+/* The owner of a relation, or invalid. */
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* What a relation is to flowstate. */
+typedef enum RelationRole
+{
+	REL_OTHER,
+	REL_VIEW,					/* a continuous view */
+	REL_INTERNAL				/* the definition or state table of one */
+} RelationRole;
+
+static RelationRole
+relation_role(Oid relid, char **view_name, Oid *view_relid)
+{
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			type = OIDOID;
+	RelationRole role = REL_OTHER;
+
+	if (!OidIsValid(relid) || !CatalogExtensionPresent())
+		return REL_OTHER;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT view = $1, view::text, view::oid FROM flowstate.view"
+							  " WHERE $1 IN (view, definition, state_table)",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		role = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										  &isnull)) ? REL_VIEW : REL_INTERNAL;
+		*view_name = MemoryContextStrdup(CurTransactionContext,
+										 SPI_getvalue(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 2));
+		*view_relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 3, &isnull));
+	}
+	SPI_finish();
+	return role;
+}
+
+static void
+refuse_internal(Oid relid, const char *view_name, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("cannot %s \"%s\"", what, get_rel_name(relid)),
+			 errdetail("It belongs to continuous view %s, which would lose its state.", view_name),
+			 errhint("Drop the continuous view with flowstate.drop_view() and create it again.")));
+}
+
+/*
+ * Whether a view reads a relation: a continuous view its state table, a
+ * definition its source.  pg_dump breaks the dependency loop of a view and
+ * its internal objects by restoring the view first as a placeholder that
+ * reads nothing, replaced later: that replacement detaches nothing.
+ */
+static bool
+view_reads_relation(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	bool		reads = false;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relkind == RELKIND_VIEW)
+	{
+		foreach(lc, get_view_query(rel)->rtable)
+		{
+			RangeTblEntry *rte = lfirst(lc);
+
+			/* beside the view itself (OLD and NEW), a placeholder reads nothing */
+			if (rte->rtekind != RTE_RELATION || rte->relid != relid)
+				reads = true;
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	return reads;
+}
+
+/*
+ * Whether ALTER TABLE/VIEW with these subcommands may run on an internal
+ * object: what pg_restore does (constraints, row-level security, owner) and
+ * storage settings; not what changes the columns or the logging.  The
+ * definition goes only to its view's owner.
+ */
+static bool
+alter_keeps_attached(AlterTableStmt *stmt, Oid view_relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		switch (cmd->subtype)
+		{
+			case AT_AddConstraint:
+			case AT_AddIndex:
+			case AT_AddIndexConstraint:
+			case AT_EnableRowSecurity:
+			case AT_ForceRowSecurity:
+			case AT_SetRelOptions:
+			case AT_ResetRelOptions:
+			case AT_ClusterOn:
+			case AT_DropCluster:
+			case AT_SetStatistics:
+			case AT_SetStorage:
+			case AT_SetCompression:
+			case AT_SetTableSpace:
+				break;
+			case AT_ChangeOwner:
+				if (stmt->objtype == OBJECT_VIEW &&
+					get_rolespec_oid(cmd->newowner, true) != relation_owner(view_relid))
+					return false;
+				break;
+			default:
+				return false;
+		}
+	}
+	return true;
+}
+
+/* The relation a statement alters, replaces, renames or moves, if any. */
+static RangeVar *
+relation_changed(Node *parsetree, const char **what)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_ViewStmt:
+			if (!((ViewStmt *) parsetree)->replace)
+				return NULL;
+			*what = "replace view";
+			return ((ViewStmt *) parsetree)->view;
+		case T_AlterTableStmt:
+			*what = "alter relation";
+			return ((AlterTableStmt *) parsetree)->relation;
+		case T_RenameStmt:
+			if (((RenameStmt *) parsetree)->relation == NULL)
+				return NULL;
+			*what = "rename relation";
+			return ((RenameStmt *) parsetree)->relation;
+		case T_AlterObjectSchemaStmt:
+			if (((AlterObjectSchemaStmt *) parsetree)->relation == NULL)
+				return NULL;
+			*what = "move relation";
+			return ((AlterObjectSchemaStmt *) parsetree)->relation;
+		case T_RuleStmt:
+			*what = "create a rule on relation";
+			return ((RuleStmt *) parsetree)->relation;
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * Refuse a statement that would detach a continuous view from its state.
+ * Returns the continuous view an ALTER ... OWNER TO gives away, if any.
+ */
+static Oid
+check_internal_objects(Node *parsetree)
+{
+	const char *what = NULL;
+	RangeVar   *rv = relation_changed(parsetree, &what);
+	Oid			relid;
+	char	   *view_name = NULL;
+	Oid			view_relid = InvalidOid;
+	RelationRole role;
+
+	/* the upgrade scripts of the extension itself */
+	if (rv == NULL || creating_extension)
+		return InvalidOid;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	role = relation_role(relid, &view_name, &view_relid);
+	if (role == REL_OTHER)
+		return InvalidOid;
+	if (IsA(parsetree, ViewStmt))
+	{
+		if (view_reads_relation(relid))
+			refuse_internal(relid, view_name, what);
+		return InvalidOid;
+	}
+	if (role == REL_INTERNAL &&
+		!(IsA(parsetree, AlterTableStmt) &&
+		  alter_keeps_attached((AlterTableStmt *) parsetree, view_relid)))
+		refuse_internal(relid, view_name, what);
+	if (role == REL_VIEW && IsA(parsetree, AlterTableStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+			if (((AlterTableCmd *) lfirst(lc))->subtype == AT_ChangeOwner)
+				return relid;
+	}
+	return InvalidOid;
+}
+
+/*
+ * Give a continuous view's definition to the view's owner, and the right
+ * to read its state table to it alone (with the superusers); run after the
+ * view changed hands.
+ */
+static void
+follow_owner(const char *where, Datum arg)
+{
+	Oid			type = OIDOID;
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	if (SPI_execute_with_args(psprintf("SELECT v.definition, c.relowner,"
+									   "       format('REVOKE ALL ON %%s FROM PUBLIC', v.state_table),"
+									   "       (SELECT string_agg(format('REVOKE ALL ON %%s FROM %%I', v.state_table, r.rolname), '; ')"
+									   "          FROM pg_catalog.aclexplode(s.relacl) a"
+									   "          JOIN pg_catalog.pg_roles r ON r.oid = a.grantee"
+									   "         WHERE a.grantee NOT IN (s.relowner, c.relowner)),"
+									   "       format('GRANT SELECT ON %%s TO %%I', v.state_table, c.relowner::regrole::text)"
+									   "  FROM flowstate.view v"
+									   "  JOIN pg_catalog.pg_class c ON c.oid = v.view"
+									   "  JOIN pg_catalog.pg_class s ON s.oid = v.state_table"
+									   " WHERE %s", where),
+							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	{
+		SPITupleTable *views = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tuple = views->vals[i];
+			bool		isnull;
+			Oid			def_relid = DatumGetObjectId(SPI_getbinval(tuple, views->tupdesc, 1, &isnull));
+			Oid			owner = DatumGetObjectId(SPI_getbinval(tuple, views->tupdesc, 2, &isnull));
+			char	   *revoke = SPI_getvalue(tuple, views->tupdesc, 4);
+
+			ATExecChangeOwner(def_relid, owner, false, AccessExclusiveLock);
+			if (revoke != NULL && SPI_execute(revoke, false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "could not revoke the rights on a state table");
+			if (SPI_execute(SPI_getvalue(tuple, views->tupdesc, 5), false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "could not grant the right to read a state table");
+		}
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	CommandCounterIncrement();
+}
+
 static void
 flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						 bool readOnlyTree, ProcessUtilityContext context,
@@ -209,10 +481,27 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	Oid			suspended;
+	Oid			given_away;
 
 	if (IsA(parsetree, AlterTableStmt) &&
 		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE)
 		check_alter_source((AlterTableStmt *) parsetree);
+
+	/* a continuous view's definition and state follow its owner */
+	given_away = check_internal_objects(parsetree);
+	if (OidIsValid(given_away) || IsA(parsetree, ReassignOwnedStmt))
+	{
+		call_previous(pstmt, queryString, readOnlyTree, context, params,
+					  queryEnv, dest, qc);
+		CommandCounterIncrement();
+		if (!CatalogExtensionPresent())
+			return;
+		if (OidIsValid(given_away))
+			follow_owner("v.view = $1", ObjectIdGetDatum(given_away));
+		else
+			follow_owner("$1 = 0", ObjectIdGetDatum(InvalidOid));	/* every view */
+		return;
+	}
 
 	if (IsA(parsetree, CreateExtensionStmt) &&
 		strcmp(((CreateExtensionStmt *) parsetree)->extname, "flowstate") == 0)

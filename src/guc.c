@@ -22,6 +22,7 @@ int			flowstate_naptime = 1000;
 int			flowstate_restart_delay = 1000;
 int			flowstate_flush_interval = 1000;
 int			flowstate_memory_limit = 1024 * 1024;	/* kB */
+int			flowstate_evaluation_timeout = 1000;
 
 /*
  * GucInit defines the parameters and reserves the flowstate prefix.
@@ -72,6 +73,15 @@ GucInit(void)
 							1024 * 1024, 1024, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("flowstate.evaluation_timeout",
+							"Longest a continuous view may take to evaluate its expressions on one row.",
+							"A row that takes longer is a dead letter of its view (SQLSTATE 57014), so that a slow function cannot stall the other views of its source. 0 turns the limit off.",
+							&flowstate_evaluation_timeout,
+							1000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("flowstate");

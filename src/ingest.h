@@ -74,6 +74,10 @@ typedef struct ViewRuntime
 								 * each row is evaluated in a subtransaction,
 								 * so that an error in them is cleaned up */
 	TupleTableSlot *result;
+	char	   *compile_error;	/* the defining query could not be compiled */
+	char		compile_sqlstate[6];
+	Bitmapset  *payload_atts;	/* source columns the expressions read */
+	bool		payload_all;	/* ... all of them (a whole-row reference) */
 	int			key_col[FLOWSTATE_MAX_KEYS];
 	int			arg_col[FLOWSTATE_MAX_AGGS];	/* -1: count(*) */
 	int			filter_col[FLOWSTATE_MAX_AGGS];	/* -1: no FILTER */

@@ -10,16 +10,23 @@
  * its group).  A row on which an expression fails becomes a dead letter; a
  * row whose window closed longer than the view's allowed lateness ago
  * becomes a late event.  Both are kept in the view's pending rows and
- * written with the next flush (flush.c).
+ * written with the next flush (flush.c), with the values of the source
+ * columns the view uses (the others are no business of the view).
+ *
+ * Compiling (which folds constant calls) and evaluating run as the view's
+ * owner, read-only (security.c).  A defining query that cannot even be
+ * compiled so makes every row of the view a dead letter with that error.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -27,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -34,7 +42,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "ingest.h"
+#include "security.h"
 
 /* Most side rows (dead letters, late events) kept per view between flushes. */
 #define MAX_PENDING_ROWS 10000
@@ -73,12 +83,31 @@ calls_not_internal(Node *node, void *context)
 	return expression_tree_walker(node, calls_not_internal, context);
 }
 
+/* The source columns the view's per-row expressions read. */
+static void
+note_used_columns(ViewRuntime *vr, Node *node)
+{
+	Bitmapset  *atts = NULL;
+	int			x = -1;
+
+	pull_varattnos(node, vr->def->source_rti, &atts);
+	while ((x = bms_next_member(atts, x)) >= 0)
+	{
+		AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno == InvalidAttrNumber)
+			vr->payload_all = true; /* a whole-row reference */
+		else if (attno > 0)
+			vr->payload_atts = bms_add_member(vr->payload_atts, attno);
+	}
+}
+
 /*
- * ProjectionCompile compiles the defining query's per-row expressions into
- * vr, in the current memory context.
+ * Compile the view's expressions (see ProjectionCompile).  Planning them
+ * evaluates calls whose arguments are constant: as the owner.
  */
-void
-ProjectionCompile(ViewRuntime *vr)
+static void
+compile(ViewRuntime *vr)
 {
 	ViewDef    *def = vr->def;
 	List	   *tlist = NIL;
@@ -118,6 +147,8 @@ ProjectionCompile(ViewRuntime *vr)
 		vr->ts_col = list_length(tlist) - 1;
 	}
 
+	note_used_columns(vr, (Node *) tlist);
+	note_used_columns(vr, (Node *) def->where);
 	foreach(lc, tlist)
 	{
 		TargetEntry *tle = lfirst(lc);
@@ -138,17 +169,108 @@ ProjectionCompile(ViewRuntime *vr)
 								NULL);
 }
 
-/* The text of a source row, for dead letters and late events. */
+/*
+ * ProjectionCompile compiles the defining query's per-row expressions into
+ * vr, in the current memory context, as the view's owner.  An error is
+ * kept: it becomes the error of every row (ProjectionEvaluate).
+ */
+void
+ProjectionCompile(ViewRuntime *vr)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	SecuritySave save;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		SecurityEnter(vr->def->owner, &save);
+		compile(vr);
+		SecurityLeave(&save);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		vr->compile_error = edata->message;
+		memcpy(vr->compile_sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
+		if (vr->econtext == NULL)
+			vr->econtext = CreateStandaloneExprContext();
+		if (vr->result == NULL)
+			vr->result = MakeSingleTupleTableSlot(CreateTemplateTupleDesc(0), &TTSOpsVirtual);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+/* Append a column's value to a JSON object as JSON. */
+static void
+append_json_value(StringInfo buf, Oid type, Datum value)
+{
+	Oid			outfunc;
+	bool		varlena;
+	char		category;
+	bool		preferred;
+	char	   *text;
+
+	getTypeOutputInfo(type, &outfunc, &varlena);
+	text = OidOutputFunctionCall(outfunc, value);
+	get_type_category_preferred(getBaseType(type), &category, &preferred);
+	if (type == BOOLOID)
+		appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
+	else if (type == JSONOID || type == JSONBOID)
+		appendStringInfoString(buf, text);
+	else if (category == TYPCATEGORY_NUMERIC && strspn(text, "+-0123456789.eE") == strlen(text) &&
+			 strpbrk(text, "0123456789") != NULL)
+		appendStringInfoString(buf, text);
+	else
+		escape_json(buf, text);
+}
+
+/*
+ * The text of a source row for dead letters and late events: a JSON object
+ * of the columns the view uses.
+ */
 static char *
-row_text(TupleTableSlot *slot)
+row_text(ViewRuntime *vr, TupleTableSlot *slot)
 {
 	char	   *text = NULL;
 
 	PG_TRY();
 	{
-		Datum		d = ExecFetchSlotHeapTupleDatum(slot);
+		TupleDesc	desc = slot->tts_tupleDescriptor;
+		StringInfoData buf;
+		bool		first = true;
 
-		text = OidOutputFunctionCall(F_RECORD_OUT, d);
+		slot_getallattrs(slot);
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '{');
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped ||
+				!(vr->payload_all || bms_is_member(i + 1, vr->payload_atts)))
+				continue;
+			if (!first)
+				appendStringInfoString(&buf, ", ");
+			first = false;
+			escape_json(&buf, NameStr(att->attname));
+			appendStringInfoString(&buf, ": ");
+			if (slot->tts_isnull[i])
+				appendStringInfoString(&buf, "null");
+			else
+				append_json_value(&buf, att->atttypid, slot->tts_values[i]);
+		}
+		appendStringInfoChar(&buf, '}');
+		text = buf.data;
 	}
 	PG_CATCH();
 	{
@@ -170,7 +292,7 @@ add_pending(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 	row->at_message = vr->at_message;
 	row->partition = vr->msg_partition;
 	row->offset = vr->msg_offset;
-	row->payload = row_text(slot);
+	row->payload = row_text(vr, slot);
 	if (list_length(vr->pending) >= MAX_PENDING_ROWS)
 		vr->pending_dropped++;
 	else
@@ -191,9 +313,19 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 	MemoryContext rowcxt = ec->ecxt_per_tuple_memory;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
+	SecuritySave save;
 
 	ResetExprContext(ec);
 	ec->ecxt_scantuple = slot;
+	if (vr->compile_error)
+	{
+		PendingRow *row = add_pending(vr, slot, lsn);
+
+		row->error = vr->compile_error;
+		memcpy(row->sqlstate, vr->compile_sqlstate, 5);
+		vr->batch_failed++;
+		return false;
+	}
 	if (vr->guarded)
 	{
 		/*
@@ -204,6 +336,8 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	MemoryContextSwitchTo(rowcxt);
+	SecurityEnter(vr->def->owner, &save);
+	SecurityTimerStart();
 	PG_TRY();
 	{
 		if (vr->qual && !ExecQual(vr->qual, ec))
@@ -220,6 +354,8 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 						PointerGetDatum(PG_DETOAST_DATUM(vr->result->tts_values[col]));
 			}
 		}
+		(void) SecurityTimerStop();
+		SecurityLeave(&save);
 		if (vr->guarded)
 		{
 			PopActiveSnapshot();
@@ -231,15 +367,25 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 	{
 		PendingRow *row;
 		ErrorData  *edata;
+		bool		timed_out = SecurityTimerStop();
 
 		MemoryContextSwitchTo(vr->pending_cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		if (timed_out)
+		{
+			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
+			edata->message = psprintf("evaluating the row took longer than flowstate.evaluation_timeout (%d ms)",
+									  flowstate_evaluation_timeout);
+		}
 		if (vr->guarded)
 		{
+			/* which restores the user and the rest */
 			RollbackAndReleaseCurrentSubTransaction();
 			CurrentResourceOwner = owner;
 		}
+		else
+			SecurityAfterError(&save);
 		row = add_pending(vr, slot, lsn);
 		row->error = edata->message;
 		memcpy(row->sqlstate, unpack_sql_state(edata->sqlerrcode), 5);

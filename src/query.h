@@ -35,6 +35,7 @@ typedef struct ViewDef
 	Oid			def_relid;
 	Oid			state_relid;
 	Oid			source_relid;
+	Oid			owner;			/* the view's owner: what it evaluates runs as */
 	bool		stream;			/* the source is a Kafka stream */
 	int64		watermark_delay_us;
 	int64		allowed_lateness_us;	/* -1: never late */

@@ -576,7 +576,7 @@ start_view(ViewDef *def)
 
 	key.dboid = MyDatabaseId;
 	key.relid = def->state_relid;
-	vr->shared = StoreRegisterView(key, def->view_id, def->view_relid, &def->layout,
+	vr->shared = StoreRegisterView(key, def->view_id, def->view_relid, def->def_relid, &def->layout,
 								   CatalogMemoryLimit(def));
 	if (!def->backfilling)
 	{
@@ -622,6 +622,8 @@ read_catalog(void)
 
 		if (vr == NULL)
 			vr = start_view(def);
+		else
+			vr->def->owner = def->owner;	/* ALTER ... OWNER TO */
 		oldcxt = MemoryContextSwitchTo(D->views_cxt);
 		keep = lappend(keep, vr);
 		MemoryContextSwitchTo(oldcxt);
@@ -663,7 +665,7 @@ backfill(ViewRuntime *vr)
 	/* start from nothing, in shared memory and in the state table */
 	key.dboid = MyDatabaseId;
 	key.relid = vr->def->state_relid;
-	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid,
+	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
 								   &vr->def->layout, CatalogMemoryLimit(vr->def));
 	start_transaction();
 	if (!StateTableTruncate(vr->def->state_relid))

@@ -317,7 +317,8 @@ own_view(KafkaView *kv)
 	int64	   *offsets;
 	int			n;
 
-	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, &vr->def->layout,
+	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
+						   &vr->def->layout,
 						   CatalogMemoryLimit(vr->def));
 	vr->shared = sv;
 	IngestLoadState(vr);
@@ -538,8 +539,9 @@ signature(StreamDef *stream, List *defs)
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s|%d|%d|%c|%d|%s|", stream->topic, stream->format,
-					 stream->start_latest, stream->delimiter, stream->workers, stream->group_id);
+	appendStringInfo(&buf, "%s|%d|%d|%c|%d|%s|%u|", stream->topic, stream->format,
+					 stream->start_latest, stream->delimiter, stream->workers, stream->group_id,
+					 stream->owner);
 	foreach(lc, stream->properties)
 	{
 		DefElem    *opt = lfirst(lc);
@@ -551,7 +553,8 @@ signature(StreamDef *stream, List *defs)
 						 stream->columns[i].source, stream->columns[i].field ? stream->columns[i].field : "",
 						 stream->columns[i].position);
 	foreach(lc, defs)
-		appendStringInfo(&buf, "v%d|", ((ViewDef *) lfirst(lc))->view_id);
+		appendStringInfo(&buf, "v%d:%u|", ((ViewDef *) lfirst(lc))->view_id,
+						 ((ViewDef *) lfirst(lc))->owner);
 	return buf.data;
 }
 

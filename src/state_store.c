@@ -256,7 +256,8 @@ free_groups(SharedView *sv)
  * Flush numbers keep increasing across writers.
  */
 SharedView *
-StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, const ViewLayout *layout,
+StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
+				  const ViewLayout *layout,
 				  int64 memory_limit)
 {
 	SharedView *sv;
@@ -283,6 +284,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, const ViewLayout 
 
 	sv->view_id = view_id;
 	sv->view_relid = view_relid;
+	sv->def_relid = def_relid;
 	sv->status = VIEW_STARTING;
 	sv->writer_pid = MyProcPid;
 	memcpy(&sv->layout, layout, sizeof(ViewLayout));
@@ -963,6 +965,7 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 
 	cap = palloc(sizeof(Capture));
 	cap->view_relid = sv->view_relid;
+	cap->def_relid = sv->def_relid;
 	memcpy(&cap->layout, &sv->layout, sizeof(ViewLayout));
 	cap->hide_table = sv->truncate_seq > visible;
 	cap->gid = palloc(sizeof(int64) * Max(n, 1));

@@ -67,6 +67,7 @@ typedef struct SharedView
 	StoreKey	key;
 	int32		view_id;
 	Oid			view_relid;		/* the view users read */
+	Oid			def_relid;		/* its definition: the rights it needs */
 	int32		status;			/* ViewStatus */
 	pid_t		writer_pid;
 	LWLock		lock;
@@ -128,6 +129,7 @@ typedef struct FlushItem
 typedef struct Capture
 {
 	Oid			view_relid;
+	Oid			def_relid;
 	ViewLayout	layout;
 	bool		hide_table;		/* a TRUNCATE the reader's snapshot does not see flushed */
 	int			n;
@@ -142,7 +144,7 @@ extern void StoreShmemInit(void);
 extern dsa_area *StoreArea(void);
 
 /* registry */
-extern SharedView *StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid,
+extern SharedView *StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 									 const ViewLayout *layout, int64 memory_limit);
 extern void StoreUnregisterView(SharedView *sv);
 extern void StoreForgetDatabase(Oid dboid);

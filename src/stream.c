@@ -57,7 +57,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "json.h"
+#include "security.h"
 #include "stream.h"
 
 #define KAFKA_FDW_NAME "flowstate_kafka"
@@ -329,6 +331,7 @@ StreamLoad(Oid relid, MemoryContext cxt)
 						 quote_identifier(server->servername))));
 	def->properties = lcons(makeDefElem("bootstrap.servers", (Node *) makeString(brokers), -1),
 							def->properties);
+	def->owner = rel->rd_rel->relowner;
 	foreach(lc, user_mapping_options(rel->rd_rel->relowner, server->serverid))
 		def->properties = lappend(def->properties, copyObject(lfirst(lc)));
 
@@ -851,11 +854,18 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
+	SecuritySave save;
 
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
 	memset(def->texts, 0, sizeof(char *) * def->ncolumns);
 
+	/*
+	 * Input functions run code of the columns' types (a domain's CHECK):
+	 * as the owner of the foreign table, who chose them (security.c).
+	 */
+	SecurityEnter(def->owner, &save);
+	SecurityTimerStart();
 	PG_TRY();
 	{
 		if (msg->payload == NULL)
@@ -911,14 +921,24 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 			slot->tts_values[att] = value;
 			slot->tts_isnull[att] = isnull;
 		}
+		(void) SecurityTimerStop();
+		SecurityLeave(&save);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		bool		timed_out = SecurityTimerStop();
 
+		SecurityAfterError(&save);
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		if (timed_out)
+		{
+			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
+			edata->message = psprintf("converting the message took longer than flowstate.evaluation_timeout (%d ms)",
+									  flowstate_evaluation_timeout);
+		}
 		*error = edata->message;
 		memcpy(sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
 		ok = false;

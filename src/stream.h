@@ -64,6 +64,7 @@ typedef enum StreamFormat
 typedef struct StreamDef
 {
 	Oid			relid;
+	Oid			owner;			/* the foreign table's: conversions run as it */
 	char	   *name;			/* qualified, for messages */
 	char	   *topic;
 	StreamFormat format;

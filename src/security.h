@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * security.h
+ *	  Who a continuous view evaluates as, and whose rights its reads need.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_SECURITY_H
+#define FLOWSTATE_SECURITY_H
+
+/* What SecurityEnter changed, for SecurityLeave to restore. */
+typedef struct SecuritySave
+{
+	Oid			userid;
+	int			sec_context;
+	bool		read_only;
+	bool		parallel;
+} SecuritySave;
+
+extern void SecurityEnter(Oid owner, SecuritySave *save);
+extern void SecurityLeave(const SecuritySave *save);
+extern void SecurityAfterError(const SecuritySave *save);
+
+extern void SecurityTimerStart(void);
+extern bool SecurityTimerStop(void);
+
+extern bool SecurityMayRead(Oid def_relid, Oid userid, const char *view_name);
+extern void SecurityCheckRowSecurity(Oid source_relid, Oid owner, const char *view_name);
+
+#endif							/* FLOWSTATE_SECURITY_H */
