@@ -442,7 +442,7 @@ follow_owner(const char *where, Datum arg)
 									   "          FROM pg_catalog.aclexplode(s.relacl) a"
 									   "          JOIN pg_catalog.pg_roles r ON r.oid = a.grantee"
 									   "         WHERE a.grantee NOT IN (s.relowner, c.relowner)),"
-									   "       format('GRANT SELECT ON %%s TO %%I', v.state_table, c.relowner::regrole::text)"
+									   "       format('GRANT SELECT ON %%s TO %%s', v.state_table, c.relowner::regrole)"
 									   "  FROM flowstate.view v"
 									   "  JOIN pg_catalog.pg_class c ON c.oid = v.view"
 									   "  JOIN pg_catalog.pg_class s ON s.oid = v.state_table"

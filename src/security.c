@@ -49,8 +49,10 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
@@ -60,6 +62,17 @@
 
 PG_FUNCTION_INFO_V1(flowstate_check_view_rights);
 PG_FUNCTION_INFO_V1(flowstate_side_row_visible);
+
+/*
+ * SecurityWorkerInit prepares a source worker: the queries a view's
+ * functions run are planned without parallel workers, as they run in
+ * parallel mode already.
+ */
+void
+SecurityWorkerInit(void)
+{
+	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_SUSET, PGC_S_OVERRIDE);
+}
 
 /*
  * SecurityEnter makes what follows run as owner, restricted, read-only and
@@ -76,6 +89,9 @@ SecurityEnter(Oid owner, SecuritySave *save)
 	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	XactReadOnly = true;
+	/* parallel mode refuses a transaction's first snapshot: take it before */
+	if (!FirstSnapshotSet && IsTransactionState() && !HistoricSnapshotActive())
+		(void) GetTransactionSnapshot();
 	EnterParallelMode();
 }
 

@@ -17,6 +17,7 @@ typedef struct SecuritySave
 	bool		parallel;
 } SecuritySave;
 
+extern void SecurityWorkerInit(void);
 extern void SecurityEnter(Oid owner, SecuritySave *save);
 extern void SecurityLeave(const SecuritySave *save);
 extern void SecurityAfterError(const SecuritySave *save);

@@ -70,6 +70,7 @@
 #include "flush.h"
 #include "guc.h"
 #include "ingest.h"
+#include "security.h"
 #include "shmem.h"
 #include "source_decoding.h"
 #include "state_table.h"
@@ -956,6 +957,7 @@ DecoderMain(Datum main_arg)
 		proc_exit(0);
 	}
 	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
+	SecurityWorkerInit();
 
 	D = MemoryContextAllocZero(TopMemoryContext, sizeof(Decoder));
 	D->views_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate decoder views",

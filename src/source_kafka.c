@@ -63,6 +63,7 @@
 #include "flush.h"
 #include "guc.h"
 #include "ingest.h"
+#include "security.h"
 #include "shmem.h"
 #include "source_kafka.h"
 #include "state_store.h"
@@ -1178,6 +1179,7 @@ KafkaMain(Datum main_arg)
 	K->last_flush = GetCurrentTimestamp();
 
 	BackgroundWorkerInitializeConnectionByOid(K->slot->dboid, InvalidOid, 0);
+	SecurityWorkerInit();
 	SlotSetConfirmed();
 	pgstat_report_appname("flowstate kafka");
 

@@ -39,6 +39,8 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/reloptions.h"
+#include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
@@ -54,6 +56,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -353,6 +357,9 @@ StreamLoad(Oid relid, MemoryContext cxt)
 		col->type = att->atttypid;
 		col->typmod = att->atttypmod;
 		col->source = SOURCE_FIELD;
+		/* a domain's CHECK, a user-defined type's input: code of the owner's choice */
+		if (att->atttypid >= FirstNormalObjectId)
+			def->user_types = true;
 		foreach(lc, GetForeignColumnOptions(relid, att->attnum))
 		{
 			DefElem    *opt = lfirst(lc);
@@ -853,6 +860,7 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 			 char **error, char *sqlstate)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 	SecuritySave save;
 
@@ -861,11 +869,19 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 	memset(def->texts, 0, sizeof(char *) * def->ncolumns);
 
 	/*
-	 * Input functions run code of the columns' types (a domain's CHECK):
-	 * as the owner of the foreign table, who chose them (security.c).
+	 * Input functions of types other than the built-in ones run code of the
+	 * owner's choice (a domain's CHECK): as the owner of the foreign table,
+	 * read-only and in limited time (security.c), in a subtransaction that
+	 * cleans up after their errors.
 	 */
-	SecurityEnter(def->owner, &save);
-	SecurityTimerStart();
+	if (def->user_types)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SecurityEnter(def->owner, &save);
+		SecurityTimerStart();
+	}
 	PG_TRY();
 	{
 		if (msg->payload == NULL)
@@ -921,18 +937,31 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 			slot->tts_values[att] = value;
 			slot->tts_isnull[att] = isnull;
 		}
-		(void) SecurityTimerStop();
-		SecurityLeave(&save);
+		if (def->user_types)
+		{
+			(void) SecurityTimerStop();
+			SecurityLeave(&save);
+			PopActiveSnapshot();
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		bool		timed_out = SecurityTimerStop();
+		bool		timed_out = def->user_types && SecurityTimerStop();
 
-		SecurityAfterError(&save);
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		if (def->user_types)
+		{
+			/* which restores the user and the rest */
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
 		if (timed_out)
 		{
 			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;

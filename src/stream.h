@@ -65,6 +65,7 @@ typedef struct StreamDef
 {
 	Oid			relid;
 	Oid			owner;			/* the foreign table's: conversions run as it */
+	bool		user_types;		/* a column's type is not a built-in one */
 	char	   *name;			/* qualified, for messages */
 	char	   *topic;
 	StreamFormat format;

@@ -4,7 +4,8 @@
 # writes, or reads what the owner may not read, fails on every message (a
 # dead letter of that view) without leaking anything and without stopping
 # the other views of the stream; dead letters are visible only to roles
-# that can read their source.
+# that can read their source; messages are converted as the owner of the
+# stream's foreign table.
 use strict;
 use warnings;
 use FindBin;
@@ -194,6 +195,40 @@ cmp_ok($node->safe_psql('postgres', 'SELECT count(*) FROM flowstate.dead_letters
 	'the superuser sees the dead letters');
 is(as('carol', 'SELECT count(*) FROM flowstate.dead_letters'), '0',
 	'carol, without SELECT on clicks, sees none of them');
+
+# 6. a stream's messages are converted as its foreign table's owner,
+# read-only: a domain whose CHECK tries to make alice superuser fails on
+# every message, each a dead letter of the stream
+kafka_command($kafka, 'topic alerts 1');
+$node->safe_psql('postgres', 'GRANT USAGE ON FOREIGN SERVER kafka TO alice');
+as('alice', q{
+CREATE FUNCTION alice.promote() RETURNS void LANGUAGE plpgsql
+    AS $$ BEGIN ALTER ROLE alice SUPERUSER; END $$;
+CREATE FUNCTION alice.valid(int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN PERFORM alice.promote(); RETURN true; END $$;
+CREATE DOMAIN alice.level AS int CHECK (alice.valid(VALUE));
+CREATE FOREIGN TABLE alice.alerts (level alice.level)
+    SERVER kafka OPTIONS (topic 'alerts', format 'json');
+SELECT flowstate.create_view('alice.levels', 'SELECT level, count(*) AS n FROM alice.alerts GROUP BY level');
+});
+open $f, '>', "$dir/alerts.json" or die;
+print $f qq({"level":$_}\n) for 1 .. 3;
+close $f;
+is(kafka_command($kafka, "produce alerts $dir/alerts.json"), 'produced 3', 'alerts produced');
+ok(defined wait_until(30, sub {
+	$node->safe_psql('postgres', q{
+		SELECT count(*) FROM flowstate.dead_letters
+		 WHERE source = 'alice.alerts'::regclass AND view IS NULL}) eq '3' }),
+	'each alert is a dead letter of its stream')
+  or diag($node->safe_psql('postgres', q{SELECT source, view, error FROM flowstate.dead_letters
+	WHERE source = 'alice.alerts'::regclass}));
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT sqlstate || ' ' || error, ',') FROM flowstate.dead_letters
+	 WHERE source = 'alice.alerts'::regclass}),
+	'25006 cannot execute ALTER ROLE in a read-only transaction',
+	'refused as a write in a read-only transaction');
+is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'}), 'f',
+	'alice is no superuser');
 
 $node->stop;
 $kafka->{h}->kill_kill;
