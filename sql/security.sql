@@ -354,6 +354,66 @@ SELECT count(*) AS differences FROM (
      SELECT * FROM bob.per_department)) d;
 RESET ROLE;
 
+\set VERBOSITY sqlstate
+CREATE OR REPLACE RULE "_RETURN" AS ON SELECT TO bob.per_department DO INSTEAD
+    SELECT 'x'::text AS dept, 0::int8 AS n, 0::int8 AS total;
+ALTER TABLE :defn OWNER TO carol;
+\set VERBOSITY terse
+-- flowstate.check_view_rights() of relations that are no continuous view
+SELECT flowstate.check_view_rights('pg_class'::regclass, 'pg_class'::regclass);
+
+--
+-- 8. flowstate's own statements cannot be diverted: names resolve in
+-- pg_catalog, not in a schema the caller put first on the search_path, and
+-- the literals of a defining query are read with the caller's rights.
+--
+SET ROLE alice;
+CREATE FUNCTION alice.evil_eq(a oid, b regclass) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER ROLE alice SUPERUSER;
+    END IF;
+    RETURN a = b::oid;
+END $$;
+CREATE OPERATOR alice.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = alice.evil_eq);
+CREATE FUNCTION alice.evil_check(x int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER ROLE alice SUPERUSER;
+    END IF;
+    RETURN true;
+END $$;
+CREATE DOMAIN alice.evil_int AS int CHECK (alice.evil_check(VALUE));
+CREATE TABLE alice.scratch (x int);
+SET search_path = alice, pg_catalog;
+REASSIGN OWNED BY alice TO alice;
+DROP TABLE alice.scratch;
+SELECT flowstate.create_view('alice.literal', $$
+    SELECT count(*) AS n FROM public.payroll WHERE amount = ANY ('{1,2}'::alice.evil_int[]) $$);
+RESET search_path;
+RESET ROLE;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'alice';
+-- a domain's CHECK per row, with a query of its own: in a subtransaction
+SET ROLE alice;
+CREATE FUNCTION alice.at_least(x int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT x >= (SELECT coalesce(min(x), 0) FROM alice.log) $$;
+CREATE DOMAIN alice.checked AS int CHECK (alice.at_least(VALUE));
+SELECT flowstate.create_view('alice.by_checked', $$
+    SELECT amount::alice.checked AS amount, count(*) AS n FROM public.payroll GROUP BY 1 $$);
+RESET ROLE;
+INSERT INTO public.payroll VALUES (5000, 'a', 7, 'x');
+SELECT flowstate.wait_for();
+SELECT rolsuper FROM pg_roles WHERE rolname = 'alice';
+SET ROLE alice;
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM alice.by_checked EXCEPT ALL
+     SELECT amount::alice.checked, count(*) FROM public.payroll GROUP BY 1)
+    UNION ALL
+    (SELECT amount::alice.checked, count(*) FROM public.payroll GROUP BY 1 EXCEPT ALL
+     SELECT * FROM alice.by_checked)) d;
+SELECT * FROM alice.literal;
+RESET ROLE;
+
 -- clean up
 DROP TABLE public.payroll, dave.sales, dave.tickets CASCADE;
 DROP SCHEMA alice, bob, dave CASCADE;

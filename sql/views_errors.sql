@@ -88,6 +88,27 @@ SELECT public.try($$SELECT flowstate.wait_for(timeout => '1s')$$);
 ROLLBACK;
 SELECT public.try($$SELECT flowstate.wait_for(timeout => '-1s')$$);
 
+-- inheritance: the decoder follows a table alone, so a view reads it with
+-- ONLY, or without children; a child added later is refused while a view
+-- reads the table with its children
+CREATE TABLE public.parent (k int, v int);
+ALTER TABLE public.parent REPLICA IDENTITY FULL;
+CREATE TABLE public.child () INHERITS (public.parent);
+SELECT public.try($$SELECT flowstate.create_view('public.by_parent', 'SELECT k, sum(v) FROM public.parent GROUP BY k')$$);
+SELECT flowstate.create_view('public.by_parent_only', 'SELECT k, sum(v) AS total FROM ONLY public.parent GROUP BY k');
+DROP TABLE public.child;
+SELECT flowstate.create_view('public.by_parent', 'SELECT k, sum(v) AS total FROM public.parent GROUP BY k');
+SELECT public.try($$CREATE TABLE public.child () INHERITS (public.parent)$$);
+CREATE TABLE public.other (k int, v int);
+SELECT public.try($$ALTER TABLE public.other INHERIT public.parent$$);
+SELECT flowstate.drop_view('public.by_parent');
+CREATE TABLE public.child () INHERITS (public.parent);
+INSERT INTO public.parent VALUES (1, 10);
+INSERT INTO public.child VALUES (1, 5);
+SELECT flowstate.wait_for();
+SELECT * FROM public.by_parent_only;
+DROP TABLE public.parent, public.other CASCADE;
+
 -- the event trigger is not for calling
 SELECT public.try('SELECT flowstate.on_sql_drop()');
 

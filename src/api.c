@@ -233,6 +233,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	ViewStmt   *vstmt;
 	StringInfoData sql;
 	char	   *owner_name;
+	int			search_path_nest;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -280,6 +281,23 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	flowstate_nsp = get_namespace_oid("flowstate", false);
 	owner_name = GetUserNameFromId(owner, false);
 
+	/*
+	 * The definition: the defining query, parsed again, as a plain view.
+	 * Parsing runs the input functions of its literals (a domain's CHECK):
+	 * it is created as the caller, under the view's own name for now (which
+	 * is free), and moved into flowstate below.
+	 */
+	vstmt = makeNode(ViewStmt);
+	vstmt->view = makeRangeVar(get_namespace_name(nspid), rv->relname, -1);
+	(void) QueryParse(query_text, &raw);
+	vstmt->query = raw->stmt;
+	vstmt->withCheckOption = NO_CHECK_OPTION;
+	memset(&def, 0, sizeof(def));
+	def.def_relid = DefineView(vstmt, query_text, raw->stmt_location, raw->stmt_len).objectId;
+	CommandCounterIncrement();
+
+	/* from here on, flowstate's own statements: names resolve in pg_catalog */
+	search_path_nest = SecurityRestrictSearchPath();
 	become_superuser(&save_userid, &save_sec);
 	SPI_connect();
 	if (SPI_execute("SELECT nextval('flowstate.view_view_id_seq')::int4", false, 1) != SPI_OK_SELECT)
@@ -289,19 +307,13 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 
 		view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
-
-	/* the definition: the defining query, parsed again, as a plain view */
 	def_name = psprintf("view_%d_query", view_id);
-	vstmt = makeNode(ViewStmt);
-	vstmt->view = makeRangeVar("flowstate", def_name, -1);
-	(void) QueryParse(query_text, &raw);
-	vstmt->query = raw->stmt;
-	vstmt->withCheckOption = NO_CHECK_OPTION;
-	DefineView(vstmt, query_text, raw->stmt_location, raw->stmt_len);
+	RenameRelationInternal(def.def_relid, def_name, false, false);
 	CommandCounterIncrement();
-	memset(&def, 0, sizeof(def));
-	def.def_relid = get_relname_relid(def_name, flowstate_nsp);
-	ATExecChangeOwner(def.def_relid, owner, false, AccessExclusiveLock);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER VIEW %s SET SCHEMA flowstate",
+					 quote_qualified_identifier(get_namespace_name(nspid), def_name));
+	spi_exec(sql.data, SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	query = QueryOfDefinition(def.def_relid);
 	if (query == NULL)
@@ -316,7 +328,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	def.state_relid = get_relname_relid(state_name, flowstate_nsp);
 
-	initStringInfo(&sql);
+	resetStringInfo(&sql);
 	appendStringInfo(&sql, "GRANT SELECT ON %s TO %s", state_qualified,
 					 quote_identifier(owner_name));
 	spi_exec(sql.data, SPI_OK_UTILITY);
@@ -392,6 +404,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	spi_exec(sql.data, SPI_OK_INSERT);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(search_path_nest);
 
 	(void) watermark_delay;
 	note_views_changed();
@@ -405,6 +418,7 @@ continuous_view_id(Oid relid)
 	Oid			type = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
 	int32		id = -1;
+	int			nest = SecurityRestrictSearchPath();
 
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT view_id FROM flowstate.view WHERE view = $1",
@@ -417,6 +431,7 @@ continuous_view_id(Oid relid)
 		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
+	SecurityRestoreSearchPath(nest);
 	return id;
 }
 
@@ -437,6 +452,7 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	int			save_sec;
 	Oid			type = INT4OID;
 	Datum		arg;
+	int			nest;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -466,6 +482,7 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	address.objectSubId = 0;
 	performDeletion(&address, DROP_RESTRICT, 0);
 
+	nest = SecurityRestrictSearchPath();
 	become_superuser(&save_userid, &save_sec);
 	SPI_connect();
 	arg = Int32GetDatum(view_id);
@@ -474,6 +491,7 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not delete from flowstate.view");
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(nest);
 
 	note_views_changed();
 	PG_RETURN_VOID();
@@ -488,6 +506,7 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -495,6 +514,7 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 				 errmsg("flowstate.on_sql_drop() can only be called as an event trigger"),
 				 errhint("It runs by itself on DROP statements.")));
 
+	nest = SecurityRestrictSearchPath();
 	become_superuser(&save_userid, &save_sec);
 	SPI_connect();
 	if (SPI_execute("DELETE FROM flowstate.view v"
@@ -508,6 +528,7 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 		note_views_changed();
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(nest);
 	PG_RETURN_NULL();
 }
 
@@ -527,6 +548,7 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	Oid		   *relids;
 	Oid		   *streams;		/* the Kafka stream of a view, or invalid */
 	int			n;
+	int			nest;
 
 	if (!PG_ARGISNULL(1))
 	{
@@ -544,6 +566,7 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	/* the decoding worker reads flushed WAL only */
 	XLogFlush(Min(lsn, insert));
 
+	nest = SecurityRestrictSearchPath();
 	SPI_connect();
 	if (SPI_execute("SELECT state_table::oid, v.xmin, view::text,"
 					"       CASE WHEN c.relkind = 'f' THEN v.source::oid ELSE 0 END"
@@ -571,6 +594,7 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 					 errhint("Commit the transaction first, then call flowstate.wait_for().")));
 	}
 	SPI_finish();
+	SecurityRestoreSearchPath(nest);
 
 	for (;;)
 	{

@@ -410,11 +410,16 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 				nulls[nargs++] = ' ';
 			}
 		}
-		/* the query runs the view's expressions: as its owner (security.c) */
+		/*
+		 * The query runs the view's expressions: as its owner, in limited
+		 * time (security.c); an error ends every query of this recompute.
+		 */
 		SecurityEnter(vr->def->owner, &save);
+		SecurityTimerStart();
 		plan = recompute_plan(vr, nullmask)->plan;
 		ret = SPI_execute_snapshot(plan, args, nulls, snap->snapshot, InvalidSnapshot,
 								   true, false, 0);
+		(void) SecurityTimerStop();
 		SecurityLeave(&save);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "recompute query of a continuous view failed: %s",
@@ -495,6 +500,8 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool by_scan = false;
 	volatile bool ok = true;
+	int			npending = list_length(vr->pending);
+	int64		failed = vr->batch_failed;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -507,7 +514,9 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 			SecuritySave save;
 
 			SecurityEnter(vr->def->owner, &save);
+			SecurityTimerStart();
 			indexed = recompute_plan(vr, 0)->indexed;
+			(void) SecurityTimerStop();
 			SecurityLeave(&save);
 		}
 		if (vr->def->layout.nkeys == 0 ||
@@ -520,6 +529,7 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 	}
 	PG_CATCH();
 	{
+		(void) SecurityTimerStop();
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
@@ -528,6 +538,12 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	if (!ok)
+	{
+		/* the scan records again the dead letters the queries found */
+		vr->pending = list_truncate(vr->pending, npending);
+		vr->batch_failed = failed;
+	}
 	if (by_scan)
 		return false;
 	return ok;

@@ -15,7 +15,9 @@
  *
  *	- ALTER TABLE may not take from the source of a continuous view what
  *	  decoding needs: REPLICA IDENTITY FULL (the whole old row of updates
- *	  and deletes) and WAL itself (SET UNLOGGED).
+ *	  and deletes) and WAL itself (SET UNLOGGED); nor may a table become an
+ *	  inheritance child (CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT)
+ *	  of a source that views read with its children.
  *	- A continuous view may not be replaced (CREATE OR REPLACE VIEW), and
  *	  its internal objects (definition, state table) neither replaced,
  *	  altered, renamed nor moved: each would detach the view from its state
@@ -56,6 +58,8 @@
 #include "catalog.h"
 #include "ddl.h"
 #include "launcher.h"
+#include "query.h"
+#include "security.h"
 #include "source_decoding.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
@@ -156,30 +160,83 @@ database_to_suspend(Node *parsetree)
 	}
 }
 
-/* The continuous views over a table, as a list for a message, or NULL. */
+/* Whether a definition reads its source with the source's children. */
+static bool
+reads_children(Oid def_relid, Oid source)
+{
+	Query	   *query = QueryOfDefinition(def_relid);
+	ListCell   *lc;
+
+	if (query == NULL)
+		return false;
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && rte->relid == source && rte->inh)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The continuous views over a table (those that read it with its
+ * inheritance children only, with children), as a list for a message, or
+ * NULL.
+ */
 static char *
-views_over(Oid relid)
+views_over(Oid relid, bool children)
 {
 	Datum		arg = ObjectIdGetDatum(relid);
 	Oid			type = OIDOID;
-	char	   *views = NULL;
+	StringInfoData views;
+	int			nest;
 
 	if (!CatalogExtensionPresent())
 		return NULL;
+	initStringInfo(&views);
+	nest = SecurityRestrictSearchPath();
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT string_agg(view::text, ', ' ORDER BY view_id)"
-							  "  FROM flowstate.view WHERE source = $1",
-							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT view::text, definition::oid FROM flowstate.view"
+							  " WHERE source = $1 ORDER BY view_id",
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.view");
-	if (SPI_processed == 1)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		Oid			def_relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 2, &isnull));
 
-		if (value != NULL)
-			views = MemoryContextStrdup(CurTransactionContext, value);
+		if (children && !reads_children(def_relid, relid))
+			continue;
+		appendStringInfo(&views, "%s%s", views.len > 0 ? ", " : "",
+						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	}
 	SPI_finish();
-	return views;
+	SecurityRestoreSearchPath(nest);
+	return views.len > 0 ? MemoryContextStrdup(CurTransactionContext, views.data) : NULL;
+}
+
+/*
+ * Refuse a new inheritance child of a table that continuous views read
+ * with its children: the decoder follows the table alone.
+ */
+static void
+check_new_child(RangeVar *parent, const char *child)
+{
+	Oid			relid = RangeVarGetRelid(parent, NoLock, true);
+	char	   *views;
+
+	if (!OidIsValid(relid) || (views = views_over(relid, true)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("cannot make table \"%s\" inherit from table \"%s\"", child, get_rel_name(relid)),
+			 errdetail("Continuous views read \"%s\" with its children but follow its own changes only: %s.",
+					   get_rel_name(relid), views),
+			 errhint("Define those views with FROM ONLY %s, or drop them with flowstate.drop_view() first.",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												get_rel_name(relid)))));
 }
 
 /* Refuse ALTER TABLE that would leave a continuous view unable to follow. */
@@ -195,13 +252,19 @@ check_alter_source(AlterTableStmt *stmt)
 		bool		unlogged = cmd->subtype == AT_SetUnLogged;
 		char	   *views;
 
+		if (cmd->subtype == AT_AddInherit)
+		{
+			check_new_child((RangeVar *) cmd->def, stmt->relation->relname);
+			continue;
+		}
+
 		if (!unlogged &&
 			!(cmd->subtype == AT_ReplicaIdentity &&
 			  ((ReplicaIdentityStmt *) cmd->def)->identity_type != REPLICA_IDENTITY_FULL))
 			continue;
 		if (!OidIsValid(relid))
 			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-		if (!OidIsValid(relid) || (views = views_over(relid)) == NULL)
+		if (!OidIsValid(relid) || (views = views_over(relid, false)) == NULL)
 			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -243,8 +306,11 @@ relation_role(Oid relid, char **view_name, Oid *view_relid)
 	Oid			type = OIDOID;
 	RelationRole role = REL_OTHER;
 
+	int			nest;
+
 	if (!OidIsValid(relid) || !CatalogExtensionPresent())
 		return REL_OTHER;
+	nest = SecurityRestrictSearchPath();
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT view = $1, view::text, view::oid FROM flowstate.view"
 							  " WHERE $1 IN (view, definition, state_table)",
@@ -263,6 +329,7 @@ relation_role(Oid relid, char **view_name, Oid *view_relid)
 													 SPI_tuptable->tupdesc, 3, &isnull));
 	}
 	SPI_finish();
+	SecurityRestoreSearchPath(nest);
 	return role;
 }
 
@@ -311,7 +378,7 @@ view_reads_relation(Oid relid)
  * definition goes only to its view's owner.
  */
 static bool
-alter_keeps_attached(AlterTableStmt *stmt, Oid view_relid)
+alter_keeps_attached(AlterTableStmt *stmt, Oid relid, Oid view_relid)
 {
 	ListCell   *lc;
 
@@ -336,7 +403,8 @@ alter_keeps_attached(AlterTableStmt *stmt, Oid view_relid)
 			case AT_SetTableSpace:
 				break;
 			case AT_ChangeOwner:
-				if (stmt->objtype == OBJECT_VIEW &&
+				/* the definition goes to the view's owner only */
+				if (get_rel_relkind(relid) == RELKIND_VIEW &&
 					get_rolespec_oid(cmd->newowner, true) != relation_owner(view_relid))
 					return false;
 				break;
@@ -400,15 +468,16 @@ check_internal_objects(Node *parsetree)
 	role = relation_role(relid, &view_name, &view_relid);
 	if (role == REL_OTHER)
 		return InvalidOid;
-	if (IsA(parsetree, ViewStmt))
+	/* a view's replacement, or its _RETURN rule's, detaches a view that reads */
+	if (IsA(parsetree, ViewStmt) || IsA(parsetree, RuleStmt))
 	{
-		if (view_reads_relation(relid))
+		if (get_rel_relkind(relid) != RELKIND_VIEW || view_reads_relation(relid))
 			refuse_internal(relid, view_name, what);
 		return InvalidOid;
 	}
 	if (role == REL_INTERNAL &&
 		!(IsA(parsetree, AlterTableStmt) &&
-		  alter_keeps_attached((AlterTableStmt *) parsetree, view_relid)))
+		  alter_keeps_attached((AlterTableStmt *) parsetree, relid, view_relid)))
 		refuse_internal(relid, view_name, what);
 	if (role == REL_VIEW && IsA(parsetree, AlterTableStmt))
 	{
@@ -432,6 +501,8 @@ follow_owner(const char *where, Datum arg)
 	Oid			type = OIDOID;
 	Oid			save_userid;
 	int			save_sec;
+
+	int			nest = SecurityRestrictSearchPath();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
@@ -470,6 +541,7 @@ follow_owner(const char *where, Datum arg)
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(nest);
 	CommandCounterIncrement();
 }
 
@@ -486,6 +558,13 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (IsA(parsetree, AlterTableStmt) &&
 		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE)
 		check_alter_source((AlterTableStmt *) parsetree);
+	if (IsA(parsetree, CreateStmt) && ((CreateStmt *) parsetree)->partbound == NULL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
+			check_new_child(lfirst(lc), ((CreateStmt *) parsetree)->relation->relname);
+	}
 
 	/* a continuous view's definition and state follow its owner */
 	given_away = check_internal_objects(parsetree);

@@ -41,6 +41,7 @@
 
 #include "guc.h"
 #include "manager.h"
+#include "security.h"
 #include "shmem.h"
 #include "source_decoding.h"
 
@@ -356,6 +357,7 @@ ManagerMain(Datum main_arg)
 		leave(WORKER_STOPPED);
 
 	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
+	SecurityWorkerInit();
 
 	ManagerContext = AllocSetContextCreate(TopMemoryContext,
 										   "flowstate manager",

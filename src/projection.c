@@ -78,6 +78,9 @@ calls_not_internal(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
+	/* a domain's CHECK may call any function */
+	if (IsA(node, CoerceToDomain))
+		return true;
 	if (check_functions_in_node(node, not_internal, context))
 		return true;
 	return expression_tree_walker(node, calls_not_internal, context);
@@ -186,18 +189,27 @@ ProjectionCompile(ViewRuntime *vr)
 	PG_TRY();
 	{
 		SecurityEnter(vr->def->owner, &save);
+		SecurityTimerStart();
 		compile(vr);
+		(void) SecurityTimerStop();
 		SecurityLeave(&save);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		bool		timed_out = SecurityTimerStop();
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		if (timed_out)
+		{
+			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
+			edata->message = psprintf("compiling the view took longer than flowstate.evaluation_timeout (%d ms)",
+									  flowstate_evaluation_timeout);
+		}
 		vr->compile_error = edata->message;
 		memcpy(vr->compile_sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
 		if (vr->econtext == NULL)

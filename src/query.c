@@ -304,7 +304,8 @@ check_source(Oid relid, bool inh)
 				 errmsg("unlogged table \"%s\" cannot be the source of a continuous view", name),
 				 errdetail("Changes to unlogged tables are not written to the WAL."),
 				 errhint("Run ALTER TABLE %s SET LOGGED.", quote_identifier(name))));
-	if (inh && has_subclass(relid))
+	/* (relhassubclass stays set after the last child is dropped) */
+	if (inh && find_inheritance_children(relid, AccessShareLock) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" has inheritance children, which a continuous view does not follow", name),
@@ -601,7 +602,7 @@ QueryDescribe(Query *query, ViewDef *def)
 
 /*
  * QueryOfDefinition returns (a copy of) the query of a view's definition,
- * or NULL if it was dropped.
+ * or NULL if it was dropped (or is no view).
  */
 Query *
 QueryOfDefinition(Oid def_relid)
@@ -611,6 +612,11 @@ QueryOfDefinition(Oid def_relid)
 
 	if (rel == NULL)
 		return NULL;
+	if (rel->rd_rel->relkind != RELKIND_VIEW)
+	{
+		relation_close(rel, AccessShareLock);
+		return NULL;
+	}
 	query = copyObject(get_view_query(rel));
 
 	relation_close(rel, AccessShareLock);

@@ -66,12 +66,38 @@ PG_FUNCTION_INFO_V1(flowstate_side_row_visible);
 /*
  * SecurityWorkerInit prepares a source worker: the queries a view's
  * functions run are planned without parallel workers, as they run in
- * parallel mode already.
+ * parallel mode already; names resolve in pg_catalog, as PostgreSQL's own
+ * maintenance commands do from version 17 on.
  */
 void
 SecurityWorkerInit(void)
 {
 	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	/* as a SET: a function's own SET search_path still applies */
+	SetConfigOption("search_path", SECURITY_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+}
+
+/*
+ * SecurityRestrictSearchPath makes names resolve in pg_catalog (then
+ * pg_temp) until SecurityRestoreSearchPath, so that flowstate's own
+ * statements (run as the bootstrap superuser, or as a role that did not
+ * write them) cannot be diverted to an operator or function of a schema a
+ * user controls.  An error restores it by itself.
+ */
+int
+SecurityRestrictSearchPath(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", SECURITY_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+void
+SecurityRestoreSearchPath(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 /*
@@ -172,7 +198,7 @@ SecurityTimerStart(void)
 			enable_timeout_every(timer_id, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), tick),
 								 tick);
 	}
-	evaluation_seq++;
+	evaluation_seq = (evaluation_seq + 1) & 0x3fffffff;
 	evaluating = true;
 }
 
@@ -279,7 +305,7 @@ flowstate_check_view_rights(PG_FUNCTION_ARGS)
 	Oid			owner = relation_owner(view_relid);
 	char	   *name;
 
-	if (!OidIsValid(owner))
+	if (!OidIsValid(owner) || get_rel_relkind(def_relid) != RELKIND_VIEW)
 		PG_RETURN_BOOL(false);
 	name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
 									  get_rel_name(view_relid));
@@ -302,6 +328,8 @@ view_visible(Oid view_relid)
 	Datum		arg = ObjectIdGetDatum(view_relid);
 	Oid			def_relid = InvalidOid;
 
+	int			nest = SecurityRestrictSearchPath();
+
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT definition FROM flowstate.view WHERE view = $1",
 							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -314,6 +342,7 @@ view_visible(Oid view_relid)
 												   SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
+	SecurityRestoreSearchPath(nest);
 	return OidIsValid(def_relid) && SecurityMayRead(def_relid, GetUserId(), NULL);
 }
 

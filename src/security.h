@@ -17,7 +17,12 @@ typedef struct SecuritySave
 	bool		parallel;
 } SecuritySave;
 
+/* Where flowstate's own statements and the workers resolve names. */
+#define SECURITY_SEARCH_PATH "pg_catalog, pg_temp"
+
 extern void SecurityWorkerInit(void);
+extern int	SecurityRestrictSearchPath(void);
+extern void SecurityRestoreSearchPath(int nest);
 extern void SecurityEnter(Oid owner, SecuritySave *save);
 extern void SecurityLeave(const SecuritySave *save);
 extern void SecurityAfterError(const SecuritySave *save);
