@@ -117,6 +117,18 @@ spi_exec(const char *sql, int expected)
 		elog(ERROR, "flowstate statement failed (%s): %s", SPI_result_code_string(ret), sql);
 }
 
+/* Refuse a function that changes or waits for the workers on a standby. */
+static void
+refuse_on_standby(const char *function)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("%s cannot run on a standby", function),
+				 errdetail("Continuous views are maintained on the primary; a standby shows their state as its replay of the WAL brings it."),
+				 errhint("Call %s on the primary.", function)));
+}
+
 /* An interval option: non-negative and without months. */
 static int64
 interval_option(FunctionCallInfo fcinfo, int argno, const char *name, int64 ifnull)
@@ -235,6 +247,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	char	   *owner_name;
 	int			search_path_nest;
 
+	refuse_on_standby("flowstate.create_view()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -454,6 +467,7 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	Datum		arg;
 	int			nest;
 
+	refuse_on_standby("flowstate.drop_view()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -541,8 +555,8 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 Datum
 flowstate_wait_for(PG_FUNCTION_ARGS)
 {
-	XLogRecPtr	insert = WalRecordEnd(GetXLogInsertRecPtr());
-	XLogRecPtr	lsn = PG_ARGISNULL(0) ? insert : WalRecordEnd(PG_GETARG_LSN(0));
+	XLogRecPtr	insert;
+	XLogRecPtr	lsn;
 	int64		timeout_ms = 30000;
 	TimestampTz start = GetCurrentTimestamp();
 	Oid		   *relids;
@@ -550,6 +564,9 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	int			n;
 	int			nest;
 
+	refuse_on_standby("flowstate.wait_for()");
+	insert = WalRecordEnd(GetXLogInsertRecPtr());
+	lsn = PG_ARGISNULL(0) ? insert : WalRecordEnd(PG_GETARG_LSN(0));
 	if (!PG_ARGISNULL(1))
 	{
 		Interval   *iv = PG_GETARG_INTERVAL_P(1);
