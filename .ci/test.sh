@@ -20,6 +20,7 @@ else
 fi
 
 status=0
+rm -rf "$DIR/tmp_check"
 run make installcheck PG_CONFIG="$PG_BIN/pg_config" ${PROVE_FLAGS:+PROVE_FLAGS="'$PROVE_FLAGS'"} || status=$?
 
 if [ "$status" -ne 0 ]; then
@@ -31,5 +32,12 @@ if [ "$status" -ne 0 ]; then
     done
     echo "flowstate: tests FAILED after $(( $(date +%s) - start )) s" >&2
     exit "$status"
+fi
+# PGXS skips the TAP tier silently when PostgreSQL was built without it
+tap_files=$(ls "$DIR"/test/t/*.pl | wc -l)
+tap_logs=$(ls "$DIR"/tmp_check/log/regress_log_* 2>/dev/null | wc -l)
+if [ "$tap_logs" -ne "$tap_files" ]; then
+    echo "flowstate: the TAP tier ran $tap_logs of $tap_files test files" >&2
+    exit 1
 fi
 echo "flowstate: all test tiers passed in $(( $(date +%s) - start )) s"

@@ -88,6 +88,9 @@ SELECT public.try($$SELECT flowstate.wait_for(timeout => '1s')$$);
 ROLLBACK;
 SELECT public.try($$SELECT flowstate.wait_for(timeout => '-1s')$$);
 
+-- an error of the defining query points into the query, not the call
+SELECT flowstate.create_view('public.v', 'SELECT user_id, count(*) FROM public.clicks WHERE no_such_column > 0 GROUP BY 1');
+
 -- inheritance: the decoder follows a table alone, so a view reads it with
 -- ONLY, or without children; a child added later is refused while a view
 -- reads the table with its children

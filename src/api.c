@@ -117,6 +117,24 @@ spi_exec(const char *sql, int expected)
 		elog(ERROR, "flowstate statement failed (%s): %s", SPI_result_code_string(ret), sql);
 }
 
+/*
+ * An error context that moves the position of an error in the defining
+ * query from the calling statement into that query, as PostgreSQL does for
+ * the bodies of SQL functions.
+ */
+static void
+query_error_position(void *arg)
+{
+	int			position = geterrposition();
+
+	if (position > 0)
+	{
+		errposition(0);
+		internalerrposition(position);
+		internalerrquery((const char *) arg);
+	}
+}
+
 /* Refuse a function that changes or waits for the workers on a standby. */
 static void
 refuse_on_standby(const char *function)
@@ -246,6 +264,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	char	   *owner_name;
 	int			search_path_nest;
+	ErrorContextCallback errcallback;
 
 	refuse_on_standby("flowstate.create_view()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -272,12 +291,20 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				 errmsg("relation \"%s\" already exists", name),
 				 errhint("Choose another name, or drop the existing relation first.")));
 
-	/* the query, as the caller: name resolution and privileges are theirs */
+	/*
+	 * The query, as the caller: name resolution and privileges are theirs.
+	 * Its errors point into the query text, not into the call.
+	 */
+	errcallback.callback = query_error_position;
+	errcallback.arg = query_text;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	query = QueryParse(query_text, &raw);
 	QueryCheck(query);
 	(void) ExecCheckRTPerms(query->rtable, true);
 	memset(&def, 0, sizeof(def));
 	QueryDescribe(query, &def);
+	error_context_stack = errcallback.previous;
 	SecurityCheckRowSecurity(def.source_relid, owner,
 							 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
 	stream = StreamIsKafka(def.source_relid);
