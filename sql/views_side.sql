@@ -91,3 +91,18 @@ SELECT flowstate.drop_view('public.per_minute');
 SELECT flowstate.drop_view('public.checked');
 DROP FUNCTION public.checked_ratio(numeric, int);
 DROP TABLE public.readings;
+
+-- nothing is lost: a transaction of more failing rows than a flush keeps
+-- (a source flushes early instead)
+CREATE TABLE public.many (i int);
+ALTER TABLE public.many REPLICA IDENTITY FULL;
+SELECT flowstate.create_view('public.many_failing', $$
+    SELECT count(*) AS n, sum(1 / (i - i)) AS boom FROM public.many $$);
+SELECT flowstate.wait_for();
+INSERT INTO public.many SELECT generate_series(1, 25000);
+SELECT flowstate.wait_for();
+SELECT public.wait_durable();
+SELECT count(*) AS dead_letters, count(DISTINCT payload) AS rows
+  FROM flowstate.dead_letters WHERE view = 'public.many_failing'::regclass;
+SELECT failed_rows FROM flowstate.views WHERE view = 'public.many_failing'::regclass;
+DROP TABLE public.many CASCADE;

@@ -149,15 +149,8 @@ static void
 write_pending(ViewRuntime *vr)
 {
 	write_rows(vr->def->source_relid, vr->def->view_relid, vr->pending);
-	if (vr->pending_dropped > 0)
-		ereport(WARNING,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%lld rows that continuous view \"%s\" could not apply were not recorded",
-						(long long) vr->pending_dropped, vr->def->view_name),
-				 errhint("See flowstate.views for their counts and the server log for the first of them.")));
 	list_free(vr->pending);
 	vr->pending = NIL;
-	vr->pending_dropped = 0;
 	MemoryContextReset(vr->pending_cxt);
 }
 

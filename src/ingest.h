@@ -117,7 +117,6 @@ typedef struct ViewRuntime
 	/* dead letters and late events not flushed yet */
 	MemoryContext pending_cxt;
 	List	   *pending;
-	int64		pending_dropped;
 
 	/* Kafka: the message being applied, and how far the batch went */
 	bool		at_message;
@@ -128,6 +127,12 @@ typedef struct ViewRuntime
 
 	TimestampTz last_merge_at;
 } ViewRuntime;
+
+/*
+ * Side rows (dead letters, late events) of a view past which its source
+ * ends the batch and flushes, rather than wait for the flush interval.
+ */
+#define INGEST_PENDING_FLUSH_ROWS 10000
 
 /* A source able to decode up to a position, for the settle loop. */
 typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);

@@ -10,7 +10,8 @@
  * its group).  A row on which an expression fails becomes a dead letter; a
  * row whose window closed longer than the view's allowed lateness ago
  * becomes a late event.  Both are kept in the view's pending rows and
- * written with the next flush (flush.c), with the values of the source
+ * written with the next flush (flush.c), all of them: a source whose views
+ * hold INGEST_PENDING_FLUSH_ROWS ends its batch and flushes early, with the values of the source
  * columns the view uses (the others are no business of the view).
  *
  * Compiling (which folds constant calls) and evaluating run as the view's
@@ -46,8 +47,6 @@
 #include "ingest.h"
 #include "security.h"
 
-/* Most side rows (dead letters, late events) kept per view between flushes. */
-#define MAX_PENDING_ROWS 10000
 
 static TargetEntry *
 add_column(List **tlist, Expr *expr)
@@ -305,10 +304,7 @@ add_pending(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 	row->partition = vr->msg_partition;
 	row->offset = vr->msg_offset;
 	row->payload = row_text(vr, slot);
-	if (list_length(vr->pending) >= MAX_PENDING_ROWS)
-		vr->pending_dropped++;
-	else
-		vr->pending = lappend(vr->pending, row);
+	vr->pending = lappend(vr->pending, row);
 	MemoryContextSwitchTo(oldcxt);
 	return row;
 }

@@ -361,9 +361,23 @@ reached(XLogRecPtr end, XLogRecPtr target)
 							SizeOfXLogLongPHD : SizeOfXLogShortPHD);
 }
 
+/* Whether a view holds so many side rows that they should be flushed now. */
+static bool
+pending_full(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, D->views)
+	{
+		if (list_length(((ViewRuntime *) lfirst(lc))->pending) >= INGEST_PENDING_FLUSH_ROWS)
+			return true;
+	}
+	return false;
+}
+
 /*
- * Decode WAL up to target, or until the batch has done enough work when
- * budgeted.  Returns the position reached.
+ * Decode WAL up to target, or until the batch has done enough work (or
+ * gathered enough side rows) when budgeted.  Returns the position reached.
  */
 static XLogRecPtr
 decode_until(XLogRecPtr target, bool budgeted)
@@ -424,7 +438,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 		CHECK_FOR_INTERRUPTS();
 
 		if (budgeted && (++records % 256) == 0 &&
-			(D->batch_changes >= BATCH_CHANGES ||
+			(D->batch_changes >= BATCH_CHANGES || pending_full() ||
 			 TimestampDifferenceExceeds(start, GetCurrentTimestamp(), BATCH_TIME_MS)))
 			break;
 	}
@@ -913,8 +927,8 @@ decoder_loop(MemoryContext LoopContext)
 
 		if (D->flush_job != NULL)
 			flush_step(FLUSH_SLICE_MS);
-		else if (TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
-											flowstate_flush_interval) &&
+		else if ((TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
+											 flowstate_flush_interval) || pending_full()) &&
 				 flush_start())
 			flush_step(FLUSH_SLICE_MS);
 		publish_progress();
