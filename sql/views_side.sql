@@ -106,3 +106,23 @@ SELECT count(*) AS dead_letters, count(DISTINCT payload) AS rows
   FROM flowstate.dead_letters WHERE view = 'public.many_failing'::regclass;
 SELECT failed_rows FROM flowstate.views WHERE view = 'public.many_failing'::regclass;
 DROP TABLE public.many CASCADE;
+
+-- a recompute (a deleted maximum) evaluates the group's rows again: the
+-- failing ones were recorded when they came, and are not recorded again
+CREATE TABLE public.pairs (id int, g int, a int, b int);
+ALTER TABLE public.pairs REPLICA IDENTITY FULL;
+SELECT flowstate.create_view('public.top_ratio', $$
+    SELECT g, max(a / b) AS top FROM public.pairs GROUP BY g $$);
+INSERT INTO public.pairs VALUES (1, 1, 10, 1), (2, 1, 5, 1), (3, 1, 7, 0), (4, 1, 8, 0);
+SELECT flowstate.wait_for();
+DELETE FROM public.pairs WHERE id = 1;
+SELECT flowstate.wait_for();
+DELETE FROM public.pairs WHERE id = 2;
+SELECT flowstate.wait_for();
+SELECT * FROM public.top_ratio;
+SELECT public.wait_durable();
+SELECT recomputed_groups > 0 AS recomputed, failed_rows FROM flowstate.views
+ WHERE view = 'public.top_ratio'::regclass;
+SELECT payload, error FROM flowstate.dead_letters
+ WHERE view = 'public.top_ratio'::regclass ORDER BY id;
+DROP TABLE public.pairs CASCADE;

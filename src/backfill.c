@@ -500,8 +500,6 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool by_scan = false;
 	volatile bool ok = true;
-	int			npending = list_length(vr->pending);
-	int64		failed = vr->batch_failed;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -538,12 +536,6 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
-	if (!ok)
-	{
-		/* the scan records again the dead letters the queries found */
-		vr->pending = list_truncate(vr->pending, npending);
-		vr->batch_failed = failed;
-	}
 	if (by_scan)
 		return false;
 	return ok;

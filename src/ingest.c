@@ -224,7 +224,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	bool		keynulls[FLOWSTATE_MAX_KEYS];
 	LocalGroup *lg;
 
-	if (!ProjectionEvaluate(vr, slot, lsn))
+	if (!ProjectionEvaluate(vr, slot, lsn, true))
 	{
 		MemoryContextSwitchTo(oldcxt);
 		return;
@@ -297,7 +297,8 @@ bool
 IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	bool		ok = ProjectionEvaluate(vr, slot, InvalidXLogRecPtr);
+	/* the row was recorded when it came, if it failed then */
+	bool		ok = ProjectionEvaluate(vr, slot, InvalidXLogRecPtr, false);
 
 	MemoryContextSwitchTo(oldcxt);
 	if (!ok)

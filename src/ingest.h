@@ -139,7 +139,8 @@ typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
 
 /* projection.c */
 extern void ProjectionCompile(ViewRuntime *vr);
-extern bool ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn);
+extern bool ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
+							   bool record);
 extern bool ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
 
 /* ingest.c */

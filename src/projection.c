@@ -312,10 +312,11 @@ add_pending(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 /*
  * ProjectionEvaluate evaluates the defining query on a row into
  * vr->result.  Returns false when WHERE rejects the row or an expression
- * fails; a failure becomes a dead letter.
+ * fails; a failure becomes a dead letter if record (not when a recompute
+ * reads again a row that came before).
  */
 bool
-ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
+ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record)
 {
 	ExprContext *ec = vr->econtext;
 	MemoryContext rowcxt = ec->ecxt_per_tuple_memory;
@@ -327,11 +328,14 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 	ec->ecxt_scantuple = slot;
 	if (vr->compile_error)
 	{
-		PendingRow *row = add_pending(vr, slot, lsn);
+		if (record)
+		{
+			PendingRow *row = add_pending(vr, slot, lsn);
 
-		row->error = vr->compile_error;
-		memcpy(row->sqlstate, vr->compile_sqlstate, 5);
-		vr->batch_failed++;
+			row->error = vr->compile_error;
+			memcpy(row->sqlstate, vr->compile_sqlstate, 5);
+			vr->batch_failed++;
+		}
 		return false;
 	}
 	if (vr->guarded)
@@ -394,10 +398,13 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 		}
 		else
 			SecurityAfterError(&save);
-		row = add_pending(vr, slot, lsn);
-		row->error = edata->message;
-		memcpy(row->sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
-		vr->batch_failed++;
+		if (record)
+		{
+			row = add_pending(vr, slot, lsn);
+			row->error = edata->message;
+			memcpy(row->sqlstate, unpack_sql_state(edata->sqlerrcode), 5);
+			vr->batch_failed++;
+		}
 		ok = false;
 	}
 	PG_END_TRY();
