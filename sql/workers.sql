@@ -25,11 +25,15 @@ SELECT last_error, last_error_at IS NOT NULL AS has_error_time
   FROM flowstate.workers
  WHERE kind = 'manager' AND datname = current_database();
 
--- once the cause is gone it runs again; the failure count stays visible
+-- once the cause is gone it runs again (it has read its catalog: a worker
+-- is 'running' as soon as it attaches); the failure count stays visible
+SELECT failures AS failures_seen FROM flowstate.workers
+ WHERE kind = 'manager' AND datname = current_database() \gset
 ALTER TABLE flowstate.history_moved RENAME TO history;
 SELECT wait_for($$
-    SELECT state = 'running' FROM flowstate.workers
+    SELECT state = 'running' AND activity = 'managing 0 views, 0 streams, 0 histories'
+      FROM flowstate.workers
      WHERE kind = 'manager' AND datname = current_database()
 $$) AS recovered;
-SELECT failures >= 2 AS failures_kept FROM flowstate.workers
+SELECT failures >= :failures_seen AS failures_kept FROM flowstate.workers
  WHERE kind = 'manager' AND datname = current_database();
