@@ -25,6 +25,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "replication/origin.h"
+#include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -170,6 +171,28 @@ FlushWritePending(List *views, Oid source, List *source_rows)
 	foreach(lc, views)
 		write_pending(lfirst(lc));
 	SPI_finish();
+}
+
+/*
+ * Lock the sources of a flush's views, in one order, before any state
+ * table: DROP TABLE ... CASCADE of a source locks it, then its views' state
+ * tables, so a flush that had written one of those before waiting for
+ * another would deadlock with it.  A source dropped meanwhile leaves views
+ * whose state tables are gone, which the flush skips.
+ */
+static void
+lock_sources(FlushJob *job)
+{
+	Oid		   *sources = palloc(sizeof(Oid) * Max(job->nflush, 1));
+	int			n = 0;
+
+	for (int i = 0; i < job->nflush; i++)
+		sources[n++] = job->flushes[i].vr->def->source_relid;
+	qsort(sources, n, sizeof(Oid), oid_cmp);
+	for (int i = 0; i < n; i++)
+		if (i == 0 || sources[i] != sources[i - 1])
+			LockRelationOid(sources[i], AccessShareLock);
+	pfree(sources);
 }
 
 /*
@@ -338,6 +361,7 @@ FlushStart(List *views, XLogRecPtr position)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	lock_sources(job);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	xid = GetTopTransactionId();
 	for (int i = 0; i < job->nflush; i++)
