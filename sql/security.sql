@@ -14,22 +14,6 @@ CREATE SCHEMA bob AUTHORIZATION bob;
 CREATE SCHEMA dave AUTHORIZATION dave;
 GRANT USAGE ON SCHEMA alice, bob, dave TO PUBLIC;
 
--- until the decoding worker has flushed everything committed (side rows too)
-CREATE OR REPLACE FUNCTION public.wait_durable() RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    target pg_lsn := pg_current_wal_lsn();
-BEGIN
-    FOR i IN 1 .. 600 LOOP
-        IF (SELECT bool_and(durable_lsn >= target) FROM flowstate.sources) THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN false;
-END
-$$;
-
 -- a table anyone may read, with a column (ssn) no view uses
 CREATE TABLE public.payroll (id int PRIMARY KEY, dept text, amount int, ssn text);
 ALTER TABLE public.payroll REPLICA IDENTITY FULL;
@@ -130,12 +114,7 @@ SELECT flowstate.wait_for();
 INSERT INTO public.payroll SELECT i, chr(97 + i % 3), i, 'x' FROM generate_series(105, 154) i;
 SELECT flowstate.wait_for();
 SELECT pid = :decoder_pid AS same_decoder FROM flowstate.sources WHERE kind = 'logical decoding';
-SELECT count(*) AS differences FROM (
-    (SELECT * FROM bob.per_dept EXCEPT ALL
-     SELECT dept, count(*), sum(amount) FROM public.payroll GROUP BY dept)
-    UNION ALL
-    (SELECT dept, count(*), sum(amount) FROM public.payroll GROUP BY dept EXCEPT ALL
-     SELECT * FROM bob.per_dept)) d;
+SELECT public.same('bob.per_dept') AS differences;
 SELECT count(*) AS logged FROM alice.log;
 SELECT count(*) AS shown FROM alice.bumped;
 SELECT count(*) AS shown FROM alice.xids;
@@ -161,12 +140,7 @@ INSERT INTO public.payroll VALUES (3000, 'a', 1, 'x'), (3001, 'b', 2, 'x');
 INSERT INTO public.payroll VALUES (4000, 'c', 3, 'x');
 SELECT flowstate.wait_for();
 SELECT pid = :decoder_pid AS same_decoder FROM flowstate.sources WHERE kind = 'logical decoding';
-SELECT count(*) AS differences FROM (
-    (SELECT * FROM bob.per_dept EXCEPT ALL
-     SELECT dept, count(*), sum(amount) FROM public.payroll GROUP BY dept)
-    UNION ALL
-    (SELECT dept, count(*), sum(amount) FROM public.payroll GROUP BY dept EXCEPT ALL
-     SELECT * FROM bob.per_dept)) d;
+SELECT public.same('bob.per_dept') AS differences;
 SELECT public.wait_durable();
 SELECT count(*) AS rows, min(sqlstate) AS sqlstate,
        bool_and(error LIKE 'evaluating the row took longer than flowstate.evaluation_timeout (%') AS timed_out
@@ -245,12 +219,7 @@ RESET ROLE;
 GRANT SELECT (dept, amount) ON public.payroll TO bob;
 SET ROLE bob;
 SELECT count(*) AS groups FROM bob.dept_amounts;
-SELECT count(*) AS differences FROM (
-    (SELECT * FROM bob.dept_max EXCEPT ALL
-     SELECT bob.initial(dept), max(amount) FROM public.payroll GROUP BY 1)
-    UNION ALL
-    (SELECT bob.initial(dept), max(amount) FROM public.payroll GROUP BY 1 EXCEPT ALL
-     SELECT * FROM bob.dept_max)) d;
+SELECT public.same('bob.dept_max') AS differences;
 RESET ROLE;
 REVOKE SELECT (amount) ON public.payroll FROM bob;
 SET ROLE bob;
@@ -346,12 +315,7 @@ SELECT relowner::regrole AS definition_owner FROM pg_class WHERE oid = :'defn'::
 INSERT INTO public.payroll VALUES (2000, 'a', 1, 'x');
 SELECT flowstate.wait_for();
 SET ROLE alice;
-SELECT count(*) AS differences FROM (
-    (SELECT * FROM bob.per_department EXCEPT ALL
-     SELECT dept, count(*), sum(amount) FROM public.payroll GROUP BY dept)
-    UNION ALL
-    (SELECT dept, count(*), sum(amount) FROM public.payroll GROUP BY dept EXCEPT ALL
-     SELECT * FROM bob.per_department)) d;
+SELECT public.same('bob.per_department') AS differences;
 RESET ROLE;
 
 \set VERBOSITY sqlstate
@@ -405,12 +369,7 @@ INSERT INTO public.payroll VALUES (5000, 'a', 7, 'x');
 SELECT flowstate.wait_for();
 SELECT rolsuper FROM pg_roles WHERE rolname = 'alice';
 SET ROLE alice;
-SELECT count(*) AS differences FROM (
-    (SELECT * FROM alice.by_checked EXCEPT ALL
-     SELECT amount::alice.checked, count(*) FROM public.payroll GROUP BY 1)
-    UNION ALL
-    (SELECT amount::alice.checked, count(*) FROM public.payroll GROUP BY 1 EXCEPT ALL
-     SELECT * FROM alice.by_checked)) d;
+SELECT public.same('alice.by_checked') AS differences;
 SELECT * FROM alice.literal;
 RESET ROLE;
 

@@ -23,6 +23,23 @@ BEGIN
 END
 $$;
 
+-- wait_durable() waits until the decoding worker has flushed everything
+-- committed: the state tables, and the dead letters and late events
+CREATE FUNCTION public.wait_durable() RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    target pg_lsn := pg_current_wal_lsn();
+BEGIN
+    FOR i IN 1 .. 600 LOOP
+        IF (SELECT bool_and(durable_lsn >= target) FROM flowstate.sources) THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN false;
+END
+$$;
+
 SELECT wait_for($$
     SELECT count(*) = 1 FROM flowstate.workers
      WHERE kind = 'manager' AND datname = current_database() AND state = 'running'

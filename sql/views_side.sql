@@ -3,23 +3,7 @@
 -- than the allowed lateness ago become late events; both are kept with the
 -- reason and the row, written with the next flush.
 
--- wait_durable(): until the decoding worker has flushed everything committed
 SET TimeZone = 'UTC';
-
-CREATE FUNCTION public.wait_durable() RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    target pg_lsn := pg_current_wal_lsn();
-BEGIN
-    FOR i IN 1 .. 600 LOOP
-        IF (SELECT bool_and(durable_lsn >= target) FROM flowstate.sources) THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-    RETURN false;
-END
-$$;
 
 CREATE TABLE public.readings (id int PRIMARY KEY, ts timestamptz NOT NULL, sensor text,
                               value numeric, divisor int);

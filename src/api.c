@@ -54,7 +54,6 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -748,22 +747,6 @@ capture_for(Oid relid, MemoryContext query_cxt)
 	return cc->cap;
 }
 
-/* Serve a view's state only while its owner may read its source. */
-static void
-check_owner_rights(Oid view_relid, Oid def_relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(view_relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tuple))
-		return;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	(void) SecurityMayRead(def_relid, owner,
-						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
-													  get_rel_name(view_relid)));
-}
-
 /*
  * flowstate_unflushed returns the groups of a continuous view whose newest
  * state the caller's snapshot does not see in its state table: gid, live,
@@ -790,7 +773,8 @@ flowstate_unflushed(PG_FUNCTION_ARGS)
 	if (pg_class_aclcheck(cap->view_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(cap->view_relid));
-	check_owner_rights(cap->view_relid, cap->def_relid);
+	/* served only while the view's owner may read its source */
+	(void) SecurityCheckViewRights(cap->view_relid, cap->def_relid);
 
 	layout = &cap->layout;
 	desc = rsinfo->setDesc;

@@ -53,7 +53,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "ddl.h"
@@ -277,20 +276,6 @@ check_alter_source(AlterTableStmt *stmt)
 	}
 }
 
-/* The owner of a relation, or invalid. */
-static Oid
-relation_owner(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
 /* What a relation is to flowstate. */
 typedef enum RelationRole
 {
@@ -405,7 +390,7 @@ alter_keeps_attached(AlterTableStmt *stmt, Oid relid, Oid view_relid)
 			case AT_ChangeOwner:
 				/* the definition goes to the view's owner only */
 				if (get_rel_relkind(relid) == RELKIND_VIEW &&
-					get_rolespec_oid(cmd->newowner, true) != relation_owner(view_relid))
+					get_rolespec_oid(cmd->newowner, true) != SecurityRelationOwner(view_relid))
 					return false;
 				break;
 			default:

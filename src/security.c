@@ -279,9 +279,9 @@ SecurityCheckRowSecurity(Oid source_relid, Oid owner, const char *view_name)
 				 errhint("Create the view as a role that bypasses the table's row-level security (its owner, without FORCE ROW LEVEL SECURITY, or a role with BYPASSRLS).")));
 }
 
-/* The owner of a relation, or invalid if it is gone. */
-static Oid
-relation_owner(Oid relid)
+/* SecurityRelationOwner returns the owner of a relation, or invalid if it is gone. */
+Oid
+SecurityRelationOwner(Oid relid)
 {
 	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid			owner;
@@ -294,22 +294,30 @@ relation_owner(Oid relid)
 }
 
 /*
+ * SecurityCheckViewRights returns true while the owner of continuous view
+ * view_relid may read what its definition reads, and raises the error of
+ * SecurityMayRead otherwise; false for relations that are no such pair.
+ */
+bool
+SecurityCheckViewRights(Oid view_relid, Oid def_relid)
+{
+	Oid			owner = SecurityRelationOwner(view_relid);
+
+	if (!OidIsValid(owner) || get_rel_relkind(def_relid) != RELKIND_VIEW)
+		return false;
+	return SecurityMayRead(def_relid, owner,
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
+													  get_rel_name(view_relid)));
+}
+
+/*
  * flowstate_check_view_rights(view, definition) is the policy of a state
- * table: true while the view's owner may read its source, else an error.
+ * table (SecurityCheckViewRights).
  */
 Datum
 flowstate_check_view_rights(PG_FUNCTION_ARGS)
 {
-	Oid			view_relid = PG_GETARG_OID(0);
-	Oid			def_relid = PG_GETARG_OID(1);
-	Oid			owner = relation_owner(view_relid);
-	char	   *name;
-
-	if (!OidIsValid(owner) || get_rel_relkind(def_relid) != RELKIND_VIEW)
-		PG_RETURN_BOOL(false);
-	name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
-									  get_rel_name(view_relid));
-	PG_RETURN_BOOL(SecurityMayRead(def_relid, owner, name));
+	PG_RETURN_BOOL(SecurityCheckViewRights(PG_GETARG_OID(0), PG_GETARG_OID(1)));
 }
 
 /* What side_row_visible found for one view in one query. */

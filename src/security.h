@@ -30,6 +30,8 @@ extern void SecurityAfterError(const SecuritySave *save);
 extern void SecurityTimerStart(void);
 extern bool SecurityTimerStop(void);
 
+extern Oid	SecurityRelationOwner(Oid relid);
+extern bool SecurityCheckViewRights(Oid view_relid, Oid def_relid);
 extern bool SecurityMayRead(Oid def_relid, Oid userid, const char *view_name);
 extern void SecurityCheckRowSecurity(Oid source_relid, Oid owner, const char *view_name);
 
