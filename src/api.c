@@ -578,17 +578,21 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
  * view over a Kafka stream all the messages its partitions held when the
  * stream's workers last looked, after the call.
  */
+static bool wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn,
+					   TimestampTz start, int64 timeout_ms);
+
 Datum
 flowstate_wait_for(PG_FUNCTION_ARGS)
 {
 	XLogRecPtr	insert;
 	XLogRecPtr	lsn;
-	int64		timeout_ms = 30000;
+	volatile int64 timeout_ms = 30000;
 	TimestampTz start = GetCurrentTimestamp();
 	Oid		   *relids;
 	Oid		   *streams;		/* the Kafka stream of a view, or invalid */
 	int			n;
 	int			nest;
+	volatile bool reached = false;
 
 	refuse_on_standby("flowstate.wait_for()");
 	insert = WalRecordEnd(GetXLogInsertRecPtr());
@@ -639,6 +643,28 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 	SPI_finish();
 	SecurityRestoreSearchPath(nest);
 
+	/* this statement's snapshot keeps no group in memory while it waits */
+	StoreWaitBegin();
+	PG_TRY();
+	{
+		reached = wait_views(n, relids, streams, lsn, start, timeout_ms);
+	}
+	PG_FINALLY();
+	{
+		StoreWaitEnd();
+	}
+	PG_END_TRY();
+	PG_RETURN_BOOL(reached);
+}
+
+/*
+ * Wait until every view is running and has applied lsn (a stream's: every
+ * message its workers saw since start), or the timeout passes.
+ */
+static bool
+wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
+		   int64 timeout_ms)
+{
 	for (;;)
 	{
 		bool		done = true;
@@ -664,9 +690,23 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 				done = LauncherStreamCaughtUp(MyDatabaseId, streams[i], start);
 		}
 		if (done)
-			PG_RETURN_BOOL(true);
+			return true;
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), (int) Min(timeout_ms, INT_MAX)))
-			PG_RETURN_BOOL(false);
+			return false;
+
+		/*
+		 * Decoding paused for memory waits for snapshots older than the
+		 * views' flushes to end, this query's maybe: do not wait with it.
+		 */
+		if (LauncherDecoderPaused(MyDatabaseId))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("flowstate decoding is paused for memory"),
+					 errdetail("Continuous views over their memory_limit keep flushed groups that older snapshots may still read; see flowstate.sources."),
+					 errhint("End long-running transactions and call flowstate.wait_for() again, or increase flowstate.memory_limit.")));
+			return false;
+		}
 
 		decoder = LauncherDecoderLatch(MyDatabaseId);
 		if (decoder)
@@ -775,6 +815,14 @@ flowstate_unflushed(PG_FUNCTION_ARGS)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(cap->view_relid));
 	/* served only while the view's owner may read its source */
 	(void) SecurityCheckViewRights(cap->view_relid, cap->def_relid);
+
+	if (cap->too_old)
+		ereport(ERROR,
+				(errcode(ERRCODE_SNAPSHOT_TOO_OLD),
+				 errmsg("snapshot too old to read continuous view \"%s\"",
+						get_rel_name(cap->view_relid)),
+				 errdetail("Groups the snapshot needs left shared memory while it waited in flowstate.wait_for()."),
+				 errhint("Read the view in a statement of its own after flowstate.wait_for().")));
 
 	layout = &cap->layout;
 	desc = rsinfo->setDesc;

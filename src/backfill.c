@@ -44,8 +44,10 @@
 
 #include "backfill.h"
 #include "ingest.h"
+#include "catalog.h"
 #include "security.h"
 #include "state_store.h"
+#include "state_table.h"
 
 /*
  * Stale groups are recomputed with one query each when an index serves it,
@@ -207,9 +209,69 @@ estimate_rows(Relation rel)
 }
 
 /*
+ * Write the groups the backfill changed since it last wrote them to the
+ * state table, in the backfill's transaction (flush spill_seq), and let
+ * them leave shared memory down to target bytes.
+ */
+static void
+spill(ViewRuntime *vr, uint64 spill_seq, int64 target)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate spill",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	FlushItem  *items;
+	int			n = StoreSpillBegin(vr->shared, &items, &vr->next_gid);
+	StateWriter w;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (!StateWriterBegin(&w, vr->def->state_relid))
+		vr->dropped = true;		/* and the view with it */
+	else
+	{
+		for (int i = 0; i < n; i++)
+			StateWriterPut(&w, &vr->def->layout, &items[i]);
+		StateWriterEnd(&w);
+	}
+	CommandCounterIncrement();
+	PopActiveSnapshot();
+	MemoryContextSwitchTo(oldcxt);
+	StoreSpillEnd(vr->shared, items, n, spill_seq);
+	(void) StoreEvictSpilled(vr->shared, target, spill_seq);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * Merge the backfill's batch into shared memory, then keep the view within
+ * its memory: past three quarters of its limit, its groups go to the state
+ * table and leave down to half of it.  When shared memory cannot take the
+ * batch at all, every group goes, and the batch is merged again.
+ */
+static void
+merge_chunk(ViewRuntime *vr, uint64 spill_seq, int64 limit)
+{
+	if (!IngestMergeInserts(vr, InvalidXLogRecPtr))
+	{
+		spill(vr, spill_seq, 0);
+		IngestUnresolve(vr);
+		if (!IngestMergeInserts(vr, InvalidXLogRecPtr))
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("flowstate shared memory is full"),
+					 errdetail("The backfill of continuous view \"%s\" could not store its groups.",
+							   vr->def->view_name),
+					 errhint("Increase flowstate.memory_limit.")));
+	}
+	if (!vr->dropped && vr->shared->bytes > limit / 4 * 3)
+		spill(vr, spill_seq, limit / 2);
+}
+
+/*
  * BackfillScan feeds every row of a view's source visible to the snapshot
  * into the view, merging into shared memory chunk by chunk so that the
- * progress shows in flowstate.views.
+ * progress shows in flowstate.views.  The view's memory_limit holds: the
+ * groups beyond it are written to the state table and read back when they
+ * change, all in the backfill's transaction (StoreBackfillBegin), which
+ * readers see whole or not at all.
  */
 void
 BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
@@ -219,12 +281,16 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	TableScanDesc scan;
 	int64		total;
 	int64		rows = 0;
+	int64		limit = CatalogMemoryLimit(vr->def);
+	uint32		max_groups = IngestBatchGroups(vr, limit);
+	uint64		spill_seq;
 
 	if (rel == NULL)
 	{
 		vr->dropped = true;		/* and the view with it */
 		return;
 	}
+	spill_seq = StoreBackfillBegin(vr->shared);
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, snap->snapshot, 0, NULL);
 	total = estimate_rows(rel);
@@ -238,10 +304,10 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		IngestBackfillRow(vr, slot);
-		if (++rows % BACKFILL_CHUNK == 0)
+		if (++rows % BACKFILL_CHUNK == 0 || vr->ngroups >= max_groups)
 		{
 			CHECK_FOR_INTERRUPTS();
-			IngestMergeInserts(vr, InvalidXLogRecPtr);
+			merge_chunk(vr, spill_seq, limit);
 			LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 			vr->shared->backfill_rows = rows;
 			vr->shared->backfill_total = Max(total, rows);
@@ -252,6 +318,15 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	IngestEnsureScalarGroup(vr);
+	merge_chunk(vr, spill_seq, limit);
+
+	/*
+	 * Readers see the backfill once this transaction commits.  Its id is
+	 * taken only now, after the rows were evaluated (unless a spill or the
+	 * removal of the view's previous state took it): a view's expressions
+	 * find no transaction id to read.
+	 */
+	StoreFlushXid(vr->shared, spill_seq, GetTopTransactionId());
 
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->backfill_rows = rows;

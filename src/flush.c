@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "replication/origin.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
@@ -51,6 +52,7 @@ typedef struct ViewFlush
 	bool		truncate;
 	bool		opened;
 	bool		finish_backfill;
+	bool		start_rebuild;	/* its state is lost: backfill it again */
 } ViewFlush;
 
 struct FlushJob
@@ -301,13 +303,15 @@ write_watermark(ViewRuntime *vr)
 }
 
 static void
-finish_backfill(ViewRuntime *vr)
+set_status(ViewRuntime *vr, const char *status)
 {
-	Datum		arg = Int32GetDatum(vr->def->view_id);
-	Oid			type = INT4OID;
+	Datum		args[2];
+	Oid			types[2] = {INT4OID, TEXTOID};
 
-	if (SPI_execute_with_args("UPDATE flowstate.view SET status = 'running' WHERE view_id = $1",
-							  1, &type, &arg, NULL, false, 0) != SPI_OK_UPDATE)
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = CStringGetTextDatum(status);
+	if (SPI_execute_with_args("UPDATE flowstate.view SET status = $2 WHERE view_id = $1",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update flowstate.view");
 }
 
@@ -318,8 +322,9 @@ finish_backfill(ViewRuntime *vr)
  * events and ends of backfill.  FlushStep then writes the groups, a slice
  * at a time, and commits.  Between two steps the worker goes on decoding
  * inside the open transaction; what it changes meanwhile waits for the
- * next flush.  Views still backfilling are not written: after a crash they
- * start their backfill again.  Returns NULL when there is nothing to write.
+ * next flush.  A view still decoding up to where its backfill's snapshot
+ * stops is written but stays backfilling in the catalog: after a crash it
+ * starts its backfill again.  Returns NULL when there is nothing to write.
  */
 FlushJob *
 FlushStart(List *views, XLogRecPtr position)
@@ -340,15 +345,23 @@ FlushStart(List *views, XLogRecPtr position)
 		ViewRuntime *vr = lfirst(lc);
 		ViewFlush  *f = &job->flushes[job->nflush];
 
+		if (vr->rebuild && !vr->dropped)
+		{
+			f->vr = vr;
+			f->start_rebuild = any = true;
+			job->nflush++;
+			continue;
+		}
 		/* a full view too: flushing is how it gets room again */
-		if (vr->dropped || vr->backfill_snap != NULL ||
+		if (vr->dropped ||
 			(vr->shared->status != VIEW_RUNNING && vr->shared->status != VIEW_FULL))
 			continue;
 		f->vr = vr;
 		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid,
 							   &f->offsets, &f->noffsets);
 		f->opened = f->n > 0 || f->truncate;
-		f->finish_backfill = vr->def->backfilling;
+		/* a backfill ends once decoding reached where its snapshot stops */
+		f->finish_backfill = vr->def->backfilling && vr->backfill_snap == NULL;
 		any |= f->opened || f->finish_backfill || vr->pending != NIL || f->noffsets > 0;
 		job->nflush++;
 	}
@@ -389,8 +402,15 @@ FlushStart(List *views, XLogRecPtr position)
 		if (f->truncate)
 			for (int j = 0; j < f->n; j++)
 				ItemPointerSetInvalid(&f->items[j].tid);
+		if (f->start_rebuild)
+		{
+			/* the position moves past what its state lacks */
+			set_status(vr, "backfilling");
+			write_pending(vr);
+			continue;
+		}
 		if (f->finish_backfill)
-			finish_backfill(vr);
+			set_status(vr, "running");
 		write_watermark(vr);
 		if (f->noffsets > 0)
 			write_offsets(vr, f->offsets, f->noffsets);
@@ -521,27 +541,12 @@ FlushOffsets(FlushJob *job, int64 **least)
 
 /*
  * FlushEvict drops a view's flushed groups from shared memory down to
- * target bytes, as far as snapshots allow (the state table's horizon, read
- * in a short transaction: no flush may be under way); returns the bytes the
- * view holds then.
+ * target bytes, as far as the snapshots of the database's backends allow
+ * (StoreHorizon; no flush may be under way); returns the bytes the view
+ * holds then.
  */
 int64
 FlushEvict(ViewRuntime *vr, int64 target)
 {
-	TransactionId horizon = InvalidTransactionId;
-	Relation	rel;
-
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	rel = try_table_open(vr->def->state_relid, AccessShareLock);
-	if (rel != NULL)
-	{
-		horizon = GetOldestNonRemovableTransactionId(rel);
-		table_close(rel, AccessShareLock);
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	if (!TransactionIdIsValid(horizon))
-		return vr->shared->bytes;
-	return StoreEvict(vr->shared, target, horizon);
+	return StoreEvict(vr->shared, target, StoreHorizon(MyDatabaseId));
 }

@@ -367,7 +367,7 @@ resolve(ViewRuntime *vr)
 	return need_load;
 }
 
-/* Add a group read from the state table to shared memory. */
+/* Add a group read from the state table to shared memory; invalid if full. */
 static dsa_pointer
 add_loaded(ViewRuntime *vr, uint32 hash, StateRow *row)
 {
@@ -383,11 +383,6 @@ add_loaded(ViewRuntime *vr, uint32 hash, StateRow *row)
 		dp = StoreAddGroup(vr->shared, hash, key, keylen, row->block, row->gid,
 						   &row->tid, false);
 	LWLockRelease(&vr->shared->lock);
-	if (!DsaPointerIsValid(dp))
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("flowstate shared memory is full"),
-				 errhint("Increase flowstate.memory_limit.")));
 	return dp;
 }
 
@@ -411,7 +406,21 @@ load_groups(ViewRuntime *vr)
 		if (lg->resolved)
 			continue;
 		if (StateLookup(&scan, lg->values, lg->isnull, &row))
+		{
 			lg->entry = add_loaded(vr, lg->hash, &row);
+			if (!DsaPointerIsValid(lg->entry))
+			{
+				/* no room: the batch keeps it, with the row it replaces */
+				MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+
+				lg->base = palloc(vr->def->layout.block_size);
+				memcpy(lg->base, row.block, vr->def->layout.block_size);
+				AggCopyVars(&vr->def->layout, lg->base);
+				MemoryContextSwitchTo(oldcxt);
+				lg->loaded_gid = row.gid;
+				lg->loaded_tid = row.tid;
+			}
+		}
 		lg->resolved = true;
 	}
 	StateScanEnd(&scan);
@@ -447,9 +456,8 @@ IngestLoadState(ViewRuntime *vr)
 	{
 		rows++;
 		vr->next_gid = Max(vr->next_gid, row.gid + 1);
-		if (complete && sv->bytes < limit / 2)
-			(void) add_loaded(vr, GroupKeyHash(vr->gk, row.keys, row.keynulls), &row);
-		else
+		if (!complete || sv->bytes >= limit / 2 ||
+			!DsaPointerIsValid(add_loaded(vr, GroupKeyHash(vr->gk, row.keys, row.keynulls), &row)))
 			complete = false;
 		MemoryContextReset(rowcxt);
 	}
@@ -542,16 +550,29 @@ batch_reset(ViewRuntime *vr)
 	vr->batch_rows = vr->batch_late = vr->batch_failed = 0;
 }
 
-/* A batch that shared memory could not take: the worker fails and retries. */
-static void
-report_full(ViewRuntime *vr)
+/*
+ * Prepare the shared memory for n groups' blocks of view sv (StorePrepare);
+ * on failure, free what was prepared and return false.  Caller holds the
+ * view's lock exclusively.
+ */
+static bool
+prepare_writes(SharedView *sv, StoreWrite *w, int n, dsa_pointer *entries,
+			   Size *keylens, char **blocks, bool fresh)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_OUT_OF_MEMORY),
-			 errmsg("flowstate shared memory is full"),
-			 errdetail("A batch of continuous view \"%s\" could not be stored.",
-					   vr->def->view_name),
-			 errhint("Increase flowstate.memory_limit.")));
+	int			nvars = sv->layout.nvars;
+
+	for (int i = 0; i < n; i++)
+	{
+		w[i].vars = palloc(sizeof(dsa_pointer) * Max(nvars, 1));
+		w[i].fresh = fresh && DsaPointerIsValid(entries[i]);
+		if (!StorePrepare(sv, &w[i], entries[i], keylens[i], blocks[i]))
+		{
+			for (int j = 0; j < i; j++)
+				StoreCancel(sv, &w[j], nvars);
+			return false;
+		}
+	}
+	return true;
 }
 
 /*
@@ -585,8 +606,10 @@ IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next)
  * then.  Groups that left shared memory are read from the state table
  * first, without the lock; should groups leave meanwhile, it starts over.
  * The caller has found sv (holding its partition lock, unless it owns it).
+ * The batch is written whole or not at all: when shared memory cannot take
+ * it, nothing changes, the batch is kept, and it returns false.
  */
-void
+bool
 IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 {
 	const ViewLayout *layout = &vr->def->layout;
@@ -616,6 +639,8 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 
 			if (own)
 				StartTransactionCommand();
+			/* the rows read outlive the transaction: in the batch's memory */
+			MemoryContextSwitchTo(vr->batch_cxt);
 			PushActiveSnapshot(GetLatestSnapshot());
 			if (StateScanBegin(&scan, vr->def, true))
 			{
@@ -657,34 +682,59 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 		break;
 	}
 
-	for (LocalGroup *lg = vr->first; lg && !full; lg = lg->next)
+	/* the new states, then the memory for all of them, then the writes */
 	{
-		dsa_pointer dp = StoreLookup(sv, vr->gk, lg->hash, lg->values, lg->isnull);
-		char	   *block = palloc(size);
+		int			n = vr->ngroups;
+		char	  **blocks = palloc(sizeof(char *) * Max(n, 1));
+		char	  **keys = palloc(sizeof(char *) * Max(n, 1));
+		Size	   *keylens = palloc(sizeof(Size) * Max(n, 1));
+		dsa_pointer *entries = palloc(sizeof(dsa_pointer) * Max(n, 1));
+		StoreWrite *writes = palloc(sizeof(StoreWrite) * Max(n, 1));
+		int			i = 0;
 
-		if (DsaPointerIsValid(dp))
-			StoreReadBlock(sv, dp, block);
-		else if (lg->base)
-			memcpy(block, lg->base, size);
-		else
-			memset(block, 0, size);
-		if (!AggMerge(vr->rt, block, lg->delta))
-			elog(ERROR, "flowstate group of a stream went stale");
-		if (DsaPointerIsValid(dp))
-			full = !StoreWriteBlock(sv, dp, block);
-		else
+		for (LocalGroup *lg = vr->first; lg; lg = lg->next, i++)
 		{
-			Size		keylen = GroupKeySize(layout, lg->values, lg->isnull);
-			char	   *key = palloc(keylen);
+			dsa_pointer dp = StoreLookup(sv, vr->gk, lg->hash, lg->values, lg->isnull);
 
-			GroupKeyWrite(layout, lg->values, lg->isnull, key);
-			dp = StoreAddGroup(sv, lg->hash, key, keylen, block,
+			blocks[i] = palloc(size);
+			if (DsaPointerIsValid(dp))
+				StoreReadBlock(sv, dp, blocks[i]);
+			else if (lg->base)
+				memcpy(blocks[i], lg->base, size);
+			else
+				memset(blocks[i], 0, size);
+			if (!AggMerge(vr->rt, blocks[i], lg->delta))
+				elog(ERROR, "flowstate group of a stream went stale");
+			entries[i] = dp;
+			keys[i] = NULL;
+			keylens[i] = 0;
+			if (!DsaPointerIsValid(dp))
+			{
+				keylens[i] = GroupKeySize(layout, lg->values, lg->isnull);
+				keys[i] = palloc(keylens[i]);
+				GroupKeyWrite(layout, lg->values, lg->isnull, keys[i]);
+			}
+		}
+		full = !prepare_writes(sv, writes, n, entries, keylens, blocks, false);
+		i = 0;
+		for (LocalGroup *lg = vr->first; lg && !full; lg = lg->next, i++)
+			(void) StoreFinish(sv, &writes[i], lg->hash, keys[i], blocks[i],
 							   lg->base ? lg->loaded_gid : 0,
 							   lg->base ? &lg->loaded_tid : NULL, true);
-			full = !DsaPointerIsValid(dp);
-		}
 	}
-	if (!full && vr->noffsets > 0)
+	if (full)
+	{
+		/* nothing changed: the batch is kept, its groups to be read again */
+		LWLockRelease(&sv->lock);
+		MemoryContextSwitchTo(oldcxt);
+		for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+		{
+			lg->base = NULL;
+			lg->loaded_gid = 0;
+		}
+		return false;
+	}
+	if (vr->noffsets > 0)
 		StoreSetOffsets(sv, vr->next_offsets, vr->noffsets);
 	sv->rows_applied += vr->batch_rows;
 	sv->late_rows += vr->batch_late;
@@ -702,15 +752,16 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 	batch_reset(vr);
 	for (int p = 0; p < vr->noffsets; p++)
 		vr->next_offsets[p] = -1;
-	if (full)
-		report_full(vr);
+	return true;
 }
 
 /*
  * IngestMerge writes the settled batch of a view to shared memory under the
- * view's lock, and starts a new batch.
+ * view's lock, and starts a new batch.  The batch is written whole or not
+ * at all: when shared memory cannot take it, nothing changes, the batch is
+ * kept, and it returns false.
  */
-void
+bool
 IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 {
 	SharedView *sv = vr->shared;
@@ -718,9 +769,11 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 	TimestampTz now = GetCurrentTimestamp();
 	char	  **keys = NULL;
 	Size	   *keylens = NULL;
+	char	  **blocks = NULL;
+	dsa_pointer *entries = NULL;
+	StoreWrite *writes = NULL;
 	char	   *empty = NULL;
 	int			i;
-	bool		full = false;
 	long		secs;
 	int			usecs;
 	MemoryContext oldcxt;
@@ -728,7 +781,7 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 	if (vr->dropped)
 	{
 		batch_reset(vr);
-		return;
+		return true;
 	}
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	if (vr->ngroups > 0)
@@ -737,11 +790,17 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 
 		keys = palloc(sizeof(char *) * vr->ngroups);
 		keylens = palloc(sizeof(Size) * vr->ngroups);
+		blocks = palloc(sizeof(char *) * vr->ngroups);
+		entries = palloc(sizeof(dsa_pointer) * vr->ngroups);
+		writes = palloc(sizeof(StoreWrite) * vr->ngroups);
 		for (lg = vr->first, i = 0; lg; lg = lg->next, i++)
 		{
 			if (lg->merged == NULL)
 				elog(ERROR, "flowstate group merged before it settled");
 			keys[i] = NULL;
+			keylens[i] = 0;
+			blocks[i] = lg->merged;
+			entries[i] = lg->entry;
 			if (!DsaPointerIsValid(lg->entry))
 			{
 				keylens[i] = GroupKeySize(layout, lg->values, lg->isnull);
@@ -754,6 +813,15 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 		empty = palloc0(layout->block_size);
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+
+	/* first the memory of every group, or nothing changes */
+	if (!prepare_writes(sv, writes, vr->ngroups, entries, keylens, blocks, vr->truncated))
+	{
+		LWLockRelease(&sv->lock);
+		MemoryContextSwitchTo(oldcxt);
+		return false;
+	}
+
 	if (vr->truncated)
 	{
 		/* every group is gone, and the state table's rows with them */
@@ -764,26 +832,21 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 			StoreEntry *e = StoreEntryGet(sv, dp);
 			dsa_pointer next = e->next;
 
-			full |= !StoreWriteBlock(sv, dp, empty);
+			/* an empty block has no var field to allocate: cannot fail */
+			if (!StoreWriteBlock(sv, dp, empty))
+				elog(ERROR, "flowstate could not empty a group");
 			dp = next;
 		}
 		sv->truncate_seq = sv->pending_seq;
 	}
-	if (vr->ngroups > 0)
 	{
 		LocalGroup *lg;
 
+		/* a group read from the state table keeps its row */
 		for (lg = vr->first, i = 0; lg; lg = lg->next, i++)
-		{
-			if (DsaPointerIsValid(lg->entry))
-				full |= !StoreWriteBlock(sv, lg->entry, lg->merged);
-			else
-			{
-				lg->entry = StoreAddGroup(sv, lg->hash, keys[i], keylens[i], lg->merged,
-										  0, NULL, true);
-				full |= !DsaPointerIsValid(lg->entry);
-			}
-		}
+			lg->entry = StoreFinish(sv, &writes[i], lg->hash, keys[i], lg->merged,
+									lg->loaded_gid,
+									lg->loaded_gid != 0 ? &lg->loaded_tid : NULL, true);
 	}
 	sv->rows_applied += vr->batch_rows;
 	sv->late_rows += vr->batch_late;
@@ -808,20 +871,54 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 	vr->last_merge_at = now;
 
 	batch_reset(vr);
-	if (full)
-		report_full(vr);
+	return true;
+}
+
+/*
+ * IngestUnresolve forgets where the batch's groups are in shared memory
+ * (groups left): the next merge finds them again.
+ */
+void
+IngestUnresolve(ViewRuntime *vr)
+{
+	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+	{
+		lg->entry = InvalidDsaPointer;
+		lg->resolved = false;
+	}
+}
+
+/*
+ * IngestBatchGroups is how many groups a batch of the view may gather
+ * before it is merged, for its groups to take at most a quarter of limit
+ * bytes of shared memory.
+ */
+uint32
+IngestBatchGroups(ViewRuntime *vr, int64 limit)
+{
+	int64		entry = 96 + vr->def->layout.block_size;
+
+	return (uint32) Max(64, Min(limit / 4 / entry, (int64) PG_INT32_MAX));
 }
 
 /*
  * IngestMergeInserts merges a batch that only added rows (a backfill): no
- * group can be stale, and nothing needs loading.
+ * group can be stale.  Groups the backfill wrote to the state table and
+ * evicted are read back, in the backfill's transaction.  Returns false,
+ * keeping the batch, when shared memory cannot take it.
  */
-void
+bool
 IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position)
 {
-	if (resolve(vr) || compute_merged(vr) > 0)
+	if (resolve(vr))
+	{
+		PushActiveSnapshot(GetLatestSnapshot());
+		load_groups(vr);
+		PopActiveSnapshot();
+	}
+	if (compute_merged(vr) > 0)
 		elog(ERROR, "flowstate backfill batch did not settle");
-	IngestMerge(vr, position);
+	return IngestMerge(vr, position);
 }
 
 static void
@@ -987,7 +1084,28 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 	unseen_valid = false;
 
 	foreach(lc, views)
-		IngestMerge(lfirst(lc), position);
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (IngestMerge(vr, position))
+			continue;
+
+		/*
+		 * Shared memory cannot take the batch even though the view was
+		 * within its memory before it: transactions changed more of its
+		 * groups than it holds.  Its state goes, and a backfill, which
+		 * keeps within its memory, reads it again from the table.
+		 */
+		batch_reset(vr);
+		vr->rebuild = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("continuous view \"%s\" is rebuilt: a transaction changed more of its groups than shared memory can hold",
+						vr->def->view_name),
+				 errdetail("The groups of all continuous views hold %lld kB; flowstate.memory_limit is %d kB.",
+						   (long long) (StoreTotalBytes() / 1024), flowstate_memory_limit),
+				 errhint("Increase flowstate.memory_limit, or change fewer groups per transaction.")));
+	}
 
 	list_free(settle_snaps);
 	settle_snaps = NIL;

@@ -156,10 +156,12 @@ extern void IngestTruncate(ViewRuntime *vr);
 extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
 extern void IngestAccumulate(ViewRuntime *vr, char *block);
 extern LocalGroup **IngestStale(ViewRuntime *vr, int *n);
-extern void IngestMerge(ViewRuntime *vr, XLogRecPtr position);
-extern void IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
+extern bool IngestMerge(ViewRuntime *vr, XLogRecPtr position);
+extern bool IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
+extern void IngestUnresolve(ViewRuntime *vr);
+extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
 extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);
-extern void IngestApplyShared(ViewRuntime *vr, SharedView *sv);
+extern bool IngestApplyShared(ViewRuntime *vr, SharedView *sv);
 extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
 
 #endif							/* FLOWSTATE_INGEST_H */

@@ -754,6 +754,24 @@ LauncherDecoderLatch(Oid dboid)
 }
 
 /*
+ * LauncherDecoderPaused tells whether a database's decoding worker has
+ * paused for memory (flowstate.sources says so too).
+ */
+bool
+LauncherDecoderPaused(Oid dboid)
+{
+	WorkerSlot *slot;
+	bool		paused = false;
+
+	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	slot = SlotFind(WORKER_DECODER, dboid);
+	if (slot != NULL && slot->state == SLOT_RUNNING)
+		paused = slot->degraded;
+	LWLockRelease(Flowstate->lock);
+	return paused;
+}
+
+/*
  * At the commit of a transaction that wrote, wake the database's decoding
  * worker: it would otherwise notice the new WAL only at its next poll.  The
  * slot is looked up under the lock at most every naptime and then read

@@ -85,8 +85,11 @@ PGDLLEXPORT void DecoderMain(Datum main_arg);
 #define BATCH_TIME_MS		50
 #define BATCH_CHANGES		500000
 
-/* Time between two attempts to bring a view over its memory limit back. */
+/* Time between two attempts to bring a view near its memory limit back. */
 #define EVICT_RETRY_MS		100
+
+/* A pause for memory longer than this is reported. */
+#define PAUSE_REPORT_MS		1000
 
 /* Time a flush writes for between two batches. */
 #define FLUSH_SLICE_MS		20
@@ -116,6 +119,7 @@ typedef struct Decoder
 
 	XLogRecPtr	position;
 	XLogRecPtr	durable;
+	TimestampTz paused_since;	/* decoding held back for memory, or 0 */
 	bool		blocked;		/* decoding reached a record not flushed yet */
 	FlushJob   *flush_job;		/* the flush being written, or NULL */
 
@@ -376,6 +380,26 @@ pending_full(void)
 }
 
 /*
+ * Whether a view's batch gathered groups enough to take a quarter of its
+ * memory once merged: the batch ends at the next transaction's end, so that
+ * the view can flush and evict before it goes on.
+ */
+static bool
+batch_full(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, D->views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (vr->ngroups >= IngestBatchGroups(vr, CatalogMemoryLimit(vr->def)))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Decode WAL up to target, or until the batch has done enough work (or
  * gathered enough side rows) when budgeted.  Returns the position reached.
  */
@@ -438,7 +462,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 		CHECK_FOR_INTERRUPTS();
 
 		if (budgeted && (++records % 256) == 0 &&
-			(D->batch_changes >= BATCH_CHANGES || pending_full() ||
+			(D->batch_changes >= BATCH_CHANGES || pending_full() || batch_full() ||
 			 TimestampDifferenceExceeds(start, GetCurrentTimestamp(), BATCH_TIME_MS)))
 			break;
 	}
@@ -665,6 +689,9 @@ read_catalog(void)
  * the position, decode up to where the snapshot stops, skipping for this
  * view what it saw, and settle.  Runs between two batches.
  */
+static bool enforce_memory(void);
+static void report_pause(bool paused);
+
 static void
 backfill(ViewRuntime *vr)
 {
@@ -695,6 +722,7 @@ backfill(ViewRuntime *vr)
 	vr->shared->complete = true;
 	LWLockRelease(&vr->shared->lock);
 	vr->has_watermark = vr->persisted_watermark = false;
+	vr->next_gid = 1;
 	oldcxt = MemoryContextSwitchTo(D->views_cxt);
 	snap = SyncSnapshotTake(D->views_cxt);
 	MemoryContextSwitchTo(oldcxt);
@@ -702,15 +730,40 @@ backfill(ViewRuntime *vr)
 	SyncSnapshotDone(snap);
 	commit_transaction();
 
-	vr->next_gid = 1;
-	vr->backfill_snap = snap;
-	(void) catch_up(snap->lsn);
-	D->position = IngestSettle(D->views, D->position, catch_up);
-	vr->backfill_snap = NULL;
-
+	/*
+	 * Decode up to where the snapshot stops, the view skipping what the
+	 * snapshot saw, in batches that keep every view within its memory: the
+	 * new view too is flushed and evicted meanwhile, though it stays
+	 * backfilling in the catalog (a crash starts its backfill again).
+	 */
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->status = VIEW_RUNNING;
 	LWLockRelease(&vr->shared->lock);
+	vr->backfill_snap = snap;
+	XLogFlush(snap->lsn);
+	for (;;)
+	{
+		bool		done = reached(D->ctx->reader->EndRecPtr, snap->lsn);
+
+		if (enforce_memory() && !done)
+		{
+			report_pause(true);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 DECODER_IDLE_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		report_pause(false);
+		if (!done)
+			(void) decode_until(snap->lsn, true);
+		D->position = IngestSettle(D->views, D->position, catch_up);
+		if (done)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	vr->backfill_snap = NULL;
+
 	ereport(LOG,
 			(errmsg("flowstate finished backfilling continuous view \"%s\"",
 					vr->def->view_name)));
@@ -765,12 +818,12 @@ flush(void)
 }
 
 /*
- * Keep every view within its memory_limit, flushing and evicting as
- * needed.  Flushed groups can leave only once no snapshot predates their
- * flush: while an old snapshot holds them, a view may stay over its limit
- * (status VIEW_FULL).  Decoding stops only when this database's views
- * nearly use up flowstate.memory_limit, the shared memory of all views;
- * returns true then.
+ * Keep every view within its memory_limit: past three quarters of it, its
+ * flushed groups leave, least recently changed first, down to half of it,
+ * after a flush if need be.  Flushed groups can leave only once no snapshot
+ * predates their flush: a view that cannot get back within its limit
+ * (status VIEW_FULL) holds decoding back until it can, so that a view never
+ * holds much more than its limit.  Returns true then.
  */
 static bool
 enforce_memory(void)
@@ -778,7 +831,6 @@ enforce_memory(void)
 	ListCell   *lc;
 	bool		over = false;
 	bool		flushed = false;
-	int64		total = 0;
 
 	foreach(lc, D->views)
 	{
@@ -789,19 +841,19 @@ enforce_memory(void)
 
 		if (status != VIEW_RUNNING && status != VIEW_FULL)
 			continue;
-		/* over the limit because of old snapshots: retry now and then */
-		if (bytes > limit * 9 / 10 &&
-			(status != VIEW_FULL ||
+		/* within the limit but past three quarters: now and then */
+		if (bytes > limit ||
+			(bytes > limit / 4 * 3 &&
 			 TimestampDifferenceExceeds(vr->evicted_at, GetCurrentTimestamp(), EVICT_RETRY_MS)))
 		{
 			vr->evicted_at = GetCurrentTimestamp();
 			flush_step(-1);		/* the flush under way, if any */
-			bytes = FlushEvict(vr, limit * 3 / 4);
-			if (bytes > limit * 9 / 10 && !flushed)
+			bytes = FlushEvict(vr, limit / 2);
+			if (bytes > limit / 4 * 3 && !flushed)
 			{
 				flush();
 				flushed = true;
-				bytes = FlushEvict(vr, limit * 3 / 4);
+				bytes = FlushEvict(vr, limit / 2);
 			}
 		}
 		if ((bytes > limit) != (status == VIEW_FULL))
@@ -811,9 +863,46 @@ enforce_memory(void)
 			LWLockRelease(&vr->shared->lock);
 		}
 		over |= bytes > limit;
-		total += bytes;
 	}
-	return over && total > (int64) flowstate_memory_limit * 1024 / 10 * 9;
+	return over;
+}
+
+/*
+ * Decoding held back for memory: briefly, it waits for the transactions
+ * running at the last flush to end; when it lasts, it is said, in
+ * flowstate.sources (state, last_error) and once in the log.
+ */
+static void
+report_pause(bool paused)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!paused)
+	{
+		if (D->progress.degraded)
+			ereport(LOG,
+					(errmsg("flowstate decoding resumed: continuous views are back within their memory")));
+		D->paused_since = 0;
+		D->progress.degraded = false;
+		return;
+	}
+	if (D->paused_since == 0)
+		D->paused_since = now;
+	if (!D->progress.degraded &&
+		TimestampDifferenceExceeds(D->paused_since, now, PAUSE_REPORT_MS))
+	{
+		char		message[FLOWSTATE_TEXT_LEN];
+
+		D->progress.degraded = true;
+		snprintf(message, sizeof(message),
+				 "decoding paused: continuous views over their memory_limit keep flushed groups that snapshots older than the flush may read (shared memory of all views: %lld kB)",
+				 (long long) (StoreTotalBytes() / 1024));
+		SlotSetError(message);
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("flowstate %s", message),
+				 errhint("End long-running transactions, or raise the memory_limit of the views.")));
+	}
 }
 
 static void
@@ -916,6 +1005,7 @@ decoder_loop(MemoryContext LoopContext)
 		}
 
 		full = enforce_memory();
+		report_pause(full);
 		end_of_wal = GetFlushRecPtr(NULL);
 		D->batch_changes = 0;
 		if (!full)

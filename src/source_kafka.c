@@ -73,6 +73,10 @@
 #define KAFKA_BATCH			10000
 #define KAFKA_WAIT_MS		20
 
+/* A batch that shared memory cannot take: attempts, and time between two. */
+#define MERGE_ATTEMPTS		200
+#define MERGE_RETRY_MS		50
+
 /* How long a question to the brokers may take. */
 #define KAFKA_QUERY_MS		2000
 
@@ -715,7 +719,10 @@ flush_views(void)
 	list_free(views);
 }
 
-/* The owner: keep each view within its memory_limit. */
+/*
+ * The owner: keep each view within its memory_limit, as the decoding worker
+ * does (past three quarters of it, flushed groups leave down to half).
+ */
 static void
 enforce_memory(void)
 {
@@ -728,14 +735,14 @@ enforce_memory(void)
 		int64		limit = CatalogMemoryLimit(vr->def);
 		int64		bytes = vr->shared->bytes;
 
-		if (bytes <= limit * 9 / 10)
+		if (bytes <= limit / 4 * 3)
 			continue;
-		bytes = FlushEvict(vr, limit * 3 / 4);
-		if (bytes > limit * 9 / 10 && !flushed)
+		bytes = FlushEvict(vr, limit / 2);
+		if (bytes > limit / 4 * 3 && !flushed)
 		{
 			flush_views();
 			flushed = true;
-			bytes = FlushEvict(vr, limit * 3 / 4);
+			bytes = FlushEvict(vr, limit / 2);
 		}
 		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 		vr->shared->status = bytes > limit ? VIEW_FULL : VIEW_RUNNING;
@@ -863,7 +870,13 @@ start_over(void)
 	K->progress.caught_up_at = 0;
 }
 
-/* Merge each view's batch into shared memory. */
+/*
+ * Merge each view's batch into shared memory.  A batch that shared memory
+ * cannot take changes nothing: the owner makes room (flush, evict) and
+ * tries again; another worker waits for the owner to make room.  After
+ * MERGE_ATTEMPTS in vain, the worker fails, and its batch comes again after
+ * it restarts.
+ */
 static void
 merge_views(void)
 {
@@ -872,15 +885,41 @@ merge_views(void)
 	foreach(lc, K->views)
 	{
 		KafkaView  *kv = lfirst(lc);
-		SharedView *sv = current_view(kv);
 
-		if (sv == NULL)
+		for (int attempt = 1;; attempt++)
 		{
-			start_over();
-			return;
+			SharedView *sv = current_view(kv);
+			bool		merged;
+
+			if (sv == NULL)
+			{
+				start_over();
+				return;
+			}
+			merged = IngestApplyShared(kv->vr, sv);
+			release_view(sv);
+			if (merged)
+				break;
+			if (attempt == MERGE_ATTEMPTS)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("flowstate shared memory is full"),
+						 errdetail("A batch of continuous view \"%s\" could not be stored.",
+								   kv->vr->def->view_name),
+						 errhint("Increase flowstate.memory_limit.")));
+			if (K->owner)
+			{
+				flush_views();
+				(void) FlushEvict(kv->vr, 0);
+			}
+			else
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 MERGE_RETRY_MS, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
 		}
-		IngestApplyShared(kv->vr, sv);
-		release_view(sv);
 	}
 }
 

@@ -21,6 +21,14 @@
  * flush every snapshot sees; groups stamped up to it may leave shared memory
  * (eviction), and a reader whose snapshot sees no flush of the ring uses it.
  *
+ * A backfill is one flush, written by its own transaction as it reads the
+ * source (StoreBackfillBegin): groups beyond the view's memory go to the
+ * state table and leave at once, since readers that do not see that
+ * transaction take nothing from shared memory.
+ *
+ * A batch is written whole or not at all: the memory of all its groups is
+ * allocated first (StorePrepare), then they change (StoreFinish).
+ *
  * Locking protocol
  *
  *	- The dshash table of views has its own partition locks.  A reader holds
@@ -50,9 +58,12 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/twophase.h"
+#include "access/xact.h"
 #include "lib/dshash.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
@@ -83,6 +94,12 @@ typedef struct VarChunk
 } VarChunk;
 
 static StoreControl *control = NULL;
+
+/*
+ * Per PGPROC: the backend waits in flowstate.wait_for(), its snapshot
+ * reading no view meanwhile (StoreHorizon).  Written by its backend only.
+ */
+static bool *waiting = NULL;
 static dsa_area *area = NULL;
 static dshash_table *views = NULL;
 
@@ -97,10 +114,17 @@ static dshash_parameters views_params = {
 /*
  * StoreShmemSize is what the store needs of the main shared memory.
  */
+static int
+store_nprocs(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
 Size
 StoreShmemSize(void)
 {
-	return add_size(offsetof(StoreControl, area_space), STORE_INITIAL_SIZE);
+	return add_size(add_size(offsetof(StoreControl, area_space), STORE_INITIAL_SIZE),
+					MAXALIGN(sizeof(bool) * store_nprocs()));
 }
 
 /*
@@ -112,7 +136,12 @@ StoreShmemInit(void)
 {
 	bool		found;
 
-	control = ShmemInitStruct("flowstate store", StoreShmemSize(), &found);
+	waiting = ShmemInitStruct("flowstate waiters", sizeof(bool) * store_nprocs(), &found);
+	if (!found)
+		memset(waiting, 0, sizeof(bool) * store_nprocs());
+	control = ShmemInitStruct("flowstate store",
+							  add_size(offsetof(StoreControl, area_space), STORE_INITIAL_SIZE),
+							  &found);
 	if (found)
 		return;
 
@@ -297,6 +326,8 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->pending_seq = seq;
 	sv->base_seq = seq - 1;
 	sv->truncate_seq = 0;
+	sv->backfill_seq = 0;
+	sv->evicted_seq = 0;
 	sv->nflushes = 0;
 	sv->bytes = sizeof(dsa_pointer) * STORE_INITIAL_BUCKETS;
 	sv->memory_limit = memory_limit;
@@ -349,6 +380,25 @@ StoreForgetDatabase(Oid dboid)
 		dshash_delete_current(&status);
 	}
 	dshash_seq_term(&status);
+}
+
+/*
+ * StoreTotalBytes is the shared memory the groups of every view of the
+ * server hold, as their writers last counted it.
+ */
+int64
+StoreTotalBytes(void)
+{
+	dshash_seq_status status;
+	SharedView *sv;
+	int64		total = 0;
+
+	store_attach();
+	dshash_seq_init(&status, views, false);
+	while ((sv = dshash_seq_next(&status)) != NULL)
+		total += sv->bytes;
+	dshash_seq_term(&status);
+	return total;
 }
 
 /*
@@ -429,71 +479,113 @@ StoreReadBlock(SharedView *sv, dsa_pointer dp, char *block)
 }
 
 /*
- * Write a local block into an entry.  New var chunks are allocated first,
- * so that running out of memory leaves the entry as it was.
+ * Allocate what a block needs in shared memory (StorePrepare): its entry
+ * when the group is new, and a chunk for each var field that outgrows the
+ * one it has.  On failure nothing stays allocated.
  */
-static bool
-write_block(SharedView *sv, StoreEntry *e, const char *block)
+bool
+StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen, const char *block)
 {
-	char	   *shared = ENTRY_BLOCK(e);
-	dsa_pointer newvars[FLOWSTATE_MAX_VARS];
+	char	   *shared = NULL;
+
+	w->is_new = !DsaPointerIsValid(dp);
+	w->entry = dp;
+	w->keylen = keylen;
+	if (w->is_new)
+	{
+		w->entry = dsa_allocate_extended(area, entry_size(sv, keylen),
+										 DSA_ALLOC_ZERO | DSA_ALLOC_NO_OOM);
+		if (!DsaPointerIsValid(w->entry))
+			return false;
+	}
+	else if (!w->fresh)
+		shared = ENTRY_BLOCK(entry_at(dp));
 
 	for (int i = 0; i < sv->layout.nvars; i++)
 	{
 		int32		off = sv->layout.var_offsets[i];
 		char	   *val = DatumGetPointer(*(Datum *) (block + off));
-		dsa_pointer old;
+		dsa_pointer old = InvalidDsaPointer;
 		Size		len;
 
-		memcpy(&old, shared + off, sizeof(old));
-		newvars[i] = InvalidDsaPointer;
+		if (shared)
+			memcpy(&old, shared + off, sizeof(old));
+		w->vars[i] = InvalidDsaPointer;
 		if (val == NULL)
 			continue;
 		len = VARSIZE_ANY(val);
 		if (DsaPointerIsValid(old) &&
 			((VarChunk *) dsa_get_address(area, old))->capacity >= len)
 		{
-			newvars[i] = old;
+			w->vars[i] = old;
 			continue;
 		}
-		newvars[i] = dsa_allocate_extended(area, offsetof(VarChunk, data) + len + len / 2,
+		w->vars[i] = dsa_allocate_extended(area, offsetof(VarChunk, data) + len + len / 2,
 										   DSA_ALLOC_NO_OOM);
-		if (!DsaPointerIsValid(newvars[i]))
+		if (!DsaPointerIsValid(w->vars[i]))
 		{
-			for (int j = 0; j < i; j++)
-			{
-				memcpy(&old, shared + sv->layout.var_offsets[j], sizeof(old));
-				if (DsaPointerIsValid(newvars[j]) && newvars[j] != old)
-					dsa_free(area, newvars[j]);
-			}
+			StoreCancel(sv, w, i);
 			return false;
 		}
-		((VarChunk *) dsa_get_address(area, newvars[i]))->capacity = len + len / 2;
-		sv->bytes += offsetof(VarChunk, data) + len + len / 2;
+		((VarChunk *) dsa_get_address(area, w->vars[i]))->capacity = len + len / 2;
 	}
+	return true;
+}
+
+/*
+ * StoreCancel frees what StorePrepare allocated, for the first nvars var
+ * fields (all of them: sv->layout.nvars).
+ */
+void
+StoreCancel(SharedView *sv, StoreWrite *w, int nvars)
+{
+	char	   *shared = w->is_new || w->fresh ? NULL : ENTRY_BLOCK(entry_at(w->entry));
+
+	for (int j = 0; j < nvars; j++)
+	{
+		dsa_pointer old = InvalidDsaPointer;
+
+		if (shared)
+			memcpy(&old, shared + sv->layout.var_offsets[j], sizeof(old));
+		if (DsaPointerIsValid(w->vars[j]) && w->vars[j] != old)
+			dsa_free(area, w->vars[j]);
+	}
+	if (w->is_new)
+		dsa_free(area, w->entry);
+	w->entry = InvalidDsaPointer;
+}
+
+/* Write a local block into an entry, into the chunks prepared for it. */
+static void
+apply_block(SharedView *sv, StoreEntry *e, const char *block, const StoreWrite *w)
+{
+	char	   *shared = ENTRY_BLOCK(e);
 
 	for (int i = 0; i < sv->layout.nvars; i++)
 	{
 		int32		off = sv->layout.var_offsets[i];
 		char	   *val = DatumGetPointer(*(Datum *) (block + off));
-		dsa_pointer old;
+		dsa_pointer old = InvalidDsaPointer;
 
-		memcpy(&old, shared + off, sizeof(old));
-		if (DsaPointerIsValid(old) && old != newvars[i])
+		if (!w->is_new)
+			memcpy(&old, shared + off, sizeof(old));
+		if (DsaPointerIsValid(old) && old != w->vars[i])
 		{
 			sv->bytes -= offsetof(VarChunk, data) +
 				((VarChunk *) dsa_get_address(area, old))->capacity;
 			dsa_free(area, old);
 		}
+		if (DsaPointerIsValid(w->vars[i]) && w->vars[i] != old)
+			sv->bytes += offsetof(VarChunk, data) +
+				((VarChunk *) dsa_get_address(area, w->vars[i]))->capacity;
 		if (val != NULL)
-			memcpy(((VarChunk *) dsa_get_address(area, newvars[i]))->data, val,
+			memcpy(((VarChunk *) dsa_get_address(area, w->vars[i]))->data, val,
 				   VARSIZE_ANY(val));
 	}
 
 	memcpy(shared, block, sv->layout.block_size);
 	for (int i = 0; i < sv->layout.nvars; i++)
-		memcpy(shared + sv->layout.var_offsets[i], &newvars[i], sizeof(dsa_pointer));
-	return true;
+		memcpy(shared + sv->layout.var_offsets[i], &w->vars[i], sizeof(dsa_pointer));
 }
 
 static void
@@ -546,18 +638,14 @@ touch(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 	}
 }
 
-/* Double the bucket array once there are more groups than buckets. */
+/* Rehash the groups into newn buckets; keeps the old array if memory is short. */
 static void
-maybe_grow(SharedView *sv)
+rehash(SharedView *sv, uint32 newn)
 {
-	uint32		newn;
 	dsa_pointer newdp;
 	dsa_pointer *newb;
 	dsa_pointer dp;
 
-	if (sv->nentries <= sv->nbuckets || sv->nbuckets >= (1U << 30))
-		return;
-	newn = sv->nbuckets * 2;
 	newdp = dsa_allocate_extended(area, sizeof(dsa_pointer) * newn,
 								  DSA_ALLOC_ZERO | DSA_ALLOC_NO_OOM | DSA_ALLOC_HUGE);
 	if (!DsaPointerIsValid(newdp))
@@ -573,45 +661,73 @@ maybe_grow(SharedView *sv)
 		dp = e->next;
 	}
 	dsa_free(area, sv->buckets);
-	sv->bytes += sizeof(dsa_pointer) * (int64) (newn - sv->nbuckets);
+	sv->bytes += sizeof(dsa_pointer) * ((int64) newn - (int64) sv->nbuckets);
 	sv->buckets = newdp;
 	sv->nbuckets = newn;
 }
 
+/* Double the bucket array once there are more groups than buckets. */
+static void
+maybe_grow(SharedView *sv)
+{
+	if (sv->nentries <= sv->nbuckets || sv->nbuckets >= (1U << 30))
+		return;
+	rehash(sv, sv->nbuckets * 2);
+}
+
 /*
- * StoreAddGroup adds a group.  A group loaded from the state table is not
- * changed (changed = false): it goes to the tail of the recency list and no
- * reader needs it.  Returns InvalidDsaPointer when shared memory is full.
+ * Shrink the bucket array once groups left: to twice the groups, when they
+ * fill less than a quarter of it.  The array counts in the view's memory.
+ */
+static void
+maybe_shrink(SharedView *sv)
+{
+	uint32		newn = sv->nbuckets;
+
+	if (sv->nentries >= sv->nbuckets / 4 || sv->nbuckets <= STORE_INITIAL_BUCKETS)
+		return;
+	while (newn > STORE_INITIAL_BUCKETS && (int64) newn / 2 >= 2 * sv->nentries)
+		newn /= 2;
+	if (newn < sv->nbuckets)
+		rehash(sv, newn);
+}
+
+/*
+ * StoreFinish writes a prepared block: into a new group (key, gid, tid and
+ * changed as StoreAddGroup takes them) or into its existing one, which it
+ * marks changed.  Cannot fail.  Returns the group.
  */
 dsa_pointer
-StoreAddGroup(SharedView *sv, uint32 hash, const char *key, Size keylen,
-			  const char *block, int64 gid, ItemPointer tid, bool changed)
+StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
+			const char *block, int64 gid, ItemPointer tid, bool changed)
 {
-	Size		size = entry_size(sv, keylen);
-	dsa_pointer dp;
-	StoreEntry *e;
+	dsa_pointer dp = w->entry;
+	StoreEntry *e = entry_at(dp);
+	bool		live = !AggIsEmpty(&sv->layout, block);
 	dsa_pointer *buckets;
 	uint32		b;
 
-	dp = dsa_allocate_extended(area, size, DSA_ALLOC_ZERO | DSA_ALLOC_NO_OOM);
-	if (!DsaPointerIsValid(dp))
-		return InvalidDsaPointer;
-	e = entry_at(dp);
+	if (!w->is_new)
+	{
+		apply_block(sv, e, block, w);
+		if (live != e->live)
+			sv->groups += live ? 1 : -1;
+		e->live = live;
+		touch(sv, dp, e);
+		return dp;
+	}
+
 	e->hash = hash;
-	e->keylen = keylen;
+	e->keylen = w->keylen;
 	e->gid = gid;
 	if (tid)
 		e->tid = *tid;
 	else
 		ItemPointerSetInvalid(&e->tid);
-	memcpy(ENTRY_KEY(e), key, keylen);
-	if (!write_block(sv, e, block))
-	{
-		dsa_free(area, dp);
-		return InvalidDsaPointer;
-	}
-	e->live = !AggIsEmpty(&sv->layout, block);
-	sv->bytes += size;
+	memcpy(ENTRY_KEY(e), key, w->keylen);
+	apply_block(sv, e, block, w);
+	e->live = live;
+	sv->bytes += entry_size(sv, w->keylen);
 	if (gid == 0 && e->live)
 		sv->groups++;
 
@@ -636,21 +752,39 @@ StoreAddGroup(SharedView *sv, uint32 hash, const char *key, Size keylen,
 }
 
 /*
+ * StoreAddGroup adds a group.  A group loaded from the state table is not
+ * changed (changed = false): it goes to the tail of the recency list and no
+ * reader needs it.  Returns InvalidDsaPointer when shared memory is full.
+ */
+dsa_pointer
+StoreAddGroup(SharedView *sv, uint32 hash, const char *key, Size keylen,
+			  const char *block, int64 gid, ItemPointer tid, bool changed)
+{
+	StoreWrite	w;
+	dsa_pointer vars[FLOWSTATE_MAX_VARS];
+
+	w.vars = vars;
+	w.fresh = false;
+	if (!StorePrepare(sv, &w, InvalidDsaPointer, keylen, block))
+		return InvalidDsaPointer;
+	return StoreFinish(sv, &w, hash, key, block, gid, tid, changed);
+}
+
+/*
  * StoreWriteBlock replaces a group's state and marks it changed.  Returns
  * false, changing nothing, when shared memory is full.
  */
 bool
 StoreWriteBlock(SharedView *sv, dsa_pointer dp, const char *block)
 {
-	StoreEntry *e = entry_at(dp);
-	bool		live = !AggIsEmpty(&sv->layout, block);
+	StoreWrite	w;
+	dsa_pointer vars[FLOWSTATE_MAX_VARS];
 
-	if (!write_block(sv, e, block))
+	w.vars = vars;
+	w.fresh = false;
+	if (!StorePrepare(sv, &w, dp, 0, block))
 		return false;
-	if (live != e->live)
-		sv->groups += live ? 1 : -1;
-	e->live = live;
-	touch(sv, dp, e);
+	(void) StoreFinish(sv, &w, 0, NULL, block, 0, NULL, true);
 	return true;
 }
 
@@ -889,6 +1023,81 @@ StoreGetOffsets(SharedView *sv, int64 **next)
 }
 
 /*
+ * StoreWaitBegin and StoreWaitEnd bracket a wait in flowstate.wait_for():
+ * meanwhile, the snapshot of the waiting statement does not keep flushed
+ * groups in shared memory (a statement that reads a view after waiting in
+ * the same snapshot gets an error if it needed them, see StoreCapture).
+ * A transaction snapshot (REPEATABLE READ) keeps them as any other.
+ */
+void
+StoreWaitBegin(void)
+{
+	if (!IsolationUsesXactSnapshot() && waiting != NULL)
+		waiting[MyProc->pgprocno] = true;
+}
+
+void
+StoreWaitEnd(void)
+{
+	if (waiting != NULL)
+		waiting[MyProc->pgprocno] = false;
+}
+
+/*
+ * StoreHorizon is the oldest transaction a snapshot that may read the
+ * views of a database may still consider running: the least xmin of the
+ * database's backends, but for the caller's, those waiting in
+ * flowstate.wait_for(), and those of autovacuum, VACUUM and logical
+ * decoding.  A backend publishes its xmin before it uses its
+ * snapshot, and one taken after a flush committed sees that flush.
+ */
+TransactionId
+StoreHorizon(Oid dboid)
+{
+	TransactionId horizon = ReadNextTransactionId();
+
+	for (int i = 0; i < (int) ProcGlobal->allProcCount; i++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[i];
+		TransactionId xmin;
+
+		/* autovacuum, VACUUM and logical decoding read no view */
+		if (proc == MyProc || proc->pid == 0 || proc->databaseId != dboid ||
+			(i < store_nprocs() && waiting[i]) ||
+			(proc->statusFlags & (PROC_IS_AUTOVACUUM | PROC_IN_VACUUM | PROC_IN_LOGICAL_DECODING)))
+			continue;
+		xmin = *(volatile TransactionId *) &proc->xmin;
+		if (TransactionIdIsNormal(xmin) && TransactionIdPrecedes(xmin, horizon))
+			horizon = xmin;
+	}
+	return horizon;
+}
+
+/* Drop groups from the tail, stamped up to max_seq, down to target_bytes. */
+static void
+evict_tail(SharedView *sv, int64 target_bytes, uint64 max_seq)
+{
+	while (sv->bytes > target_bytes && DsaPointerIsValid(sv->tail))
+	{
+		dsa_pointer dp = sv->tail;
+		StoreEntry *e = entry_at(dp);
+
+		if (e->seq > max_seq)
+			break;
+		list_unlink(sv, dp, e);
+		bucket_unlink(sv, dp, e);
+		sv->evictions++;
+		sv->evicted_seq = Max(sv->evicted_seq, e->seq);
+		free_vars(sv, e);
+		sv->bytes -= entry_size(sv, e->keylen);
+		sv->nentries--;
+		dsa_free(area, dp);
+		sv->complete = false;
+	}
+	maybe_shrink(sv);
+}
+
+/*
  * StoreEvict drops flushed groups every snapshot sees, least recently
  * changed first, until the view holds at most target_bytes.  horizon is the
  * oldest transaction a snapshot of the database may still consider running:
@@ -903,22 +1112,127 @@ StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon)
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	advance_base(sv, horizon);
-	while (sv->bytes > target_bytes && DsaPointerIsValid(sv->tail))
+	evict_tail(sv, target_bytes, sv->base_seq);
+	bytes = sv->bytes;
+	LWLockRelease(&sv->lock);
+	return bytes;
+}
+
+/*
+ * StoreBackfillBegin opens the flush that a backfill writes in its
+ * transaction, whose id it records with StoreFlushXid before it commits:
+ * readers whose snapshot does not see it take no group from shared
+ * memory, and read the state table as it was before the backfill (the
+ * view's previous state: nothing, for a new view); once it commits, they
+ * find in the state table the groups the backfill wrote there, and the
+ * others here.  Groups the backfill changes are stamped with the flush
+ * after it.  Returns its number.
+ */
+uint64
+StoreBackfillBegin(SharedView *sv)
+{
+	uint64		seq;
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	seq = sv->pending_seq;
+	if (sv->nflushes == STORE_FLUSH_RING)
 	{
-		dsa_pointer dp = sv->tail;
+		memmove(sv->flushes, sv->flushes + 1, sizeof(FlushRecord) * (STORE_FLUSH_RING - 1));
+		sv->nflushes--;
+	}
+	sv->flushes[sv->nflushes].seq = seq;
+	sv->flushes[sv->nflushes].xid = InvalidTransactionId;
+	sv->nflushes++;
+	sv->backfill_seq = seq;
+	sv->pending_seq = seq + 1;
+	for (dsa_pointer dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
+		entry_at(dp)->seq = sv->pending_seq;
+	LWLockRelease(&sv->lock);
+	return seq;
+}
+
+/*
+ * StoreSpillBegin copies, like StoreFlushBegin, the groups a backfill
+ * changed since it last wrote them, giving row ids to those that have
+ * none; the backfill writes them in its own transaction, which is flush
+ * spill_seq (StoreBackfillBegin).
+ */
+int
+StoreSpillBegin(SharedView *sv, FlushItem **items, int64 *next_gid)
+{
+	int			n = 0;
+	dsa_pointer dp;
+	FlushItem  *out;
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
+	{
+		if (entry_at(dp)->seq != sv->pending_seq)
+			break;
+		n++;
+	}
+	out = palloc(sizeof(FlushItem) * Max(n, 1));
+	n = 0;
+	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
+	{
+		StoreEntry *e = entry_at(dp);
+		FlushItem  *item = &out[n];
+
+		if (e->seq != sv->pending_seq)
+			break;
+		if (e->gid == 0)
+			e->gid = (*next_gid)++;
+		item->entry = dp;
+		item->gid = e->gid;
+		item->tid = e->tid;
+		item->live = e->live;
+		item->key = palloc(e->keylen);
+		memcpy(item->key, ENTRY_KEY(e), e->keylen);
+		item->block = palloc(sv->layout.block_size);
+		read_block(sv, ENTRY_BLOCK(e), item->block);
+		n++;
+	}
+	LWLockRelease(&sv->lock);
+	*items = out;
+	return n;
+}
+
+/*
+ * StoreSpillEnd: the groups of a spill are written (in flush spill_seq, not
+ * committed yet).  They move to the tail, where StoreEvictSpilled finds
+ * them; the backfill changes nothing between the two calls.
+ */
+void
+StoreSpillEnd(SharedView *sv, FlushItem *items, int n, uint64 spill_seq)
+{
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	for (int i = n - 1; i >= 0; i--)
+	{
+		dsa_pointer dp = items[i].entry;
 		StoreEntry *e = entry_at(dp);
 
-		if (e->seq > sv->base_seq)
-			break;
+		e->tid = items[i].tid;
+		e->seq = spill_seq;
 		list_unlink(sv, dp, e);
-		bucket_unlink(sv, dp, e);
-		sv->evictions++;
-		free_vars(sv, e);
-		sv->bytes -= entry_size(sv, e->keylen);
-		sv->nentries--;
-		dsa_free(area, dp);
-		sv->complete = false;
+		list_push_tail(sv, dp, e);
 	}
+	LWLockRelease(&sv->lock);
+}
+
+/*
+ * StoreEvictSpilled drops the groups a backfill wrote (StoreSpillEnd) or
+ * read back, least recently changed first, down to target_bytes, although
+ * no snapshot sees them in the state table yet: until the backfill commits,
+ * readers take no group from its view's state table.  Returns the bytes the
+ * view holds then.
+ */
+int64
+StoreEvictSpilled(SharedView *sv, int64 target_bytes, uint64 spill_seq)
+{
+	int64		bytes;
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	evict_tail(sv, target_bytes, spill_seq);
 	bytes = sv->bytes;
 	LWLockRelease(&sv->lock);
 	return bytes;
@@ -956,6 +1270,21 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 		}
 	}
 
+	/* a backfill the snapshot does not see: the state table as it was */
+	if (sv->backfill_seq > visible)
+		visible = PG_UINT64_MAX;
+
+	/* groups left whose flush the snapshot does not see: it cannot be served */
+	if (sv->evicted_seq > visible)
+	{
+		cap = palloc0(sizeof(Capture));
+		cap->view_relid = sv->view_relid;
+		cap->def_relid = sv->def_relid;
+		cap->too_old = true;
+		LWLockRelease(&sv->lock);
+		StoreReleaseView(sv);
+		return cap;
+	}
 	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
 	{
 		if (entry_at(dp)->seq <= visible)
@@ -967,7 +1296,8 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 	cap->view_relid = sv->view_relid;
 	cap->def_relid = sv->def_relid;
 	memcpy(&cap->layout, &sv->layout, sizeof(ViewLayout));
-	cap->hide_table = sv->truncate_seq > visible;
+	cap->hide_table = sv->truncate_seq > visible && visible != PG_UINT64_MAX;
+	cap->too_old = false;
 	cap->gid = palloc(sizeof(int64) * Max(n, 1));
 	cap->live = palloc(sizeof(bool) * Max(n, 1));
 	cap->key = palloc(sizeof(char *) * Max(n, 1));

@@ -92,6 +92,9 @@ typedef struct SharedView
 	uint64		pending_seq;
 	uint64		base_seq;
 	uint64		truncate_seq;	/* flush that empties the state table */
+	uint64		backfill_seq;	/* flush a backfill writes, or 0: readers
+								 * that do not see it take no group from here */
+	uint64		evicted_seq;	/* latest flush whose groups left */
 	int			nflushes;
 	FlushRecord flushes[STORE_FLUSH_RING];
 
@@ -125,6 +128,22 @@ typedef struct FlushItem
 	char	   *block;			/* local form */
 } FlushItem;
 
+/*
+ * The shared memory one group's write needs, allocated before any group of
+ * a batch changes (StorePrepare), so that a batch is written whole or not
+ * at all.  vars has room for the layout's var fields, set by the caller.
+ */
+typedef struct StoreWrite
+{
+	dsa_pointer entry;			/* the group; a new entry if is_new */
+	bool		is_new;
+	bool		fresh;			/* set by the caller: the entry's chunks are
+								 * about to be freed (a TRUNCATE), new ones
+								 * are needed */
+	Size		keylen;
+	dsa_pointer *vars;			/* the chunk of each var field */
+} StoreWrite;
+
 /* The groups a reader sees in shared memory, copied at one instant. */
 typedef struct Capture
 {
@@ -132,6 +151,7 @@ typedef struct Capture
 	Oid			def_relid;
 	ViewLayout	layout;
 	bool		hide_table;		/* a TRUNCATE the reader's snapshot does not see flushed */
+	bool		too_old;		/* groups the snapshot needs have left */
 	int			n;
 	int64	   *gid;			/* 0: never flushed */
 	bool	   *live;
@@ -150,6 +170,7 @@ extern void StoreUnregisterView(SharedView *sv);
 extern void StoreForgetDatabase(Oid dboid);
 extern SharedView *StoreFindView(StoreKey key);
 extern void StoreReleaseView(SharedView *sv);
+extern int64 StoreTotalBytes(void);
 
 /* the writer, with sv->lock held as noted */
 extern dsa_pointer StoreLookup(SharedView *sv, const GroupKeys *gk, uint32 hash,
@@ -160,6 +181,12 @@ extern dsa_pointer StoreAddGroup(SharedView *sv, uint32 hash, const char *key,
 								 Size keylen, const char *block, int64 gid,
 								 ItemPointer tid, bool changed);	/* exclusive */
 extern bool StoreWriteBlock(SharedView *sv, dsa_pointer dp, const char *block); /* exclusive */
+extern bool StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen,
+						 const char *block);	/* exclusive */
+extern void StoreCancel(SharedView *sv, StoreWrite *w, int nvars);	/* exclusive */
+extern dsa_pointer StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
+							   const char *block, int64 gid, ItemPointer tid,
+							   bool changed);	/* exclusive */
 extern void StoreClear(SharedView *sv); /* exclusive */
 
 /* flushing, by the writer; these lock */
@@ -173,7 +200,16 @@ extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,
 						  bool committed);
 extern int64 StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon);
 
+/* a backfill that writes its groups as it goes; these lock */
+extern uint64 StoreBackfillBegin(SharedView *sv);
+extern int	StoreSpillBegin(SharedView *sv, FlushItem **items, int64 *next_gid);
+extern void StoreSpillEnd(SharedView *sv, FlushItem *items, int n, uint64 spill_seq);
+extern int64 StoreEvictSpilled(SharedView *sv, int64 target_bytes, uint64 spill_seq);
+
 /* readers */
 extern Capture *StoreCapture(StoreKey key, Snapshot snapshot);
+extern void StoreWaitBegin(void);
+extern void StoreWaitEnd(void);
+extern TransactionId StoreHorizon(Oid dboid);
 
 #endif							/* FLOWSTATE_STATE_STORE_H */

@@ -193,6 +193,7 @@ flowstate_views(PG_FUNCTION_ARGS)
 		StoreKey	key;
 		SharedView *sv;
 		char	   *catalog_status = SPI_getvalue(tuple, tdesc, 6);
+		int			status;
 		Datum		memory_limit = SPI_getbinval(tuple, tdesc, 5, &isnull);
 
 		memset(nulls, true, sizeof(nulls));
@@ -215,7 +216,11 @@ flowstate_views(PG_FUNCTION_ARGS)
 		else
 		{
 			LWLockAcquire(&sv->lock, LW_SHARED);
-			values[2] = CStringGetTextDatum(view_status_name(sv->status));
+			status = sv->status;
+			/* over its limit or not as of these bytes, not of the worker's last look */
+			if (status == VIEW_RUNNING || status == VIEW_FULL)
+				status = sv->bytes > DatumGetInt64(values[7]) ? VIEW_FULL : VIEW_RUNNING;
+			values[2] = CStringGetTextDatum(view_status_name(status));
 			values[4] = Int64GetDatum(sv->groups);
 			values[5] = Int64GetDatum(sv->nentries);
 			values[6] = Int64GetDatum(sv->bytes);
@@ -306,7 +311,8 @@ flowstate_sources(PG_FUNCTION_ARGS)
 			snprintf(slot_name, sizeof(slot_name), "flowstate_%u", MyDatabaseId);
 			values[0] = CStringGetTextDatum("table changes");
 			values[1] = CStringGetTextDatum("logical decoding");
-			values[2] = CStringGetTextDatum(slot_state_name(copy));
+			values[2] = CStringGetTextDatum(copy->state == SLOT_RUNNING && copy->degraded ?
+											"paused for memory" : slot_state_name(copy));
 			values[4] = DirectFunctionCall1(namein, CStringGetDatum(slot_name));
 			values[5] = LSNGetDatum(copy->applied_lsn);
 			nulls[5] = XLogRecPtrIsInvalid(copy->applied_lsn);
