@@ -12,7 +12,7 @@ use FindBin;
 use Exporter 'import';
 
 our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until
-  install_oracle differences kafka_start kafka_command kafka_pids);
+  install_oracle differences kafka_start kafka_command kafka_pids kill9_sampled);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
 sub new_node
@@ -121,6 +121,24 @@ sub kafka_pids
 	return split /\n/, $node->safe_psql('postgres', qq{
 		SELECT pid FROM pg_stat_activity
 		 WHERE backend_type = 'flowstate kafka' AND datname = '$db' ORDER BY pid});
+}
+
+# kill9_sampled(node, db, query): in one psql session, run query, which
+# returns one row: the pid of a process and a sample of its progress
+# (text), then SIGKILL that process from the server (COPY TO PROGRAM) at
+# once; returns the sample (undef if the query returned no row).  The
+# sample shows what the process had not yet made durable when it died.
+sub kill9_sampled
+{
+	my ($node, $db, $query) = @_;
+	my ($ret, $out, $err) = $node->psql($db,
+		"SELECT victim, sample FROM ($query) q(victim, sample) \\gset\n" .
+		  q{\echo sample: :sample
+\set cmd 'kill -KILL ' :victim
+COPY (SELECT) TO PROGRAM :'cmd';
+});
+	my ($sample) = $out =~ /^sample: (.*)$/m;
+	return $sample;
 }
 
 # wait_until(timeout_s, sub): poll every 50 ms; return seconds taken, or undef
