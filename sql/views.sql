@@ -73,8 +73,20 @@ SELECT c.relname ~ '^view_\d+_' AS flowstate_object, c.relnamespace::regnamespac
                  UNION ALL SELECT state_table FROM flowstate.view)
  ORDER BY 1, 3;
 
--- the definition is the batch query, readable by the view's owner
-SELECT count(*) FROM :revenue_definition;
+-- the definition is the batch query, readable by the view's owner: its rows
+-- are those of the defining query
+SELECT count(*) AS rows, count(*) FILTER (WHERE side = 'definition only') AS definition_only,
+       count(*) FILTER (WHERE side = 'query only') AS query_only
+  FROM ((SELECT 'definition only' AS side, * FROM
+           (TABLE :revenue_definition
+            EXCEPT ALL SELECT flowstate.tumble(ts, '1 minute'), region, count(*), sum(amount), max(amount)
+                         FROM public.orders GROUP BY 1, 2) d)
+        UNION ALL
+        (SELECT 'query only', * FROM
+           (SELECT flowstate.tumble(ts, '1 minute'), region, count(*), sum(amount), max(amount)
+              FROM public.orders GROUP BY 1, 2
+            EXCEPT ALL TABLE :revenue_definition) q)) x;
+SELECT count(*) AS definition_rows FROM :revenue_definition;
 
 -- inserts, updates (also moving rows to another group and window), deletes
 INSERT INTO public.orders (ts, region, amount)
@@ -97,6 +109,11 @@ SELECT orders, revenue FROM public.revenue WHERE minute = '2026-11-25 11:00:00+0
 
 -- the state table catches up within the flush interval; the view reads the same
 SELECT pg_sleep(1.2);
+-- (nothing is left in shared memory only: the view's rows are the state table's)
+SELECT count(*) AS unflushed
+  FROM flowstate.unflushed(:'revenue_state'::regclass)
+       AS u(gid bigint, live boolean, minute timestamptz, region text,
+            orders bigint, revenue numeric, biggest numeric);
 SELECT count(*) = (SELECT count(*) FROM public.revenue) AS flushed_all
   FROM :revenue_state;
 SELECT public.same('public.revenue') AS differences;

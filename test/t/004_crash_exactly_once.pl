@@ -38,6 +38,35 @@ SELECT i % 40, '2026-01-01'::timestamptz + (i % 7200) * interval '1 second',
 });
 install_oracle($node, 'postgres');
 
+# decoder_unflushed(): once (at most 10 s) the decoder has applied past its
+# durable position, 'applied_lsn durable_lsn'; a crash right after it must
+# decode again what lies between
+$node->safe_psql('postgres', q{
+CREATE FUNCTION public.decoder_unflushed() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '10 seconds';
+    s record;
+BEGIN
+    LOOP
+        SELECT applied_lsn, durable_lsn INTO s FROM flowstate.sources WHERE kind = 'logical decoding';
+        EXIT WHEN s.applied_lsn > s.durable_lsn OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.001);
+    END LOOP;
+    RETURN s.applied_lsn || ' ' || s.durable_lsn;
+END $$});
+
+# unflushed_at_crash(when, sample): the crash came with decoded changes not
+# yet flushed
+sub unflushed_at_crash
+{
+	my ($when, $sample) = @_;
+	note("$when: applied and durable positions at the crash: " . ($sample // 'none'));
+	my ($applied, $durable) = map { my ($hi, $lo) = split m{/}; hex($hi) * 2**32 + hex($lo) }
+	  grep { m{^[0-9A-F]+/[0-9A-F]+$} } split / /, $sample // '';
+	ok(defined $durable && $applied > $durable,
+		"$when: the crash came while the decoder had applied changes it had not flushed");
+}
+
 # created over rows that are already there: they are backfilled
 $node->safe_psql('postgres', q{
 SELECT flowstate.create_view('per_minute', $$
@@ -132,7 +161,8 @@ for my $round (1 .. 3)
 	usleep(37_000 * $round);
 	my $pid = decoder_pid($node, 'postgres');
 	my $log_offset = -s $node->logfile;
-	kill 'KILL', $pid;
+	unflushed_at_crash("round $round", kill9_sampled($node, 'postgres', qq{
+		SELECT $pid, public.decoder_unflushed()}));
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	$writers->finish;    # the crash ended its sessions
 	ok(defined wait_until(30, $decoder_back->($pid)), "round $round: the decoder is back after kill -9");
@@ -155,7 +185,10 @@ for my $round (1 .. 3)
 		"immediate stop $round: pgbench is writing");
 	usleep(150_000 * $round);
 	my $log_offset = -s $node->logfile;
-	$node->stop('immediate');
+	my ($postmaster) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+	unflushed_at_crash("immediate stop $round", kill9_sampled($node, 'postgres', qq{
+		SELECT $postmaster, public.decoder_unflushed()}, 'QUIT'));
+	$node->stop('immediate', fail_ok => 1);
 	$writers->finish;
 	$node->start;
 	check_views("after immediate stop $round");

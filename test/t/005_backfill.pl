@@ -76,29 +76,56 @@ SELECT flowstate.create_view('per_key', $$
       FROM events GROUP BY k $$);
 });
 
-# watch the backfill: its progress, and the writers' commits during it
-my (%progress, $written_during);
-my $start_rows = rows_written();
+# watch the backfill: its progress, and the writers' commits during it.
+# Each look takes a snapshot, reads the views' status, then takes another
+# snapshot.  A commit visible to the snapshot taken just before the last look
+# that shows a view backfilling, and not to the one taken just after the
+# first look that shows it, came while that view was backfilling: the status
+# changes once, from backfilling to running.
+my (%progress, %first, %last);
+my $start_id = rows_written();
 my $done = wait_until(300, sub {
-	my $rows = $node->safe_psql('postgres', q{
+	my ($before, $rows, $after) = split /\n/, $node->safe_psql('postgres', q{
+		SELECT pg_current_snapshot();
 		SELECT string_agg(view || ':' || status || ':' || coalesce(backfill_rows, -1)
 		                  || ':' || coalesce(backfill_total, -1), ',' ORDER BY view::text)
-		  FROM flowstate.views});
+		  FROM flowstate.views;
+		SELECT pg_current_snapshot();});
+	my $running = 1;
 	for my $v (split /,/, $rows)
 	{
 		my ($view, $status, $done_rows, $total) = split /:/, $v;
 		$progress{"$view $done_rows"} = $total
 		  if $status eq 'backfilling' && $done_rows > 0 && $done_rows < $total;
-		return 0 if $status ne 'running';
+		if ($status eq 'backfilling')
+		{
+			$first{$view} //= $after;
+			$last{$view} = $before;
+		}
+		$running = 0 if $status ne 'running';
 	}
-	return 1;
+	return $running;
 });
-$written_during = rows_written() - $start_rows;
 ok(defined $done, 'both views finished their backfill');
 note(sprintf('backfill took %.1f s; progress seen: %s', $done // -1,
 	join(', ', sort keys %progress)));
 ok(scalar(keys %progress) > 0, 'flowstate.views showed a backfill part-way through');
-cmp_ok($written_during, '>', 0, 'the writers kept committing during the backfill');
+for my $view (qw(per_hour per_key))
+{
+	# the writers' transactions, by the xmin of the rows they inserted
+	# (never deleted: the deletes hit the first 1,000,000 rows), as an xid8
+	# of the cluster's first epoch
+	my $commits = 0;
+	$commits = $node->safe_psql('postgres', qq{
+		SELECT count(DISTINCT xmin::text)
+		  FROM events
+		 WHERE id > $start_id
+		   AND pg_visible_in_snapshot(xmin::text::xid8, '$last{$view}')
+		   AND NOT pg_visible_in_snapshot(xmin::text::xid8, '$first{$view}')})
+	  if defined $first{$view};
+	note("$view: $commits writers' commits while it was backfilling");
+	cmp_ok($commits, '>', 0, "the writers kept committing while $view was backfilling");
+}
 
 # more writes after the backfill, then stop the writers
 $before = rows_written();

@@ -57,6 +57,7 @@ for my $c (0 .. $chunks - 1)
 	close $json;
 }
 close $csv;
+install_stream_progress($node, 'postgres');
 $node->safe_psql('postgres', "COPY events_batch FROM '$dir/all.csv' (FORMAT csv)");
 
 sub caught_up
@@ -64,6 +65,8 @@ sub caught_up
 	return $node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')});
 }
 
+# each kill, and the immediate stop, comes while per_key shows messages
+# whose offsets are not durable yet: they are consumed again after it
 my %kill_after = (3 => 1, 8 => 1, 13 => 1);
 my $killed = 0;
 for my $c (0 .. $chunks - 1)
@@ -71,24 +74,33 @@ for my $c (0 .. $chunks - 1)
 	is(kafka_command($kafka, "produce events $dir/chunk$c.json"), "produced $per_chunk",
 		"chunk $c produced") if $c % 5 == 0 || $kill_after{$c} || $c == 17;
 	kafka_command($kafka, "produce events $dir/chunk$c.json") unless $c % 5 == 0 || $kill_after{$c} || $c == 17;
+	my $sample;
 	if ($kill_after{$c})
 	{
-		# while it consumes the chunk
-		usleep(30_000 * $killed);
-		my ($pid) = kafka_pids($node, 'postgres');
-		ok(defined $pid, "chunk $c: a Kafka worker runs");
+		# while it consumes the chunk, or before the flush that follows
 		my $log_offset = -s $node->logfile;
-		kill 'KILL', $pid;
+		$sample = kill_unflushed($node, 'postgres', 'per_key',
+			q{SELECT pid FROM flowstate.sources WHERE kind = 'kafka'});
 		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 		$killed++;
 		ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p > 0 }),
 			"chunk $c: the Kafka worker is back after kill -9");
+		ok(@$sample, "chunk $c: a Kafka worker ran and was killed");
 	}
 	elsif ($c == 17)
 	{
-		usleep(200_000);
-		$node->stop('immediate');
+		my ($postmaster) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+		$sample = kill_unflushed($node, 'postgres', 'per_key', $postmaster, 'QUIT');
+		ok(@$sample, 'chunk 17: the server is stopped in immediate mode');
+		$node->stop('immediate', fail_ok => 1);
 		$node->start;
+	}
+	if (defined $sample)
+	{
+		note("chunk $c: at the crash, per_key showed $sample->[0] messages, its durable offsets covered "
+			  . ($sample->[1] // '?'));
+		ok(@$sample == 2 && $sample->[0] > $sample->[1],
+			"chunk $c: the crash came while per_key held messages whose offsets were not flushed");
 	}
 	is(caught_up(), 't', "chunk $c consumed") if $kill_after{$c} || $c == 17 || $c == $chunks - 1;
 	caught_up() unless $kill_after{$c} || $c == 17 || $c == $chunks - 1;

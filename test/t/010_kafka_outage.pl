@@ -55,6 +55,11 @@ like(state(), qr/^running\|$/, 'the worker runs, without error');
 is(kafka_command($kafka, 'produce events ' . chunk('b', 100000)), 'produced 100000', 'more messages');
 is(kafka_command($kafka, 'down'), 'ok', 'the brokers go down');
 my $down_at = time;
+# right after the outage began, some messages were not applied yet: it
+# came in the middle of the stream
+my $applied_at_outage = $node->safe_psql('postgres', 'SELECT sum(n) FROM per_k');
+note("messages applied right after the brokers went down: $applied_at_outage of $next");
+cmp_ok($applied_at_outage, '<', $next, 'the outage came before the messages were all consumed');
 my $seen = wait_until(9, sub { state() =~ /^waiting for brokers\|.+/ });
 ok(defined $seen, 'flowstate.sources shows the outage');
 note('outage seen after ' . sprintf('%.1f s: ', $seen // -1) . state());

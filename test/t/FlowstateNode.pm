@@ -12,7 +12,7 @@ use FindBin;
 use Exporter 'import';
 
 our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until
-  install_oracle differences kafka_start kafka_command kafka_pids);
+  install_oracle differences kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
 sub new_node
@@ -121,6 +121,67 @@ sub kafka_pids
 	return split /\n/, $node->safe_psql('postgres', qq{
 		SELECT pid FROM pg_stat_activity
 		 WHERE backend_type = 'flowstate kafka' AND datname = '$db' ORDER BY pid});
+}
+
+# kill9_sampled(node, db, query, signal): in one psql session, run query,
+# which returns one row: the pid of a process and a sample of its progress
+# (text), then send that process signal (default KILL) from the server
+# (COPY TO PROGRAM) at once; returns the sample (undef if the query
+# returned no row).  The sample shows what the process had not yet made
+# durable when it died.
+sub kill9_sampled
+{
+	my ($node, $db, $query, $signal) = @_;
+	$signal //= 'KILL';
+	my ($ret, $out, $err) = $node->psql($db,
+		"SELECT victim, sample FROM ($query) q(victim, sample) \\gset\n" .
+		  qq{\\echo sample: :sample
+\\set cmd 'kill -$signal ' :victim
+COPY (SELECT) TO PROGRAM :'cmd';
+});
+	my ($sample) = $out =~ /^sample: (.*)$/m;
+	return $sample;
+}
+
+# install_stream_progress(node, db): public.stream_progress(view, wait),
+# for kill_unflushed(): the messages a view over a stream shows and those
+# its durable offsets cover, as 'applied durable', in one snapshot; with
+# wait, once the first exceed the second (at most 10 s)
+sub install_stream_progress
+{
+	my ($node, $db) = @_;
+	$node->safe_psql($db, q{
+CREATE FUNCTION public.stream_progress(view regclass, wait_unflushed boolean)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '10 seconds';
+    applied bigint;
+    durable bigint;
+BEGIN
+    LOOP
+        EXECUTE format('SELECT (SELECT sum(n) FROM %s),
+                               (SELECT coalesce(sum(next_offset), 0) FROM flowstate.stream_offsets o
+                                  JOIN flowstate.view v USING (view_id) WHERE v.view = %L::regclass)',
+                       view, view) INTO applied, durable;
+        EXIT WHEN NOT wait_unflushed OR applied > durable OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.001);
+    END LOOP;
+    RETURN applied || ' ' || durable;
+END $$});
+}
+
+# kill_unflushed(node, db, view, pid_sql, signal): wait (up to 10 s) until
+# the view over a stream (whose count is n) shows messages its durable
+# offsets do not cover yet, then signal the process pid_sql returns (a
+# Kafka worker; the postmaster with QUIT: an immediate stop) at once.
+# Returns [messages the view showed, messages the durable offsets covered]
+# at the last look before the signal ([] when no process was signalled).
+sub kill_unflushed
+{
+	my ($node, $db, $view, $pid_sql, $signal) = @_;
+	my $sample = kill9_sampled($node, $db,
+		"SELECT ($pid_sql), public.stream_progress('$view', true)", $signal);
+	return [ split / /, $sample // '' ];
 }
 
 # wait_until(timeout_s, sub): poll every 50 ms; return seconds taken, or undef
