@@ -383,9 +383,14 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	def.view_relid = get_relname_relid(rv->relname, nspid);
 
 	become_superuser(&save_userid, &save_sec);
-	record_dependency(def.def_relid, def.view_relid, DEPENDENCY_AUTO);
+
+	/*
+	 * The definition is part of the view: dropped with it, and not alone
+	 * (the view is named instead).  One edge only: pg_dump cannot order two
+	 * relations that depend on each other, and says so.
+	 */
+	record_dependency(def.def_relid, def.view_relid, DEPENDENCY_INTERNAL);
 	record_dependency(def.state_relid, def.view_relid, DEPENDENCY_AUTO);
-	record_dependency(def.view_relid, def.def_relid, DEPENDENCY_NORMAL);
 	depend_on_extension(def.def_relid);
 	depend_on_extension(def.state_relid);
 
