@@ -35,6 +35,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "flush.h"
 #include "ingest.h"
 #include "state_table.h"
@@ -361,6 +362,21 @@ FlushStart(List *views, XLogRecPtr position)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+
+	/*
+	 * DROP EXTENSION locks the extension before the catalog and the state
+	 * tables: locked first here too, it waits for this flush, or the flush
+	 * finds it gone and writes nothing (the worker leaves next).
+	 */
+	if (!CatalogExtensionPresent())
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(oldcxt);
+		for (int i = 0; i < job->nflush; i++)
+			job->flushes[i].vr->dropped = true;
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
 	lock_sources(job);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	xid = GetTopTransactionId();
