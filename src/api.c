@@ -653,6 +653,7 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 		{
 			StoreKey	key = {MyDatabaseId, relids[i]};
 			SharedView *sv = StoreFindView(key);
+			bool		sides;
 
 			if (sv == NULL)
 			{
@@ -662,7 +663,17 @@ flowstate_wait_for(PG_FUNCTION_ARGS)
 			LWLockAcquire(&sv->lock, LW_SHARED);
 			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
 				(OidIsValid(streams[i]) || sv->applied_lsn >= lsn);
+			/* and the dead letters and late events of those changes */
+			sides = done && !OidIsValid(streams[i]) && sv->sides_lsn < lsn;
 			LWLockRelease(&sv->lock);
+			if (sides)
+			{
+				/* the decoder flushes them at once */
+				LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+				sv->sides_wanted = true;
+				LWLockRelease(&sv->lock);
+				done = false;
+			}
 			StoreReleaseView(sv);
 			/* a stream's: every message its workers saw since the call */
 			if (done && OidIsValid(streams[i]))

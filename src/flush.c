@@ -411,7 +411,11 @@ FlushStart(List *views, XLogRecPtr position)
 		if (f->noffsets > 0)
 			write_offsets(vr, f->offsets, f->noffsets);
 		/* a failed flush ends the worker: these rows come again after it */
+		vr->sides_in_flight |= (vr->pending != NIL);
 		write_pending(vr);
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->sides_wanted = false;
+		LWLockRelease(&vr->shared->lock);
 	}
 	SPI_finish();
 	CommandCounterIncrement();
@@ -481,6 +485,17 @@ FlushStep(FlushJob *job, int budget_ms)
 			StoreFlushEnd(f->vr->shared, f->seq, f->items, f->n, true);
 		if (f->finish_backfill)
 			f->vr->def->backfilling = false;
+		if (f->vr->sides_in_flight)
+		{
+			/* the side rows up to the position are readable now */
+			SharedView *sv = f->vr->shared;
+
+			f->vr->sides_in_flight = false;
+			LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+			sv->sides_lsn = Max(sv->sides_lsn,
+								f->vr->pending == NIL ? sv->applied_lsn : job->position);
+			LWLockRelease(&sv->lock);
+		}
 	}
 	return true;
 }

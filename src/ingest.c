@@ -790,6 +790,9 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 	sv->failed_rows += vr->batch_failed;
 	if (position > sv->applied_lsn)
 		sv->applied_lsn = position;
+	/* no side row waits for a flush: those of the batch are all written */
+	if (vr->pending == NIL && !vr->sides_in_flight && position > sv->sides_lsn)
+		sv->sides_lsn = position;
 	if (vr->has_watermark)
 	{
 		sv->has_watermark = true;

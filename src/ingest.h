@@ -117,6 +117,7 @@ typedef struct ViewRuntime
 	/* dead letters and late events not flushed yet */
 	MemoryContext pending_cxt;
 	List	   *pending;
+	bool		sides_in_flight;	/* written by a flush not committed yet */
 
 	/* Kafka: the message being applied, and how far the batch went */
 	bool		at_message;

@@ -375,6 +375,20 @@ pending_full(void)
 	return false;
 }
 
+/* Whether a flowstate.wait_for() waits for the side rows of a view. */
+static bool
+sides_wanted(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, D->views)
+	{
+		if (((ViewRuntime *) lfirst(lc))->shared->sides_wanted)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Decode WAL up to target, or until the batch has done enough work (or
  * gathered enough side rows) when budgeted.  Returns the position reached.
@@ -928,7 +942,8 @@ decoder_loop(MemoryContext LoopContext)
 		if (D->flush_job != NULL)
 			flush_step(FLUSH_SLICE_MS);
 		else if ((TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
-											 flowstate_flush_interval) || pending_full()) &&
+											 flowstate_flush_interval) || pending_full() ||
+				  sides_wanted()) &&
 				 flush_start())
 			flush_step(FLUSH_SLICE_MS);
 		publish_progress();
