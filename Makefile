@@ -43,7 +43,8 @@ SHLIB_LINK = -lrdkafka -lsimdjson -lstdc++
 with_llvm = no
 
 # pg_regress: one throwaway preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling views views_errors views_side security oracle \
+REGRESS = setup catalog workers window_tumbling views views_errors views_side views_wait \
+	views_overflow security oracle \
 	kafka_options upgrade
 REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 

@@ -849,6 +849,92 @@ AggMerge(const AggRuntime *rt, char *target, const char *delta)
 }
 
 /*
+ * AggKeepsFloatSums tells whether a layout has sums of floats, which can
+ * overflow (AggWouldOverflow).
+ */
+bool
+AggKeepsFloatSums(const ViewLayout *layout)
+{
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		AggKind		kind = (AggKind) layout->aggs[i].kind;
+
+		if (kind == AGG_SUM_FLOAT || kind == AGG_AVG_FLOAT || kind == AGG_VAR_FLOAT)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * AggWouldOverflow tells whether adding (sign > 0) or removing one input
+ * of a float aggregate to a delta would make the group's state, base
+ * (NULL: empty) merged with that delta, overflow: sums of finite inputs
+ * that become infinite, the error PostgreSQL's float8pl, float4pl and
+ * float8_accum raise.  With an infinite or NaN input in the group the sum
+ * is not finite anyway, and nothing overflows, as in PostgreSQL.  Other
+ * aggregates never overflow here.
+ */
+bool
+AggWouldOverflow(const AggRuntime *rt, int aggno, const char *base,
+				 const char *delta, Datum value, int sign)
+{
+	const AggSpec *spec = &rt->layout->aggs[aggno];
+	double		x;
+
+	switch ((AggKind) spec->kind)
+	{
+		case AGG_SUM_FLOAT:
+		case AGG_AVG_FLOAT:
+			{
+				FloatSumFields d = *FIELDS(FloatSumFields, delta, spec);
+				FloatSumFields t = {0};
+				double		s;
+
+				x = float_arg(spec->argtype, value);
+				if (!isfinite(x))
+					return false;
+				if (base)
+					t = *FIELDS(FloatSumFields, base, spec);
+				if (specials_count(&t.sp) + specials_count(&d.sp) > 0)
+					return false;
+				d.s += sign * x;
+				s = t.s + d.s;
+				if (isinf(d.s) || isinf(s))
+					return true;
+				/* sum(float4) adds in float4 */
+				return spec->restype == FLOAT4OID && isinf((float4) s);
+			}
+
+		case AGG_VAR_FLOAT:
+			{
+				FloatVarFields d = *FIELDS(FloatVarFields, delta, spec);
+				FloatVarFields t = {0};
+
+				x = float_arg(spec->argtype, value);
+				if (!isfinite(x))
+					return false;
+				if (base)
+					t = *FIELDS(FloatVarFields, base, spec);
+				if (specials_count(&t.sp) + specials_count(&d.sp) > 0)
+					return false;
+				if (sign > 0)
+					yc_add(&d.n, &d.sx, &d.sxx, x);
+				else
+					yc_add(&d.dn, &d.dsx, &d.dsxx, x);
+				if (!isfinite(d.sx) || !isfinite(d.sxx) ||
+					!isfinite(d.dsx) || !isfinite(d.dsxx))
+					return true;
+				yc_combine(&t.n, &t.sx, &t.sxx, d.n, d.sx, d.sxx);
+				yc_remove(&t.n, &t.sx, &t.sxx, d.dn, d.dsx, d.dsxx);
+				return !isfinite(t.sx) || !isfinite(t.sxx);
+			}
+
+		default:
+			return false;
+	}
+}
+
+/*
  * AggIsEmpty tells whether a group has no rows left: it then disappears
  * from its view, unless the view has no GROUP BY.
  */

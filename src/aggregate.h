@@ -41,6 +41,9 @@ extern AggRuntime *AggRuntimeCreate(const ViewLayout *layout);
 extern void AggAccumulate(const AggRuntime *rt, int aggno, char *block,
 						  Datum value, bool isnull, int sign);
 extern bool AggMerge(const AggRuntime *rt, char *target, const char *delta);
+extern bool AggKeepsFloatSums(const ViewLayout *layout);
+extern bool AggWouldOverflow(const AggRuntime *rt, int aggno, const char *base,
+							 const char *delta, Datum value, int sign);
 extern bool AggIsEmpty(const ViewLayout *layout, const char *block);
 extern void AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 						Datum *value, bool *isnull, bool *overflow);

@@ -383,9 +383,14 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	def.view_relid = get_relname_relid(rv->relname, nspid);
 
 	become_superuser(&save_userid, &save_sec);
-	record_dependency(def.def_relid, def.view_relid, DEPENDENCY_AUTO);
+
+	/*
+	 * The definition is part of the view: dropped with it, and not alone
+	 * (the view is named instead).  One edge only: pg_dump cannot order two
+	 * relations that depend on each other, and says so.
+	 */
+	record_dependency(def.def_relid, def.view_relid, DEPENDENCY_INTERNAL);
 	record_dependency(def.state_relid, def.view_relid, DEPENDENCY_AUTO);
-	record_dependency(def.view_relid, def.def_relid, DEPENDENCY_NORMAL);
 	depend_on_extension(def.def_relid);
 	depend_on_extension(def.state_relid);
 
@@ -674,6 +679,7 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 		{
 			StoreKey	key = {MyDatabaseId, relids[i]};
 			SharedView *sv = StoreFindView(key);
+			bool		sides;
 
 			if (sv == NULL)
 			{
@@ -683,7 +689,17 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 			LWLockAcquire(&sv->lock, LW_SHARED);
 			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
 				(OidIsValid(streams[i]) || sv->applied_lsn >= lsn);
+			/* and the dead letters and late events of those changes */
+			sides = done && !OidIsValid(streams[i]) && sv->sides_lsn < lsn;
 			LWLockRelease(&sv->lock);
+			if (sides)
+			{
+				/* the decoder flushes them at once */
+				LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+				sv->sides_wanted = true;
+				LWLockRelease(&sv->lock);
+				done = false;
+			}
 			StoreReleaseView(sv);
 			/* a stream's: every message its workers saw since the call */
 			if (done && OidIsValid(streams[i]))

@@ -36,6 +36,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "flush.h"
 #include "ingest.h"
 #include "state_table.h"
@@ -374,6 +375,21 @@ FlushStart(List *views, XLogRecPtr position)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+
+	/*
+	 * DROP EXTENSION locks the extension before the catalog and the state
+	 * tables: locked first here too, it waits for this flush, or the flush
+	 * finds it gone and writes nothing (the worker leaves next).
+	 */
+	if (!CatalogExtensionPresent())
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(oldcxt);
+		for (int i = 0; i < job->nflush; i++)
+			job->flushes[i].vr->dropped = true;
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
 	lock_sources(job);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	xid = GetTopTransactionId();
@@ -415,7 +431,11 @@ FlushStart(List *views, XLogRecPtr position)
 		if (f->noffsets > 0)
 			write_offsets(vr, f->offsets, f->noffsets);
 		/* a failed flush ends the worker: these rows come again after it */
+		vr->sides_in_flight |= (vr->pending != NIL);
 		write_pending(vr);
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->sides_wanted = false;
+		LWLockRelease(&vr->shared->lock);
 	}
 	SPI_finish();
 	CommandCounterIncrement();
@@ -485,6 +505,17 @@ FlushStep(FlushJob *job, int budget_ms)
 			StoreFlushEnd(f->vr->shared, f->seq, f->items, f->n, true);
 		if (f->finish_backfill)
 			f->vr->def->backfilling = false;
+		if (f->vr->sides_in_flight)
+		{
+			/* the side rows up to the position are readable now */
+			SharedView *sv = f->vr->shared;
+
+			f->vr->sides_in_flight = false;
+			LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+			sv->sides_lsn = Max(sv->sides_lsn,
+								f->vr->pending == NIL ? sv->applied_lsn : job->position);
+			LWLockRelease(&sv->lock);
+		}
 	}
 	return true;
 }

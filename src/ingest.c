@@ -89,6 +89,7 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->def = def;
 	vr->gk = GroupKeysCreate(&def->layout);
 	vr->rt = AggRuntimeCreate(&def->layout);
+	vr->float_sums = AggKeepsFloatSums(&def->layout);
 	ProjectionCompile(vr);
 	vr->batch_cxt = AllocSetContextCreate(cxt, "flowstate view batch", ALLOCSET_DEFAULT_SIZES);
 	vr->pending_cxt = AllocSetContextCreate(cxt, "flowstate view pending rows", ALLOCSET_DEFAULT_SIZES);
@@ -215,6 +216,60 @@ accumulate(ViewRuntime *vr, char *block, int sign)
 	BLOCK_NROWS(block) += sign;
 }
 
+/*
+ * Whether accumulating the evaluated row into delta would make a float sum
+ * of the group, base merged with delta, overflow.
+ */
+static bool
+row_overflows(ViewRuntime *vr, const char *base, const char *delta, int sign)
+{
+	const ViewLayout *layout = &vr->def->layout;
+	Datum	   *values = vr->result->tts_values;
+	bool	   *isnull = vr->result->tts_isnull;
+
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		int			col = vr->arg_col[i];
+
+		if (col < 0 || isnull[col])
+			continue;
+		if (vr->filter_col[i] >= 0 &&
+			(isnull[vr->filter_col[i]] || !DatumGetBool(values[vr->filter_col[i]])))
+			continue;
+		if (AggWouldOverflow(vr->rt, i, base, delta, values[col], sign))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The state a group of the batch adds its delta to: the recomputed or
+ * emptied one, else what shared memory held when the batch first touched
+ * the group (NULL: nothing, a new group).  A group that left shared memory
+ * counts as new here.
+ */
+static const char *
+group_base(ViewRuntime *vr, LocalGroup *lg)
+{
+	SharedView *sv = vr->shared;
+	dsa_pointer dp;
+
+	if (lg->base)
+		return lg->base;
+	if (lg->stored_read)
+		return lg->stored;
+	lg->stored_read = true;
+	LWLockAcquire(&sv->lock, LW_SHARED);
+	dp = StoreLookup(sv, vr->gk, lg->hash, lg->values, lg->isnull);
+	if (DsaPointerIsValid(dp))
+	{
+		lg->stored = MemoryContextAlloc(vr->batch_cxt, vr->def->layout.block_size);
+		StoreReadBlock(sv, dp, lg->stored);
+	}
+	LWLockRelease(&sv->lock);
+	return lg->stored;
+}
+
 /* Evaluate a row and accumulate it into its group of the batch. */
 static void
 ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool lateness)
@@ -254,6 +309,15 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	MemoryContextSwitchTo(vr->batch_cxt);
 	if (lg->skip_snap < 0 || !txn_seen[lg->skip_snap])
 	{
+		/* a row that would overflow a float sum is refused whole */
+		if (vr->float_sums &&
+			row_overflows(vr, group_base(vr, lg), lg->delta, sign))
+		{
+			ProjectionRefuse(vr, slot, lsn, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+							 "value out of range: overflow");
+			MemoryContextSwitchTo(oldcxt);
+			return;
+		}
 		accumulate(vr, lg->delta, sign);
 		vr->batch_rows++;
 	}
@@ -314,8 +378,12 @@ IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keyn
 void
 IngestAccumulate(ViewRuntime *vr, char *block)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	MemoryContext oldcxt;
 
+	/* refused when it came, for the same reason: not recorded again */
+	if (vr->float_sums && row_overflows(vr, NULL, block, 1))
+		return;
+	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	accumulate(vr, block, 1);
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -853,6 +921,9 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 	sv->failed_rows += vr->batch_failed;
 	if (position > sv->applied_lsn)
 		sv->applied_lsn = position;
+	/* no side row waits for a flush: those of the batch are all written */
+	if (vr->pending == NIL && !vr->sides_in_flight && position > sv->sides_lsn)
+		sv->sides_lsn = position;
 	if (vr->has_watermark)
 	{
 		sv->has_watermark = true;

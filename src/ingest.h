@@ -37,6 +37,10 @@ typedef struct LocalGroup
 								 * skips, or -1 */
 	int64		loaded_gid;		/* base came from this row of the state table */
 	ItemPointerData loaded_tid;
+	char	   *stored;			/* its state in shared memory when the batch
+								 * first touched it, for the overflow check
+								 * of float sums; NULL: none */
+	bool		stored_read;	/* stored was looked up */
 	char	   *unseen;			/* what the transactions the settle's latest
 								 * snapshot did not see add and remove, or
 								 * NULL */
@@ -82,6 +86,7 @@ typedef struct ViewRuntime
 	int			arg_col[FLOWSTATE_MAX_AGGS];	/* -1: count(*) */
 	int			filter_col[FLOWSTATE_MAX_AGGS];	/* -1: no FILTER */
 	int			ts_col;			/* event time of the window, -1 if none */
+	bool		float_sums;		/* has float sums, which can overflow */
 
 	/* the current batch */
 	MemoryContext batch_cxt;
@@ -117,6 +122,7 @@ typedef struct ViewRuntime
 	/* dead letters and late events not flushed yet */
 	MemoryContext pending_cxt;
 	List	   *pending;
+	bool		sides_in_flight;	/* written by a flush not committed yet */
 
 	/* Kafka: the message being applied, and how far the batch went */
 	bool		at_message;
@@ -142,6 +148,8 @@ extern void ProjectionCompile(ViewRuntime *vr);
 extern bool ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
 							   bool record);
 extern bool ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
+extern void ProjectionRefuse(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
+							 int sqlerrcode, const char *message);
 
 /* ingest.c */
 extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);

@@ -413,6 +413,21 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 }
 
 /*
+ * ProjectionRefuse records the evaluated row as a dead letter that the
+ * view could not apply, with an error as PostgreSQL would have raised it.
+ */
+void
+ProjectionRefuse(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
+				 int sqlerrcode, const char *message)
+{
+	PendingRow *row = add_pending(vr, slot, lsn);
+
+	row->error = MemoryContextStrdup(vr->pending_cxt, message);
+	memcpy(row->sqlstate, unpack_sql_state(sqlerrcode), 5);
+	vr->batch_failed++;
+}
+
+/*
  * ProjectionIsLate tells whether the evaluated row is later than the view
  * allows, and records it as a late event if so.
  */

@@ -379,6 +379,20 @@ pending_full(void)
 	return false;
 }
 
+/* Whether a flowstate.wait_for() waits for the side rows of a view. */
+static bool
+sides_wanted(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, D->views)
+	{
+		if (((ViewRuntime *) lfirst(lc))->shared->sides_wanted)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Whether a view's batch gathered groups enough to take a quarter of its
  * memory once merged: the batch ends at the next transaction's end, so that
@@ -1018,7 +1032,8 @@ decoder_loop(MemoryContext LoopContext)
 		if (D->flush_job != NULL)
 			flush_step(FLUSH_SLICE_MS);
 		else if ((TimestampDifferenceExceeds(D->last_flush, GetCurrentTimestamp(),
-											 flowstate_flush_interval) || pending_full()) &&
+											 flowstate_flush_interval) || pending_full() ||
+				  sides_wanted()) &&
 				 flush_start())
 			flush_step(FLUSH_SLICE_MS);
 		publish_progress();

@@ -335,6 +335,8 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->rows_applied = sv->late_rows = sv->failed_rows = sv->recomputed = 0;
 	sv->rows_per_second = 0;
 	sv->applied_lsn = InvalidXLogRecPtr;
+	sv->sides_lsn = InvalidXLogRecPtr;
+	sv->sides_wanted = false;
 	sv->has_watermark = false;
 	sv->watermark = 0;
 	sv->backfill_rows = sv->backfill_total = 0;

@@ -108,6 +108,9 @@ typedef struct SharedView
 	uint64		recomputed;
 	double		rows_per_second;
 	XLogRecPtr	applied_lsn;
+	XLogRecPtr	sides_lsn;		/* dead letters and late events of the
+								 * changes up to here are committed */
+	bool		sides_wanted;	/* a wait_for waits for them: flush now */
 	bool		has_watermark;
 	TimestampTz watermark;
 	int64		backfill_rows;
