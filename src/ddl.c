@@ -647,7 +647,7 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			check_new_child(lfirst(lc), ((CreateStmt *) parsetree)->relation->relname);
 	}
 	if ((IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt)) &&
-		CatalogExtensionPresent())
+		((CreateStmt *) parsetree)->partbound != NULL && CatalogExtensionPresent())
 		new_partition = new_partition_of_source((CreateStmt *) parsetree);
 
 	/* a continuous view's definition and state follow its owner */
