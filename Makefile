@@ -19,6 +19,7 @@ OBJS = \
 	src/ingest.o \
 	src/projection.o \
 	src/backfill.o \
+	src/partition.o \
 	src/flush.o \
 	src/decoder.o \
 	src/source_decoding.o \
@@ -44,7 +45,7 @@ with_llvm = no
 
 # pg_regress: one throwaway preloaded server (test/flowstate.conf)
 REGRESS = setup catalog workers window_tumbling views views_errors views_side views_wait \
-	views_overflow security oracle \
+	views_overflow security oracle views_partitioned \
 	kafka_options upgrade
 REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 

@@ -39,7 +39,7 @@ SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT user_id, sum(rando
 -- sources that cannot be followed
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.click_view')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.unlogged')$$);
-SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.parted')$$);
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM ONLY public.parted')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM pg_class')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.plain')$$);
 

@@ -62,6 +62,7 @@
 #include "backfill.h"
 #include "group.h"
 #include "launcher.h"
+#include "partition.h"
 #include "query.h"
 #include "security.h"
 #include "state_store.h"
@@ -309,6 +310,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	stream = StreamIsKafka(def.source_relid);
 	if (stream)
 		(void) StreamLoad(def.source_relid, CurrentMemoryContext);	/* checks it */
+	else if (get_rel_relkind(def.source_relid) == RELKIND_PARTITIONED_TABLE)
+		PartitionCheckLeaves(def.source_relid, def.source_relid);
 	else
 		check_replica_identity(def.source_relid);
 	if (allowed_lateness >= 0 && !(def.window.present && def.window.size_us > 0))

@@ -45,6 +45,7 @@
 #include "backfill.h"
 #include "ingest.h"
 #include "catalog.h"
+#include "partition.h"
 #include "security.h"
 #include "state_store.h"
 #include "state_table.h"
@@ -196,7 +197,10 @@ SyncSnapshotSees(const SyncSnapshot *s, TransactionId xid, XLogRecPtr commit_lsn
 	return bsearch(&xid, s->xip, s->xcnt, sizeof(TransactionId), xid_cmp) == NULL;
 }
 
-/* Rows a table holds, as the planner estimates them (for progress only). */
+/*
+ * Rows a table holds, as the planner estimates them (for progress only);
+ * those of its leaves for a partitioned table.
+ */
 static int64
 estimate_rows(Relation rel)
 {
@@ -204,6 +208,21 @@ estimate_rows(Relation rel)
 	double		tuples;
 	double		allvisfrac;
 
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		int64		rows = 0;
+		ListCell   *lc;
+
+		foreach(lc, PartitionLeaves(RelationGetRelid(rel)))
+		{
+			Relation	leaf = table_open(lfirst_oid(lc), AccessShareLock);
+
+			if (leaf->rd_tableam != NULL)
+				rows += estimate_rows(leaf);
+			table_close(leaf, AccessShareLock);
+		}
+		return rows;
+	}
 	table_relation_estimate_size(rel, NULL, &pages, &tuples, &allvisfrac);
 	return (int64) Max(tuples, 0);
 }
@@ -278,7 +297,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 {
 	Relation	rel = try_table_open(vr->def->source_relid, AccessShareLock);
 	TupleTableSlot *slot;
-	TableScanDesc scan;
+	SourceScan *scan;
 	int64		total;
 	int64		rows = 0;
 	int64		limit = CatalogMemoryLimit(vr->def);
@@ -291,8 +310,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 		return;
 	}
 	spill_seq = StoreBackfillBegin(vr->shared);
-	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, snap->snapshot, 0, NULL);
+	scan = SourceScanBegin(rel, snap->snapshot);
 	total = estimate_rows(rel);
 
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
@@ -301,7 +319,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	vr->shared->backfill_total = total;
 	LWLockRelease(&vr->shared->lock);
 
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	while ((slot = SourceScanNext(scan)) != NULL)
 	{
 		IngestBackfillRow(vr, slot);
 		if (++rows % BACKFILL_CHUNK == 0 || vr->ngroups >= max_groups)
@@ -314,8 +332,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 			LWLockRelease(&vr->shared->lock);
 		}
 	}
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
+	SourceScanEnd(scan);
 	table_close(rel, AccessShareLock);
 	IngestEnsureScalarGroup(vr);
 	merge_chunk(vr, spill_seq, limit);
@@ -399,7 +416,9 @@ recompute_plan(ViewRuntime *vr, uint32 nullmask)
 	}
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT t FROM ONLY %s t WHERE true",
+	/* a partitioned table's rows are its partitions' */
+	appendStringInfo(&sql, "SELECT t FROM %s%s t WHERE true",
+					 get_rel_relkind(def->source_relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
 					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->source_relid)),
 												get_rel_name(def->source_relid)));
 	for (int i = 0; i < layout->nkeys; i++)
@@ -520,11 +539,12 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 /* Recompute many groups in one scan of the source. */
 static void
 recompute_by_scan(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *snap,
-				  Relation rel, TupleTableSlot *slot)
+				  Relation rel)
 {
 	uint32		size = 1;
 	LocalGroup **table;
-	TableScanDesc scan;
+	SourceScan *scan;
+	TupleTableSlot *slot;
 
 	while (size < (uint32) n * 2)
 		size <<= 1;
@@ -538,8 +558,8 @@ recompute_by_scan(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 		table[i] = groups[g];
 	}
 
-	scan = table_beginscan(rel, snap->snapshot, 0, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	scan = SourceScanBegin(rel, snap->snapshot);
+	while ((slot = SourceScanNext(scan)) != NULL)
 	{
 		Datum		keys[FLOWSTATE_MAX_KEYS];
 		bool		keynulls[FLOWSTATE_MAX_KEYS];
@@ -558,7 +578,7 @@ recompute_by_scan(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 			}
 		}
 	}
-	table_endscan(scan);
+	SourceScanEnd(scan);
 	pfree(table);
 }
 
@@ -656,7 +676,7 @@ BackfillRecompute(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 	{
 		for (int g = 0; g < n; g++)
 			memset(groups[g]->base, 0, size);
-		recompute_by_scan(vr, groups, n, snap, rel, slot);
+		recompute_by_scan(vr, groups, n, snap, rel);
 	}
 	SPI_finish();
 	MemoryContextSwitchTo(oldcxt);

@@ -15,9 +15,14 @@
  *
  *	- ALTER TABLE may not take from the source of a continuous view what
  *	  decoding needs: REPLICA IDENTITY FULL (the whole old row of updates
- *	  and deletes) and WAL itself (SET UNLOGGED); nor may a table become an
- *	  inheritance child (CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT)
- *	  of a source that views read with its children.
+ *	  and deletes) and WAL itself (SET UNLOGGED), from the source itself or
+ *	  from a partition below it; nor may a table become an inheritance child
+ *	  (CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT) of a source that
+ *	  views read with its children.
+ *	- Partitions below a source: a table attached must be one whose changes
+ *	  the decoder can follow; a partition created there gets REPLICA
+ *	  IDENTITY FULL; ATTACH and DETACH PARTITION tell the decoder that the
+ *	  partitioned tables' rows changed (partition.c).
  *	- A continuous view may not be replaced (CREATE OR REPLACE VIEW), and
  *	  its internal objects (definition, state table) neither replaced,
  *	  altered, renamed nor moved: each would detach the view from its state
@@ -57,6 +62,7 @@
 #include "catalog.h"
 #include "ddl.h"
 #include "launcher.h"
+#include "partition.h"
 #include "query.h"
 #include "security.h"
 #include "source_decoding.h"
@@ -238,6 +244,49 @@ check_new_child(RangeVar *parent, const char *child)
 												get_rel_name(relid)))));
 }
 
+/*
+ * The nearest of a table and the partitioned tables above it that
+ * continuous views read, with the list of those views; InvalidOid if none.
+ */
+static Oid
+source_above(Oid relid, char **views)
+{
+	ListCell   *lc;
+
+	foreach(lc, PartitionTree(relid))
+	{
+		if ((*views = views_over(lfirst_oid(lc), false)) != NULL)
+			return lfirst_oid(lc);
+	}
+	return InvalidOid;
+}
+
+/*
+ * A table attached below the source of continuous views must be one whose
+ * changes they can follow; its rows join the source without row changes
+ * in the WAL, and a detached partition's leave it: the transaction tells
+ * the decoder, which rebuilds the views (partition.c).
+ */
+static void
+check_partition_change(RangeVar *parent_rv, AlterTableCmd *cmd)
+{
+	Oid			parent = RangeVarGetRelid(parent_rv, NoLock, true);
+	char	   *views;
+	Oid			source;
+
+	if (!OidIsValid(parent))
+		return;
+	if (cmd->subtype == AT_AttachPartition &&
+		OidIsValid(source = source_above(parent, &views)))
+	{
+		Oid			relid = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
+
+		if (OidIsValid(relid))
+			PartitionCheckLeaves(relid, source);
+	}
+	PartitionNoteChange(parent);
+}
+
 /* Refuse ALTER TABLE that would leave a continuous view unable to follow. */
 static void
 check_alter_source(AlterTableStmt *stmt)
@@ -256,6 +305,12 @@ check_alter_source(AlterTableStmt *stmt)
 			check_new_child((RangeVar *) cmd->def, stmt->relation->relname);
 			continue;
 		}
+		if (cmd->subtype == AT_AttachPartition || cmd->subtype == AT_DetachPartition ||
+			cmd->subtype == AT_DetachPartitionFinalize)
+		{
+			check_partition_change(stmt->relation, cmd);
+			continue;
+		}
 
 		if (!unlogged &&
 			!(cmd->subtype == AT_ReplicaIdentity &&
@@ -263,7 +318,8 @@ check_alter_source(AlterTableStmt *stmt)
 			continue;
 		if (!OidIsValid(relid))
 			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-		if (!OidIsValid(relid) || (views = views_over(relid, false)) == NULL)
+		/* a partition's own, or those over the partitioned tables above it */
+		if (!OidIsValid(relid) || !OidIsValid(source_above(relid, &views)))
 			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -530,6 +586,45 @@ follow_owner(const char *where, Datum arg)
 	CommandCounterIncrement();
 }
 
+/*
+ * Whether a new partition (CREATE [FOREIGN] TABLE ... PARTITION OF) goes
+ * below the source of continuous views: a foreign one is refused, a table
+ * is to get REPLICA IDENTITY FULL.
+ */
+static bool
+new_partition_of_source(CreateStmt *stmt)
+{
+	Oid			parent;
+	Oid			source;
+	char	   *views;
+
+	if (stmt->partbound == NULL || list_length(stmt->inhRelations) != 1)
+		return false;
+	parent = RangeVarGetRelid(linitial(stmt->inhRelations), NoLock, true);
+	if (!OidIsValid(parent) || !OidIsValid(source = source_above(parent, &views)))
+		return false;
+	if (IsA(stmt, CreateForeignTableStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partition \"%s\" of the source of a continuous view must be an ordinary table",
+						stmt->relation->relname),
+				 errdetail("Continuous views over \"%s\" follow its rows through the WAL of its partitions: %s.",
+						   get_rel_name(source), views),
+				 errhint("Keep foreign tables out of partitioned tables that continuous views read.")));
+	return true;
+}
+
+/* Give a partition just created below a source the replica identity its views need. */
+static void
+follow_new_partition(CreateStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+	CommandCounterIncrement();
+	if (OidIsValid(relid) && get_rel_relispartition(relid))
+		PartitionSetReplicaIdentityFull(relid);
+}
+
 static void
 flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						 bool readOnlyTree, ProcessUtilityContext context,
@@ -539,6 +634,7 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 	Oid			suspended;
 	Oid			given_away;
+	bool		new_partition = false;
 
 	if (IsA(parsetree, AlterTableStmt) &&
 		((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE)
@@ -550,6 +646,9 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
 			check_new_child(lfirst(lc), ((CreateStmt *) parsetree)->relation->relname);
 	}
+	if ((IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt)) &&
+		((CreateStmt *) parsetree)->partbound != NULL && CatalogExtensionPresent())
+		new_partition = new_partition_of_source((CreateStmt *) parsetree);
 
 	/* a continuous view's definition and state follow its owner */
 	given_away = check_internal_objects(parsetree);
@@ -592,6 +691,8 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	{
 		call_previous(pstmt, queryString, readOnlyTree, context, params,
 					  queryEnv, dest, qc);
+		if (new_partition)
+			follow_new_partition((CreateStmt *) parsetree);
 		return;
 	}
 

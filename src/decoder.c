@@ -83,6 +83,18 @@ decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		sink->commit(sink->arg, txn->xid);
 }
 
+/* A transactional message of the transaction (see partition.c). */
+static void
+decoder_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+				XLogRecPtr message_lsn, bool transactional, const char *prefix,
+				Size message_size, const char *message)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (transactional && sink && sink->message)
+		sink->message(sink->arg, prefix, message_size, message);
+}
+
 /* The worker's own flushes carry its replication origin: skip them whole. */
 static bool
 decoder_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
@@ -104,5 +116,6 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->change_cb = decoder_change;
 	cb->truncate_cb = decoder_truncate;
 	cb->commit_cb = decoder_commit;
+	cb->message_cb = decoder_message;
 	cb->filter_by_origin_cb = decoder_filter_origin;
 }

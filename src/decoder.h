@@ -19,6 +19,7 @@ typedef struct DecoderSink
 	void		(*change) (void *arg, Relation rel, ReorderBufferChange *change);
 	void		(*truncate) (void *arg, int nrelations, Relation *relations);
 	void		(*commit) (void *arg, TransactionId xid);
+	void		(*message) (void *arg, const char *prefix, Size size, const char *message);
 	RepOriginId skip_origin;	/* transactions of this origin are not decoded */
 	void	   *arg;
 } DecoderSink;

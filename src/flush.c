@@ -53,7 +53,6 @@ typedef struct ViewFlush
 	bool		truncate;
 	bool		opened;
 	bool		finish_backfill;
-	bool		start_rebuild;	/* its state is lost: backfill it again */
 } ViewFlush;
 
 struct FlushJob
@@ -346,13 +345,6 @@ FlushStart(List *views, XLogRecPtr position)
 		ViewRuntime *vr = lfirst(lc);
 		ViewFlush  *f = &job->flushes[job->nflush];
 
-		if (vr->rebuild && !vr->dropped)
-		{
-			f->vr = vr;
-			f->start_rebuild = any = true;
-			job->nflush++;
-			continue;
-		}
 		/* a full view too: flushing is how it gets room again */
 		if (vr->dropped ||
 			(vr->shared->status != VIEW_RUNNING && vr->shared->status != VIEW_FULL))
@@ -418,13 +410,6 @@ FlushStart(List *views, XLogRecPtr position)
 		if (f->truncate)
 			for (int j = 0; j < f->n; j++)
 				ItemPointerSetInvalid(&f->items[j].tid);
-		if (f->start_rebuild)
-		{
-			/* the position moves past what its state lacks */
-			set_status(vr, "backfilling");
-			write_pending(vr);
-			continue;
-		}
 		if (f->finish_backfill)
 			set_status(vr, "running");
 		write_watermark(vr);

@@ -1169,6 +1169,9 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		 */
 		batch_reset(vr);
 		vr->rebuild = true;
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->status = VIEW_STARTING;
+		LWLockRelease(&vr->shared->lock);
 		ereport(WARNING,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("continuous view \"%s\" is rebuilt: a transaction changed more of its groups than shared memory can hold",

@@ -16,6 +16,7 @@
 #include "ddl.h"
 #include "guc.h"
 #include "launcher.h"
+#include "partition.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -37,6 +38,7 @@ _PG_init(void)
 	GucInit();
 	ShmemInit();
 	DdlInit();
+	PartitionInit();
 
 	/* pg_upgrade's servers must not run workers */
 	if (IsBinaryUpgrade)

@@ -270,10 +270,13 @@ check_source(Oid relid, bool inh)
 					 errhint("Define the continuous view over the table that \"%s\" reads.", name)));
 			break;
 		case RELKIND_PARTITIONED_TABLE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("partitioned table \"%s\" cannot be the source of a continuous view", name),
-					 errhint("Define a continuous view over each partition.")));
+			/* its rows are its partitions': ONLY reads none */
+			if (!inh)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a continuous view cannot read partitioned table \"%s\" with ONLY", name),
+						 errdetail("FROM ONLY of a partitioned table reads none of the rows of its partitions."),
+						 errhint("Write FROM %s without ONLY.", quote_identifier(name))));
 			break;
 		case RELKIND_FOREIGN_TABLE:
 			if (!StreamIsKafka(relid))
@@ -305,7 +308,8 @@ check_source(Oid relid, bool inh)
 				 errdetail("Changes to unlogged tables are not written to the WAL."),
 				 errhint("Run ALTER TABLE %s SET LOGGED.", quote_identifier(name))));
 	/* (relhassubclass stays set after the last child is dropped) */
-	if (inh && find_inheritance_children(relid, AccessShareLock) != NIL)
+	if (inh && rel->rd_rel->relkind == RELKIND_RELATION &&
+		find_inheritance_children(relid, AccessShareLock) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" has inheritance children, which a continuous view does not follow", name),

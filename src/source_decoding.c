@@ -37,11 +37,15 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/tupconvert.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogutils.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -70,6 +74,7 @@
 #include "flush.h"
 #include "guc.h"
 #include "ingest.h"
+#include "partition.h"
 #include "security.h"
 #include "shmem.h"
 #include "source_decoding.h"
@@ -103,6 +108,26 @@ typedef struct SourceRel
 	int			natts;
 } SourceRel;
 
+/* A partitioned table above a leaf that feeds views, as the leaf sees it. */
+typedef struct LeafTarget
+{
+	SourceRel  *src;
+	TupleConversionMap *map;	/* the leaf's row type to the source's, or
+								 * NULL if they are the same */
+	TupleTableSlot *slot;		/* of the source's row type */
+} LeafTarget;
+
+/*
+ * A partition whose changes feed the views over the partitioned tables
+ * above it, found by its relid as of the change decoded.
+ */
+typedef struct LeafRel
+{
+	Oid			relid;
+	List	   *targets;		/* LeafTarget; NIL if none feeds a view */
+	TupleTableSlot *slot;		/* of the leaf's row type */
+} LeafRel;
+
 typedef struct Decoder
 {
 	char		slot_name[NAMEDATALEN];
@@ -114,6 +139,11 @@ typedef struct Decoder
 	MemoryContext views_cxt;	/* the views and everything about them */
 	List	   *views;			/* ViewRuntime */
 	HTAB	   *sources;		/* relid -> SourceRel */
+	MemoryContext leaves_cxt;	/* the partitions below sources: */
+	HTAB	   *leaves;			/* relid -> LeafRel, rebuilt after any relcache
+								 * invalidation (an ATTACH, DETACH, column
+								 * change) */
+	bool		leaves_stale;
 	uint64		catalog_generation;
 	TimestampTz catalog_read_at;
 
@@ -249,28 +279,136 @@ store_new_row(TupleTableSlot *slot, HeapTuple newtuple, HeapTuple oldtuple)
 	ExecMaterializeSlot(slot);
 }
 
+/*
+ * Ask for a view to be rebuilt from its source: the rows of the source
+ * changed in a way its deltas cannot follow.  Until then the view is not
+ * waited for (wait_for) and no flush passes this point of the WAL (see
+ * flush_start), so a crash decodes the cause again.
+ */
 static void
-sink_change(void *arg, Relation rel, ReorderBufferChange *change)
+request_rebuild(ViewRuntime *vr, const char *why)
 {
-	Oid			relid = RelationGetRelid(rel);
-	SourceRel  *src;
-	TupleTableSlot *slot;
-	HeapTuple	oldtuple = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
-	HeapTuple	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	/* a backfill that saw this transaction read its rows already */
+	if (vr->rebuild || vr->dropped || vr->skip_txn)
+		return;
+	vr->rebuild = true;
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->status = VIEW_STARTING;
+	LWLockRelease(&vr->shared->lock);
+	ereport(LOG,
+			(errmsg("flowstate rebuilds continuous view \"%s\": %s",
+					vr->def->view_name, why)));
+}
+
+/* Whether a view waits to be rebuilt. */
+static bool
+rebuild_pending(void)
+{
 	ListCell   *lc;
 
-	D->txn_changed = true;
-	src = hash_search(D->sources, &relid, HASH_FIND, NULL);
-	if (src == NULL)
-		return;
-	D->batch_changes++;
-	slot = source_slot(src, rel);
+	foreach(lc, D->views)
+	{
+		if (((ViewRuntime *) lfirst(lc))->rebuild)
+			return true;
+	}
+	return false;
+}
+
+/* A relcache invalidation: partitions may have been attached or detached. */
+static void
+leaves_invalidated(Datum arg, Oid relid)
+{
+	if (D != NULL)
+		D->leaves_stale = true;
+}
+
+/*
+ * The sources above a partition, as of the change being decoded (the
+ * catalog as of that point of the WAL: a partition whose detach has begun
+ * no longer feeds the tables above it).
+ */
+static LeafRel *
+leaf_of(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	LeafRel    *leaf;
+	bool		found;
+	List	   *ancestors;
+	ListCell   *lc;
+	MemoryContext oldcxt;
+
+	if (D->leaves_stale || D->leaves == NULL)
+	{
+		HASHCTL		hctl;
+
+		MemoryContextReset(D->leaves_cxt);
+		hctl.keysize = sizeof(Oid);
+		hctl.entrysize = sizeof(LeafRel);
+		hctl.hcxt = D->leaves_cxt;
+		D->leaves = hash_create("flowstate partitions", 16, &hctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		D->leaves_stale = false;
+	}
+	leaf = hash_search(D->leaves, &relid, HASH_ENTER, &found);
+	if (found)
+		return leaf;
+	leaf->targets = NIL;
+	leaf->slot = NULL;
+
+	ancestors = get_partition_ancestors(relid);
+	oldcxt = MemoryContextSwitchTo(D->leaves_cxt);
+	foreach(lc, ancestors)
+	{
+		Oid			parent = lfirst_oid(lc);
+		SourceRel  *src = hash_search(D->sources, &parent, HASH_FIND, NULL);
+		Relation	prel;
+		TupleDesc	pdesc;
+		LeafTarget *t;
+
+		if (src == NULL || !RelationIsValid(prel = RelationIdGetRelation(parent)))
+			continue;
+		pdesc = CreateTupleDescCopy(RelationGetDescr(prel));
+		RelationClose(prel);
+		t = palloc(sizeof(LeafTarget));
+		t->src = src;
+		t->slot = MakeSingleTupleTableSlot(pdesc, &TTSOpsVirtual);
+		t->map = convert_tuples_by_name(RelationGetDescr(rel), pdesc);
+		leaf->targets = lappend(leaf->targets, t);
+	}
+	if (leaf->targets != NIL)
+		leaf->slot = MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(RelationGetDescr(rel)),
+											  &TTSOpsHeapTuple);
+	MemoryContextSwitchTo(oldcxt);
+	return leaf;
+}
+
+/* A row of slot in the row type of a source: converted into out by map. */
+static TupleTableSlot *
+source_row(TupleTableSlot *slot, TupleConversionMap *map, TupleTableSlot *out)
+{
+	if (map == NULL)
+		return slot;
+	return execute_attr_map_slot(map->attrMap, slot, out);
+}
+
+/*
+ * Apply a change of relation rel to views, its rows read in slot (of rel's
+ * row type) and converted by map into out, the row type of their source.
+ */
+static void
+apply_change(List *views, Relation rel, ReorderBufferChange *change,
+			 TupleTableSlot *slot, TupleConversionMap *map, TupleTableSlot *out)
+{
+	HeapTuple	oldtuple = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	HeapTuple	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	TupleTableSlot *row;
+	ListCell   *lc;
 
 	if (change->action != REORDER_BUFFER_CHANGE_INSERT && oldtuple == NULL)
 	{
 		/* the old row is needed: REPLICA IDENTITY FULL was removed */
-		foreach(lc, src->views)
-			((ViewRuntime *) lfirst(lc))->rebuild = true;
+		foreach(lc, views)
+			request_rebuild(lfirst(lc), "a table it reads no longer logs old rows");
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" no longer logs old rows; its continuous views are rebuilt",
@@ -283,28 +421,76 @@ sink_change(void *arg, Relation rel, ReorderBufferChange *change)
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
 			ExecStoreHeapTuple(newtuple, slot, false);
-			foreach(lc, src->views)
-				IngestRow(lfirst(lc), slot, 1, change->lsn);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, 1, change->lsn);
 			break;
 		case REORDER_BUFFER_CHANGE_UPDATE:
 			ExecStoreHeapTuple(oldtuple, slot, false);
-			foreach(lc, src->views)
-				IngestRow(lfirst(lc), slot, -1, change->lsn);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, -1, change->lsn);
 			store_new_row(slot, newtuple, oldtuple);
-			foreach(lc, src->views)
-				IngestRow(lfirst(lc), slot, 1, change->lsn);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, 1, change->lsn);
 			break;
 		case REORDER_BUFFER_CHANGE_DELETE:
 			ExecStoreHeapTuple(oldtuple, slot, false);
-			foreach(lc, src->views)
-				IngestRow(lfirst(lc), slot, -1, change->lsn);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, -1, change->lsn);
 			break;
 		default:
 			break;
 	}
+	if (out != NULL)
+		ExecClearTuple(out);
 	ExecClearTuple(slot);
 }
 
+/*
+ * A change of a table goes to the views over it and, for a partition, to
+ * the views over the partitioned tables above it.
+ */
+static void
+sink_change(void *arg, Relation rel, ReorderBufferChange *change)
+{
+	Oid			relid = RelationGetRelid(rel);
+	SourceRel  *src;
+	LeafRel    *leaf = NULL;
+	ListCell   *lc;
+
+	D->txn_changed = true;
+	src = hash_search(D->sources, &relid, HASH_FIND, NULL);
+	if (rel->rd_rel->relispartition)
+	{
+		leaf = leaf_of(rel);
+		if (leaf->targets == NIL)
+			leaf = NULL;
+	}
+	if (src == NULL && leaf == NULL)
+		return;
+	D->batch_changes++;
+
+	if (src != NULL)
+		apply_change(src->views, rel, change, source_slot(src, rel), NULL, NULL);
+	if (leaf != NULL)
+	{
+		foreach(lc, leaf->targets)
+		{
+			LeafTarget *t = lfirst(lc);
+
+			apply_change(t->src->views, rel, change, leaf->slot, t->map, t->slot);
+		}
+	}
+}
+
+/*
+ * A truncated table empties the views over it; a truncated partition
+ * rebuilds those over the partitioned tables above it, which keep the
+ * rows of their other partitions.
+ */
 static void
 sink_truncate(void *arg, int nrelations, Relation *relations)
 {
@@ -315,10 +501,48 @@ sink_truncate(void *arg, int nrelations, Relation *relations)
 		SourceRel  *src = hash_search(D->sources, &relid, HASH_FIND, NULL);
 		ListCell   *lc;
 
+		if (src != NULL)
+		{
+			foreach(lc, src->views)
+				IngestTruncate(lfirst(lc));
+		}
+		if (relations[i]->rd_rel->relispartition)
+		{
+			foreach(lc, leaf_of(relations[i])->targets)
+			{
+				LeafTarget *t = lfirst(lc);
+				ListCell   *lv;
+
+				foreach(lv, t->src->views)
+					request_rebuild(lfirst(lv), "one of its partitions was truncated");
+			}
+		}
+	}
+}
+
+/*
+ * A message of PartitionNoteChange: partitions were attached, detached or
+ * dropped, and the rows of the partitioned tables it names changed.
+ */
+static void
+sink_message(void *arg, const char *prefix, Size size, const char *message)
+{
+	if (strcmp(prefix, PARTITION_MESSAGE_PREFIX) != 0)
+		return;
+	/* the snapshot of the rebuild must see this transaction */
+	D->txn_changed = true;
+	for (Size off = 0; off + sizeof(Oid) <= size; off += sizeof(Oid))
+	{
+		Oid			relid;
+		SourceRel  *src;
+		ListCell   *lc;
+
+		memcpy(&relid, message + off, sizeof(Oid));
+		src = hash_search(D->sources, &relid, HASH_FIND, NULL);
 		if (src == NULL)
 			continue;
 		foreach(lc, src->views)
-			IngestTruncate(lfirst(lc));
+			request_rebuild(lfirst(lc), "partitions were attached, detached or dropped");
 	}
 }
 
@@ -568,6 +792,7 @@ index_sources(void)
 	hctl.hcxt = D->views_cxt;
 	D->sources = hash_create("flowstate sources", 16, &hctl,
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	D->leaves_stale = true;		/* they point to the sources */
 	foreach(lc, D->views)
 	{
 		ViewRuntime *vr = lfirst(lc);
@@ -759,7 +984,8 @@ backfill(ViewRuntime *vr)
 	{
 		bool		done = reached(D->ctx->reader->EndRecPtr, snap->lsn);
 
-		if (enforce_memory() && !done)
+		/* (a view to rebuild holds back flushes: no waiting for memory then) */
+		if (enforce_memory() && !done && !rebuild_pending())
 		{
 			report_pause(true);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -783,6 +1009,26 @@ backfill(ViewRuntime *vr)
 					vr->def->view_name)));
 }
 
+/*
+ * Record in the catalog that a view starts over, before its state table is
+ * emptied: after a crash it backfills again, whatever the durable position.
+ * Its first flush records the end of the backfill.
+ */
+static void
+persist_rebuild(ViewRuntime *vr)
+{
+	Datum		arg = Int32GetDatum(vr->def->view_id);
+	Oid			type = INT4OID;
+
+	start_transaction();
+	SPI_connect();
+	if (SPI_execute_with_args("UPDATE flowstate.view SET status = 'backfilling' WHERE view_id = $1",
+							  1, &type, &arg, NULL, false, 0) < 0)
+		elog(ERROR, "could not update flowstate.view");
+	SPI_finish();
+	commit_transaction();
+}
+
 /* A flush committed: let the slot go up to the durable position. */
 static void
 flush_done(XLogRecPtr durable)
@@ -798,6 +1044,9 @@ flush_done(XLogRecPtr durable)
 static bool
 flush_start(void)
 {
+	/* the position may not become durable past the cause of a rebuild */
+	if (rebuild_pending())
+		return false;
 	D->last_flush = GetCurrentTimestamp();
 	D->flush_job = FlushStart(D->views, D->position);
 	if (D->flush_job == NULL)
@@ -1009,7 +1258,8 @@ decoder_loop(MemoryContext LoopContext)
 				continue;
 			if (vr->rebuild)
 			{
-				/* its table stopped logging old rows: start it over */
+				/* its rows changed in a way deltas cannot follow: start it over */
+				persist_rebuild(vr);
 				vr->rebuild = false;
 				vr->def->backfilling = true;
 				backfill(vr);
@@ -1089,6 +1339,10 @@ DecoderMain(Datum main_arg)
 	D->sink.change = sink_change;
 	D->sink.truncate = sink_truncate;
 	D->sink.commit = sink_commit;
+	D->sink.message = sink_message;
+	D->leaves_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate decoder partitions",
+										  ALLOCSET_DEFAULT_SIZES);
+	CacheRegisterRelcacheCallback(leaves_invalidated, (Datum) 0);
 	dsa_set_size_limit(StoreArea(), (size_t) flowstate_memory_limit * 1024 + 4 * 1024 * 1024);
 
 	/*
