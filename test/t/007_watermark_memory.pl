@@ -70,7 +70,7 @@ sub memory
 		  FROM flowstate.views WHERE view = 'per_visitor'::regclass});
 }
 ok(defined wait_until(60, sub {
-	my ($groups, $in_memory, $bytes, $status) = split / /, memory();
+	my ($groups, $in_memory, $bytes, $status) = split / /, memory(), 4;
 	return $status eq 'running' && $groups == 30000 && $in_memory < $groups;
 }), 'a view larger than its memory keeps part of its groups in memory');
 note('groups, in memory, bytes, status: ' . memory());
@@ -84,10 +84,24 @@ DELETE FROM visits WHERE id % 11 = 0;
 INSERT INTO visits SELECT i, i % 31000, i % 13 FROM generate_series(60001, 70000) i;
 });
 is(differences($node, 'postgres', 'per_visitor'), '0', 'after changes to evicted groups, it equals its batch query');
-# over the limit while a snapshot older than the flush (the batch query's)
-# holds the flushed groups; back under it once that snapshot is gone
+# over the limit while a snapshot older than the flushes holds the flushed
+# groups; back under it once that snapshot is gone
+my ($in, $out) = ('', '');
+my $holder = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('postgres') ], '<', \$in, '>', \$out);
+$in .= "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 'holding', count(*) FROM visits;\n";
+$holder->pump until $out =~ /holding/;
+$node->safe_psql('postgres', q{
+INSERT INTO visits SELECT i, i, 1 FROM generate_series(100001, 140000) i});
+ok(defined wait_until(60, sub {
+	my ($groups, $in_memory, $bytes, $status) = split / /, memory(), 4;
+	return $bytes > 2 * 1024 * 1024 && $status eq 'over memory limit';
+}), 'a snapshot older than the flushes keeps the view over its limit, which its status says');
+note('groups, in memory, bytes, status: ' . memory());
+$in .= "COMMIT;\n\\q\n";
+$holder->finish;
 ok(defined wait_until(30, sub {
-	my ($groups, $in_memory, $bytes, $status) = split / /, memory();
+	my ($groups, $in_memory, $bytes, $status) = split / /, memory(), 4;
 	return $bytes <= 2 * 1024 * 1024 && $status eq 'running';
 }), 'its shared memory goes back within the limit');
 note('groups, in memory, bytes, status: ' . memory());
