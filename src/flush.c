@@ -177,10 +177,11 @@ FlushWritePending(List *views, Oid source, List *source_rows)
 
 /*
  * Lock the sources of a flush's views, in one order, before any state
- * table: DROP TABLE ... CASCADE of a source locks it, then its views' state
- * tables, so a flush that had written one of those before waiting for
- * another would deadlock with it.  A source dropped meanwhile leaves views
- * whose state tables are gone, which the flush skips.
+ * table, and the state tables before any catalog row: DROP TABLE ...
+ * CASCADE of a source locks it, then its views' state tables, so a flush
+ * that had written one of those before waiting for another would deadlock
+ * with it.  A source dropped meanwhile leaves views whose state tables are
+ * gone, which the flush skips.
  */
 static void
 lock_sources(FlushJob *job)
@@ -194,6 +195,17 @@ lock_sources(FlushJob *job)
 	for (int i = 0; i < n; i++)
 		if (i == 0 || sources[i] != sources[i - 1])
 			LockRelationOid(sources[i], AccessShareLock);
+
+	/*
+	 * Then the state tables, before any catalog row: drop_view locks a
+	 * view's relations, then deletes its catalog row.
+	 */
+	n = 0;
+	for (int i = 0; i < job->nflush; i++)
+		sources[n++] = job->flushes[i].vr->def->state_relid;
+	qsort(sources, n, sizeof(Oid), oid_cmp);
+	for (int i = 0; i < n; i++)
+		LockRelationOid(sources[i], RowExclusiveLock);
 	pfree(sources);
 }
 

@@ -295,6 +295,13 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 			vr->has_watermark = true;
 		}
 	}
+	/* a rebuild keeps the state of final windows: their rows were counted or refused */
+	if (vr->keep_final && !vr->result->tts_isnull[vr->key_col[vr->def->window.keyno]] &&
+		DatumGetInt64(vr->result->tts_values[vr->key_col[vr->def->window.keyno]]) <= vr->final_cutoff)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
 	if (lateness && ProjectionIsLate(vr, slot, sign, lsn))
 	{
 		MemoryContextSwitchTo(oldcxt);

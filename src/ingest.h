@@ -103,6 +103,10 @@ typedef struct ViewRuntime
 	/* a backfill whose snapshot decides which transactions to skip */
 	SyncSnapshot *backfill_snap;
 	bool		skip_txn;
+	bool		keep_final;		/* a rebuild keeps the final windows: rows of
+								 * windows starting up to final_cutoff are
+								 * not read again */
+	int64		final_cutoff;
 
 	/* event time */
 	bool		has_watermark;

@@ -934,6 +934,7 @@ static void report_pause(bool paused);
 static void
 backfill(ViewRuntime *vr)
 {
+	int64		kept_gid = 0;
 	MemoryContext oldcxt;
 	SyncSnapshot *snap;
 	StoreKey	key;
@@ -948,8 +949,23 @@ backfill(ViewRuntime *vr)
 	key.relid = vr->def->state_relid;
 	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
 								   &vr->def->layout, CatalogMemoryLimit(vr->def));
+	/*
+	 * A rebuild of a view whose windows become final keeps the state of the
+	 * windows that were final as of its last flush, and its watermark: the
+	 * rows of those windows were in that flush or refused as late when they
+	 * came, and a backfill must not apply the refused ones now.  A new view
+	 * starts from nothing.
+	 */
+	vr->keep_final = vr->def->allowed_lateness_us >= 0 && vr->def->window.size_us > 0 &&
+		vr->persisted_watermark && vr->has_watermark;
+	if (vr->keep_final)
+		vr->final_cutoff = vr->persisted_max_ts - vr->def->watermark_delay_us -
+			vr->def->window.size_us - vr->def->allowed_lateness_us;
 	start_transaction();
-	if (!StateTableTruncate(vr->def->state_relid))
+	if (vr->keep_final ?
+		!StateTableKeepFinal(vr->def->state_relid, vr->def->window.keyno,
+							 vr->final_cutoff, &kept_gid) :
+		!StateTableTruncate(vr->def->state_relid))
 	{
 		/* dropped meanwhile: the next look at the catalog forgets it */
 		commit_transaction();
@@ -960,8 +976,9 @@ backfill(ViewRuntime *vr)
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->complete = true;
 	LWLockRelease(&vr->shared->lock);
-	vr->has_watermark = vr->persisted_watermark = false;
-	vr->next_gid = 1;
+	if (!vr->keep_final)
+		vr->has_watermark = vr->persisted_watermark = false;
+	vr->next_gid = kept_gid + 1;
 	oldcxt = MemoryContextSwitchTo(D->views_cxt);
 	snap = SyncSnapshotTake(D->views_cxt);
 	MemoryContextSwitchTo(oldcxt);
@@ -1003,6 +1020,7 @@ backfill(ViewRuntime *vr)
 		CHECK_FOR_INTERRUPTS();
 	}
 	vr->backfill_snap = NULL;
+	vr->keep_final = false;
 
 	ereport(LOG,
 			(errmsg("flowstate finished backfilling continuous view \"%s\"",

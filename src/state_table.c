@@ -419,6 +419,43 @@ StateScanEnd(StateScan *s)
 }
 
 /*
+ * StateTableKeepFinal deletes the rows of a state table but those of final
+ * windows: whose window start (key keyno) is at most cutoff.  Sets
+ * *max_gid to the largest row id kept (0 if none).  Returns false if the
+ * table was dropped.
+ */
+bool
+StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
+{
+	Relation	rel = try_table_open(relid, RowExclusiveLock);
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	*max_gid = 0;
+	if (rel == NULL)
+		return false;
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	slot = table_slot_create(rel, NULL);
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		start = slot_getattr(slot, ATT_KEY(keyno), &isnull);
+
+		if (!isnull && DatumGetInt64(start) <= cutoff)
+		{
+			*max_gid = Max(*max_gid, DatumGetInt64(slot_getattr(slot, ATT_GID, &isnull)));
+			continue;
+		}
+		simple_table_tuple_delete(rel, &slot->tts_tid, GetActiveSnapshot());
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	return true;
+}
+
+/*
  * StateTableTruncate deletes every row of a state table (a view whose
  * backfill did not finish starts again, a truncated source) and keeps it
  * locked until the transaction ends.  Returns false if it was dropped.

@@ -51,6 +51,33 @@ ok(defined wait_until(30, sub {
 	$node->safe_psql('postgres', q{
 		SELECT count(*) FROM flowstate.late_events WHERE event_time = '2026-01-01 10:05:00+00'}) eq '1' }),
 	'it is a late event');
+
+# a rebuild (its replication slot went missing) keeps the windows that were
+# final: the late row, in the table, is not applied now either
+ok(defined wait_until(60, sub {
+	$node->safe_psql('postgres', q{
+		SELECT max_event_time = '2026-01-01 10:30:30+00' FROM flowstate.view}) eq 't' }),
+	'the watermark is flushed');
+ok(defined wait_until(60, sub {
+	$node->safe_psql('postgres', q{
+		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		 WHERE backend_type = 'flowstate decoder'});
+	return $node->safe_psql('postgres', q{
+		SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots
+		 WHERE slot_name LIKE 'flowstate%' AND NOT active}) eq '1';
+}), 'the replication slot is dropped while the decoder is down');
+$node->safe_psql('postgres', q{
+INSERT INTO clicks (ts, page) VALUES ('2026-01-01 10:31:00+00', 5)});
+ok(defined wait_until(60, sub {
+	slurp_file($node->logfile) =~ /continuous view "public.clicks_per_minute" is rebuilt/ &&
+	  $node->safe_psql('postgres', q{SELECT flowstate.wait_for()}) eq 't' }),
+	'the view is rebuilt');
+is($node->safe_psql('postgres', q{SELECT string_agg(minute::time || '=' || n, ' ' ORDER BY minute)
+	FROM clicks_per_minute}), '10:00:00=1 10:30:00=2 10:31:00=1',
+	'the rebuilt view keeps its final windows: the late row is still not applied');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM flowstate.late_events WHERE event_time = '2026-01-01 10:05:00+00'}), '1',
+	'and it is recorded once');
 $node->safe_psql('postgres', q{SELECT flowstate.drop_view('clicks_per_minute')});
 
 # --- memory: 30,000 groups, room for a few thousand ---
