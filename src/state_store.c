@@ -1102,10 +1102,8 @@ evict_tail(SharedView *sv, int64 target_bytes, uint64 max_seq)
 /*
  * StoreEvict drops flushed groups every snapshot sees, least recently
  * changed first, until the view holds at most target_bytes.  horizon is the
- * oldest transaction a snapshot of the database may still consider running:
- * the data horizon of the view's state table, which replication slots do
- * not hold back (their catalog_xmin holds back the server-wide one).
- * Returns the bytes the view holds then.
+ * oldest transaction a snapshot that may read the view may still consider
+ * running (StoreHorizon).  Returns the bytes the view holds then.
  */
 int64
 StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon)
