@@ -410,10 +410,15 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY", state_qualified);
 		spi_exec(sql.data, SPI_OK_UTILITY);
 		resetStringInfo(&sql);
+		/* by name: a dump restores the policy for the restored relations */
 		appendStringInfo(&sql, "CREATE POLICY owner_may_read ON %s FOR SELECT"
-						 " USING ((SELECT flowstate.check_view_rights(%u::pg_catalog.oid,"
-						 " %u::pg_catalog.oid)))",
-						 state_qualified, def.view_relid, def.def_relid);
+						 " USING ((SELECT flowstate.check_view_rights(%s::pg_catalog.regclass,"
+						 " %s::pg_catalog.regclass)))",
+						 state_qualified,
+						 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(def.view_relid)),
+																	   get_rel_name(def.view_relid))),
+						 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(def.def_relid)),
+																	   get_rel_name(def.def_relid))));
 		spi_exec(sql.data, SPI_OK_UTILITY);
 	}
 
@@ -495,6 +500,7 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	Oid			relid;
 	int32		view_id;
 	ObjectAddress address;
+	ObjectAddresses *objects;
 	Oid			save_userid;
 	int			save_sec;
 	Oid			type = INT4OID;
@@ -525,10 +531,38 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, name);
 
+	/*
+	 * The view, its definition and its state table go together: a restore
+	 * (pg_restore) does not bring back the dependencies between them, and
+	 * the state table's policy names the view.
+	 */
+	objects = new_object_addresses();
 	address.classId = RelationRelationId;
-	address.objectId = relid;
 	address.objectSubId = 0;
-	performDeletion(&address, DROP_RESTRICT, 0);
+	address.objectId = relid;
+	add_exact_object_address(&address, objects);
+	nest = SecurityRestrictSearchPath();
+	SPI_connect();
+	arg = Int32GetDatum(view_id);
+	if (SPI_execute_with_args("SELECT definition::pg_catalog.oid, state_table::pg_catalog.oid"
+							  "  FROM flowstate.view WHERE view_id = $1",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	for (int c = 1; SPI_processed == 1 && c <= 2; c++)
+	{
+		bool		isnull;
+		Oid			part = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, c, &isnull));
+
+		if (!isnull && OidIsValid(part) && get_rel_relkind(part) != '\0')
+		{
+			address.objectId = part;
+			add_exact_object_address(&address, objects);
+		}
+	}
+	SPI_finish();
+	SecurityRestoreSearchPath(nest);
+	performMultipleDeletions(objects, DROP_RESTRICT, 0);
 
 	nest = SecurityRestrictSearchPath();
 	become_superuser(&save_userid, &save_sec);

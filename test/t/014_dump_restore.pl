@@ -1,5 +1,8 @@
 # pg_dump of a database with continuous views is silent, and its restore
-# rebuilds views that equal their batch queries.
+# rebuilds views that equal their batch queries.  The policy that serves a
+# view's state only while its owner may read the source names the view:
+# restored, it checks the restored view, and a view owned by a role that
+# is not a superuser serves its owner and its readers as before.
 use strict;
 use warnings;
 use FindBin;
@@ -27,6 +30,15 @@ $node->safe_psql('src', q{
 	    $$SELECT date_bin('1 minute', ts, '2026-01-01') AS minute, count(*) AS n, avg(ms) AS mean
 	        FROM orders GROUP BY 1$$);
 	SELECT flowstate.create_view('everything', 'SELECT count(*) AS n, sum(amount) AS total FROM orders');
+	CREATE ROLE alice;
+	CREATE ROLE bob;
+	GRANT CREATE ON SCHEMA public TO alice;
+	GRANT SELECT ON orders TO alice;
+	SET ROLE alice;
+	SELECT flowstate.create_view('alice_per_region',
+	    'SELECT region, count(*) AS n, sum(amount) AS total FROM orders GROUP BY region');
+	GRANT SELECT ON alice_per_region TO bob;
+	RESET ROLE;
 	SELECT flowstate.wait_for();
 	UPDATE orders SET amount = amount + 1 WHERE id % 7 = 0;
 	DELETE FROM orders WHERE id % 11 = 0;
@@ -50,11 +62,30 @@ $node->safe_psql('postgres', 'CREATE DATABASE restored');
 	[ 'pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump ]);
 is($stderr, '', 'pg_restore succeeds without a message');
 install_oracle($node, 'restored');
-for my $view (qw(per_region per_minute everything))
+for my $view (qw(per_region per_minute everything alice_per_region))
 {
 	is(differences($node, 'restored', $view), '0',
 		"restored view $view equals its batch query");
 }
+my $expected = $node->safe_psql('restored', q{
+	SELECT string_agg(region || '=' || n, ' ' ORDER BY region) FROM per_region});
+for my $role (qw(alice bob))
+{
+	is($node->safe_psql('restored', qq{
+		SET ROLE $role;
+		SELECT string_agg(region || '=' || n, ' ' ORDER BY region) FROM alice_per_region}),
+		$expected, "restored, the view of a role that is not a superuser serves $role");
+}
+$node->safe_psql('restored', 'REVOKE SELECT ON orders FROM alice');
+my ($ret, $out, $err) = $node->psql('restored', q{
+	SET ROLE bob; SELECT count(*) FROM alice_per_region});
+like($err, qr/permission denied for continuous view/,
+	'once its owner may not read the table, the restored view serves nobody');
+like($node->safe_psql('restored', q{
+	SELECT pg_get_expr(p.polqual, p.polrelid) FROM pg_policy p
+	  JOIN flowstate.view v ON v.state_table = p.polrelid
+	 WHERE v.view = 'alice_per_region'::regclass}),
+	qr/'alice_per_region'::regclass/, 'its state table\'s policy names the view, not its number');
 
 # and keeps following its table
 $node->safe_psql('restored', q{
