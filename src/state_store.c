@@ -819,47 +819,23 @@ advance_base(SharedView *sv, TransactionId horizon)
 }
 
 /*
- * StoreFlushBegin takes the groups changed since the last flush, copied in
- * CurrentMemoryContext, and opens flush number *seq.  Returns their count;
- * with none (and no TRUNCATE to write), no flush is opened.  *truncate
- * tells that the flush must first empty the state table (the source was
- * truncated).  Groups never flushed get their row id here, from *next_gid:
- * the worker goes on changing groups while the flush writes, and a reader
- * must be able to match a group changed since with its row as soon as the
- * flush commits.
+ * Copy, in CurrentMemoryContext, the groups stamped seq (the changed ones,
+ * at the head of the recency list), giving row ids from *next_gid to those
+ * that have none.  Caller holds the view lock exclusively.
  */
-int
-StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
-				int64 *next_gid, int64 **offsets, int *noffsets)
+static int
+copy_changed(SharedView *sv, uint64 seq, int64 *next_gid, FlushItem **items)
 {
 	int			n = 0;
 	dsa_pointer dp;
 	FlushItem  *out;
 
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	/* the stream position the groups are exact at, taken with them */
-	*noffsets = sv->noffsets;
-	*offsets = NULL;
-	if (sv->noffsets > 0)
-	{
-		*offsets = palloc(sizeof(int64) * sv->noffsets);
-		memcpy(*offsets, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
-	}
-	*seq = sv->pending_seq;
-	*truncate = (sv->truncate_seq == *seq);
 	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
 	{
-		if (entry_at(dp)->seq != *seq)
+		if (entry_at(dp)->seq != seq)
 			break;
 		n++;
 	}
-	if (n == 0 && !*truncate)
-	{
-		LWLockRelease(&sv->lock);
-		*items = NULL;
-		return 0;
-	}
-
 	out = palloc(sizeof(FlushItem) * Max(n, 1));
 	n = 0;
 	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
@@ -867,7 +843,7 @@ StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
 		StoreEntry *e = entry_at(dp);
 		FlushItem  *item = &out[n];
 
-		if (e->seq != *seq)
+		if (e->seq != seq)
 			break;
 		if (e->gid == 0)
 			e->gid = (*next_gid)++;
@@ -881,6 +857,46 @@ StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
 		read_block(sv, ENTRY_BLOCK(e), item->block);
 		n++;
 	}
+	*items = out;
+	return n;
+}
+
+/*
+ * StoreFlushBegin takes the groups changed since the last flush, copied in
+ * CurrentMemoryContext, and opens flush number *seq.  Returns their count;
+ * with none (and no TRUNCATE to write), no flush is opened.  *truncate
+ * tells that the flush must first empty the state table (the source was
+ * truncated).  Groups never flushed get their row id here, from *next_gid:
+ * the worker goes on changing groups while the flush writes, and a reader
+ * must be able to match a group changed since with its row as soon as the
+ * flush commits.
+ */
+int
+StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
+				int64 *next_gid, int64 **offsets, int *noffsets)
+{
+	int			n;
+	FlushItem  *out;
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	/* the stream position the groups are exact at, taken with them */
+	*noffsets = sv->noffsets;
+	*offsets = NULL;
+	if (sv->noffsets > 0)
+	{
+		*offsets = palloc(sizeof(int64) * sv->noffsets);
+		memcpy(*offsets, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
+	}
+	*seq = sv->pending_seq;
+	*truncate = (sv->truncate_seq == *seq);
+	if (!*truncate &&
+		(!DsaPointerIsValid(sv->head) || entry_at(sv->head)->seq != *seq))
+	{
+		LWLockRelease(&sv->lock);
+		*items = NULL;
+		return 0;
+	}
+	n = copy_changed(sv, *seq, next_gid, &out);
 
 	/* a full ring forgets its oldest flush: readers then fall back to base */
 	if (sv->nflushes == STORE_FLUSH_RING)
@@ -1160,40 +1176,11 @@ StoreBackfillBegin(SharedView *sv)
 int
 StoreSpillBegin(SharedView *sv, FlushItem **items, int64 *next_gid)
 {
-	int			n = 0;
-	dsa_pointer dp;
-	FlushItem  *out;
+	int			n;
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
-	{
-		if (entry_at(dp)->seq != sv->pending_seq)
-			break;
-		n++;
-	}
-	out = palloc(sizeof(FlushItem) * Max(n, 1));
-	n = 0;
-	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
-	{
-		StoreEntry *e = entry_at(dp);
-		FlushItem  *item = &out[n];
-
-		if (e->seq != sv->pending_seq)
-			break;
-		if (e->gid == 0)
-			e->gid = (*next_gid)++;
-		item->entry = dp;
-		item->gid = e->gid;
-		item->tid = e->tid;
-		item->live = e->live;
-		item->key = palloc(e->keylen);
-		memcpy(item->key, ENTRY_KEY(e), e->keylen);
-		item->block = palloc(sv->layout.block_size);
-		read_block(sv, ENTRY_BLOCK(e), item->block);
-		n++;
-	}
+	n = copy_changed(sv, sv->pending_seq, next_gid, items);
 	LWLockRelease(&sv->lock);
-	*items = out;
 	return n;
 }
 

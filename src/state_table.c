@@ -419,13 +419,13 @@ StateScanEnd(StateScan *s)
 }
 
 /*
- * StateTableKeepFinal deletes the rows of a state table but those of final
+ * Delete the rows of a state table but, when keyno >= 0, those of final
  * windows: whose window start (key keyno) is at most cutoff.  Sets
- * *max_gid to the largest row id kept (0 if none).  Returns false if the
- * table was dropped.
+ * *max_gid to the largest row id kept (0 if none).  Keeps the table locked
+ * until the transaction ends.  Returns false if it was dropped.
  */
-bool
-StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
+static bool
+delete_rows(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
 {
 	Relation	rel = try_table_open(relid, RowExclusiveLock);
 	TableScanDesc scan;
@@ -439,8 +439,8 @@ StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
 
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		bool		isnull;
-		Datum		start = slot_getattr(slot, ATT_KEY(keyno), &isnull);
+		bool		isnull = true;
+		Datum		start = keyno >= 0 ? slot_getattr(slot, ATT_KEY(keyno), &isnull) : 0;
 
 		if (!isnull && DatumGetInt64(start) <= cutoff)
 		{
@@ -456,6 +456,16 @@ StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
 }
 
 /*
+ * StateTableKeepFinal deletes the rows of a state table but those of final
+ * windows (see delete_rows).
+ */
+bool
+StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
+{
+	return delete_rows(relid, keyno, cutoff, max_gid);
+}
+
+/*
  * StateTableTruncate deletes every row of a state table (a view whose
  * backfill did not finish starts again, a truncated source) and keeps it
  * locked until the transaction ends.  Returns false if it was dropped.
@@ -463,19 +473,7 @@ StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
 bool
 StateTableTruncate(Oid relid)
 {
-	Relation	rel = try_table_open(relid, RowExclusiveLock);
-	TableScanDesc scan;
-	TupleTableSlot *slot;
+	int64		max_gid;
 
-	if (rel == NULL)
-		return false;
-	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-	slot = table_slot_create(rel, NULL);
-
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-		simple_table_tuple_delete(rel, &slot->tts_tid, GetActiveSnapshot());
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
-	return true;
+	return delete_rows(relid, -1, 0, &max_gid);
 }

@@ -58,14 +58,7 @@ ok(defined wait_until(60, sub {
 	$node->safe_psql('postgres', q{
 		SELECT max_event_time = '2026-01-01 10:30:30+00' FROM flowstate.view}) eq 't' }),
 	'the watermark is flushed');
-ok(defined wait_until(60, sub {
-	$node->safe_psql('postgres', q{
-		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		 WHERE backend_type = 'flowstate decoder'});
-	return $node->safe_psql('postgres', q{
-		SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots
-		 WHERE slot_name LIKE 'flowstate%' AND NOT active}) eq '1';
-}), 'the replication slot is dropped while the decoder is down');
+ok(drop_decoder_slot($node), 'the replication slot is dropped while the decoder is down');
 $node->safe_psql('postgres', q{
 INSERT INTO clicks (ts, page) VALUES ('2026-01-01 10:31:00+00', 5)});
 ok(defined wait_until(60, sub {

@@ -34,14 +34,7 @@ ok(defined wait_until(60, sub {
 	'the backfill is durable');
 
 # the slot goes while the decoder is down; a row changes meanwhile
-ok(defined wait_until(60, sub {
-	$node->safe_psql('postgres', q{
-		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		 WHERE backend_type = 'flowstate decoder'});
-	return $node->safe_psql('postgres', q{
-		SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots
-		 WHERE slot_name LIKE 'flowstate%' AND NOT active}) eq '1';
-}), 'the replication slot is dropped');
+ok(drop_decoder_slot($node), 'the replication slot is dropped');
 $node->safe_psql('postgres', 'DELETE FROM t WHERE id = 1');
 my (%seen, $samples);
 my $took = wait_until(120, sub {

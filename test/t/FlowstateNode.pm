@@ -11,7 +11,7 @@ use IPC::Run;
 use FindBin;
 use Exporter 'import';
 
-our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until
+our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
   install_oracle differences kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
@@ -182,6 +182,22 @@ sub kill_unflushed
 	my $sample = kill9_sampled($node, $db,
 		"SELECT ($pid_sql), public.stream_progress('$view', true)", $signal);
 	return [ split / /, $sample // '' ];
+}
+
+# drop_decoder_slot(node): terminate the decoding worker and drop its
+# replication slot before it starts again (it then rebuilds its views);
+# true once dropped within 60 s
+sub drop_decoder_slot
+{
+	my ($node) = @_;
+	return defined wait_until(60, sub {
+		$node->safe_psql('postgres', q{
+			SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			 WHERE backend_type = 'flowstate decoder'});
+		return $node->safe_psql('postgres', q{
+			SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots
+			 WHERE slot_name LIKE 'flowstate%' AND NOT active}) eq '1';
+	});
 }
 
 # wait_until(timeout_s, sub): poll every 50 ms; return seconds taken, or undef
