@@ -635,10 +635,11 @@ prepare_writes(SharedView *sv, StoreWrite *w, int n, dsa_pointer *entries,
 			   Size *keylens, char **blocks, bool fresh)
 {
 	int			nvars = sv->layout.nvars;
+	dsa_pointer *vars = palloc(sizeof(dsa_pointer) * Max(nvars, 1) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
 	{
-		w[i].vars = palloc(sizeof(dsa_pointer) * Max(nvars, 1));
+		w[i].vars = vars + i * Max(nvars, 1);
 		w[i].fresh = fresh && DsaPointerIsValid(entries[i]);
 		if (!StorePrepare(sv, &w[i], entries[i], keylens[i], blocks[i]))
 		{
