@@ -395,6 +395,12 @@ float_arg(Oid type, Datum value)
 	return type == FLOAT4OID ? (double) DatumGetFloat4(value) : DatumGetFloat8(value);
 }
 
+/*
+ * A float sum or variance that a merge makes this many times smaller than
+ * its operands may have lost its precision (AggLostPrecision).
+ */
+#define LOST_PRECISION_RATIO 1024.0
+
 /* Youngs-Cramer: add one value to (n, sx, sxx). */
 static inline void
 yc_add(double *n, double *sx, double *sxx, double x)
@@ -932,6 +938,141 @@ AggWouldOverflow(const AggRuntime *rt, int aggno, const char *base,
 		default:
 			return false;
 	}
+}
+
+/*
+ * AggResultOverflows tells whether one float aggregate of a group's state is
+ * out of its result type's range: a sum (or sum of squares) of finite
+ * inputs that became infinite or NaN, where PostgreSQL's float8pl,
+ * float4pl and float8_accum raise "value out of range: overflow".  An
+ * infinite or NaN input makes the result infinite or NaN without error, as
+ * in PostgreSQL.
+ */
+bool
+AggResultOverflows(const ViewLayout *layout, int aggno, const char *block)
+{
+	const AggSpec *spec = &layout->aggs[aggno];
+
+	switch ((AggKind) spec->kind)
+	{
+		case AGG_SUM_FLOAT:
+		case AGG_AVG_FLOAT:
+			{
+				const FloatSumFields *f = FIELDS(FloatSumFields, block, spec);
+
+				if (specials_count(&f->sp) > 0)
+					return false;
+				if (!isfinite(f->s))
+					return true;
+				/* sum(float4) adds in float4 */
+				return spec->kind == AGG_SUM_FLOAT && spec->restype == FLOAT4OID &&
+					isinf((float4) f->s);
+			}
+
+		case AGG_VAR_FLOAT:
+			{
+				const FloatVarFields *f = FIELDS(FloatVarFields, block, spec);
+
+				if (specials_count(&f->sp) > 0)
+					return false;
+				return !isfinite(f->sx) || !isfinite(f->sxx);
+			}
+
+		default:
+			return false;
+	}
+}
+
+/*
+ * AggInputMagnitude is |x| for a finite input of a float sum or average, 0
+ * for any other input: the scale of what a delta added and removed, for
+ * AggLostPrecision.
+ */
+double
+AggInputMagnitude(const ViewLayout *layout, int aggno, Datum value)
+{
+	const AggSpec *spec = &layout->aggs[aggno];
+	double		x;
+
+	if (spec->kind != AGG_SUM_FLOAT && spec->kind != AGG_AVG_FLOAT)
+		return 0.0;
+	x = fabs(float_arg(spec->argtype, value));
+	return isfinite(x) ? x : 0.0;
+}
+
+/* Whether value is much smaller than scale: the bits that tell it are lost. */
+static inline bool
+cancelled(double value, double scale)
+{
+	return fabs(value) < scale * (1.0 / LOST_PRECISION_RATIO);
+}
+
+/*
+ * AggLostPrecision tells whether merging a delta that removes rows into a
+ * group's state (before; after is the result) may have lost the precision
+ * of a float sum or variance: the result is much smaller than what was
+ * added and removed (magnitude: per aggregate, the largest |input| of
+ * the delta's sums),
+ * so that what rounding absorbed into those larger values is now most of
+ * it (1e20 + 1 - 1e20 gives 0).  The group is then recomputed from its
+ * table, as the batch query would sum the rows that are left.
+ */
+bool
+AggLostPrecision(const ViewLayout *layout, const char *before, const char *delta,
+				 const char *after, const double *magnitude)
+{
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		const AggSpec *spec = &layout->aggs[i];
+
+		switch ((AggKind) spec->kind)
+		{
+			case AGG_SUM_FLOAT:
+			case AGG_AVG_FLOAT:
+				{
+					const FloatSumFields *b = FIELDS(FloatSumFields, before, spec);
+					const FloatSumFields *d = FIELDS(FloatSumFields, delta, spec);
+					const FloatSumFields *a = FIELDS(FloatSumFields, after, spec);
+
+					if (a->n > 0 && specials_count(&a->sp) == 0 &&
+						cancelled(a->s, Max(Max(fabs(b->s), fabs(d->s)), magnitude[i])))
+						return true;
+					break;
+				}
+
+			case AGG_VAR_FLOAT:
+				{
+					const FloatVarFields *b = FIELDS(FloatVarFields, before, spec);
+					const FloatVarFields *d = FIELDS(FloatVarFields, delta, spec);
+					const FloatVarFields *a = FIELDS(FloatVarFields, after, spec);
+
+					if (d->dn == 0.0 || a->n == 0.0 || specials_count(&a->sp) > 0)
+						break;
+					if (cancelled(a->sx, Max(Max(fabs(b->sx), fabs(d->sx)), fabs(d->dsx))) ||
+						cancelled(a->sxx, Max(Max(b->sxx, d->sxx), d->dsxx)))
+						return true;
+					break;
+				}
+
+			default:
+				break;
+		}
+	}
+	return false;
+}
+
+/*
+ * AggOverflowed tells whether any float aggregate of a group's state is out
+ * of range (AggResultOverflows): the group is then in error, and so is every
+ * read of its view.
+ */
+bool
+AggOverflowed(const ViewLayout *layout, const char *block)
+{
+	for (int i = 0; i < layout->naggs; i++)
+		if (AggResultOverflows(layout, i, block))
+			return true;
+	return false;
 }
 
 /*

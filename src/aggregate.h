@@ -44,6 +44,11 @@ extern bool AggMerge(const AggRuntime *rt, char *target, const char *delta);
 extern bool AggKeepsFloatSums(const ViewLayout *layout);
 extern bool AggWouldOverflow(const AggRuntime *rt, int aggno, const char *base,
 							 const char *delta, Datum value, int sign);
+extern bool AggResultOverflows(const ViewLayout *layout, int aggno, const char *block);
+extern bool AggOverflowed(const ViewLayout *layout, const char *block);
+extern double AggInputMagnitude(const ViewLayout *layout, int aggno, Datum value);
+extern bool AggLostPrecision(const ViewLayout *layout, const char *before, const char *delta,
+							 const char *after, const double *magnitude);
 extern bool AggIsEmpty(const ViewLayout *layout, const char *block);
 extern void AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 						Datum *value, bool *isnull, bool *overflow);

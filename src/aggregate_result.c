@@ -239,6 +239,17 @@ AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 	const AggSpec *spec = &layout->aggs[aggno];
 
 	*isnull = false;
+	if (AggResultOverflows(layout, aggno, block))
+	{
+		if (overflow == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("value out of range: overflow")));
+		*overflow = true;
+		*value = (Datum) 0;
+		*isnull = true;
+		return;
+	}
 	switch ((AggKind) spec->kind)
 	{
 		case AGG_COUNT:

@@ -877,6 +877,18 @@ flowstate_unflushed(PG_FUNCTION_ARGS)
 				 errdetail("Groups the snapshot needs left shared memory while it waited in flowstate.wait_for()."),
 				 errhint("Read the view in a statement of its own after flowstate.wait_for().")));
 
+	/* the defining query fails on these groups: so does the view */
+	if (cap->overflowed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value out of range: overflow"),
+				 errdetail("%lld %s of continuous view \"%s\" %s a float sum or variance out of range.",
+						   (long long) cap->overflowed,
+						   cap->overflowed == 1 ? "group" : "groups",
+						   get_rel_name(cap->view_relid),
+						   cap->overflowed == 1 ? "has" : "have"),
+				 errhint("Correct or delete the source rows whose sum overflows; the view reads again once no group is out of range.")));
+
 	layout = &cap->layout;
 	desc = rsinfo->setDesc;
 	natts = 2 + layout->nkeys + layout->naggs;

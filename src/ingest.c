@@ -90,6 +90,7 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->gk = GroupKeysCreate(&def->layout);
 	vr->rt = AggRuntimeCreate(&def->layout);
 	vr->float_sums = AggKeepsFloatSums(&def->layout);
+	vr->refuse_overflow = vr->float_sums && def->stream;
 	ProjectionCompile(vr);
 	vr->batch_cxt = AllocSetContextCreate(cxt, "flowstate view batch", ALLOCSET_DEFAULT_SIZES);
 	vr->pending_cxt = AllocSetContextCreate(cxt, "flowstate view pending rows", ALLOCSET_DEFAULT_SIZES);
@@ -179,6 +180,8 @@ batch_group(ViewRuntime *vr, uint32 hash, const Datum *values, const bool *isnul
 			datumCopy(values[k], layout->keys[k].typbyval, layout->keys[k].typlen);
 	}
 	lg->delta = palloc0(layout->block_size);
+	if (vr->float_sums)
+		lg->magnitude = palloc0(sizeof(double) * layout->naggs);
 	if (vr->truncated)
 		lg->base = palloc0(layout->block_size);
 	MemoryContextSwitchTo(oldcxt);
@@ -240,6 +243,22 @@ row_overflows(ViewRuntime *vr, const char *base, const char *delta, int sign)
 			return true;
 	}
 	return false;
+}
+
+/* Note the largest input the batch adds to or removes from a float sum. */
+static void
+note_magnitude(ViewRuntime *vr, LocalGroup *lg)
+{
+	const ViewLayout *layout = &vr->def->layout;
+
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		int			col = vr->arg_col[i];
+
+		if (col >= 0 && !vr->result->tts_isnull[col])
+			lg->magnitude[i] = Max(lg->magnitude[i],
+								   AggInputMagnitude(layout, i, vr->result->tts_values[col]));
+	}
 }
 
 /*
@@ -316,8 +335,8 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	MemoryContextSwitchTo(vr->batch_cxt);
 	if (lg->skip_snap < 0 || !txn_seen[lg->skip_snap])
 	{
-		/* a row that would overflow a float sum is refused whole */
-		if (vr->float_sums &&
+		/* a message that would overflow a float sum is refused whole */
+		if (vr->refuse_overflow &&
 			row_overflows(vr, group_base(vr, lg), lg->delta, sign))
 		{
 			ProjectionRefuse(vr, slot, lsn, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
@@ -326,6 +345,9 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 			return;
 		}
 		accumulate(vr, lg->delta, sign);
+		lg->retracted |= sign < 0;
+		if (vr->float_sums)
+			note_magnitude(vr, lg);
 		vr->batch_rows++;
 	}
 	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
@@ -333,6 +355,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 		if (lg->unseen == NULL)
 			lg->unseen = palloc0(vr->def->layout.block_size);
 		accumulate(vr, lg->unseen, sign);
+		lg->unseen_retracted |= sign < 0;
 	}
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -387,9 +410,6 @@ IngestAccumulate(ViewRuntime *vr, char *block)
 {
 	MemoryContext oldcxt;
 
-	/* refused when it came, for the same reason: not recorded again */
-	if (vr->float_sums && row_overflows(vr, NULL, block, 1))
-		return;
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	accumulate(vr, block, 1);
 	MemoryContextSwitchTo(oldcxt);
@@ -411,6 +431,7 @@ IngestTruncate(ViewRuntime *vr)
 		if (lg->skip_snap >= 0 && txn_seen[lg->skip_snap])
 			continue;
 		memset(lg->delta, 0, size);
+		lg->retracted = false;
 		if (lg->base == NULL)
 			lg->base = MemoryContextAlloc(vr->batch_cxt, size);
 		memset(lg->base, 0, size);
@@ -494,6 +515,8 @@ load_groups(ViewRuntime *vr)
 				MemoryContextSwitchTo(oldcxt);
 				lg->loaded_gid = row.gid;
 				lg->loaded_tid = row.tid;
+				lg->loaded_overflowed = vr->float_sums &&
+					AggOverflowed(&vr->def->layout, row.block);
 			}
 		}
 		lg->resolved = true;
@@ -513,6 +536,7 @@ IngestLoadState(ViewRuntime *vr)
 	StateScan	scan;
 	StateRow	row;
 	int64		rows = 0;
+	int64		overflowed = 0;
 	int64		limit = CatalogMemoryLimit(vr->def);
 	bool		complete = true;
 	MemoryContext rowcxt;
@@ -530,6 +554,8 @@ IngestLoadState(ViewRuntime *vr)
 	while (StateScanNext(&scan, &row))
 	{
 		rows++;
+		if (vr->float_sums && AggOverflowed(&vr->def->layout, row.block))
+			overflowed++;
 		vr->next_gid = Max(vr->next_gid, row.gid + 1);
 		if (!complete || sv->bytes >= limit / 2 ||
 			!DsaPointerIsValid(add_loaded(vr, GroupKeyHash(vr->gk, row.keys, row.keynulls), &row)))
@@ -543,6 +569,7 @@ IngestLoadState(ViewRuntime *vr)
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	sv->complete = complete;
 	sv->groups = rows;
+	sv->overflowed = overflowed;
 	LWLockRelease(&sv->lock);
 	if (vr->next_gid == 0)
 		vr->next_gid = 1;
@@ -585,7 +612,26 @@ compute_merged(ViewRuntime *vr)
 			StoreReadBlock(sv, lg->entry, block);
 		else
 			memset(block, 0, size);
-		if (AggMerge(vr->rt, block, lg->delta))
+		/*
+		 * Float sums cannot always take rows back: a group out of range
+		 * that loses rows may be back in range, and a sum that loses its
+		 * large terms keeps the rounding errors they made.  Its table can
+		 * tell.
+		 */
+		if (lg->retracted && vr->float_sums)
+		{
+			char	   *before = palloc(size);
+
+			memcpy(before, block, size);
+			if (!AggMerge(vr->rt, block, lg->delta) ||
+				AggOverflowed(&vr->def->layout, block) ||
+				AggLostPrecision(&vr->def->layout, before, lg->delta, block, lg->magnitude))
+				block = NULL;
+			pfree(before);
+		}
+		else if (!AggMerge(vr->rt, block, lg->delta))
+			block = NULL;
+		if (block)
 			lg->merged = block;
 		else
 		{
@@ -731,6 +777,8 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 						lg->base = row.block;
 						lg->loaded_gid = row.gid;
 						lg->loaded_tid = row.tid;
+						lg->loaded_overflowed = vr->float_sums &&
+							AggOverflowed(layout, row.block);
 					}
 				}
 				StateScanEnd(&scan);
@@ -794,9 +842,12 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 		full = !prepare_writes(sv, writes, n, entries, keylens, blocks, false);
 		i = 0;
 		for (LocalGroup *lg = vr->first; lg && !full; lg = lg->next, i++)
+		{
+			writes[i].stored_overflowed = lg->loaded_overflowed;
 			(void) StoreFinish(sv, &writes[i], lg->hash, keys[i], blocks[i],
 							   lg->base ? lg->loaded_gid : 0,
 							   lg->base ? &lg->loaded_tid : NULL, true);
+		}
 	}
 	if (full)
 	{
@@ -914,15 +965,19 @@ IngestMerge(ViewRuntime *vr, XLogRecPtr position)
 			dp = next;
 		}
 		sv->truncate_seq = sv->pending_seq;
+		sv->overflowed = 0;
 	}
 	{
 		LocalGroup *lg;
 
 		/* a group read from the state table keeps its row */
 		for (lg = vr->first, i = 0; lg; lg = lg->next, i++)
+		{
+			writes[i].stored_overflowed = lg->loaded_overflowed && !vr->truncated;
 			lg->entry = StoreFinish(sv, &writes[i], lg->hash, keys[i], lg->merged,
 									lg->loaded_gid,
 									lg->loaded_gid != 0 ? &lg->loaded_tid : NULL, true);
+		}
 	}
 	sv->rows_applied += vr->batch_rows;
 	sv->late_rows += vr->batch_late;
@@ -1037,9 +1092,16 @@ recompute_stale(List *views, SyncSnapshot *snap, int snapno, bool add_unseen)
 		BackfillRecompute(vr, groups, n, snap, snapno);
 		for (int g = 0; g < n; g++)
 		{
+			groups[g]->retracted = false;
+			if (!add_unseen && groups[g]->magnitude)
+				memset(groups[g]->magnitude, 0, sizeof(double) * vr->def->layout.naggs);
 			if (add_unseen && groups[g]->unseen)
+			{
 				memcpy(groups[g]->delta, groups[g]->unseen, size);
+				groups[g]->retracted = groups[g]->unseen_retracted;
+			}
 			groups[g]->unseen = NULL;
+			groups[g]->unseen_retracted = false;
 		}
 		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 		vr->shared->recomputed += n;
@@ -1149,7 +1211,10 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 			ViewRuntime *vr = lfirst(lc);
 
 			for (LocalGroup *lg = vr->first; lg; lg = lg->next)
+			{
 				lg->unseen = NULL;
+				lg->unseen_retracted = false;
+			}
 		}
 		recompute_stale(views, snap, unseen_snap, false);
 		position = catch_up(snap->lsn);

@@ -41,6 +41,11 @@ typedef struct LocalGroup
 								 * first touched it, for the overflow check
 								 * of float sums; NULL: none */
 	bool		stored_read;	/* stored was looked up */
+	bool		loaded_overflowed;	/* the row loaded_gid was out of range */
+	bool		retracted;		/* delta removes rows */
+	double	   *magnitude;		/* per aggregate, largest |input| of a float
+								 * sum (views with float sums) */
+	bool		unseen_retracted;	/* unseen removes rows */
 	char	   *unseen;			/* what the transactions the settle's latest
 								 * snapshot did not see add and remove, or
 								 * NULL */
@@ -87,6 +92,8 @@ typedef struct ViewRuntime
 	int			filter_col[FLOWSTATE_MAX_AGGS];	/* -1: no FILTER */
 	int			ts_col;			/* event time of the window, -1 if none */
 	bool		float_sums;		/* has float sums, which can overflow */
+	bool		refuse_overflow;	/* refuses rows that would overflow them
+									 * (streams: rows never leave) */
 
 	/* the current batch */
 	MemoryContext batch_cxt;

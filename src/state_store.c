@@ -332,6 +332,8 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->bytes = sizeof(dsa_pointer) * STORE_INITIAL_BUCKETS;
 	sv->memory_limit = memory_limit;
 	sv->groups = 0;
+	sv->float_sums = AggKeepsFloatSums(layout);
+	sv->overflowed = 0;
 	sv->rows_applied = sv->late_rows = sv->failed_rows = sv->recomputed = 0;
 	sv->rows_per_second = 0;
 	sv->applied_lsn = InvalidXLogRecPtr;
@@ -493,6 +495,7 @@ StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen, const c
 	w->is_new = !DsaPointerIsValid(dp);
 	w->entry = dp;
 	w->keylen = keylen;
+	w->stored_overflowed = false;
 	if (w->is_new)
 	{
 		w->entry = dsa_allocate_extended(area, entry_size(sv, keylen),
@@ -709,6 +712,13 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 	dsa_pointer *buckets;
 	uint32		b;
 
+	if (sv->float_sums)
+	{
+		bool		was = w->is_new ? (gid != 0 && w->stored_overflowed) :
+			AggOverflowed(&sv->layout, ENTRY_BLOCK(e));
+
+		sv->overflowed += (int) AggOverflowed(&sv->layout, block) - (int) was;
+	}
 	if (!w->is_new)
 	{
 		apply_block(sv, e, block, w);
@@ -769,6 +779,8 @@ StoreAddGroup(SharedView *sv, uint32 hash, const char *key, Size keylen,
 	w.fresh = false;
 	if (!StorePrepare(sv, &w, InvalidDsaPointer, keylen, block))
 		return InvalidDsaPointer;
+	/* a loaded group is as out of range as its row: counted already */
+	w.stored_overflowed = gid != 0 && sv->float_sums && AggOverflowed(&sv->layout, block);
 	return StoreFinish(sv, &w, hash, key, block, gid, tid, changed);
 }
 
@@ -1268,6 +1280,7 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 		cap->view_relid = sv->view_relid;
 		cap->def_relid = sv->def_relid;
 		cap->too_old = true;
+		cap->overflowed = 0;
 		LWLockRelease(&sv->lock);
 		StoreReleaseView(sv);
 		return cap;
@@ -1285,6 +1298,7 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 	memcpy(&cap->layout, &sv->layout, sizeof(ViewLayout));
 	cap->hide_table = sv->truncate_seq > visible && visible != PG_UINT64_MAX;
 	cap->too_old = false;
+	cap->overflowed = sv->overflowed;
 	cap->gid = palloc(sizeof(int64) * Max(n, 1));
 	cap->live = palloc(sizeof(bool) * Max(n, 1));
 	cap->key = palloc(sizeof(char *) * Max(n, 1));

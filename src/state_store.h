@@ -102,6 +102,9 @@ typedef struct SharedView
 	int64		bytes;
 	int64		memory_limit;
 	int64		groups;			/* live groups, in memory or not */
+	bool		float_sums;		/* the layout has float sums */
+	int64		overflowed;		/* groups out of range (AggOverflowed), in
+								 * memory or not */
 	uint64		rows_applied;
 	uint64		late_rows;
 	uint64		failed_rows;
@@ -145,6 +148,9 @@ typedef struct StoreWrite
 								 * are needed */
 	Size		keylen;
 	dsa_pointer *vars;			/* the chunk of each var field */
+	bool		stored_overflowed;	/* set by the caller: a new entry of a
+									 * group read from the state table was
+									 * out of range there (AggOverflowed) */
 } StoreWrite;
 
 /* The groups a reader sees in shared memory, copied at one instant. */
@@ -155,6 +161,7 @@ typedef struct Capture
 	ViewLayout	layout;
 	bool		hide_table;		/* a TRUNCATE the reader's snapshot does not see flushed */
 	bool		too_old;		/* groups the snapshot needs have left */
+	int64		overflowed;		/* groups out of range, in memory or not */
 	int			n;
 	int64	   *gid;			/* 0: never flushed */
 	bool	   *live;

@@ -220,7 +220,10 @@ flowstate_views(PG_FUNCTION_ARGS)
 			/* over its limit or not as of these bytes, not of the worker's last look */
 			if (status == VIEW_RUNNING || status == VIEW_FULL)
 				status = sv->bytes > DatumGetInt64(values[7]) ? VIEW_FULL : VIEW_RUNNING;
-			values[2] = CStringGetTextDatum(view_status_name(status));
+			/* reads fail while groups are out of range: that first */
+			values[2] = CStringGetTextDatum(sv->overflowed > 0 && status != VIEW_STARTING &&
+											status != VIEW_BACKFILLING ?
+											"out of range" : view_status_name(status));
 			values[4] = Int64GetDatum(sv->groups);
 			values[5] = Int64GetDatum(sv->nentries);
 			values[6] = Int64GetDatum(sv->bytes);
@@ -259,6 +262,13 @@ flowstate_views(PG_FUNCTION_ARGS)
 			if (sv->last_error[0] != '\0')
 			{
 				values[20] = CStringGetTextDatum(sv->last_error);
+				nulls[20] = false;
+			}
+			else if (sv->overflowed > 0)
+			{
+				values[20] = CStringGetTextDatum(psprintf("value out of range: overflow in %lld %s",
+														  (long long) sv->overflowed,
+														  sv->overflowed == 1 ? "group" : "groups"));
 				nulls[20] = false;
 			}
 			LWLockRelease(&sv->lock);

@@ -201,6 +201,32 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{SELECT count(*) FROM flowstate.dead_letters WHERE source = 'numbers'::regclass}),
 	'0', 'no number was refused');
 
+# a stream cannot take a message back: one that would make a float sum
+# overflow is refused whole, as that view's dead letter, and the view goes
+# on with the others (the rows its batch query would sum without error)
+kafka_command($kafka, 'topic amounts 1');
+$node->safe_psql('postgres', q{
+	CREATE FOREIGN TABLE amounts (k int, x float8) SERVER kafka
+	    OPTIONS (topic 'amounts', format 'json');
+	SELECT flowstate.create_view('amount_sums',
+	    'SELECT k, count(*) AS n, sum(x) AS total, avg(x) AS mean FROM amounts GROUP BY k');});
+open $f, '>', "$dir/amounts.json" or die;
+print $f qq({"k":1,"x":$_}\n) for qw(1e308 1e308 -1e307);
+print $f qq({"k":2,"x":$_}\n) for qw(1 2 3);
+close $f;
+is(kafka_command($kafka, "produce amounts $dir/amounts.json"), 'produced 6', 'amounts produced');
+is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
+	'the amounts were consumed');
+is($node->safe_psql('postgres', q{SELECT string_agg(k || ' ' || n || ' ' || total, ', ' ORDER BY k) FROM amount_sums}),
+	'1 2 9e+307, 2 3 6', 'the message that would overflow is not counted, the others are');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(payload || ' ' || sqlstate || ' ' || error, E'\n') FROM flowstate.dead_letters
+	 WHERE view = 'amount_sums'::regclass}),
+	'{"k": 1, "x": 1e+308} 22003 value out of range: overflow', 'it is the view\'s dead letter');
+is($node->safe_psql('postgres', q{
+	SELECT status || ' ' || failed_rows FROM flowstate.views WHERE view = 'amount_sums'::regclass}),
+	'running 1', 'the view keeps running, one row refused');
+
 $node->stop;
 $kafka->{h}->kill_kill;
 done_testing();
