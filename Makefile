@@ -5,49 +5,53 @@ MODULE_big = flowstate
 OBJS = \
 	src/init.o \
 	src/guc.o \
-	src/shmem.o \
-	src/launcher.o \
-	src/manager.o \
-	src/ddl.o \
-	src/catalog.o \
-	src/query.o \
-	src/group.o \
-	src/aggregate.o \
-	src/aggregate_result.o \
-	src/state_store.o \
-	src/state_table.o \
-	src/ingest.o \
-	src/projection.o \
-	src/backfill.o \
-	src/partition.o \
-	src/flush.o \
-	src/decoder.o \
-	src/source_decoding.o \
-	src/stream.o \
-	src/json.o \
-	src/fdw.o \
-	src/source_kafka.o \
-	src/api.o \
-	src/stats.o \
-	src/security.o
+	src/workers/registry.o \
+	src/workers/launcher.o \
+	src/workers/manager.o \
+	src/fs_catalog/catalog.o \
+	src/fs_catalog/partition.o \
+	src/fs_catalog/security.o \
+	src/query/query.o \
+	src/state/group.o \
+	src/state/state_store.o \
+	src/state/state_table.o \
+	src/aggregates/aggregate.o \
+	src/aggregates/aggregate_result.o \
+	src/engine/ingest.o \
+	src/engine/projection.o \
+	src/engine/backfill.o \
+	src/engine/flush.o \
+	src/sources/decoding/output_plugin.o \
+	src/sources/decoding/decoder.o \
+	src/sources/kafka/stream.o \
+	src/sources/kafka/json.o \
+	src/sources/kafka/fdw.o \
+	src/sources/kafka/consumer.o \
+	src/api/api.o \
+	src/api/stats.o \
+	src/api/ddl.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # -Wextra minus the three warnings PostgreSQL's own headers trip; CI adds COPT=-Werror
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
-	-Wno-missing-field-initializers
+	-Wno-missing-field-initializers -fvisibility=hidden
+# headers by their folder ("engine/ingest.h"); only what PostgreSQL must find
+# (PGDLLEXPORT) is exported from the library
+PG_CPPFLAGS = -I$(srcdir)/src '-DPGDLLEXPORT=__attribute__((visibility("default")))' 
 # src/json.cpp, the one C++ file: simdjson without exceptions
-PG_CXXFLAGS = -std=c++17 -fno-exceptions -fno-rtti $(COPT)
+PG_CXXFLAGS = -std=c++17 -fno-exceptions -fno-rtti -fvisibility=hidden $(COPT)
 SHLIB_LINK = -lrdkafka -lsimdjson -lstdc++
 # no bitcode for JIT inlining: the C++ file would need clang's C++17 too
 with_llvm = no
 
-# pg_regress: one throwaway preloaded server (test/flowstate.conf)
+# pg_regress: test/sql/*.sql, outputs in test/expected/; one throwaway
+# preloaded server (test/flowstate.conf)
 REGRESS = setup catalog workers window_tumbling views views_errors views_side views_wait \
 	views_overflow security oracle views_partitioned \
 	kafka_options upgrade
-REGRESS_OPTS = --temp-config=test/flowstate.conf --temp-instance=tmp_regress
+REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/
 ISOLATION = extension_lifecycle views_concurrent
@@ -66,16 +70,16 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # every object is rebuilt when a header changes
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h src/*/*/*.h)
 
 # CREATE EXTENSION's refusals need servers that are set up wrongly on purpose:
 # one without the preload, one with wal_level = replica.  They run first.
 installcheck: installcheck-prerequisites
 
 installcheck-prerequisites:
-	$(pg_regress_installcheck) --temp-config=test/no_preload.conf \
+	$(pg_regress_installcheck) --inputdir=test --temp-config=test/no_preload.conf \
 		--temp-instance=tmp_prereq_no_preload prereq_no_preload
-	$(pg_regress_installcheck) --temp-config=test/wal_level.conf \
+	$(pg_regress_installcheck) --inputdir=test --temp-config=test/wal_level.conf \
 		--temp-instance=tmp_prereq_wal_level prereq_wal_level
 
 .PHONY: installcheck-prerequisites

@@ -19,6 +19,9 @@ else
     run() { (cd "$DIR" && eval "$*"); }
 fi
 
+# the dependency rule of src/README.md
+bash "$ROOT/.ci/check-deps.sh"
+
 status=0
 rm -rf "$DIR/tmp_check"
 run make installcheck PG_CONFIG="$PG_BIN/pg_config" ${PROVE_FLAGS:+PROVE_FLAGS="'$PROVE_FLAGS'"} || status=$?

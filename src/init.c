@@ -13,15 +13,15 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "ddl.h"
+#include "api/ddl.h"
 #include "guc.h"
-#include "launcher.h"
-#include "partition.h"
-#include "shmem.h"
+#include "workers/launcher.h"
+#include "fs_catalog/partition.h"
+#include "workers/registry.h"
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+extern PGDLLEXPORT void _PG_init(void);
 
 /*
  * _PG_init reads as the list of what flowstate adds to the server.

@@ -1,0 +1,938 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.c
+ *	  The SQL functions of continuous views: create_view, drop_view,
+ *	  wait_for, and unflushed, which the views themselves call.
+ *
+ * Anatomy of a continuous view (all created by create_view, in the
+ * caller's transaction):
+ *	- the *definition*, flowstate.view_<id>_query: the defining query as a
+ *	  plain view, owned by the view's owner, so that reading it needs the
+ *	  owner's rights as the batch query does.  It depends on the source's
+ *	  columns like any view, and is the batch query the continuous view
+ *	  equals;
+ *	- the *state table*, flowstate.view_<id>_state (state_table.c), owned
+ *	  by the bootstrap superuser, readable by the view's owner while the
+ *	  owner may read the source (a policy, security.c);
+ *	- the *view* users read, owned by the creator, in the schema they named;
+ *	- a row in flowstate.view.
+ * The definition and the state table depend on the view (automatically
+ * dropped with it) and on the extension; the view depends on the
+ * definition, so DROP TABLE of the source with CASCADE drops it all.  An
+ * event trigger removes the catalog row whatever dropped the view.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "commands/tablecmds.h"
+#include "commands/view.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "aggregates/aggregate.h"
+#include "engine/backfill.h"
+#include "state/group.h"
+#include "workers/launcher.h"
+#include "fs_catalog/partition.h"
+#include "query/query.h"
+#include "fs_catalog/security.h"
+#include "state/state_store.h"
+#include "sources/kafka/stream.h"
+#include "state/state_table.h"
+
+extern PGDLLEXPORT Datum flowstate_create_view(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_create_view);
+extern PGDLLEXPORT Datum flowstate_drop_view(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_drop_view);
+extern PGDLLEXPORT Datum flowstate_wait_for(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_wait_for);
+extern PGDLLEXPORT Datum flowstate_unflushed(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_unflushed);
+extern PGDLLEXPORT Datum flowstate_on_sql_drop(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_on_sql_drop);
+
+/* This transaction changed the views of its database: tell the workers at commit. */
+static bool views_changed = false;
+static bool callback_registered = false;
+
+static void
+views_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && views_changed)
+		LauncherViewsChanged(MyDatabaseId);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		views_changed = false;
+}
+
+static void
+note_views_changed(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(views_xact_callback, NULL);
+		callback_registered = true;
+	}
+	views_changed = true;
+}
+
+/* Run what follows as the bootstrap superuser; returns what to restore. */
+static void
+become_superuser(Oid *save_userid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+static void
+spi_exec(const char *sql, int expected)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "flowstate statement failed (%s): %s", SPI_result_code_string(ret), sql);
+}
+
+/*
+ * An error context that moves the position of an error in the defining
+ * query from the calling statement into that query, as PostgreSQL does for
+ * the bodies of SQL functions.
+ */
+static void
+query_error_position(void *arg)
+{
+	int			position = geterrposition();
+
+	if (position > 0)
+	{
+		errposition(0);
+		internalerrposition(position);
+		internalerrquery((const char *) arg);
+	}
+}
+
+/* Refuse a function that changes or waits for the workers on a standby. */
+static void
+refuse_on_standby(const char *function)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("%s cannot run on a standby", function),
+				 errdetail("Continuous views are maintained on the primary; a standby shows their state as its replay of the WAL brings it."),
+				 errhint("Call %s on the primary.", function)));
+}
+
+/* An interval option: non-negative and without months. */
+static int64
+interval_option(FunctionCallInfo fcinfo, int argno, const char *name, int64 ifnull)
+{
+	Interval   *iv;
+
+	if (PG_ARGISNULL(argno))
+		return ifnull;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	if (iv->month != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s cannot be given in months or years", name),
+				 errhint("Give %s in days, hours, minutes or seconds.", name)));
+	if (iv->day < 0 || iv->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name),
+				 errhint("Pass an interval of zero or more, or leave %s out.", name)));
+	return iv->day * USECS_PER_DAY + iv->time;
+}
+
+static int64
+memory_option(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *value;
+	int			kb;
+	const char *hintmsg = NULL;
+
+	if (PG_ARGISNULL(argno))
+		return 0;
+	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (!parse_int(value, &kb, GUC_UNIT_KB, &hintmsg) || kb < 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid memory_limit \"%s\"", value),
+				 errhint("Give a size of at least 1MB, such as '64MB' or '1GB'.")));
+	return (int64) kb * 1024;
+}
+
+static char *
+interval_text(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return "NULL";
+	return quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																  PG_GETARG_DATUM(argno))));
+}
+
+/* Refuse a source whose updates and deletes the WAL would not describe whole. */
+static void
+check_replica_identity(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	char		ident = rel->rd_rel->relreplident;
+	char	   *name = pstrdup(RelationGetRelationName(rel));
+
+	table_close(rel, AccessShareLock);
+	if (ident != REPLICA_IDENTITY_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" must have REPLICA IDENTITY FULL to feed a continuous view",
+						name),
+				 errdetail("A continuous view reads the old version of updated and deleted rows from the WAL."),
+				 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL.",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													name))));
+}
+
+static void
+record_dependency(Oid depender, Oid referenced, DependencyType type)
+{
+	ObjectAddress a = {RelationRelationId, depender, 0};
+	ObjectAddress b = {RelationRelationId, referenced, 0};
+
+	recordDependencyOn(&a, &b, type);
+}
+
+static void
+depend_on_extension(Oid relid)
+{
+	ObjectAddress a = {RelationRelationId, relid, 0};
+	ObjectAddress b = {ExtensionRelationId, get_extension_oid("flowstate", false), 0};
+
+	recordDependencyOn(&a, &b, DEPENDENCY_NORMAL);
+}
+
+/*
+ * flowstate_create_view creates a continuous view (see the file header).
+ */
+Datum
+flowstate_create_view(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *query_text;
+	RangeVar   *rv;
+	Oid			nspid;
+	Oid			existing;
+	Oid			owner = GetUserId();
+	Oid			save_userid;
+	int			save_sec;
+	Query	   *query;
+	RawStmt    *raw;
+	ViewDef		def;
+	int64		watermark_delay;
+	int64		allowed_lateness;
+	int64		memory_limit;
+	bool		stream;
+	int32		view_id;
+	char	   *def_name;
+	char	   *state_name;
+	char	   *state_qualified;
+	Oid			flowstate_nsp;
+	ViewStmt   *vstmt;
+	StringInfoData sql;
+	char	   *owner_name;
+	int			search_path_nest;
+	ErrorContextCallback errcallback;
+
+	refuse_on_standby("flowstate.create_view()");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the name and the query of a continuous view must not be null"),
+				 errhint("Call flowstate.create_view('name', 'SELECT ... GROUP BY ...').")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	query_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	watermark_delay = interval_option(fcinfo, 2, "watermark_delay", 0);
+	allowed_lateness = interval_option(fcinfo, 3, "allowed_lateness", -1);
+	memory_limit = memory_option(fcinfo, 4);
+
+	rv = makeRangeVarFromNameList(textToQualifiedNameList(PG_GETARG_TEXT_PP(0)));
+	nspid = RangeVarGetAndCheckCreationNamespace(rv, NoLock, &existing);
+	if (isAnyTempNamespace(nspid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view cannot be temporary"),
+				 errhint("Create it in a permanent schema.")));
+	if (OidIsValid(existing))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists", name),
+				 errhint("Choose another name, or drop the existing relation first.")));
+
+	/*
+	 * The query, as the caller: name resolution and privileges are theirs.
+	 * Its errors point into the query text, not into the call.
+	 */
+	errcallback.callback = query_error_position;
+	errcallback.arg = query_text;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	query = QueryParse(query_text, &raw);
+	QueryCheck(query);
+	(void) ExecCheckRTPerms(query->rtable, true);
+	memset(&def, 0, sizeof(def));
+	QueryDescribe(query, &def);
+	error_context_stack = errcallback.previous;
+	SecurityCheckRowSecurity(def.source_relid, owner,
+							 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
+	stream = QueryIsStream(def.source_relid);
+	if (stream)
+		(void) StreamLoad(def.source_relid, CurrentMemoryContext);	/* checks it */
+	else if (get_rel_relkind(def.source_relid) == RELKIND_PARTITIONED_TABLE)
+		PartitionCheckLeaves(def.source_relid, def.source_relid);
+	else
+		check_replica_identity(def.source_relid);
+	if (allowed_lateness >= 0 && !(def.window.present && def.window.size_us > 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("allowed_lateness needs a tumbling window of fixed size"),
+				 errhint("Group by flowstate.tumble(ts, size), date_bin(size, ts, origin) or date_trunc(unit, ts) of a timestamp.")));
+
+	flowstate_nsp = get_namespace_oid("flowstate", false);
+	owner_name = GetUserNameFromId(owner, false);
+
+	/*
+	 * The definition: the defining query, parsed again, as a plain view.
+	 * Parsing runs the input functions of its literals (a domain's CHECK):
+	 * it is created as the caller, under the view's own name for now (which
+	 * is free), and moved into flowstate below.
+	 */
+	vstmt = makeNode(ViewStmt);
+	vstmt->view = makeRangeVar(get_namespace_name(nspid), rv->relname, -1);
+	(void) QueryParse(query_text, &raw);
+	vstmt->query = raw->stmt;
+	vstmt->withCheckOption = NO_CHECK_OPTION;
+	memset(&def, 0, sizeof(def));
+	def.def_relid = DefineView(vstmt, query_text, raw->stmt_location, raw->stmt_len).objectId;
+	CommandCounterIncrement();
+
+	/* from here on, flowstate's own statements: names resolve in pg_catalog */
+	search_path_nest = SecurityRestrictSearchPath();
+	become_superuser(&save_userid, &save_sec);
+	SPI_connect();
+	if (SPI_execute("SELECT nextval('flowstate.view_view_id_seq')::int4", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not allocate a continuous view id");
+	{
+		bool		isnull;
+
+		view_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	def_name = psprintf("view_%d_query", view_id);
+	RenameRelationInternal(def.def_relid, def_name, false, false);
+	CommandCounterIncrement();
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER VIEW %s SET SCHEMA flowstate",
+					 quote_qualified_identifier(get_namespace_name(nspid), def_name));
+	spi_exec(sql.data, SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	query = QueryOfDefinition(def.def_relid);
+	if (query == NULL)
+		elog(ERROR, "definition of a new continuous view not found");
+	QueryCheck(query);
+	QueryDescribe(query, &def);
+
+	/* the state table */
+	state_name = StateTableName(view_id);
+	state_qualified = quote_qualified_identifier("flowstate", state_name);
+	StateTableCreate(&def.layout, state_qualified, state_name);
+	CommandCounterIncrement();
+	def.state_relid = get_relname_relid(state_name, flowstate_nsp);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "GRANT SELECT ON %s TO %s", state_qualified,
+					 quote_identifier(owner_name));
+	spi_exec(sql.data, SPI_OK_UTILITY);
+
+	/* the view users read, as the caller, who owns it */
+	SetUserIdAndSecContext(save_userid, save_sec);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE VIEW %s AS %s",
+					 quote_qualified_identifier(get_namespace_name(nspid), rv->relname),
+					 QueryViewSql(&def, state_qualified));
+	spi_exec(sql.data, SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	def.view_relid = get_relname_relid(rv->relname, nspid);
+
+	become_superuser(&save_userid, &save_sec);
+
+	/*
+	 * The definition is part of the view: dropped with it, and not alone
+	 * (the view is named instead).  One edge only: pg_dump cannot order two
+	 * relations that depend on each other, and says so.
+	 */
+	record_dependency(def.def_relid, def.view_relid, DEPENDENCY_INTERNAL);
+	record_dependency(def.state_relid, def.view_relid, DEPENDENCY_AUTO);
+	depend_on_extension(def.def_relid);
+	depend_on_extension(def.state_relid);
+
+	/*
+	 * The state is served while the view's owner may read the source.  (The
+	 * SQL objects of 0.2.0 lack the policy's function: ALTER EXTENSION
+	 * UPDATE adds it, and the policy to the views made until then.)
+	 */
+	if (OidIsValid(LookupFuncName(list_make2(makeString("flowstate"),
+											 makeString("check_view_rights")),
+								  2, (Oid[]) {OIDOID, OIDOID}, true)))
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY", state_qualified);
+		spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		/* by name: a dump restores the policy for the restored relations */
+		appendStringInfo(&sql, "CREATE POLICY owner_may_read ON %s FOR SELECT"
+						 " USING ((SELECT flowstate.check_view_rights(%s::pg_catalog.regclass,"
+						 " %s::pg_catalog.regclass)))",
+						 state_qualified,
+						 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(def.view_relid)),
+																	   get_rel_name(def.view_relid))),
+						 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(def.def_relid)),
+																	   get_rel_name(def.def_relid))));
+		spi_exec(sql.data, SPI_OK_UTILITY);
+	}
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "COMMENT ON TABLE %s IS %s", state_qualified,
+					 quote_literal_cstr(psprintf("state of continuous view %s",
+												 quote_qualified_identifier(get_namespace_name(nspid),
+																			rv->relname))));
+	spi_exec(sql.data, SPI_OK_UTILITY);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "COMMENT ON VIEW %s IS %s",
+					 quote_qualified_identifier("flowstate", def_name),
+					 quote_literal_cstr(psprintf("defining query of continuous view %s",
+												 quote_qualified_identifier(get_namespace_name(nspid),
+																			rv->relname))));
+	spi_exec(sql.data, SPI_OK_UTILITY);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO flowstate.view (view_id, view, definition, state_table, source,"
+					 " query, window_kind, window_size, watermark_delay, allowed_lateness,"
+					 " memory_limit, status) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s, %s)",
+					 view_id, def.view_relid, def.def_relid, def.state_relid, def.source_relid,
+					 quote_literal_cstr(query_text),
+					 def.window.present ? "'tumble'" : "'none'",
+					 def.window.present ?
+					 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																			IntervalPGetDatum(def.window.size)))) :
+					 "NULL",
+					 PG_ARGISNULL(2) ? "'0'" : interval_text(fcinfo, 2),
+					 interval_text(fcinfo, 3),
+					 memory_limit > 0 ? psprintf(INT64_FORMAT, memory_limit) : "NULL",
+					 /* a stream's view starts at its start position: no backfill */
+					 stream ? "'running'" : "'backfilling'");
+	spi_exec(sql.data, SPI_OK_INSERT);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(search_path_nest);
+
+	(void) watermark_delay;
+	note_views_changed();
+	PG_RETURN_OID(def.view_relid);
+}
+
+/* The id of the continuous view that is relation relid, or -1. */
+static int32
+continuous_view_id(Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	int32		id = -1;
+	int			nest = SecurityRestrictSearchPath();
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT view_id FROM flowstate.view WHERE view = $1",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	SecurityRestoreSearchPath(nest);
+	return id;
+}
+
+/*
+ * flowstate_drop_view drops a continuous view: the view, its definition and
+ * its state table.  The same as DROP VIEW on it.
+ */
+Datum
+flowstate_drop_view(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	bool		if_exists = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	RangeVar   *rv;
+	Oid			relid;
+	int32		view_id;
+	ObjectAddress address;
+	ObjectAddresses *objects;
+	Oid			save_userid;
+	int			save_sec;
+	Oid			type = INT4OID;
+	Datum		arg;
+	int			nest;
+
+	refuse_on_standby("flowstate.drop_view()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the name of the continuous view to drop must not be null"),
+				 errhint("Call flowstate.drop_view('name').")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rv = makeRangeVarFromNameList(textToQualifiedNameList(PG_GETARG_TEXT_PP(0)));
+	relid = RangeVarGetRelid(rv, AccessExclusiveLock, if_exists);
+	if (!OidIsValid(relid))
+	{
+		ereport(NOTICE,
+				(errmsg("continuous view \"%s\" does not exist, skipping", name)));
+		PG_RETURN_VOID();
+	}
+	view_id = continuous_view_id(relid);
+	if (view_id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", name),
+				 errhint("Use DROP VIEW or DROP TABLE for other relations.")));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, name);
+
+	/*
+	 * The view, its definition and its state table go together: a restore
+	 * (pg_restore) does not bring back the dependencies between them, and
+	 * the state table's policy names the view.
+	 */
+	objects = new_object_addresses();
+	address.classId = RelationRelationId;
+	address.objectSubId = 0;
+	address.objectId = relid;
+	add_exact_object_address(&address, objects);
+	nest = SecurityRestrictSearchPath();
+	SPI_connect();
+	arg = Int32GetDatum(view_id);
+	if (SPI_execute_with_args("SELECT definition::pg_catalog.oid, state_table::pg_catalog.oid"
+							  "  FROM flowstate.view WHERE view_id = $1",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	for (int c = 1; SPI_processed == 1 && c <= 2; c++)
+	{
+		bool		isnull;
+		Oid			part = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, c, &isnull));
+
+		if (!isnull && OidIsValid(part) && get_rel_relkind(part) != '\0')
+		{
+			address.objectId = part;
+			add_exact_object_address(&address, objects);
+		}
+	}
+	SPI_finish();
+	SecurityRestoreSearchPath(nest);
+	performMultipleDeletions(objects, DROP_RESTRICT, 0);
+
+	nest = SecurityRestrictSearchPath();
+	become_superuser(&save_userid, &save_sec);
+	SPI_connect();
+	arg = Int32GetDatum(view_id);
+	if (SPI_execute_with_args("DELETE FROM flowstate.view WHERE view_id = $1",
+							  1, &type, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from flowstate.view");
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(nest);
+
+	note_views_changed();
+	PG_RETURN_VOID();
+}
+
+/*
+ * flowstate_on_sql_drop is the sql_drop event trigger: the catalog row of a
+ * continuous view goes with its view, definition or state table.
+ */
+Datum
+flowstate_on_sql_drop(PG_FUNCTION_ARGS)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nest;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("flowstate.on_sql_drop() can only be called as an event trigger"),
+				 errhint("It runs by itself on DROP statements.")));
+
+	nest = SecurityRestrictSearchPath();
+	become_superuser(&save_userid, &save_sec);
+	SPI_connect();
+	if (SPI_execute("DELETE FROM flowstate.view v"
+					" USING pg_catalog.pg_event_trigger_dropped_objects() d"
+					" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					"   AND d.objsubid = 0"
+					"   AND d.objid IN (v.view, v.definition, v.state_table)",
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from flowstate.view");
+	if (SPI_processed > 0)
+		note_views_changed();
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(nest);
+	PG_RETURN_NULL();
+}
+
+/*
+ * flowstate_wait_for waits until every continuous view of the database
+ * shows all transactions committed up to lsn (default: now), and every
+ * view over a Kafka stream all the messages its partitions held when the
+ * stream's workers last looked, after the call.
+ */
+static bool wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn,
+					   TimestampTz start, int64 timeout_ms);
+
+Datum
+flowstate_wait_for(PG_FUNCTION_ARGS)
+{
+	XLogRecPtr	insert;
+	XLogRecPtr	lsn;
+	volatile int64 timeout_ms = 30000;
+	TimestampTz start = GetCurrentTimestamp();
+	Oid		   *relids;
+	Oid		   *streams;		/* the Kafka stream of a view, or invalid */
+	int			n;
+	int			nest;
+	volatile bool reached = false;
+
+	refuse_on_standby("flowstate.wait_for()");
+	insert = WalRecordEnd(GetXLogInsertRecPtr());
+	lsn = PG_ARGISNULL(0) ? insert : WalRecordEnd(PG_GETARG_LSN(0));
+	if (!PG_ARGISNULL(1))
+	{
+		Interval   *iv = PG_GETARG_INTERVAL_P(1);
+
+		timeout_ms = (iv->month * DAYS_PER_MONTH * SECS_PER_DAY + iv->day * SECS_PER_DAY) * 1000 +
+			iv->time / 1000;
+		if (timeout_ms < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("timeout must not be negative"),
+					 errhint("Pass an interval of zero or more.")));
+	}
+
+	/* the decoding worker reads flushed WAL only */
+	XLogFlush(Min(lsn, insert));
+
+	nest = SecurityRestrictSearchPath();
+	SPI_connect();
+	if (SPI_execute("SELECT state_table::oid, v.xmin, view::text,"
+					"       CASE WHEN c.relkind = 'f' THEN v.source::oid ELSE 0 END"
+					"  FROM flowstate.view v JOIN pg_catalog.pg_class c ON c.oid = v.source",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	n = SPI_processed;
+	relids = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
+	streams = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		relids[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		streams[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
+		/* its worker starts on it only once this transaction commits */
+		if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(tuple, desc,
+																				 2, &isnull))))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("continuous view \"%s\" was created or changed in this transaction",
+							SPI_getvalue(tuple, desc, 3)),
+					 errhint("Commit the transaction first, then call flowstate.wait_for().")));
+	}
+	SPI_finish();
+	SecurityRestoreSearchPath(nest);
+
+	/* this statement's snapshot keeps no group in memory while it waits */
+	StoreWaitBegin();
+	PG_TRY();
+	{
+		reached = wait_views(n, relids, streams, lsn, start, timeout_ms);
+	}
+	PG_FINALLY();
+	{
+		StoreWaitEnd();
+	}
+	PG_END_TRY();
+	PG_RETURN_BOOL(reached);
+}
+
+/*
+ * Wait until every view is running and has applied lsn (a stream's: every
+ * message its workers saw since start), or the timeout passes.
+ */
+static bool
+wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
+		   int64 timeout_ms)
+{
+	for (;;)
+	{
+		bool		done = true;
+		Latch	   *decoder;
+
+		for (int i = 0; i < n && done; i++)
+		{
+			StoreKey	key = {MyDatabaseId, relids[i]};
+			SharedView *sv = StoreFindView(key);
+			bool		sides;
+
+			if (sv == NULL)
+			{
+				done = false;
+				break;
+			}
+			LWLockAcquire(&sv->lock, LW_SHARED);
+			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
+				(OidIsValid(streams[i]) || sv->applied_lsn >= lsn);
+			/* and the dead letters and late events of those changes */
+			sides = done && !OidIsValid(streams[i]) && sv->sides_lsn < lsn;
+			LWLockRelease(&sv->lock);
+			if (sides)
+			{
+				/* the decoder flushes them at once */
+				LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+				sv->sides_wanted = true;
+				LWLockRelease(&sv->lock);
+				done = false;
+			}
+			StoreReleaseView(sv);
+			/* a stream's: every message its workers saw since the call */
+			if (done && OidIsValid(streams[i]))
+				done = LauncherStreamCaughtUp(MyDatabaseId, streams[i], start);
+		}
+		if (done)
+			return true;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), (int) Min(timeout_ms, INT_MAX)))
+			return false;
+
+		/*
+		 * Decoding paused for memory waits for snapshots older than the
+		 * views' flushes to end, this query's maybe: do not wait with it.
+		 */
+		if (LauncherDecoderPaused(MyDatabaseId))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("flowstate decoding is paused for memory"),
+					 errdetail("Continuous views over their memory_limit keep flushed groups that older snapshots may still read; see flowstate.sources."),
+					 errhint("End long-running transactions and call flowstate.wait_for() again, or increase flowstate.memory_limit.")));
+			return false;
+		}
+
+		decoder = LauncherDecoderLatch(MyDatabaseId);
+		if (decoder)
+			SetLatch(decoder);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 2, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Captures are kept for as long as the reader's snapshot: one query in READ
+ * COMMITTED (the function's per-query memory), the whole transaction in
+ * REPEATABLE READ and SERIALIZABLE.  All calls of one query therefore see
+ * shared memory as of one instant.
+ */
+typedef struct CachedCapture
+{
+	MemoryContext scope;
+	Oid			relid;
+	Capture    *cap;
+	struct CachedCapture *next;
+} CachedCapture;
+
+static CachedCapture *captures = NULL;
+
+static void
+forget_captures(void *arg)
+{
+	MemoryContext scope = (MemoryContext) arg;
+	CachedCapture **link = &captures;
+
+	while (*link)
+	{
+		if ((*link)->scope == scope)
+			*link = (*link)->next;
+		else
+			link = &(*link)->next;
+	}
+}
+
+static Capture *
+capture_for(Oid relid, MemoryContext query_cxt)
+{
+	MemoryContext scope = IsolationUsesXactSnapshot() ? TopTransactionContext : query_cxt;
+	CachedCapture *cc;
+	MemoryContext oldcxt;
+	StoreKey	key = {MyDatabaseId, relid};
+	bool		scope_known = false;
+
+	for (cc = captures; cc; cc = cc->next)
+	{
+		if (cc->scope == scope)
+		{
+			scope_known = true;
+			if (cc->relid == relid)
+				return cc->cap;
+		}
+	}
+
+	oldcxt = MemoryContextSwitchTo(scope);
+	if (!scope_known)
+	{
+		MemoryContextCallback *cb = palloc(sizeof(MemoryContextCallback));
+
+		cb->func = forget_captures;
+		cb->arg = scope;
+		MemoryContextRegisterResetCallback(scope, cb);
+	}
+	cc = palloc(sizeof(CachedCapture));
+	cc->scope = scope;
+	cc->relid = relid;
+	cc->cap = StoreCapture(key, GetActiveSnapshot());
+	cc->next = captures;
+	captures = cc;
+	MemoryContextSwitchTo(oldcxt);
+	return cc->cap;
+}
+
+/*
+ * flowstate_unflushed returns the groups of a continuous view whose newest
+ * state the caller's snapshot does not see in its state table: gid, live,
+ * keys k1..kn, aggregates a1..am.  A row with gid -1 says that every row of
+ * the state table is gone (the source was truncated).
+ */
+Datum
+flowstate_unflushed(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Capture    *cap;
+	const ViewLayout *layout;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int			natts;
+
+	InitMaterializedSRF(fcinfo, 0);
+	cap = capture_for(relid, fcinfo->flinfo->fn_mcxt);
+	if (cap == NULL)
+		PG_RETURN_NULL();
+
+	if (pg_class_aclcheck(cap->view_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(cap->view_relid));
+	/* served only while the view's owner may read its source */
+	(void) SecurityCheckViewRights(cap->view_relid, cap->def_relid);
+
+	if (cap->too_old)
+		ereport(ERROR,
+				(errcode(ERRCODE_SNAPSHOT_TOO_OLD),
+				 errmsg("snapshot too old to read continuous view \"%s\"",
+						get_rel_name(cap->view_relid)),
+				 errdetail("Groups the snapshot needs left shared memory while it waited in flowstate.wait_for()."),
+				 errhint("Read the view in a statement of its own after flowstate.wait_for().")));
+
+	/* the defining query fails on these groups: so does the view */
+	if (cap->overflowed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value out of range: overflow"),
+				 errdetail("%lld %s of continuous view \"%s\" %s a float sum or variance out of range.",
+						   (long long) cap->overflowed,
+						   cap->overflowed == 1 ? "group" : "groups",
+						   get_rel_name(cap->view_relid),
+						   cap->overflowed == 1 ? "has" : "have"),
+				 errhint("Correct or delete the source rows whose sum overflows; the view reads again once no group is out of range.")));
+
+	layout = &cap->layout;
+	desc = rsinfo->setDesc;
+	natts = 2 + layout->nkeys + layout->naggs;
+	if (desc->natts != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("flowstate.unflushed() of this view returns %d columns, not %d",
+						natts, desc->natts),
+				 errhint("Read the continuous view itself.")));
+	values = palloc(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
+
+	for (int i = 0; i < cap->n; i++)
+	{
+		const char *block = cap->block[i];
+
+		memset(nulls, false, sizeof(bool) * natts);
+		values[0] = Int64GetDatum(cap->gid[i]);
+		nulls[0] = (cap->gid[i] == 0);
+		values[1] = BoolGetDatum(cap->live[i]);
+		GroupKeyRead(layout, cap->key[i], values + 2, nulls + 2);
+		for (int a = 0; a < layout->naggs; a++)
+		{
+			if (cap->live[i])
+				AggFinalize(layout, a, block, &values[2 + layout->nkeys + a],
+							&nulls[2 + layout->nkeys + a], NULL);
+			else
+				nulls[2 + layout->nkeys + a] = true;
+		}
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
+	if (cap->hide_table)
+	{
+		memset(nulls, true, sizeof(bool) * natts);
+		values[0] = Int64GetDatum(-1);
+		nulls[0] = false;
+		values[1] = BoolGetDatum(false);
+		nulls[1] = false;
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
+	return (Datum) 0;
+}

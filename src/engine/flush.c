@@ -1,0 +1,580 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.c
+ *	  Makes the state of a source's continuous views durable: in one
+ *	  transaction, the groups each view changed since its last flush, the
+ *	  dead letters and late events, the views that finished their backfill,
+ *	  and the source position (the session's replication origin, set by the
+ *	  worker, advances with the commit).  After a crash the state tables and
+ *	  the origin agree, and the worker resumes from there: exactly once.
+ *
+ * Readers keep seeing a group's newest state from shared memory until
+ * their snapshot sees the flush that wrote it (state_store.c): the flush
+ * records its transaction id with each view before it commits.
+ *
+ * A flush is written in slices (FlushStep) between which the worker goes
+ * on decoding, inside the flush's open transaction: a large flush does not
+ * hold back what readers see.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "replication/origin.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "fs_catalog/catalog.h"
+#include "engine/flush.h"
+#include "engine/ingest.h"
+#include "state/state_table.h"
+
+typedef struct ViewFlush
+{
+	ViewRuntime *vr;
+	FlushItem  *items;
+	int64	   *offsets;		/* Kafka: next offset per partition */
+	int			noffsets;
+	int			n;
+	int			written;
+	uint64		seq;
+	bool		truncate;
+	bool		opened;
+	bool		finish_backfill;
+} ViewFlush;
+
+struct FlushJob
+{
+	MemoryContext cxt;			/* the job and its copies of the groups */
+	XLogRecPtr	position;
+	int			nflush;
+	int			current;		/* the view being written */
+	ViewFlush  *flushes;
+};
+
+/*
+ * Write side rows (dead letters, late events) of a source, of one view or
+ * of none (a message no view could read).  Rows of Kafka messages carry
+ * their partition and offset, and a message already recorded (consumed
+ * again after a restart) is skipped.
+ */
+static void
+write_rows(Oid source, Oid view, List *rows)
+{
+	static SPIPlanPtr dead_plan = NULL;
+	static SPIPlanPtr late_plan = NULL;
+	ListCell   *lc;
+
+	if (dead_plan == NULL)
+	{
+		Oid			types[8] = {OIDOID, OIDOID, PG_LSNOID, TEXTOID, TEXTOID, TEXTOID,
+		INT4OID, INT8OID};
+		Oid			ltypes[9] = {OIDOID, PG_LSNOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID};
+
+		dead_plan = SPI_prepare("INSERT INTO flowstate.dead_letters"
+								" (source, view, lsn, payload, error, sqlstate, \"partition\", \"offset\")"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+								" ON CONFLICT (source, view, \"partition\", \"offset\")"
+								" WHERE \"offset\" IS NOT NULL DO NOTHING", 8, types);
+		late_plan = SPI_prepare("INSERT INTO flowstate.late_events"
+								" (view, lsn, event_time, watermark, change, payload, reason,"
+								" \"partition\", \"offset\")"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+								" ON CONFLICT (view, \"partition\", \"offset\")"
+								" WHERE \"offset\" IS NOT NULL DO NOTHING", 9, ltypes);
+		if (dead_plan == NULL || late_plan == NULL)
+			elog(ERROR, "could not prepare the dead letter statements");
+		SPI_keepplan(dead_plan);
+		SPI_keepplan(late_plan);
+	}
+
+	foreach(lc, rows)
+	{
+		PendingRow *row = lfirst(lc);
+		char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		int			ret;
+
+		if (!row->late)
+		{
+			Datum		args[8];
+
+			args[0] = ObjectIdGetDatum(source);
+			args[1] = ObjectIdGetDatum(view);
+			nulls[1] = OidIsValid(view) ? ' ' : 'n';
+			args[2] = LSNGetDatum(row->lsn);
+			nulls[2] = XLogRecPtrIsInvalid(row->lsn) ? 'n' : ' ';
+			args[3] = CStringGetTextDatum(row->payload ? row->payload : "");
+			nulls[3] = row->payload ? ' ' : 'n';
+			args[4] = CStringGetTextDatum(row->error ? row->error : "");
+			args[5] = CStringGetTextDatum(row->sqlstate);
+			args[6] = Int32GetDatum(row->partition);
+			args[7] = Int64GetDatum(row->offset);
+			nulls[6] = nulls[7] = row->at_message ? ' ' : 'n';
+			ret = SPI_execute_plan(dead_plan, args, nulls, false, 0);
+		}
+		else
+		{
+			Datum		args[9];
+
+			args[0] = ObjectIdGetDatum(view);
+			args[1] = LSNGetDatum(row->lsn);
+			nulls[1] = XLogRecPtrIsInvalid(row->lsn) ? 'n' : ' ';
+			args[2] = TimestampTzGetDatum(row->event_time);
+			args[3] = TimestampTzGetDatum(row->watermark);
+			args[4] = CStringGetTextDatum(row->deleted ? "delete" : "insert");
+			args[5] = CStringGetTextDatum(row->payload ? row->payload : "");
+			args[6] = CStringGetTextDatum("its window closed longer than the allowed lateness ago");
+			args[7] = Int32GetDatum(row->partition);
+			args[8] = Int64GetDatum(row->offset);
+			nulls[7] = nulls[8] = row->at_message ? ' ' : 'n';
+			ret = SPI_execute_plan(late_plan, args, nulls, false, 0);
+		}
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not record a dead letter: %s", SPI_result_code_string(ret));
+	}
+}
+
+/* Write the dead letters and late events of a view, and forget them. */
+static void
+write_pending(ViewRuntime *vr)
+{
+	write_rows(vr->def->source_relid, vr->def->view_relid, vr->pending);
+	list_free(vr->pending);
+	vr->pending = NIL;
+	MemoryContextReset(vr->pending_cxt);
+}
+
+/*
+ * FlushWritePending writes, in the caller's transaction, the side rows of
+ * views and those of a source that no view could read (source_rows, of
+ * source), and forgets them.  Kafka workers write theirs before they apply
+ * the batch they come from: a row is never lost, and never written twice.
+ */
+void
+FlushWritePending(List *views, Oid source, List *source_rows)
+{
+	ListCell   *lc;
+
+	SPI_connect();
+	write_rows(source, InvalidOid, source_rows);
+	foreach(lc, views)
+		write_pending(lfirst(lc));
+	SPI_finish();
+}
+
+/*
+ * Lock the sources of a flush's views, in one order, before any state
+ * table, and the state tables before any catalog row: DROP TABLE ...
+ * CASCADE of a source locks it, then its views' state tables, so a flush
+ * that had written one of those before waiting for another would deadlock
+ * with it.  A source dropped meanwhile leaves views whose state tables are
+ * gone, which the flush skips.
+ */
+static void
+lock_sources(FlushJob *job)
+{
+	Oid		   *sources = palloc(sizeof(Oid) * Max(job->nflush, 1));
+	int			n = 0;
+
+	for (int i = 0; i < job->nflush; i++)
+		sources[n++] = job->flushes[i].vr->def->source_relid;
+	qsort(sources, n, sizeof(Oid), oid_cmp);
+	for (int i = 0; i < n; i++)
+		if (i == 0 || sources[i] != sources[i - 1])
+			LockRelationOid(sources[i], AccessShareLock);
+
+	/*
+	 * Then the state tables, before any catalog row: drop_view locks a
+	 * view's relations, then deletes its catalog row.
+	 */
+	n = 0;
+	for (int i = 0; i < job->nflush; i++)
+		sources[n++] = job->flushes[i].vr->def->state_relid;
+	qsort(sources, n, sizeof(Oid), oid_cmp);
+	for (int i = 0; i < n; i++)
+		LockRelationOid(sources[i], RowExclusiveLock);
+	pfree(sources);
+}
+
+/*
+ * Whether the view is still declared, its catalog row locked against a
+ * concurrent drop until the flush commits (its offsets reference it).
+ */
+static bool
+view_still_declared(ViewRuntime *vr)
+{
+	Datum		arg = Int32GetDatum(vr->def->view_id);
+	Oid			type = INT4OID;
+
+	if (SPI_execute_with_args("SELECT 1 FROM flowstate.view WHERE view_id = $1 FOR KEY SHARE",
+							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the declaration of continuous view %s", vr->def->view_name);
+	return SPI_processed == 1;
+}
+
+/*
+ * FlushReadOffsets reads back the offsets write_offsets recorded for a
+ * view: *offsets[p] is partition p's next offset, -1 where none was
+ * recorded; returns the number of partitions.  In a transaction.
+ */
+int
+FlushReadOffsets(int32 view_id, int64 **offsets)
+{
+	Datum		arg = Int32GetDatum(view_id);
+	Oid			type = INT4OID;
+	int			n = 0;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT \"partition\", next_offset FROM flowstate.stream_offsets"
+							  " WHERE view_id = $1 ORDER BY \"partition\" DESC",
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.stream_offsets");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (i == 0)
+		{
+			/* the highest partition comes first */
+			n = p + 1;
+			*offsets = SPI_palloc(sizeof(int64) * n);
+			for (int q = 0; q < n; q++)
+				(*offsets)[q] = -1;
+		}
+		(*offsets)[p] = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	if (n == 0)
+		*offsets = SPI_palloc(sizeof(int64));
+	SPI_finish();
+	return n;
+}
+
+/* Record how far each partition of a Kafka stream the view's state goes. */
+static void
+write_offsets(ViewRuntime *vr, const int64 *offsets, int n)
+{
+	Datum		args[3];
+	Oid			types[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum	   *parts = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *next = palloc(sizeof(Datum) * Max(n, 1));
+	int			m = 0;
+
+	for (int p = 0; p < n; p++)
+	{
+		if (offsets[p] < 0)
+			continue;
+		parts[m] = Int32GetDatum(p);
+		next[m++] = Int64GetDatum(offsets[p]);
+	}
+	if (m == 0)
+		return;
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = PointerGetDatum(construct_array(parts, m, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(next, m, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("INSERT INTO flowstate.stream_offsets (view_id, \"partition\", next_offset)"
+							  " SELECT $1, p, o FROM unnest($2::int4[], $3::int8[]) AS u (p, o)"
+							  " ON CONFLICT (view_id, \"partition\")"
+							  " DO UPDATE SET next_offset = excluded.next_offset",
+							  3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the offsets of continuous view %s", vr->def->view_name);
+}
+
+/* Record how far the view's event time has gone, for its watermark after a restart. */
+static void
+write_watermark(ViewRuntime *vr)
+{
+	Datum		args[2];
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+
+	if (!vr->has_watermark ||
+		(vr->persisted_watermark && vr->persisted_max_ts == vr->max_ts))
+		return;
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = TimestampTzGetDatum(vr->max_ts);
+	if (SPI_execute_with_args("UPDATE flowstate.view SET max_event_time = $2 WHERE view_id = $1",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update flowstate.view");
+	vr->persisted_watermark = true;
+	vr->persisted_max_ts = vr->max_ts;
+}
+
+static void
+set_status(ViewRuntime *vr, const char *status)
+{
+	Datum		args[2];
+	Oid			types[2] = {INT4OID, TEXTOID};
+
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = CStringGetTextDatum(status);
+	if (SPI_execute_with_args("UPDATE flowstate.view SET status = $2 WHERE view_id = $1",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update flowstate.view");
+}
+
+/*
+ * FlushStart begins a flush of the views at position, where their state in
+ * shared memory is exact: it opens the transaction, takes the groups each
+ * view changed since its last flush, and writes the dead letters, late
+ * events and ends of backfill.  FlushStep then writes the groups, a slice
+ * at a time, and commits.  Between two steps the worker goes on decoding
+ * inside the open transaction; what it changes meanwhile waits for the
+ * next flush.  A view still decoding up to where its backfill's snapshot
+ * stops is written but stays backfilling in the catalog: after a crash it
+ * starts its backfill again.  Returns NULL when there is nothing to write.
+ */
+FlushJob *
+FlushStart(List *views, XLogRecPtr position)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "flowstate flush",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	FlushJob   *job = palloc0(sizeof(FlushJob));
+	bool		any = false;
+	ListCell   *lc;
+	TransactionId xid;
+
+	job->cxt = cxt;
+	job->position = position;
+	job->flushes = palloc0(sizeof(ViewFlush) * Max(list_length(views), 1));
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		ViewFlush  *f = &job->flushes[job->nflush];
+
+		/* a full view too: flushing is how it gets room again */
+		if (vr->dropped ||
+			(vr->shared->status != VIEW_RUNNING && vr->shared->status != VIEW_FULL))
+			continue;
+		f->vr = vr;
+		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid,
+							   &f->offsets, &f->noffsets);
+		f->opened = f->n > 0 || f->truncate;
+		/* a backfill ends once decoding reached where its snapshot stops */
+		f->finish_backfill = vr->def->backfilling && vr->backfill_snap == NULL;
+		any |= f->opened || f->finish_backfill || vr->pending != NIL || f->noffsets > 0;
+		job->nflush++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	if (!any)
+	{
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+
+	/*
+	 * DROP EXTENSION locks the extension before the catalog and the state
+	 * tables: locked first here too, it waits for this flush, or the flush
+	 * finds it gone and writes nothing (the worker leaves next).
+	 */
+	if (!CatalogExtensionPresent())
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(oldcxt);
+		for (int i = 0; i < job->nflush; i++)
+			job->flushes[i].vr->dropped = true;
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
+	lock_sources(job);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	xid = GetTopTransactionId();
+	for (int i = 0; i < job->nflush; i++)
+		if (job->flushes[i].opened)
+			StoreFlushXid(job->flushes[i].vr->shared, job->flushes[i].seq, xid);
+
+	SPI_connect();
+	for (int i = 0; i < job->nflush; i++)
+	{
+		ViewFlush  *f = &job->flushes[i];
+		ViewRuntime *vr = f->vr;
+
+		/* a view over a stream dropped meanwhile: nothing to record */
+		if (f->noffsets > 0 && !view_still_declared(vr))
+		{
+			vr->dropped = true;
+			f->n = 0;
+			continue;
+		}
+		if (f->truncate && !StateTableTruncate(vr->def->state_relid))
+		{
+			vr->dropped = true;
+			f->n = 0;
+		}
+		if (f->truncate)
+			for (int j = 0; j < f->n; j++)
+				ItemPointerSetInvalid(&f->items[j].tid);
+		if (f->finish_backfill)
+			set_status(vr, "running");
+		write_watermark(vr);
+		if (f->noffsets > 0)
+			write_offsets(vr, f->offsets, f->noffsets);
+		/* a failed flush ends the worker: these rows come again after it */
+		vr->sides_in_flight |= (vr->pending != NIL);
+		write_pending(vr);
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->sides_wanted = false;
+		LWLockRelease(&vr->shared->lock);
+	}
+	SPI_finish();
+	CommandCounterIncrement();
+	PopActiveSnapshot();
+	return job;
+}
+
+/*
+ * FlushStep writes groups for about budget_ms milliseconds (all of them
+ * when budget_ms is negative); once all are written it commits, with the
+ * position as the replication origin's, and returns true.
+ */
+bool
+FlushStep(FlushJob *job, int budget_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	int			rows = 0;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	while (job->current < job->nflush)
+	{
+		ViewFlush  *f = &job->flushes[job->current];
+		ViewRuntime *vr = f->vr;
+		StateWriter w;
+
+		if (!f->opened || vr->dropped || f->written == f->n)
+		{
+			job->current++;
+			continue;
+		}
+		if (!StateWriterBegin(&w, vr->def->state_relid))
+		{
+			vr->dropped = true;
+			continue;
+		}
+		while (f->written < f->n)
+		{
+			StateWriterPut(&w, &vr->def->layout, &f->items[f->written++]);
+			if (budget_ms >= 0 && (++rows % 64) == 0 &&
+				TimestampDifferenceExceeds(start, GetCurrentTimestamp(), budget_ms))
+				break;
+		}
+		StateWriterEnd(&w);
+		CommandCounterIncrement();
+		if (f->written < f->n)
+		{
+			PopActiveSnapshot();
+			return false;
+		}
+	}
+	PopActiveSnapshot();
+
+	/* decoding: the position advances the session's replication origin */
+	if (!XLogRecPtrIsInvalid(job->position))
+	{
+		replorigin_session_origin_lsn = job->position;
+		replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	}
+	CommitTransactionCommand();
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+
+	for (int i = 0; i < job->nflush; i++)
+	{
+		ViewFlush  *f = &job->flushes[i];
+
+		if (f->opened)
+			StoreFlushEnd(f->vr->shared, f->seq, f->items, f->n, true);
+		if (f->finish_backfill)
+			f->vr->def->backfilling = false;
+		if (f->vr->sides_in_flight)
+		{
+			/* the side rows up to the position are readable now */
+			SharedView *sv = f->vr->shared;
+
+			f->vr->sides_in_flight = false;
+			LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+			sv->sides_lsn = Max(sv->sides_lsn,
+								f->vr->pending == NIL ? sv->applied_lsn : job->position);
+			LWLockRelease(&sv->lock);
+		}
+	}
+	return true;
+}
+
+/* The position a flush makes durable. */
+XLogRecPtr
+FlushPosition(FlushJob *job)
+{
+	return job->position;
+}
+
+/* FlushFree releases a committed flush. */
+void
+FlushFree(FlushJob *job)
+{
+	MemoryContextDelete(job->cxt);
+}
+
+/*
+ * FlushOffsets gives, for a flush of views over a Kafka stream, the least
+ * next offset of each partition over the views it wrote (-1 where one of
+ * them has none yet), in the caller's memory; returns the number of
+ * partitions.  Once the flush committed, they are durable.
+ */
+int
+FlushOffsets(FlushJob *job, int64 **least)
+{
+	int			n = 0;
+
+	for (int i = 0; i < job->nflush; i++)
+		if (!job->flushes[i].vr->dropped)
+			n = Max(n, job->flushes[i].noffsets);
+	*least = palloc(sizeof(int64) * Max(n, 1));
+	for (int p = 0; p < n; p++)
+	{
+		(*least)[p] = -2;
+		for (int i = 0; i < job->nflush; i++)
+		{
+			ViewFlush  *f = &job->flushes[i];
+			int64		next = p < f->noffsets ? f->offsets[p] : -1;
+
+			if (f->vr->dropped)
+				continue;
+			if (next < 0 || (*least)[p] == -1)
+				(*least)[p] = -1;
+			else if ((*least)[p] == -2 || next < (*least)[p])
+				(*least)[p] = next;
+		}
+		if ((*least)[p] == -2)
+			(*least)[p] = -1;
+	}
+	return n;
+}
+
+/*
+ * FlushEvict drops a view's flushed groups from shared memory down to
+ * target bytes, as far as the snapshots of the database's backends allow
+ * (StoreHorizon; no flush may be under way); returns the bytes the view
+ * holds then.
+ */
+int64
+FlushEvict(ViewRuntime *vr, int64 target)
+{
+	return StoreEvict(vr->shared, target, StoreHorizon(MyDatabaseId));
+}

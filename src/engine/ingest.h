@@ -1,0 +1,186 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.h
+ *	  Rows into continuous views: evaluation of a view's query on each row,
+ *	  pre-aggregation per micro-batch, and the atomic merge of a batch into
+ *	  shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_INGEST_H
+#define FLOWSTATE_INGEST_H
+
+#include "access/xlogdefs.h"
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
+#include "utils/dsa.h"
+
+#include "aggregates/aggregate.h"
+#include "engine/backfill.h"
+#include "state/group.h"
+#include "query/query.h"
+#include "state/state_store.h"
+
+/* A group touched by the current batch. */
+typedef struct LocalGroup
+{
+	uint32		hash;
+	Datum	   *values;			/* key, detoasted, in the batch context */
+	bool	   *isnull;
+	char	   *delta;			/* what the batch adds and removes */
+	char	   *base;			/* replaces the stored state (recompute,
+								 * TRUNCATE), or NULL */
+	char	   *merged;			/* base (or stored state) + delta */
+	dsa_pointer entry;			/* its group in shared memory, if any */
+	bool		resolved;		/* entry is known (or the group is new) */
+	int			skip_snap;		/* recompute snapshot whose transactions it
+								 * skips, or -1 */
+	int64		loaded_gid;		/* base came from this row of the state table */
+	ItemPointerData loaded_tid;
+	char	   *stored;			/* its state in shared memory when the batch
+								 * first touched it, for the overflow check
+								 * of float sums; NULL: none */
+	bool		stored_read;	/* stored was looked up */
+	bool		loaded_overflowed;	/* the row loaded_gid was out of range */
+	bool		retracted;		/* delta removes rows */
+	double	   *magnitude;		/* per aggregate, largest |input| of a float
+								 * sum (views with float sums) */
+	bool		unseen_retracted;	/* unseen removes rows */
+	char	   *unseen;			/* what the transactions the settle's latest
+								 * snapshot did not see add and remove, or
+								 * NULL */
+	struct LocalGroup *next;
+} LocalGroup;
+
+/* A side output written with the next flush. */
+typedef struct PendingRow
+{
+	XLogRecPtr	lsn;
+	bool		at_message;		/* from a Kafka message: */
+	int32		partition;		/* its partition */
+	int64		offset;			/* and offset */
+	char	   *payload;
+	char	   *error;			/* dead letter: message */
+	char		sqlstate[6];
+	bool		late;			/* late event rather than dead letter */
+	bool		deleted;		/* late event: the row left rather than came */
+	TimestampTz event_time;
+	TimestampTz watermark;
+} PendingRow;
+
+typedef struct ViewRuntime
+{
+	ViewDef    *def;
+	SharedView *shared;
+	GroupKeys  *gk;
+	AggRuntime *rt;
+
+	/* evaluation of the defining query on a source row */
+	ExprContext *econtext;
+	ExprState  *qual;
+	ProjectionInfo *proj;
+	bool		guarded;		/* calls functions other than internal ones:
+								 * each row is evaluated in a subtransaction,
+								 * so that an error in them is cleaned up */
+	TupleTableSlot *result;
+	char	   *compile_error;	/* the defining query could not be compiled */
+	char		compile_sqlstate[6];
+	Bitmapset  *payload_atts;	/* source columns the expressions read */
+	bool		payload_all;	/* ... all of them (a whole-row reference) */
+	int			key_col[FLOWSTATE_MAX_KEYS];
+	int			arg_col[FLOWSTATE_MAX_AGGS];	/* -1: count(*) */
+	int			filter_col[FLOWSTATE_MAX_AGGS];	/* -1: no FILTER */
+	int			ts_col;			/* event time of the window, -1 if none */
+	bool		float_sums;		/* has float sums, which can overflow */
+	bool		refuse_overflow;	/* refuses rows that would overflow them
+									 * (streams: rows never leave) */
+
+	/* the current batch */
+	MemoryContext batch_cxt;
+	LocalGroup **table;
+	uint32		table_size;
+	uint32		ngroups;
+	LocalGroup *first;
+	LocalGroup *last;
+	bool		truncated;
+	int64		batch_rows;
+	int64		batch_late;
+	int64		batch_failed;
+
+	/* a backfill whose snapshot decides which transactions to skip */
+	SyncSnapshot *backfill_snap;
+	bool		skip_txn;
+	bool		keep_final;		/* a rebuild keeps the final windows: rows of
+								 * windows starting up to final_cutoff are
+								 * not read again */
+	int64		final_cutoff;
+
+	/* event time */
+	bool		has_watermark;
+	int64		max_ts;			/* largest event time seen */
+	bool		persisted_watermark;	/* flowstate.view has max_event_time */
+	TimestampTz evicted_at;		/* last attempt to evict groups */
+	int64		persisted_max_ts;	/* its value there */
+
+	/* recompute queries, one per pattern of NULL keys */
+	List	   *recompute_plans;
+
+	/* durable state */
+	int64		next_gid;
+	bool		dropped;		/* its state table is gone */
+	bool		rebuild;		/* its source stopped logging old rows */
+
+	/* dead letters and late events not flushed yet */
+	MemoryContext pending_cxt;
+	List	   *pending;
+	bool		sides_in_flight;	/* written by a flush not committed yet */
+
+	/* Kafka: the message being applied, and how far the batch went */
+	bool		at_message;
+	int32		msg_partition;
+	int64		msg_offset;
+	int64	   *next_offsets;	/* per partition, -1: not in the batch */
+	int			noffsets;
+
+	TimestampTz last_merge_at;
+} ViewRuntime;
+
+/*
+ * Side rows (dead letters, late events) of a view past which its source
+ * ends the batch and flushes, rather than wait for the flush interval.
+ */
+#define INGEST_PENDING_FLUSH_ROWS 10000
+
+/* A source able to decode up to a position, for the settle loop. */
+typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
+
+/* projection.c */
+extern void ProjectionCompile(ViewRuntime *vr);
+extern bool ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
+							   bool record);
+extern bool ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
+extern void ProjectionRefuse(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
+							 int sqlerrcode, const char *message);
+
+/* ingest.c */
+extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);
+extern void IngestViewDestroy(ViewRuntime *vr);
+extern void IngestLoadState(ViewRuntime *vr);
+extern void IngestEnsureScalarGroup(ViewRuntime *vr);
+
+extern void IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn);
+extern void IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
+extern void IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot);
+extern void IngestTruncate(ViewRuntime *vr);
+extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
+extern void IngestAccumulate(ViewRuntime *vr, char *block);
+extern LocalGroup **IngestStale(ViewRuntime *vr, int *n);
+extern bool IngestMerge(ViewRuntime *vr, XLogRecPtr position);
+extern bool IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
+extern void IngestUnresolve(ViewRuntime *vr);
+extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
+extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);
+extern bool IngestApplyShared(ViewRuntime *vr, SharedView *sv);
+extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
+
+#endif							/* FLOWSTATE_INGEST_H */

@@ -1,0 +1,172 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Reads the continuous views of the current database from flowstate.view
+ *	  and their defining queries from their definitions (plain views).
+ *
+ * Callers run in a transaction.  The extension's object is locked in share
+ * mode first, as the manager does, so that DROP EXTENSION either finishes
+ * before the read or waits for the transaction to end.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "fs_catalog/catalog.h"
+#include "guc.h"
+#include "query/query.h"
+
+/*
+ * CatalogExtensionPresent tells whether flowstate is installed in this
+ * database, locking it against a concurrent DROP EXTENSION.
+ */
+bool
+CatalogExtensionPresent(void)
+{
+	Oid			extoid = get_extension_oid("flowstate", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	return get_extension_oid("flowstate", true) == extoid;
+}
+
+static int64
+spi_int8(HeapTuple tuple, int column, int64 ifnull)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, SPI_tuptable->tupdesc, column, &isnull);
+
+	return isnull ? ifnull : DatumGetInt64(d);
+}
+
+static Oid
+spi_oid(HeapTuple tuple, int column)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, SPI_tuptable->tupdesc, column, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/*
+ * CatalogLoadViews returns a ViewDef for each continuous view of the
+ * database over tables (stream invalid) or over one Kafka stream, each in
+ * a new child context of cxt.  For a view the caller knows already (known
+ * returns true), only its ids and its owner are filled, in
+ * CurrentMemoryContext.  A view
+ * whose objects are missing (a concurrent drop) is skipped.  The caller
+ * has an active snapshot.
+ */
+List *
+CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
+{
+	List	   *views = NIL;
+	int			ret;
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(stream);
+
+	if (!CatalogExtensionPresent())
+		return NIL;
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT view_id::int8, view::oid, definition::oid, state_table::oid,"
+								"       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
+								"       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
+								"       memory_limit, status = 'backfilling', max_event_time,"
+								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view)"
+								"  FROM flowstate.view v"
+								" WHERE CASE WHEN $1 = 0"
+								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
+								"                   WHERE oid = v.source) IS DISTINCT FROM 'f'"
+								"            ELSE v.source = $1 END"
+								" ORDER BY view_id",
+								1, &argtype, &arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view: %s", SPI_result_code_string(ret));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		MemoryContext oldcxt;
+		MemoryContext cxt_new;
+		Query	   *query;
+		ViewDef    *def;
+		bool		isnull;
+		Oid			view_relid = spi_oid(tuple, 2);
+		Oid			def_relid = spi_oid(tuple, 3);
+		Oid			state_relid = spi_oid(tuple, 4);
+
+		/* being dropped: the transaction that drops it removes the row too */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(view_relid)) ||
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def_relid)) ||
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(state_relid)))
+			continue;
+
+		if (known && known((int32) spi_int8(tuple, 1, 0), state_relid))
+		{
+			oldcxt = MemoryContextSwitchTo(callercxt);
+			def = palloc0(sizeof(ViewDef));
+			def->view_id = (int32) spi_int8(tuple, 1, 0);
+			def->state_relid = state_relid;
+			def->owner = spi_oid(tuple, 10);
+			views = lappend(views, def);
+			MemoryContextSwitchTo(oldcxt);
+			continue;
+		}
+
+		cxt_new = AllocSetContextCreate(cxt, "flowstate view", ALLOCSET_SMALL_SIZES);
+		oldcxt = MemoryContextSwitchTo(cxt_new);
+		def = palloc0(sizeof(ViewDef));
+		def->cxt = cxt_new;
+		def->view_id = (int32) spi_int8(tuple, 1, 0);
+		def->view_relid = view_relid;
+		def->view_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(view_relid)),
+													get_rel_name(view_relid));
+		def->def_relid = def_relid;
+		def->state_relid = state_relid;
+		def->owner = spi_oid(tuple, 10);
+		def->watermark_delay_us = spi_int8(tuple, 5, 0);
+		def->allowed_lateness_us = spi_int8(tuple, 6, -1);
+		def->memory_limit = spi_int8(tuple, 7, 0);
+		def->backfilling = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 8, &isnull));
+		def->max_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
+																9, &isnull));
+		def->has_max_event_time = !isnull && !def->backfilling;
+		query = QueryOfDefinition(def_relid);
+		if (query == NULL)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextDelete(cxt_new);
+			continue;
+		}
+		QueryDescribe(query, def);
+		def->stream = get_rel_relkind(def->source_relid) == RELKIND_FOREIGN_TABLE;
+		MemoryContextSwitchTo(callercxt);
+		views = lappend(views, def);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	SPI_finish();
+	return views;
+}
+
+/*
+ * CatalogMemoryLimit is the shared memory a view's groups may hold: its
+ * memory_limit, else flowstate.memory_limit.
+ */
+int64
+CatalogMemoryLimit(const ViewDef *def)
+{
+	return def->memory_limit > 0 ? def->memory_limit : (int64) flowstate_memory_limit * 1024;
+}

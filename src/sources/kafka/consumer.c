@@ -1,0 +1,1226 @@
+/*-------------------------------------------------------------------------
+ *
+ * consumer.c
+ *	  The Kafka worker: consumes a stream's partitions with librdkafka and
+ *	  feeds the continuous views over the stream.  The only file that
+ *	  includes librdkafka.
+ *
+ * A stream (a foreign table of flowstate_kafka, stream.c) with views gets
+ * as many workers as its "workers" option says; worker i of n consumes
+ * the partitions p with p % n == i, assigned to it directly (no consumer
+ * group protocol, no rebalancing).  Offsets are flowstate's: each view
+ * keeps, per partition, the next offset its state includes, in shared
+ * memory with its groups and in flowstate.stream_offsets with its state
+ * table, written in the same transaction (flush.c).  A view's first
+ * offsets are the partitions' beginnings or ends (the stream's "start"
+ * option), resolved when it first meets them.
+ *
+ * Each loop:
+ *	- consume a batch of messages (the batch API), decode each (stream.c)
+ *	  and apply it to each view whose offset it has not passed yet;
+ *	- write the batch's dead letters and late events, in a transaction of
+ *	  their own, idempotently (flush.c): a message consumed again after a
+ *	  crash is not recorded twice;
+ *	- merge each view's batch into shared memory with its offsets
+ *	  (IngestApplyShared: several workers may write a view);
+ *	- worker 0, the owner of the views, registers them in shared memory and
+ *	  loads their state, flushes them every flowstate.flush_interval,
+ *	  evicts their groups beyond their memory, and commits their durable
+ *	  offsets back to Kafka (for monitoring only: the group of the
+ *	  stream's group_id option);
+ *	- when no message came, the partitions' ends are asked for: the lag,
+ *	  and the moment everything was applied (flowstate.wait_for).
+ * Brokers out of reach make the worker wait, reconnecting (librdkafka
+ * retries with backoff); flowstate.sources shows the state and the error.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "fs_catalog/catalog.h"
+#include "engine/flush.h"
+#include "guc.h"
+#include "engine/ingest.h"
+#include "fs_catalog/security.h"
+#include "workers/registry.h"
+#include "sources/kafka/consumer.h"
+#include "state/state_store.h"
+#include "sources/kafka/stream.h"
+
+/* Messages handled per batch, and how long a batch waits for them. */
+#define KAFKA_BATCH			10000
+#define KAFKA_WAIT_MS		20
+
+/* A batch that shared memory cannot take: attempts, and time between two. */
+#define MERGE_ATTEMPTS		200
+#define MERGE_RETRY_MS		50
+
+/* How long a question to the brokers may take. */
+#define KAFKA_QUERY_MS		2000
+
+/* A view over the stream, as this worker applies messages to it. */
+typedef struct KafkaView
+{
+	ViewRuntime *vr;
+	StoreKey	key;
+	uint64		generation;		/* of its shared view, when last seen */
+	int64	   *next;			/* per partition: next offset to apply, -1 unknown */
+	int			nnext;
+} KafkaView;
+
+typedef struct Kafka
+{
+	WorkerSlot *slot;
+	Oid			relid;
+	int			index;
+	bool		owner;			/* worker 0: registers, loads, flushes */
+
+	MemoryContext views_cxt;	/* the stream, the views, the consumer's lists */
+	StreamDef  *stream;
+	char	   *signature;		/* the stream's options, to notice changes */
+	List	   *views;			/* KafkaView */
+	TupleTableSlot *row;
+	uint64		catalog_generation;
+	TimestampTz catalog_read_at;
+
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;
+	int			npartitions;	/* of the topic */
+	bool		assigned;
+	TimestampTz metadata_at;
+
+	MemoryContext msg_cxt;		/* one message, reset after it */
+	MemoryContext rows_cxt;		/* messages no view could read */
+	List	   *stream_rows;
+	TimestampTz last_flush;
+	TimestampTz lag_asked_at;
+	SourceProgress progress;
+} Kafka;
+
+static Kafka *K = NULL;
+
+static void flush_views(void);
+
+/* What librdkafka reported from its own threads, served in ours. */
+static char kafka_error[FLOWSTATE_TEXT_LEN];
+static bool kafka_error_new = false;
+
+/*
+ * KafkaCheckProperty returns NULL if librdkafka takes name = value for a
+ * consumer, else its reason.
+ */
+char *
+KafkaCheckProperty(const char *name, const char *value)
+{
+	char		errstr[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+
+	rd_kafka_conf_destroy(conf);
+	return res == RD_KAFKA_CONF_OK ? NULL : pstrdup(errstr);
+}
+
+/* Error events: run by rd_kafka_poll, in this process's thread. */
+static void
+on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	snprintf(kafka_error, sizeof(kafka_error), "%s: %s",
+			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
+	kafka_error_new = true;
+}
+
+/* librdkafka's log lines, forwarded to the main queue and logged here. */
+static void
+on_log(const rd_kafka_t *rk, int level, const char *facility, const char *buf)
+{
+	ereport(level <= 3 ? WARNING : LOG,
+			(errmsg("flowstate kafka %s: %s", facility, buf)));
+}
+
+/* Note an outage (or its end) for flowstate.sources. */
+static void
+set_degraded(const char *error)
+{
+	if (error != NULL)
+	{
+		if (!K->progress.degraded || strcmp(K->slot->last_error, error) != 0)
+			SlotSetError(error);
+		K->progress.degraded = true;
+	}
+	else
+		K->progress.degraded = false;
+}
+
+static bool
+mine(int32 partition)
+{
+	return partition % K->stream->workers == K->index;
+}
+
+/* ---- the consumer ---- */
+
+static void
+consumer_close(void)
+{
+	if (K->rk == NULL)
+		return;
+	if (K->queue)
+		rd_kafka_queue_destroy(K->queue);
+	rd_kafka_consumer_close(K->rk);
+	rd_kafka_destroy(K->rk);
+	K->rk = NULL;
+	K->queue = NULL;
+	K->assigned = false;
+	K->npartitions = 0;
+}
+
+static void
+conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		errstr[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid Kafka property \"%s\" of stream %s: %s", name,
+						K->stream->name, errstr),
+				 errhint("Fix the options of its server or user mapping.")));
+	}
+}
+
+static bool
+has_property(const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, K->stream->properties)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, name) == 0)
+			return true;
+	return false;
+}
+
+static void
+consumer_open(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		errstr[512];
+	ListCell   *lc;
+
+	foreach(lc, K->stream->properties)
+	{
+		DefElem    *opt = lfirst(lc);
+
+		conf_set(conf, opt->defname, strVal(opt->arg));
+	}
+	conf_set(conf, "group.id", K->stream->group_id);
+	conf_set(conf, "enable.auto.commit", "false");
+	conf_set(conf, "enable.auto.offset.store", "false");
+	conf_set(conf, "enable.partition.eof", "false");
+	/* offsets past what the topic keeps (expired): go on from its beginning */
+	conf_set(conf, "auto.offset.reset", "earliest");
+	conf_set(conf, "log.queue", "true");
+	/* idle fetches come back soon: the partitions' ends stay fresh */
+	if (!has_property("fetch.wait.max.ms"))
+		conf_set(conf, "fetch.wait.max.ms", "100");
+	/*
+	 * prefetch a couple of fetches per partition: deeper queues only make
+	 * librdkafka's threads allocate more and our caches colder (measured
+	 * with bench/kafka.sh; librdkafka's default is 100000)
+	 */
+	if (!has_property("queued.min.messages"))
+		conf_set(conf, "queued.min.messages", "20000");
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+
+	K->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (K->rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not create a Kafka consumer for stream %s: %s",
+						K->stream->name, errstr)));
+	}
+	rd_kafka_set_log_queue(K->rk, NULL);
+	K->queue = rd_kafka_queue_get_consumer(K->rk);
+	K->assigned = false;
+}
+
+/* The topic's partition count, or -1 when the brokers do not tell. */
+static int
+topic_partitions(void)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *topic = rd_kafka_topic_new(K->rk, K->stream->topic, NULL);
+	rd_kafka_resp_err_t err;
+	int			n = -1;
+
+	err = rd_kafka_metadata(K->rk, 0, topic, &md, KAFKA_QUERY_MS);
+	rd_kafka_topic_destroy(topic);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		set_degraded(psprintf("could not read the metadata of topic \"%s\": %s",
+							  K->stream->topic, rd_kafka_err2str(err)));
+		return -1;
+	}
+	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		n = md->topics[0].partition_cnt;
+	else if (md->topic_cnt == 1)
+		set_degraded(psprintf("topic \"%s\": %s", K->stream->topic,
+							  rd_kafka_err2str(md->topics[0].err)));
+	rd_kafka_metadata_destroy(md);
+	return n;
+}
+
+/* ---- views ---- */
+
+static void
+view_grow(KafkaView *kv, int n)
+{
+	MemoryContext oldcxt;
+
+	if (n <= kv->nnext)
+		return;
+	oldcxt = MemoryContextSwitchTo(K->views_cxt);
+	kv->next = kv->next ? repalloc(kv->next, sizeof(int64) * n) : palloc(sizeof(int64) * n);
+	for (int p = kv->nnext; p < n; p++)
+		kv->next[p] = -1;
+	kv->nnext = n;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* The owner registers a view in shared memory and loads it; in a transaction. */
+static void
+own_view(KafkaView *kv)
+{
+	ViewRuntime *vr = kv->vr;
+	SharedView *sv;
+	int64	   *offsets;
+	int			n;
+
+	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
+						   &vr->def->layout,
+						   CatalogMemoryLimit(vr->def));
+	vr->shared = sv;
+	IngestLoadState(vr);
+	n = FlushReadOffsets(vr->def->view_id, &offsets);
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	sv->stream = true;
+	StoreSetOffsets(sv, offsets, n);
+	sv->status = VIEW_RUNNING;
+	LWLockRelease(&sv->lock);
+}
+
+/*
+ * Find a view in shared memory, ready; for other than the owner, holding
+ * its partition lock (release with release_view).  NULL if not ready.
+ */
+static SharedView *
+find_view(KafkaView *kv)
+{
+	SharedView *sv;
+
+	if (K->owner)
+		return kv->vr->shared;
+	sv = StoreFindView(kv->key);
+	if (sv == NULL)
+		return NULL;
+	if (sv->status != VIEW_RUNNING && sv->status != VIEW_FULL)
+	{
+		StoreReleaseView(sv);
+		return NULL;
+	}
+	return sv;
+}
+
+static void
+release_view(SharedView *sv)
+{
+	if (!K->owner && sv != NULL)
+		StoreReleaseView(sv);
+}
+
+/*
+ * Where this worker starts in each of its partitions: each view's next
+ * offset from shared memory (the owner loaded them), or the stream's start
+ * position.  Returns false if a view is not ready yet.
+ */
+static bool
+views_ready(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, K->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+		SharedView *sv = find_view(kv);
+		int64	   *offsets;
+		int			n;
+
+		if (sv == NULL)
+			return false;
+		LWLockAcquire(&sv->lock, LW_SHARED);
+		kv->generation = sv->generation;
+		n = StoreGetOffsets(sv, &offsets);
+		LWLockRelease(&sv->lock);
+		release_view(sv);
+		view_grow(kv, Max(n, K->npartitions));
+		for (int p = 0; p < kv->nnext; p++)
+			kv->next[p] = p < n ? offsets[p] : -1;
+	}
+	return true;
+}
+
+/*
+ * Ask the brokers for the beginnings (latest false) or ends of this
+ * worker's partitions, all at once: ends[p] for p < npartitions, -1 for
+ * partitions of other workers.  Returns false if the brokers do not tell.
+ */
+static bool
+partition_ends(bool latest, int64 *ends)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(K->npartitions, 1));
+	rd_kafka_resp_err_t err;
+	bool		ok = true;
+
+	for (int p = 0; p < K->npartitions; p++)
+	{
+		ends[p] = -1;
+		if (mine(p))
+			rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset =
+				latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+	}
+	if (list->cnt == 0)
+	{
+		rd_kafka_topic_partition_list_destroy(list);
+		return true;
+	}
+	err = rd_kafka_offsets_for_times(K->rk, list, KAFKA_QUERY_MS);
+	for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+	{
+		if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			err = list->elems[i].err;
+		else
+			ends[list->elems[i].partition] = list->elems[i].offset;
+	}
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		set_degraded(psprintf("could not read the offsets of topic \"%s\": %s",
+							  K->stream->topic, rd_kafka_err2str(err)));
+		ok = false;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	return ok;
+}
+
+/* Assign this worker's partitions, each from the least advanced view. */
+static bool
+assign(void)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t err;
+	int			n = topic_partitions();
+	int			count = 0;
+	bool		starts_needed = false;
+	int64	   *starts;
+	ListCell   *lc;
+
+	if (n < 0)
+		return false;
+	K->npartitions = n;
+	if (!views_ready())
+		return false;
+	starts = palloc(sizeof(int64) * Max(n, 1));
+
+	/* views that start in a partition start at its beginning or end */
+	foreach(lc, K->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+
+		for (int p = 0; p < n; p++)
+			if (mine(p) && kv->next[p] < 0)
+				starts_needed = true;
+	}
+	if (starts_needed && !partition_ends(K->stream->start_latest, starts))
+		return false;
+
+	list = rd_kafka_topic_partition_list_new(Max(n, 1));
+	for (int p = 0; p < n; p++)
+	{
+		int64		from = -1;
+
+		if (!mine(p))
+			continue;
+		foreach(lc, K->views)
+		{
+			KafkaView  *kv = lfirst(lc);
+
+			if (kv->next[p] < 0)
+			{
+				/* the view starts there: it is its offset from now on */
+				kv->next[p] = starts[p];
+				IngestNoteOffset(kv->vr, p, kv->next[p]);
+			}
+			from = from < 0 ? kv->next[p] : Min(from, kv->next[p]);
+		}
+		rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset = from;
+		count++;
+	}
+	err = rd_kafka_assign(K->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		set_degraded(psprintf("could not assign the partitions of topic \"%s\": %s",
+							  K->stream->topic, rd_kafka_err2str(err)));
+		return false;
+	}
+	K->assigned = true;
+	K->metadata_at = GetCurrentTimestamp();
+	K->progress.partitions = count;
+	return true;
+}
+
+/* ---- catalog ---- */
+
+static bool
+known_view(int32 view_id, Oid state_relid)
+{
+	return false;
+}
+
+static void
+drop_views(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, K->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+
+		if (K->owner && kv->vr->shared)
+			StoreUnregisterView(kv->vr->shared);
+		IngestViewDestroy(kv->vr);
+	}
+	K->views = NIL;
+	/* the slot of decoded messages lives there too */
+	if (K->row)
+		ExecDropSingleTupleTableSlot(K->row);
+	K->row = NULL;
+	MemoryContextReset(K->views_cxt);
+	K->stream = NULL;
+	K->signature = NULL;
+}
+
+/* What the consumer depends on: the stream's options and its views. */
+static char *
+signature(StreamDef *stream, List *defs)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s|%d|%d|%c|%d|%s|%u|", stream->topic, stream->format,
+					 stream->start_latest, stream->delimiter, stream->workers, stream->group_id,
+					 stream->owner);
+	foreach(lc, stream->properties)
+	{
+		DefElem    *opt = lfirst(lc);
+
+		appendStringInfo(&buf, "%s=%s|", opt->defname, strVal(opt->arg));
+	}
+	for (int i = 0; i < stream->ncolumns; i++)
+		appendStringInfo(&buf, "%s:%u:%d:%s:%d|", stream->columns[i].name, stream->columns[i].type,
+						 stream->columns[i].source, stream->columns[i].field ? stream->columns[i].field : "",
+						 stream->columns[i].position);
+	foreach(lc, defs)
+		appendStringInfo(&buf, "v%d:%u|", ((ViewDef *) lfirst(lc))->view_id,
+						 ((ViewDef *) lfirst(lc))->owner);
+	return buf.data;
+}
+
+/*
+ * Read the catalog: the stream and its views.  When anything the consumer
+ * depends on changed, start over (flushing first).  Returns false when the
+ * extension or the stream's views are gone.
+ */
+static bool
+read_catalog(void)
+{
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "flowstate kafka catalog",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt;
+	List	   *defs;
+	StreamDef  *stream;
+	char	   *sig;
+	bool		present;
+	ListCell   *lc;
+
+	K->catalog_generation = SlotCatalogGeneration();
+	K->catalog_read_at = GetCurrentTimestamp();
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	present = CatalogExtensionPresent() && get_rel_relkind(K->relid) == RELKIND_FOREIGN_TABLE;
+	oldcxt = MemoryContextSwitchTo(scratch);
+	defs = present ? CatalogLoadViews(scratch, known_view, K->relid) : NIL;
+	stream = defs != NIL ? StreamLoad(K->relid, scratch) : NULL;
+	sig = stream ? signature(stream, defs) : NULL;
+	MemoryContextSwitchTo(oldcxt);
+
+	if (sig == NULL || K->signature == NULL || strcmp(sig, K->signature) != 0)
+	{
+		/* start over with the new definition */
+		if (K->owner && K->views != NIL)
+		{
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			flush_views();
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+		}
+		consumer_close();
+		drop_views();
+		if (sig != NULL)
+		{
+			oldcxt = MemoryContextSwitchTo(K->views_cxt);
+			K->stream = StreamLoad(K->relid, K->views_cxt);
+			K->signature = pstrdup(sig);
+			defs = CatalogLoadViews(K->views_cxt, known_view, K->relid);
+			/* wait_for: not caught up until the views are registered again */
+			K->progress.caught_up_at = 0;
+			SlotSetProgress(&K->progress);
+			foreach(lc, defs)
+			{
+				ViewDef    *def = lfirst(lc);
+				KafkaView  *kv = palloc0(sizeof(KafkaView));
+
+				kv->vr = IngestViewCreate(def, def->cxt);
+				kv->key.dboid = MyDatabaseId;
+				kv->key.relid = def->state_relid;
+				if (K->owner)
+					own_view(kv);
+				K->views = lappend(K->views, kv);
+			}
+			/* other workers that looked before now are stale (wait_for) */
+			if (K->owner)
+			{
+				K->progress.views_registered_at = GetCurrentTimestamp();
+				SlotSetProgress(&K->progress);
+			}
+			K->row = MakeSingleTupleTableSlot(K->stream->desc, &TTSOpsVirtual);
+			MemoryContextSwitchTo(oldcxt);
+		}
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextDelete(scratch);
+	return sig != NULL;
+}
+
+/* ---- flushing (the owner) ---- */
+
+static void
+publish_progress(void)
+{
+	char		activity[FLOWSTATE_TEXT_LEN];
+
+	SlotSetProgress(&K->progress);
+	snprintf(activity, sizeof(activity), "consuming %d partitions of topic \"%s\" for %d views",
+			 K->progress.partitions, K->stream ? K->stream->topic : "?", list_length(K->views));
+	SlotSetActivity(activity);
+	pgstat_report_activity(STATE_IDLE, activity);
+}
+
+static List *
+runtimes(void)
+{
+	List	   *list = NIL;
+	ListCell   *lc;
+
+	foreach(lc, K->views)
+		list = lappend(list, ((KafkaView *) lfirst(lc))->vr);
+	return list;
+}
+
+/*
+ * Report the offsets a flush made durable (the least of the views', for
+ * every partition of the stream) to the consumer group, for monitoring.
+ */
+static void
+commit_to_kafka(FlushJob *job)
+{
+	rd_kafka_topic_partition_list_t *list;
+	int64	   *least;
+	int			n = FlushOffsets(job, &least);
+	int			count = 0;
+
+	if (K->rk == NULL || n == 0)
+		return;
+	list = rd_kafka_topic_partition_list_new(n);
+	for (int p = 0; p < n; p++)
+		if (least[p] >= 0)
+		{
+			rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset = least[p];
+			count++;
+		}
+	if (count > 0)
+		(void) rd_kafka_commit(K->rk, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+	pfree(least);
+}
+
+/* The owner: flush the views now, entirely. */
+static void
+flush_views(void)
+{
+	List	   *views;
+	FlushJob   *job;
+
+	if (!K->owner || K->views == NIL)
+		return;
+	views = runtimes();
+	K->last_flush = GetCurrentTimestamp();
+	job = FlushStart(views, InvalidXLogRecPtr);
+	if (job != NULL)
+	{
+		(void) FlushStep(job, -1);
+		commit_to_kafka(job);
+		FlushFree(job);
+		K->progress.last_flush_at = GetCurrentTimestamp();
+		pgstat_report_stat(false);
+	}
+	list_free(views);
+}
+
+/*
+ * The owner: keep each view within its memory_limit, as the decoding worker
+ * does (past three quarters of it, flushed groups leave down to half).
+ */
+static void
+enforce_memory(void)
+{
+	ListCell   *lc;
+	bool		flushed = false;
+
+	foreach(lc, K->views)
+	{
+		ViewRuntime *vr = ((KafkaView *) lfirst(lc))->vr;
+		int64		limit = CatalogMemoryLimit(vr->def);
+		int64		bytes = vr->shared->bytes;
+
+		if (bytes <= limit / 4 * 3)
+			continue;
+		bytes = FlushEvict(vr, limit / 2);
+		if (bytes > limit / 4 * 3 && !flushed)
+		{
+			flush_views();
+			flushed = true;
+			bytes = FlushEvict(vr, limit / 2);
+		}
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->status = bytes > limit ? VIEW_FULL : VIEW_RUNNING;
+		LWLockRelease(&vr->shared->lock);
+	}
+}
+
+/* ---- consuming ---- */
+
+/* A message no view could read, as text for flowstate.dead_letters. */
+static char *
+payload_text(const rd_kafka_message_t *m)
+{
+	if (m->payload == NULL)
+		return NULL;
+	if (pg_verifymbstr(m->payload, (int) m->len, true))
+		return pnstrdup(m->payload, m->len);
+	/* not text in the database encoding: its bytes, as bytea's hex */
+	return DatumGetCString(DirectFunctionCall1(byteaout,
+											   PointerGetDatum(cstring_to_text_with_len(m->payload,
+																						(int) m->len))));
+}
+
+/* Apply one message to the views that have not passed its offset. */
+static void
+apply_message(const rd_kafka_message_t *m)
+{
+	StreamMessage msg;
+	int32		p = m->partition;
+	int64		o = m->offset;
+	rd_kafka_timestamp_type_t tstype;
+	char	   *error = NULL;
+	char		sqlstate[6];
+	bool		wanted = false;
+	bool		ok;
+	ListCell   *lc;
+
+	foreach(lc, K->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+
+		view_grow(kv, p + 1);
+		wanted |= o >= kv->next[p];
+	}
+	if (!wanted)
+		return;					/* consumed again: every view has it */
+
+	msg.payload = m->payload;
+	msg.len = m->len;
+	msg.key = m->key;
+	msg.keylen = m->key_len;
+	msg.partition = p;
+	msg.offset = o;
+	msg.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+	msg.has_timestamp = msg.timestamp_ms >= 0;
+	ok = StreamDecode(K->stream, &msg, K->row, &error, sqlstate);
+
+	if (!ok)
+	{
+		/* one dead letter for the message, whichever views it was for */
+		MemoryContext oldcxt = MemoryContextSwitchTo(K->rows_cxt);
+		PendingRow *row = palloc0(sizeof(PendingRow));
+
+		row->at_message = true;
+		row->partition = p;
+		row->offset = o;
+		row->payload = payload_text(m);
+		row->error = pstrdup(error);
+		memcpy(row->sqlstate, sqlstate, 6);
+		K->stream_rows = lappend(K->stream_rows, row);
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	foreach(lc, K->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+		ViewRuntime *vr = kv->vr;
+
+		if (o < kv->next[p])
+			continue;
+		if (ok)
+		{
+			vr->at_message = true;
+			vr->msg_partition = p;
+			vr->msg_offset = o;
+			IngestRow(vr, K->row, 1, InvalidXLogRecPtr);
+		}
+		else
+			vr->batch_failed++;
+		kv->next[p] = o + 1;
+		IngestNoteOffset(vr, p, o + 1);
+	}
+}
+
+/*
+ * The view in shared memory, as this worker knows it; NULL when the owner
+ * has registered it again (the owner restarted and loaded the durable
+ * state, which lacks what this worker merged since; or the stream's views
+ * changed).
+ */
+static SharedView *
+current_view(KafkaView *kv)
+{
+	SharedView *sv = find_view(kv);
+
+	if (sv != NULL && sv->generation == kv->generation)
+		return sv;
+	release_view(sv);
+	return NULL;
+}
+
+/*
+ * Start over from the views as the owner registered them again: consume
+ * from their offsets in shared memory (what this worker applied since comes
+ * again; its dead letters are not recorded twice).
+ */
+static void
+start_over(void)
+{
+	ereport(LOG,
+			(errmsg("flowstate kafka worker %d of stream %s starts over from its views' state",
+					K->index, K->stream->name)));
+	consumer_close();
+	drop_views();
+	K->progress.caught_up_at = 0;
+}
+
+/*
+ * Merge each view's batch into shared memory.  A batch that shared memory
+ * cannot take changes nothing: the owner makes room (flush, evict) and
+ * tries again; another worker waits for the owner to make room.  After
+ * MERGE_ATTEMPTS in vain, the worker fails, and its batch comes again after
+ * it restarts.
+ */
+static void
+merge_views(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, K->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+
+		for (int attempt = 1;; attempt++)
+		{
+			SharedView *sv = current_view(kv);
+			bool		merged;
+
+			if (sv == NULL)
+			{
+				start_over();
+				return;
+			}
+			merged = IngestApplyShared(kv->vr, sv);
+			release_view(sv);
+			if (merged)
+				break;
+			if (attempt == MERGE_ATTEMPTS)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("flowstate shared memory is full"),
+						 errdetail("A batch of continuous view \"%s\" could not be stored.",
+								   kv->vr->def->view_name),
+						 errhint("Increase flowstate.memory_limit.")));
+			if (K->owner)
+			{
+				flush_views();
+				(void) FlushEvict(kv->vr, 0);
+			}
+			else
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 MERGE_RETRY_MS, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+}
+
+/*
+ * An idle worker other than the owner checks its views, as a merge does;
+ * returns false when it started over.
+ */
+static bool
+check_views(void)
+{
+	ListCell   *lc;
+
+	if (K->owner)
+		return true;
+	foreach(lc, K->views)
+	{
+		SharedView *sv = current_view(lfirst(lc));
+
+		if (sv == NULL)
+		{
+			start_over();
+			return false;
+		}
+		release_view(sv);
+	}
+	return true;
+}
+
+/*
+ * The lag of this worker's partitions: from the ends the consumer last
+ * heard of, or (fresh) from asking the brokers, which alone may tell that
+ * everything was applied (flowstate.wait_for), as of checked_at: when the
+ * views were last found current.
+ */
+static void
+measure_lag(bool fresh, TimestampTz checked_at)
+{
+	int64	   *ends = palloc(sizeof(int64) * Max(K->npartitions, 1));
+	int64		lag = 0;
+	bool		known = true;
+
+	if (fresh)
+		known = partition_ends(true, ends);
+	else
+	{
+		for (int p = 0; p < K->npartitions; p++)
+		{
+			int64		low;
+
+			ends[p] = -1;
+			if (mine(p) &&
+				(rd_kafka_get_watermark_offsets(K->rk, K->stream->topic, p, &low, &ends[p]) !=
+				 RD_KAFKA_RESP_ERR_NO_ERROR || ends[p] < 0))
+				known = false;
+		}
+	}
+	for (int p = 0; p < K->npartitions; p++)
+	{
+		int64		least = -1;
+		ListCell   *lc;
+
+		if (!mine(p) || ends[p] < 0)
+			continue;
+		foreach(lc, K->views)
+		{
+			KafkaView  *kv = lfirst(lc);
+			int64		next = p < kv->nnext ? kv->next[p] : -1;
+
+			least = least < 0 ? next : Min(least, next);
+		}
+		if (least >= 0 && ends[p] > least)
+			lag += ends[p] - least;
+	}
+	K->progress.lag_messages = lag;
+	if (fresh && known)
+	{
+		set_degraded(NULL);
+		if (lag == 0)
+			K->progress.caught_up_at = checked_at;
+	}
+	pfree(ends);
+}
+
+/* Consume and apply one batch; returns the number of messages. */
+static int
+consume_batch(MemoryContext batchcxt, int wait_ms)
+{
+	rd_kafka_message_t **msgs = MemoryContextAlloc(batchcxt, sizeof(rd_kafka_message_t *) * KAFKA_BATCH);
+	ssize_t		n;
+	int			applied = 0;
+	bool		pending;
+	ListCell   *lc;
+
+	/*
+	 * What is there, at once; else wait for messages (the batch call waits
+	 * out its timeout unless the batch fills, hence the short wait).
+	 */
+	n = rd_kafka_consume_batch_queue(K->queue, 0, msgs, KAFKA_BATCH);
+	if (n == 0)
+		n = rd_kafka_consume_batch_queue(K->queue, wait_ms, msgs, KAFKA_BATCH);
+	if (n <= 0)
+		return 0;
+
+	/* type input functions and user functions need a transaction */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	for (ssize_t i = 0; i < n; i++)
+	{
+		rd_kafka_message_t *m = msgs[i];
+
+		if (m->err)
+		{
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				set_degraded(psprintf("topic \"%s\": %s", K->stream->topic,
+									  rd_kafka_message_errstr(m)));
+		}
+		else
+		{
+			MemoryContextSwitchTo(K->msg_cxt);
+			apply_message(m);
+			MemoryContextSwitchTo(batchcxt);
+			MemoryContextReset(K->msg_cxt);
+			applied++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	if (applied > 0)
+		set_degraded(NULL);
+
+	/* side rows first: durable before the offsets that pass them */
+	pending = K->stream_rows != NIL;
+	foreach(lc, K->views)
+		pending |= ((KafkaView *) lfirst(lc))->vr->pending != NIL;
+	if (pending)
+	{
+		List	   *views = runtimes();
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		FlushWritePending(views, K->relid, K->stream_rows);
+		PopActiveSnapshot();
+		list_free(views);
+		K->stream_rows = NIL;
+		MemoryContextReset(K->rows_cxt);
+	}
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(batchcxt);
+
+	merge_views();
+	K->progress.changes += applied;
+	return (int) n;
+}
+
+static void
+serve_events(void)
+{
+	rd_kafka_poll(K->rk, 0);
+	if (kafka_error_new)
+	{
+		kafka_error_new = false;
+		set_degraded(kafka_error);
+	}
+}
+
+static void
+leave(WorkerExit how)
+{
+	if (K != NULL)
+	{
+		if (how == WORKER_STOPPED)
+			flush_views();
+		consumer_close();
+	}
+	SlotDeclareExit(how);
+	proc_exit(0);
+}
+
+static void
+kafka_loop(MemoryContext LoopContext)
+{
+	for (;;)
+	{
+		int			n = 0;
+		bool		ready;
+		bool		fresh;
+		TimestampTz checked_at;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (SlotStopRequested())
+			leave(WORKER_STOPPED);
+		MemoryContextSwitchTo(LoopContext);
+
+		if (K->stream == NULL || SlotCatalogGeneration() != K->catalog_generation ||
+			TimestampDifferenceExceeds(K->catalog_read_at, GetCurrentTimestamp(), flowstate_naptime))
+		{
+			if (!read_catalog())
+				leave(WORKER_ABSENT);
+		}
+
+		if (K->rk == NULL)
+			consumer_open();
+		serve_events();
+
+		/* the topic's partitions, at start and now and then (they can grow) */
+		ready = K->assigned;
+		if (!ready || TimestampDifferenceExceeds(K->metadata_at, GetCurrentTimestamp(),
+												 Max(flowstate_naptime, 10000)))
+		{
+			int			partitions = topic_partitions();
+
+			if (!K->assigned || (partitions > K->npartitions))
+			{
+				if (K->owner && K->assigned)
+					flush_views();
+				ready = assign();
+			}
+			K->metadata_at = GetCurrentTimestamp();
+		}
+
+		if (ready)
+		{
+			n = consume_batch(LoopContext, KAFKA_WAIT_MS);
+			/* idle: ask the brokers if someone waits, else now and then */
+			fresh = n == 0 &&
+				(K->slot->catch_up_asked_at >= K->progress.caught_up_at ||
+				 TimestampDifferenceExceeds(K->lag_asked_at, GetCurrentTimestamp(), 1000));
+			if (fresh)
+				K->lag_asked_at = GetCurrentTimestamp();
+			checked_at = GetCurrentTimestamp();
+			if (n == 0)
+				check_views();
+			/* started over (merge_views or check_views): nothing to measure */
+			if (K->stream != NULL)
+				measure_lag(fresh, checked_at);
+			if (K->owner)
+			{
+				enforce_memory();
+				if (TimestampDifferenceExceeds(K->last_flush, GetCurrentTimestamp(),
+											   flowstate_flush_interval))
+					flush_views();
+			}
+		}
+		publish_progress();
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(LoopContext);
+
+		if (!ready)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 KAFKA_WAIT_MS * 5, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		else if (n == 0)
+			ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * flowstate_kafka_main is the entry point of a Kafka worker.  Its argument is the
+ * slot number; bgw_extra holds the slot's generation.
+ */
+void
+flowstate_kafka_main(Datum main_arg)
+{
+	uint64		generation;
+	MemoryContext WorkerContext;
+	MemoryContext LoopContext;
+
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	WorkerContext = AllocSetContextCreate(TopMemoryContext, "flowstate kafka",
+										  ALLOCSET_DEFAULT_SIZES);
+	LoopContext = AllocSetContextCreate(WorkerContext, "flowstate kafka loop",
+										ALLOCSET_DEFAULT_SIZES);
+	K = MemoryContextAllocZero(WorkerContext, sizeof(Kafka));
+	K->slot = SlotAttach(DatumGetInt32(main_arg), generation);
+	if (SlotStopRequested())
+		leave(WORKER_STOPPED);
+	K->relid = K->slot->relid;
+	K->index = K->slot->index;
+	K->owner = K->index == 0;
+	K->views_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka views",
+										 ALLOCSET_DEFAULT_SIZES);
+	K->rows_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka dead letters",
+										ALLOCSET_DEFAULT_SIZES);
+	K->msg_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka message",
+									   ALLOCSET_DEFAULT_SIZES);
+	K->last_flush = GetCurrentTimestamp();
+
+	BackgroundWorkerInitializeConnectionByOid(K->slot->dboid, InvalidOid, 0);
+	SecurityWorkerInit();
+	SlotSetConfirmed();
+	pgstat_report_appname("flowstate kafka");
+
+	kafka_loop(LoopContext);
+}
