@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "common/jsonapi.h"
-#include "json.h"
+#include "sources/kafka/json.h"
 #include "mb/pg_wchar.h"
 
 #define DISTINCT 1000

@@ -35,7 +35,7 @@ if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
     make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
     cp "$ROOT/test/kafka_mock" "$WORK/"
     cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir-server)" -I"$ROOT/src" \
-        "$HERE/json_parsers.c" "$ROOT/src/json.o" -o "$WORK/json_parsers" \
+        "$HERE/json_parsers.c" "$ROOT/src/sources/kafka/json.o" -o "$WORK/json_parsers" \
         -L"$("$PG_BIN/pg_config" --pkglibdir)" -lpgcommon -lpgport -lsimdjson -lstdc++
     bench_reexec kafka.sh "$ROUNDS"
 fi
