@@ -5,7 +5,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+# FLOWSTATE_PG_BIN: another installation of PostgreSQL 15 (a private copy)
+PG_BIN=${FLOWSTATE_PG_BIN:-/usr/lib/postgresql/15/bin}
 export ROOT PG_BIN PATH="$PG_BIN:$PATH"
 
 PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib
