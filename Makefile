@@ -17,7 +17,10 @@ OBJS = \
 	src/state/state_table.o \
 	src/aggregates/aggregate.o \
 	src/aggregates/aggregate_result.o \
+	src/engine/snapshot.o \
 	src/engine/ingest.o \
+	src/engine/merge.o \
+	src/engine/settle.o \
 	src/engine/projection.o \
 	src/engine/backfill.o \
 	src/engine/flush.o \

@@ -16,7 +16,7 @@
 #include "utils/dsa.h"
 
 #include "aggregates/aggregate.h"
-#include "engine/backfill.h"
+#include "engine/snapshot.h"
 #include "state/group.h"
 #include "query/query.h"
 #include "state/state_store.h"
@@ -162,25 +162,35 @@ extern bool ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XL
 extern void ProjectionRefuse(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
 							 int sqlerrcode, const char *message);
 
-/* ingest.c */
+/* ingest.c: rows into batches */
 extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);
 extern void IngestViewDestroy(ViewRuntime *vr);
-extern void IngestLoadState(ViewRuntime *vr);
 extern void IngestEnsureScalarGroup(ViewRuntime *vr);
-
 extern void IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn);
 extern void IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
 extern void IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot);
 extern void IngestTruncate(ViewRuntime *vr);
 extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
 extern void IngestAccumulate(ViewRuntime *vr, char *block);
+extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
+extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
+extern void IngestBatchReset(ViewRuntime *vr);
+extern int	IngestSnapshotAdd(SyncSnapshot *snap);
+extern bool IngestUnseenValid(void);
+extern void IngestSnapshotsEnd(void);
+
+/* merge.c: batches into shared memory */
+extern void IngestLoadState(ViewRuntime *vr);
+extern bool IngestResolve(ViewRuntime *vr);
+extern void IngestLoadGroups(ViewRuntime *vr);
+extern int	IngestComputeMerged(ViewRuntime *vr);
 extern LocalGroup **IngestStale(ViewRuntime *vr, int *n);
 extern bool IngestMerge(ViewRuntime *vr, XLogRecPtr position);
 extern bool IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
 extern void IngestUnresolve(ViewRuntime *vr);
-extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
-extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);
 extern bool IngestApplyShared(ViewRuntime *vr, SharedView *sv);
-extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
+
+/* settle.c: batches made exact, then merged */
+extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);
 
 #endif							/* FLOWSTATE_INGEST_H */
