@@ -61,6 +61,9 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->rt = AggRuntimeCreate(&def->layout);
 	vr->float_sums = AggKeepsFloatSums(&def->layout);
 	vr->refuse_overflow = vr->float_sums && def->stream;
+	for (int i = 0; i < def->layout.naggs; i++)
+		if (def->layout.aggs[i].kind == AGG_SUM_FLOAT || def->layout.aggs[i].kind == AGG_AVG_FLOAT)
+			vr->sum_floats[vr->nsum_floats++] = i;
 	ProjectionCompile(vr);
 	vr->batch_cxt = AllocSetContextCreate(cxt, "flowstate view batch", ALLOCSET_DEFAULT_SIZES);
 	vr->pending_cxt = AllocSetContextCreate(cxt, "flowstate view pending rows", ALLOCSET_DEFAULT_SIZES);
@@ -221,11 +224,12 @@ note_magnitude(ViewRuntime *vr, LocalGroup *lg)
 {
 	const ViewLayout *layout = &vr->def->layout;
 
-	for (int i = 0; i < layout->naggs; i++)
+	for (int k = 0; k < vr->nsum_floats; k++)
 	{
+		int			i = vr->sum_floats[k];
 		int			col = vr->arg_col[i];
 
-		if (col >= 0 && !vr->result->tts_isnull[col])
+		if (!vr->result->tts_isnull[col])
 			lg->magnitude[i] = Max(lg->magnitude[i],
 								   AggInputMagnitude(layout, i, vr->result->tts_values[col]));
 	}

@@ -94,6 +94,8 @@ typedef struct ViewRuntime
 	bool		float_sums;		/* has float sums, which can overflow */
 	bool		refuse_overflow;	/* refuses rows that would overflow them
 									 * (streams: rows never leave) */
+	int			sum_floats[FLOWSTATE_MAX_AGGS];	/* float sums and averages */
+	int			nsum_floats;
 
 	/* the current batch */
 	MemoryContext batch_cxt;
