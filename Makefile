@@ -88,13 +88,15 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka
+bench: bench-tables bench-kafka bench-groups
 bench-tables:
 	bash bench/run.sh
 bench-kafka:
 	bash bench/kafka.sh
+bench-groups:
+	bash bench/groups.sh
 
-.PHONY: bench bench-tables bench-kafka
+.PHONY: bench bench-tables bench-kafka bench-groups
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The many-groups benchmark: bash bench/groups.sh [rounds]   (or: make bench-groups)
+#
+# On a throwaway cluster, for a table events(k int, v float8) and a
+# continuous view of count, sum, min and max of v per k over 1,000,000 keys
+# (no window), each round measures
+#   - loading 2,000,000 rows in transactions of 10,000 rows into a table with
+#     the view and into one without, and the time until the view is fresh
+#     (every key gets two rows: the first load creates the million groups,
+#     half-way, the second half changes them);
+#   - a restart with that million groups: an immediate stop, a start, then
+#     one new row: the seconds of PostgreSQL's crash recovery, then from
+#     when the server accepts connections until the view says 'running',
+#     and until it shows the new row;
+# and checks the view against its defining query run as a batch query.
+# Prints each round, then the medians and their ratios.  As root it first
+# installs what it needs (.ci/setup.sh) and runs the servers as postgres.
+set -euo pipefail
+trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+ROUNDS=${1:-${ROUNDS:-3}}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=${FLOWSTATE_BENCH_DIR:-/tmp/flowstate-bench-groups}
+PORT=${FLOWSTATE_BENCH_PORT:-5489}
+source "$HERE/lib.sh"
+
+if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
+    source "$HERE/../.ci/setup.sh"
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    bench_reexec groups.sh "$ROUNDS"
+fi
+
+# ---- as the server's user, in $WORK -------------------------------------
+cd "$WORK"
+bench_initdb <<< "flowstate.memory_limit = '2GB'"
+pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+trap 'pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
+
+ROWS=2000000
+BATCH=10000
+KEYS=1000000
+VIEW_SQL="SELECT k, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi FROM events GROUP BY k"
+
+# row i: k = i % KEYS, v = (i % 9973) * 0.5
+: > load.sql
+for ((b = 0; b < ROWS; b += BATCH)); do
+    echo "INSERT INTO events SELECT i % $KEYS, (i % 9973) * 0.5 FROM generate_series($b, $((b + BATCH - 1))) i;" >> load.sql
+done
+
+q -d postgres -c "CREATE DATABASE plain" -c "CREATE DATABASE flow"
+q -d flow -c "CREATE EXTENSION flowstate"
+
+new_table() {
+    q -d "$1" -c "DROP TABLE IF EXISTS events CASCADE" \
+      -c "CREATE TABLE events (k int NOT NULL, v float8)" \
+      -c "ALTER TABLE events REPLICA IDENTITY FULL"
+}
+status() { q -d flow -c "SELECT status FROM flowstate.views WHERE view = 'ev'::regclass" 2>/dev/null || true; }
+
+printf 'flowstate many-groups benchmark: %s, %s cores, %d rounds\n' \
+    "$(q -d postgres -c 'SHOW server_version')" "$(nproc)" "$ROUNDS"
+: > results.txt
+for ((r = 1; r <= ROUNDS; r++)); do
+    # the load, without and with the view
+    new_table plain
+    q -d plain -c CHECKPOINT
+    t0=$(now); q -d plain -f load.sql >/dev/null; t1=$(now)
+    plain=$(elapsed "$t0" "$t1")
+
+    q -d flow -c "SELECT flowstate.drop_view('ev')" >/dev/null 2>&1 || true
+    new_table flow
+    q -d flow -c "SELECT flowstate.create_view('ev', \$\$ $VIEW_SQL \$\$)" >/dev/null
+    q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
+    q -d flow -c CHECKPOINT
+    t0=$(now); q -d flow -f load.sql >/dev/null; t1=$(now)
+    q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null; t2=$(now)
+    loaded=$(elapsed "$t0" "$t1"); fresh=$(elapsed "$t0" "$t2")
+    groups=$(q -d flow -c "SELECT count(*) FROM ev")
+
+    # durable, then an immediate stop and a start
+    lsn=$(q -d flow -c "SELECT pg_current_wal_lsn()")
+    until [ "$(q -d flow -c "SELECT durable_lsn >= '$lsn' FROM flowstate.sources")" = t ]; do sleep 0.1; done
+    pg_ctl -D "$WORK/data" -m immediate stop >/dev/null
+    tstart=$(now)
+    pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+    # from when the server accepts connections (after its crash recovery)
+    t0=$(now)
+    recovery=$(elapsed "$tstart" "$t0")
+    q -d flow -c "INSERT INTO events VALUES (-1, 1)"
+    running=""
+    while :; do
+        [ -z "$running" ] && [ "$(status)" = running ] && running=$(elapsed "$t0" "$(now)")
+        [ "$(q -d flow -c "SELECT count(*) FROM ev WHERE k = -1" 2>/dev/null || echo 0)" = 1 ] && break
+        sleep 0.05
+    done
+    visible=$(elapsed "$t0" "$(now)")
+    [ -z "$running" ] && running=$visible
+
+    differ=$(q -d flow -c "SELECT count(*) FROM ((TABLE ev EXCEPT ALL $VIEW_SQL) UNION ALL ($VIEW_SQL EXCEPT ALL TABLE ev)) d")
+    printf 'round %d: load %.2f s plain, %.2f s with the view, fresh after %.2f s (%d groups); restart: recovery %.2f s, then running after %.2f s, a new row visible after %.2f s; oracle: %s rows differ\n' \
+        "$r" "$plain" "$loaded" "$fresh" "$groups" "$recovery" "$running" "$visible" "$differ"
+    echo "$plain $loaded $fresh $running $visible $differ $recovery" >> results.txt
+done
+
+col() { awk -v c="$1" '{print $c}' results.txt | median; }
+ratio() { echo "$1 / $2" | bc -l; }
+plain=$(col 1); loaded=$(col 2); fresh=$(col 3); running=$(col 4); visible=$(col 5); recovery=$(col 7)
+echo "medians of $ROUNDS rounds                               measured     ratio    target"
+printf 'load 2M rows into 1M groups: without the view   %8.2f s\n' "$plain"
+printf '  with the view (writers'"'"' tax)                 %8.2f s    %5.2fx\n' "$loaded" "$(ratio "$loaded" "$plain")"
+printf '  until the view is fresh                       %8.2f s    %5.2fx   <= 2.00x\n' "$fresh" "$(ratio "$fresh" "$plain")"
+printf 'restart with 1M groups: crash recovery         %8.2f s   (PostgreSQL'"'"'s, before connections)\n' "$recovery"
+printf '  then the view running after                   %8.2f s\n' "$running"
+printf '  then a new row visible after                  %8.2f s              < 5 s\n' "$visible"
+if awk '$6 != 0 {bad = 1} END {exit bad}' results.txt; then
+    echo "the view equalled its batch query in every round"
+else
+    echo "the view differed from its batch query"
+    exit 1
+fi

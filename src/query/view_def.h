@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * view_def.h
+ *	  A continuous view as a worker knows it: its catalog entry
+ *	  (fs_catalog/catalog.c) and what the analysis of its defining query
+ *	  found (query.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_VIEW_DEF_H
+#define FLOWSTATE_VIEW_DEF_H
+
+#include "nodes/parsenodes.h"
+
+#include "aggregates/layout.h"
+
+/* A tumbling window found among the GROUP BY expressions. */
+typedef struct WindowSpec
+{
+	bool		present;
+	int			keyno;			/* the key that holds the window start */
+	Node	   *ts_expr;		/* the event time it is computed from */
+	Interval   *size;			/* the window length */
+	int64		size_us;		/* the same in microseconds, 0 if not fixed */
+	bool		range_ok;		/* the window is [start, start + size) of ts */
+} WindowSpec;
+
+typedef struct ViewDef
+{
+	MemoryContext cxt;			/* holds it and what the worker derives from it */
+
+	/* catalog (flowstate.view) */
+	int32		view_id;
+	char	   *view_name;		/* qualified, for messages */
+	Oid			view_relid;
+	Oid			def_relid;
+	Oid			state_relid;
+	Oid			source_relid;
+	Oid			owner;			/* the view's owner: what it evaluates runs as */
+	bool		stream;			/* the source is a Kafka stream */
+	int64		watermark_delay_us;
+	int64		allowed_lateness_us;	/* -1: never late */
+	int64		memory_limit;	/* bytes, 0: flowstate.memory_limit */
+	bool		backfilling;
+	bool		has_max_event_time; /* max_event_time is known */
+	TimestampTz max_event_time; /* largest event time as of the last flush */
+
+	/* from the defining query */
+	Query	   *query;
+	Index		source_rti;
+	Expr	   *where;			/* NULL if none */
+	List	   *key_exprs;		/* Expr per group key */
+	List	   *aggrefs;		/* Aggref per distinct aggregate call */
+	ViewLayout	layout;
+	WindowSpec	window;
+} ViewDef;
+
+#endif							/* FLOWSTATE_VIEW_DEF_H */
