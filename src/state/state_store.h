@@ -175,7 +175,7 @@ extern dsa_area *StoreArea(void);
 
 /* registry */
 extern SharedView *StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
-									 const ViewLayout *layout, int64 memory_limit);
+									 const ViewLayout *layout, int64 memory_limit, bool stream);
 extern void StoreUnregisterView(SharedView *sv);
 extern void StoreForgetDatabase(Oid dboid);
 extern SharedView *StoreFindView(StoreKey key);

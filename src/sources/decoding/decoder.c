@@ -855,7 +855,7 @@ start_view(ViewDef *def)
 	key.dboid = MyDatabaseId;
 	key.relid = def->state_relid;
 	vr->shared = StoreRegisterView(key, def->view_id, def->view_relid, def->def_relid, &def->layout,
-								   CatalogMemoryLimit(def));
+								   CatalogMemoryLimit(def), false);
 	if (!def->backfilling)
 	{
 		IngestLoadState(vr);
@@ -948,7 +948,7 @@ backfill(ViewRuntime *vr)
 	key.dboid = MyDatabaseId;
 	key.relid = vr->def->state_relid;
 	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
-								   &vr->def->layout, CatalogMemoryLimit(vr->def));
+								   &vr->def->layout, CatalogMemoryLimit(vr->def), false);
 	/*
 	 * A rebuild of a view whose windows become final keeps the state of the
 	 * windows that were final as of its last flush, and its watermark: the

@@ -324,13 +324,12 @@ own_view(KafkaView *kv)
 
 	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
 						   &vr->def->layout,
-						   CatalogMemoryLimit(vr->def));
+						   CatalogMemoryLimit(vr->def), true);
 	vr->shared = sv;
 	IngestLoadState(vr);
 	n = FlushReadOffsets(vr->def->view_id, &offsets);
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	sv->stream = true;
 	StoreSetOffsets(sv, offsets, n);
 	sv->status = VIEW_RUNNING;
 	LWLockRelease(&sv->lock);
