@@ -8,6 +8,8 @@ OBJS = \
 	src/workers/registry.o \
 	src/workers/launcher.o \
 	src/workers/manager.o \
+	src/workers/source_worker.o \
+	src/workers/backpressure.o \
 	src/fs_catalog/catalog.o \
 	src/fs_catalog/partition.o \
 	src/fs_catalog/security.o \

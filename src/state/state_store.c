@@ -340,6 +340,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->applied_lsn = InvalidXLogRecPtr;
 	sv->sides_lsn = InvalidXLogRecPtr;
 	sv->sides_wanted = false;
+	sv->paused = false;
 	sv->has_watermark = false;
 	sv->watermark = 0;
 	sv->backfill_rows = sv->backfill_total = 0;

@@ -114,6 +114,7 @@ typedef struct SharedView
 	XLogRecPtr	sides_lsn;		/* dead letters and late events of the
 								 * changes up to here are committed */
 	bool		sides_wanted;	/* a wait_for waits for them: flush now */
+	bool		paused;			/* its flusher holds reading back for memory */
 	bool		has_watermark;
 	TimestampTz watermark;
 	int64		backfill_rows;
