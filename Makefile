@@ -24,6 +24,7 @@ OBJS = \
 	src/engine/backfill.o \
 	src/engine/flush.o \
 	src/sources/decoding/output_plugin.o \
+	src/sources/decoding/change_sink.o \
 	src/sources/decoding/decoder.o \
 	src/sources/kafka/stream.o \
 	src/sources/kafka/json.o \
