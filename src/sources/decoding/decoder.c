@@ -10,16 +10,17 @@
  * committed transaction is applied to the views in shared memory; the
  * *durable* position, the one up to which they are in the state tables.
  *
- * The loop:
- *	- notices created and dropped views (the catalog generation that
- *	  backends bump at commit) and backfills new ones (backfill.c);
+ * It is a source of the worker loop (workers/source_worker.c), which
+ * reads the catalog, flushes, keeps memory and reports; this file:
+ *	- starts created views and stops dropped ones, and backfills new ones
+ *	  (backfill.c) between batches;
  *	- decodes a batch, up to the end of the flushed WAL or about 50 ms of
- *	  work, each change going to the views over its table (ingest.c);
+ *	  work, each change going to the views over its table (change_sink.c,
+ *	  ingest.c);
  *	- settles the batch and merges it into shared memory;
- *	- every flowstate.flush_interval, flushes (flush.c): the state tables
- *	  and the replication origin "flowstate_<database oid>" advance together
- *	  in one transaction, and the slot is confirmed up to that point;
- *	- evicts flushed groups when a view holds more memory than it may.
+ *	- gives each flush its position: the state tables and the replication
+ *	  origin "flowstate_<database oid>" advance together in one
+ *	  transaction (flush.c), and the slot is confirmed up to that point.
  *
  * At start the worker resumes from the origin's position, which the slot
  * never passes, so a crash replays exactly what the state tables miss.  A

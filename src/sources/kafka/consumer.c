@@ -15,19 +15,24 @@
  * offsets are the partitions' beginnings or ends (the stream's "start"
  * option), resolved when it first meets them.
  *
- * Each loop:
- *	- consume a batch of messages (the batch API), decode each (stream.c)
- *	  and apply it to each view whose offset it has not passed yet;
+ * It is a source of the worker loop (workers/source_worker.c), which reads
+ * the catalog, flushes (worker 0), keeps memory and reports.  Each batch:
+ *	- consume a batch of messages (the batch API; no more than the memory
+ *	  policy allows new groups), decode each (stream.c) and apply it to
+ *	  each view whose offset it has not passed yet;
  *	- write the batch's dead letters and late events, in a transaction of
- *	  their own, idempotently (flush.c): a message consumed again after a
- *	  crash is not recorded twice;
+ *	  their own (or, for the owner, in that of the flush under way),
+ *	  idempotently (flush.c): a message consumed again after a crash is not
+ *	  recorded twice;
  *	- merge each view's batch into shared memory with its offsets
- *	  (IngestApplyShared: several workers may write a view);
+ *	  (IngestApplyShared: several workers may write a view); a batch that
+ *	  shared memory refuses is kept whole, and nothing more is consumed
+ *	  until it went in (backpressure, workers/backpressure.c);
  *	- worker 0, the owner of the views, registers them in shared memory and
- *	  loads their state, flushes them every flowstate.flush_interval,
- *	  evicts their groups beyond their memory, and commits their durable
- *	  offsets back to Kafka (for monitoring only: the group of the
- *	  stream's group_id option);
+ *	  loads their state; the loop has it flush them (in slices between
+ *	  batches) and evict their groups beyond their memory, and it commits
+ *	  their durable offsets back to Kafka (for monitoring only: the group
+ *	  of the stream's group_id option);
  *	- when no message came, the partitions' ends are asked for: the lag,
  *	  and the moment everything was applied (flowstate.wait_for).
  * Brokers out of reach make the worker wait, reconnecting (librdkafka
