@@ -17,17 +17,20 @@
  *	- the views of the server past three quarters of the bound: each
  *	  worker brings its own views down in proportion, so that together they
  *	  hold half of the bound;
- *	- a view over its limit, the server's views past seven eighths of the
- *	  bound, or a batch that shared memory refused: the worker stops
- *	  reading (backpressure) until memory is free.  Flushed groups leave
+ *	- a view over its limit, the server's views over the bound (by more
+ *	  than an eighth of it, at most 1 MB: a view whose limit is the bound
+ *	  says it is over its limit first), or a batch that shared memory
+ *	  refused: the worker stops reading (backpressure) until memory is
+ *	  free.  Flushed groups leave
  *	  only once no snapshot predates their flush, so a long snapshot can
  *	  hold reading back; after a second it is said, in flowstate.sources
  *	  ('paused for memory', last_error), in flowstate.views and once in the
  *	  log.  Nothing read is lost or read twice: the input waits at its
  *	  source.
- *	- a batch brings at most a quarter of half the view's budget in new
- *	  groups (SourceViewBudget), so that the last batch before a pause
- *	  keeps the server near its bound.
+ *	- a batch brings at most a quarter of the view's budget in new groups
+ *	  (SourceViewBudget), and no more than a share of the room left below
+ *	  the pause, so that the batches before a pause keep the server near
+ *	  its bound and well within the cap of the DSA area.
  * The DSA area itself is capped a little above the bound
  * (SourceSetMemoryBound): a batch that does not fit changes nothing.
  *
@@ -59,6 +62,9 @@
 
 /* Room the DSA area has above the bound, for the batch before a pause. */
 #define BOUND_SLACK			(4 * 1024 * 1024)
+
+/* How far the server's views may pass the bound before reading stops. */
+#define PAUSE_SLACK(bound)	Min((bound) / 8, BOUND_SLACK / 4)
 
 /* The server-wide bound, in bytes. */
 static int64
@@ -100,6 +106,23 @@ set_view_state(SharedView *sv, bool full, bool paused)
 	sv->status = full ? VIEW_FULL : VIEW_RUNNING;
 	sv->paused = paused;
 	LWLockRelease(&sv->lock);
+}
+
+/* Mark the views this worker flushes held back or not, as it is. */
+static void
+mark_views(SourceWorker *w)
+{
+	ListCell   *lc;
+
+	if (!w->flushes)
+		return;
+	foreach(lc, w->views)
+	{
+		SharedView *sv = ((ViewRuntime *) lfirst(lc))->shared;
+
+		if (sv != NULL)
+			set_view_state(sv, sv->status == VIEW_FULL, w->paused);
+	}
 }
 
 /*
@@ -150,6 +173,9 @@ SourceEnforceMemory(SourceWorker *w)
 	bool		over = false;
 	bool		flushed = false;
 	uint32		batch_groups = PG_UINT32_MAX;
+	/* the room left below the pause, shared with the other writers */
+	int64		room = Max(bound + PAUSE_SLACK(bound) - total, 0) / 4 /
+		Max(list_length(w->views), 1);
 	ListCell   *lc;
 
 	foreach(lc, w->views)
@@ -159,7 +185,9 @@ SourceEnforceMemory(SourceWorker *w)
 		SharedView *sv;
 		int64		bytes;
 
+		/* a quarter of its budget, within its share of the room left */
 		batch_groups = Min(batch_groups, IngestBatchGroups(vr, SourceViewBudget(vr)));
+		batch_groups = Min(batch_groups, IngestBatchGroups(vr, room * 4));
 		if (vr->dropped)
 			continue;
 		if (!w->flushes)
@@ -188,10 +216,10 @@ SourceEnforceMemory(SourceWorker *w)
 	}
 	w->batch_groups = batch_groups;
 
-	/* the server's views: within seven eighths of the bound */
+	/* the server's views: within the bound, give or take a batch */
 	if (flushed || squeeze_to >= 0)
 		total = StoreTotalBytes();
-	over |= total > bound / 8 * 7;
+	over |= total > bound + PAUSE_SLACK(bound);
 	return over;
 }
 
@@ -208,12 +236,14 @@ SourceReportPause(SourceWorker *w, bool paused)
 
 	if (!paused)
 	{
-		if (w->paused)
-			ereport(LOG,
-					(errmsg("flowstate %s resumed: continuous views are back within their memory",
-							w->cb->verb)));
 		w->paused_since = 0;
+		if (!w->paused)
+			return;
+		ereport(LOG,
+				(errmsg("flowstate %s resumed: continuous views are back within their memory",
+						w->cb->verb)));
 		w->paused = w->progress.paused = false;
+		mark_views(w);
 		return;
 	}
 	if (w->paused_since == 0)
@@ -223,6 +253,7 @@ SourceReportPause(SourceWorker *w, bool paused)
 		char		message[FLOWSTATE_TEXT_LEN];
 
 		w->paused = w->progress.paused = true;
+		mark_views(w);
 		snprintf(message, sizeof(message),
 				 "%s paused: continuous views hold %lld kB of shared memory (flowstate.memory_limit: %d kB), or more than their memory_limit, and keep flushed groups that snapshots older than the flush may read",
 				 w->cb->verb, (long long) (StoreTotalBytes() / 1024), flowstate_memory_limit);
