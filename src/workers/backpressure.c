@@ -178,6 +178,7 @@ SourceEnforceMemory(SourceWorker *w)
 		Max(list_length(w->views), 1);
 	ListCell   *lc;
 
+	/* each view: its batch size, then room for it (or whether it is full) */
 	foreach(lc, w->views)
 	{
 		ViewRuntime *vr = lfirst(lc);
@@ -203,6 +204,7 @@ SourceEnforceMemory(SourceWorker *w)
 			}
 			continue;
 		}
+		/* this worker flushes it: evict, its share of the bound too */
 		sv = vr->shared;
 		if (sv == NULL || (sv->status != VIEW_RUNNING && sv->status != VIEW_FULL))
 			continue;
@@ -217,7 +219,7 @@ SourceEnforceMemory(SourceWorker *w)
 	w->batch_groups = batch_groups;
 
 	/* the server's views: within the bound, give or take a batch */
-	if (flushed || squeeze_to >= 0)
+	if (flushed || total > bound / 4 * 3)
 		total = StoreTotalBytes();
 	over |= total > bound + PAUSE_SLACK(bound);
 	return over;
