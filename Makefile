@@ -8,6 +8,8 @@ OBJS = \
 	src/workers/registry.o \
 	src/workers/launcher.o \
 	src/workers/manager.o \
+	src/workers/source_worker.o \
+	src/workers/backpressure.o \
 	src/fs_catalog/catalog.o \
 	src/fs_catalog/partition.o \
 	src/fs_catalog/security.o \
@@ -25,6 +27,7 @@ OBJS = \
 	src/engine/backfill.o \
 	src/engine/flush.o \
 	src/sources/decoding/output_plugin.o \
+	src/sources/decoding/change_sink.o \
 	src/sources/decoding/decoder.o \
 	src/sources/kafka/stream.o \
 	src/sources/kafka/json.o \

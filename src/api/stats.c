@@ -227,7 +227,9 @@ flowstate_views(PG_FUNCTION_ARGS)
 			/* reads fail while groups are out of range: that first */
 			values[2] = CStringGetTextDatum(sv->overflowed > 0 && status != VIEW_STARTING &&
 											status != VIEW_BACKFILLING ?
-											"out of range" : view_status_name(status));
+											"out of range" :
+											status == VIEW_RUNNING && sv->paused ?
+											"paused for memory" : view_status_name(status));
 			values[4] = Int64GetDatum(sv->groups);
 			values[5] = Int64GetDatum(sv->nentries);
 			values[6] = Int64GetDatum(sv->bytes);
@@ -325,7 +327,7 @@ flowstate_sources(PG_FUNCTION_ARGS)
 			ManagerDecoderSlotName(MyDatabaseId, slot_name);
 			values[0] = CStringGetTextDatum("table changes");
 			values[1] = CStringGetTextDatum("logical decoding");
-			values[2] = CStringGetTextDatum(copy->state == SLOT_RUNNING && copy->degraded ?
+			values[2] = CStringGetTextDatum(copy->state == SLOT_RUNNING && copy->paused ?
 											"paused for memory" : slot_state_name(copy));
 			values[4] = DirectFunctionCall1(namein, CStringGetDatum(slot_name));
 			values[5] = LSNGetDatum(copy->applied_lsn);
@@ -345,8 +347,10 @@ flowstate_sources(PG_FUNCTION_ARGS)
 															quote_identifier(name), copy->index) :
 											"?");
 			values[1] = CStringGetTextDatum("kafka");
-			values[2] = CStringGetTextDatum(copy->state == SLOT_RUNNING && copy->degraded ?
-											"waiting for brokers" : slot_state_name(copy));
+			values[2] = CStringGetTextDatum(copy->state != SLOT_RUNNING ? slot_state_name(copy) :
+											copy->paused ? "paused for memory" :
+											copy->degraded ? "waiting for brokers" :
+											slot_state_name(copy));
 			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[9] = true;
 			values[14] = Int32GetDatum(copy->partitions);
 			values[15] = Int64GetDatum(copy->lag_messages);

@@ -282,12 +282,13 @@ free_groups(SharedView *sv)
  * StoreRegisterView gives the calling writer an empty SharedView for a view.
  * Groups a previous writer left (it failed before flushing them) are
  * discarded: the new writer replays its source from the last flush.
- * Flush numbers keep increasing across writers.
+ * Flush numbers keep increasing across writers.  stream says the view is
+ * fed by a Kafka stream, whose owner keeps it (StoreForgetDatabase).
  */
 SharedView *
 StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 				  const ViewLayout *layout,
-				  int64 memory_limit)
+				  int64 memory_limit, bool stream)
 {
 	SharedView *sv;
 	bool		found;
@@ -308,7 +309,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 		sv->noffsets = 0;
 		sv->generation = 1;
 	}
-	sv->stream = false;
+	sv->stream = stream;
 	sv->evictions = 0;
 
 	sv->view_id = view_id;
@@ -339,6 +340,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->applied_lsn = InvalidXLogRecPtr;
 	sv->sides_lsn = InvalidXLogRecPtr;
 	sv->sides_wanted = false;
+	sv->paused = false;
 	sv->has_watermark = false;
 	sv->watermark = 0;
 	sv->backfill_rows = sv->backfill_total = 0;
@@ -365,8 +367,9 @@ StoreUnregisterView(SharedView *sv)
 }
 
 /*
- * StoreForgetDatabase deletes every view of a database: a decoding worker
- * that starts owns none yet.
+ * StoreForgetDatabase deletes every view of a database that decoding feeds:
+ * a decoding worker that starts owns none yet.  The views of the
+ * database's streams stay: their owners keep pointers to them.
  */
 void
 StoreForgetDatabase(Oid dboid)
@@ -378,7 +381,7 @@ StoreForgetDatabase(Oid dboid)
 	dshash_seq_init(&status, views, true);
 	while ((sv = dshash_seq_next(&status)) != NULL)
 	{
-		if (sv->key.dboid != dboid)
+		if (sv->key.dboid != dboid || sv->stream)
 			continue;
 		free_groups(sv);
 		dshash_delete_current(&status);

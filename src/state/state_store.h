@@ -114,6 +114,7 @@ typedef struct SharedView
 	XLogRecPtr	sides_lsn;		/* dead letters and late events of the
 								 * changes up to here are committed */
 	bool		sides_wanted;	/* a wait_for waits for them: flush now */
+	bool		paused;			/* its flusher holds reading back for memory */
 	bool		has_watermark;
 	TimestampTz watermark;
 	int64		backfill_rows;
@@ -175,7 +176,7 @@ extern dsa_area *StoreArea(void);
 
 /* registry */
 extern SharedView *StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
-									 const ViewLayout *layout, int64 memory_limit);
+									 const ViewLayout *layout, int64 memory_limit, bool stream);
 extern void StoreUnregisterView(SharedView *sv);
 extern void StoreForgetDatabase(Oid dboid);
 extern SharedView *StoreFindView(StoreKey key);

@@ -766,7 +766,7 @@ LauncherDecoderPaused(Oid dboid)
 	LWLockAcquire(Flowstate->lock, LW_SHARED);
 	slot = SlotFind(WORKER_DECODER, dboid);
 	if (slot != NULL && slot->state == SLOT_RUNNING)
-		paused = slot->degraded;
+		paused = slot->paused;
 	LWLockRelease(Flowstate->lock);
 	return paused;
 }

@@ -357,6 +357,7 @@ SlotSetProgress(SourceProgress *progress)
 	MySlot->transactions = progress->transactions;
 	MySlot->changes_per_second = progress->changes_per_second;
 	MySlot->last_flush_at = progress->last_flush_at;
+	MySlot->paused = progress->paused;
 	MySlot->degraded = progress->degraded;
 	MySlot->partitions = progress->partitions;
 	MySlot->lag_messages = progress->lag_messages;

@@ -78,6 +78,8 @@ typedef struct WorkerSlot
 	uint64		transactions;
 	double		changes_per_second;
 	TimestampTz last_flush_at;
+	bool		paused;			/* reading held back for memory: last_error
+								 * says why (backpressure.c) */
 
 	/* Kafka workers */
 	bool		degraded;		/* brokers unreachable: last_error says why */
@@ -98,6 +100,7 @@ typedef struct SourceProgress
 	uint64		transactions;
 	double		changes_per_second;
 	TimestampTz last_flush_at;
+	bool		paused;
 	bool		degraded;
 	int			partitions;
 	int64		lag_messages;

@@ -15,19 +15,24 @@
  * offsets are the partitions' beginnings or ends (the stream's "start"
  * option), resolved when it first meets them.
  *
- * Each loop:
- *	- consume a batch of messages (the batch API), decode each (stream.c)
- *	  and apply it to each view whose offset it has not passed yet;
+ * It is a source of the worker loop (workers/source_worker.c), which reads
+ * the catalog, flushes (worker 0), keeps memory and reports.  Each batch:
+ *	- consume a batch of messages (the batch API; no more than the memory
+ *	  policy allows new groups), decode each (stream.c) and apply it to
+ *	  each view whose offset it has not passed yet;
  *	- write the batch's dead letters and late events, in a transaction of
- *	  their own, idempotently (flush.c): a message consumed again after a
- *	  crash is not recorded twice;
+ *	  their own (or, for the owner, in that of the flush under way),
+ *	  idempotently (flush.c): a message consumed again after a crash is not
+ *	  recorded twice;
  *	- merge each view's batch into shared memory with its offsets
- *	  (IngestApplyShared: several workers may write a view);
+ *	  (IngestApplyShared: several workers may write a view); a batch that
+ *	  shared memory refuses is kept whole, and nothing more is consumed
+ *	  until it went in (backpressure, workers/backpressure.c);
  *	- worker 0, the owner of the views, registers them in shared memory and
- *	  loads their state, flushes them every flowstate.flush_interval,
- *	  evicts their groups beyond their memory, and commits their durable
- *	  offsets back to Kafka (for monitoring only: the group of the
- *	  stream's group_id option);
+ *	  loads their state; the loop has it flush them (in slices between
+ *	  batches) and evict their groups beyond their memory, and it commits
+ *	  their durable offsets back to Kafka (for monitoring only: the group
+ *	  of the stream's group_id option);
  *	- when no message came, the partitions' ends are asked for: the lag,
  *	  and the moment everything was applied (flowstate.wait_for).
  * Brokers out of reach make the worker wait, reconnecting (librdkafka
@@ -65,6 +70,7 @@
 #include "engine/ingest.h"
 #include "fs_catalog/security.h"
 #include "workers/registry.h"
+#include "workers/source.h"
 #include "sources/kafka/consumer.h"
 #include "state/state_store.h"
 #include "sources/kafka/stream.h"
@@ -72,10 +78,6 @@
 /* Messages handled per batch, and how long a batch waits for them. */
 #define KAFKA_BATCH			10000
 #define KAFKA_WAIT_MS		20
-
-/* A batch that shared memory cannot take: attempts, and time between two. */
-#define MERGE_ATTEMPTS		200
-#define MERGE_RETRY_MS		50
 
 /* How long a question to the brokers may take. */
 #define KAFKA_QUERY_MS		2000
@@ -90,8 +92,9 @@ typedef struct KafkaView
 	int			nnext;
 } KafkaView;
 
-typedef struct Kafka
+typedef struct KafkaConsumer
 {
+	SourceWorker *worker;		/* the loop running it; its views' runtimes */
 	WorkerSlot *slot;
 	Oid			relid;
 	int			index;
@@ -102,8 +105,6 @@ typedef struct Kafka
 	char	   *signature;		/* the stream's options, to notice changes */
 	List	   *views;			/* KafkaView */
 	TupleTableSlot *row;
-	uint64		catalog_generation;
-	TimestampTz catalog_read_at;
 
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *queue;
@@ -114,14 +115,12 @@ typedef struct Kafka
 	MemoryContext msg_cxt;		/* one message, reset after it */
 	MemoryContext rows_cxt;		/* messages no view could read */
 	List	   *stream_rows;
-	TimestampTz last_flush;
+	bool		unmerged;		/* a batch shared memory refused waits */
 	TimestampTz lag_asked_at;
-	SourceProgress progress;
-} Kafka;
+} KafkaConsumer;
 
-static Kafka *K = NULL;
-
-static void flush_views(void);
+/* The Kafka worker of this process. */
+static KafkaConsumer *MyConsumer = NULL;
 
 /* What librdkafka reported from its own threads, served in ours. */
 static char kafka_error[FLOWSTATE_TEXT_LEN];
@@ -165,18 +164,18 @@ set_degraded(const char *error)
 {
 	if (error != NULL)
 	{
-		if (!K->progress.degraded || strcmp(K->slot->last_error, error) != 0)
+		if (!MyConsumer->worker->progress.degraded || strcmp(MyConsumer->slot->last_error, error) != 0)
 			SlotSetError(error);
-		K->progress.degraded = true;
+		MyConsumer->worker->progress.degraded = true;
 	}
 	else
-		K->progress.degraded = false;
+		MyConsumer->worker->progress.degraded = false;
 }
 
 static bool
 mine(int32 partition)
 {
-	return partition % K->stream->workers == K->index;
+	return partition % MyConsumer->stream->workers == MyConsumer->index;
 }
 
 /* ---- the consumer ---- */
@@ -184,16 +183,16 @@ mine(int32 partition)
 static void
 consumer_close(void)
 {
-	if (K->rk == NULL)
+	if (MyConsumer->rk == NULL)
 		return;
-	if (K->queue)
-		rd_kafka_queue_destroy(K->queue);
-	rd_kafka_consumer_close(K->rk);
-	rd_kafka_destroy(K->rk);
-	K->rk = NULL;
-	K->queue = NULL;
-	K->assigned = false;
-	K->npartitions = 0;
+	if (MyConsumer->queue)
+		rd_kafka_queue_destroy(MyConsumer->queue);
+	rd_kafka_consumer_close(MyConsumer->rk);
+	rd_kafka_destroy(MyConsumer->rk);
+	MyConsumer->rk = NULL;
+	MyConsumer->queue = NULL;
+	MyConsumer->assigned = false;
+	MyConsumer->npartitions = 0;
 }
 
 static void
@@ -207,7 +206,7 @@ conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 				 errmsg("invalid Kafka property \"%s\" of stream %s: %s", name,
-						K->stream->name, errstr),
+						MyConsumer->stream->name, errstr),
 				 errhint("Fix the options of its server or user mapping.")));
 	}
 }
@@ -217,7 +216,7 @@ has_property(const char *name)
 {
 	ListCell   *lc;
 
-	foreach(lc, K->stream->properties)
+	foreach(lc, MyConsumer->stream->properties)
 		if (strcmp(((DefElem *) lfirst(lc))->defname, name) == 0)
 			return true;
 	return false;
@@ -230,13 +229,13 @@ consumer_open(void)
 	char		errstr[512];
 	ListCell   *lc;
 
-	foreach(lc, K->stream->properties)
+	foreach(lc, MyConsumer->stream->properties)
 	{
 		DefElem    *opt = lfirst(lc);
 
 		conf_set(conf, opt->defname, strVal(opt->arg));
 	}
-	conf_set(conf, "group.id", K->stream->group_id);
+	conf_set(conf, "group.id", MyConsumer->stream->group_id);
 	conf_set(conf, "enable.auto.commit", "false");
 	conf_set(conf, "enable.auto.offset.store", "false");
 	conf_set(conf, "enable.partition.eof", "false");
@@ -256,18 +255,18 @@ consumer_open(void)
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
 
-	K->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (K->rk == NULL)
+	MyConsumer->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (MyConsumer->rk == NULL)
 	{
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("could not create a Kafka consumer for stream %s: %s",
-						K->stream->name, errstr)));
+						MyConsumer->stream->name, errstr)));
 	}
-	rd_kafka_set_log_queue(K->rk, NULL);
-	K->queue = rd_kafka_queue_get_consumer(K->rk);
-	K->assigned = false;
+	rd_kafka_set_log_queue(MyConsumer->rk, NULL);
+	MyConsumer->queue = rd_kafka_queue_get_consumer(MyConsumer->rk);
+	MyConsumer->assigned = false;
 }
 
 /* The topic's partition count, or -1 when the brokers do not tell. */
@@ -275,22 +274,22 @@ static int
 topic_partitions(void)
 {
 	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_t *topic = rd_kafka_topic_new(K->rk, K->stream->topic, NULL);
+	rd_kafka_topic_t *topic = rd_kafka_topic_new(MyConsumer->rk, MyConsumer->stream->topic, NULL);
 	rd_kafka_resp_err_t err;
 	int			n = -1;
 
-	err = rd_kafka_metadata(K->rk, 0, topic, &md, KAFKA_QUERY_MS);
+	err = rd_kafka_metadata(MyConsumer->rk, 0, topic, &md, KAFKA_QUERY_MS);
 	rd_kafka_topic_destroy(topic);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		set_degraded(psprintf("could not read the metadata of topic \"%s\": %s",
-							  K->stream->topic, rd_kafka_err2str(err)));
+							  MyConsumer->stream->topic, rd_kafka_err2str(err)));
 		return -1;
 	}
 	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		n = md->topics[0].partition_cnt;
 	else if (md->topic_cnt == 1)
-		set_degraded(psprintf("topic \"%s\": %s", K->stream->topic,
+		set_degraded(psprintf("topic \"%s\": %s", MyConsumer->stream->topic,
 							  rd_kafka_err2str(md->topics[0].err)));
 	rd_kafka_metadata_destroy(md);
 	return n;
@@ -305,7 +304,7 @@ view_grow(KafkaView *kv, int n)
 
 	if (n <= kv->nnext)
 		return;
-	oldcxt = MemoryContextSwitchTo(K->views_cxt);
+	oldcxt = MemoryContextSwitchTo(MyConsumer->views_cxt);
 	kv->next = kv->next ? repalloc(kv->next, sizeof(int64) * n) : palloc(sizeof(int64) * n);
 	for (int p = kv->nnext; p < n; p++)
 		kv->next[p] = -1;
@@ -324,13 +323,12 @@ own_view(KafkaView *kv)
 
 	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
 						   &vr->def->layout,
-						   CatalogMemoryLimit(vr->def));
+						   CatalogMemoryLimit(vr->def), true);
 	vr->shared = sv;
 	IngestLoadState(vr);
 	n = FlushReadOffsets(vr->def->view_id, &offsets);
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	sv->stream = true;
 	StoreSetOffsets(sv, offsets, n);
 	sv->status = VIEW_RUNNING;
 	LWLockRelease(&sv->lock);
@@ -345,7 +343,7 @@ find_view(KafkaView *kv)
 {
 	SharedView *sv;
 
-	if (K->owner)
+	if (MyConsumer->owner)
 		return kv->vr->shared;
 	sv = StoreFindView(kv->key);
 	if (sv == NULL)
@@ -361,7 +359,7 @@ find_view(KafkaView *kv)
 static void
 release_view(SharedView *sv)
 {
-	if (!K->owner && sv != NULL)
+	if (!MyConsumer->owner && sv != NULL)
 		StoreReleaseView(sv);
 }
 
@@ -375,7 +373,7 @@ views_ready(void)
 {
 	ListCell   *lc;
 
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
 		SharedView *sv = find_view(kv);
@@ -389,7 +387,7 @@ views_ready(void)
 		n = StoreGetOffsets(sv, &offsets);
 		LWLockRelease(&sv->lock);
 		release_view(sv);
-		view_grow(kv, Max(n, K->npartitions));
+		view_grow(kv, Max(n, MyConsumer->npartitions));
 		for (int p = 0; p < kv->nnext; p++)
 			kv->next[p] = p < n ? offsets[p] : -1;
 	}
@@ -404,15 +402,15 @@ views_ready(void)
 static bool
 partition_ends(bool latest, int64 *ends)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(K->npartitions, 1));
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(MyConsumer->npartitions, 1));
 	rd_kafka_resp_err_t err;
 	bool		ok = true;
 
-	for (int p = 0; p < K->npartitions; p++)
+	for (int p = 0; p < MyConsumer->npartitions; p++)
 	{
 		ends[p] = -1;
 		if (mine(p))
-			rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset =
+			rd_kafka_topic_partition_list_add(list, MyConsumer->stream->topic, p)->offset =
 				latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
 	}
 	if (list->cnt == 0)
@@ -420,7 +418,7 @@ partition_ends(bool latest, int64 *ends)
 		rd_kafka_topic_partition_list_destroy(list);
 		return true;
 	}
-	err = rd_kafka_offsets_for_times(K->rk, list, KAFKA_QUERY_MS);
+	err = rd_kafka_offsets_for_times(MyConsumer->rk, list, KAFKA_QUERY_MS);
 	for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
 	{
 		if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -431,7 +429,7 @@ partition_ends(bool latest, int64 *ends)
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		set_degraded(psprintf("could not read the offsets of topic \"%s\": %s",
-							  K->stream->topic, rd_kafka_err2str(err)));
+							  MyConsumer->stream->topic, rd_kafka_err2str(err)));
 		ok = false;
 	}
 	rd_kafka_topic_partition_list_destroy(list);
@@ -452,13 +450,13 @@ assign(void)
 
 	if (n < 0)
 		return false;
-	K->npartitions = n;
+	MyConsumer->npartitions = n;
 	if (!views_ready())
 		return false;
 	starts = palloc(sizeof(int64) * Max(n, 1));
 
 	/* views that start in a partition start at its beginning or end */
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
 
@@ -466,7 +464,7 @@ assign(void)
 			if (mine(p) && kv->next[p] < 0)
 				starts_needed = true;
 	}
-	if (starts_needed && !partition_ends(K->stream->start_latest, starts))
+	if (starts_needed && !partition_ends(MyConsumer->stream->start_latest, starts))
 		return false;
 
 	list = rd_kafka_topic_partition_list_new(Max(n, 1));
@@ -476,7 +474,7 @@ assign(void)
 
 		if (!mine(p))
 			continue;
-		foreach(lc, K->views)
+		foreach(lc, MyConsumer->views)
 		{
 			KafkaView  *kv = lfirst(lc);
 
@@ -488,52 +486,49 @@ assign(void)
 			}
 			from = from < 0 ? kv->next[p] : Min(from, kv->next[p]);
 		}
-		rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset = from;
+		rd_kafka_topic_partition_list_add(list, MyConsumer->stream->topic, p)->offset = from;
 		count++;
 	}
-	err = rd_kafka_assign(K->rk, list);
+	err = rd_kafka_assign(MyConsumer->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		set_degraded(psprintf("could not assign the partitions of topic \"%s\": %s",
-							  K->stream->topic, rd_kafka_err2str(err)));
+							  MyConsumer->stream->topic, rd_kafka_err2str(err)));
 		return false;
 	}
-	K->assigned = true;
-	K->metadata_at = GetCurrentTimestamp();
-	K->progress.partitions = count;
+	MyConsumer->assigned = true;
+	MyConsumer->metadata_at = GetCurrentTimestamp();
+	MyConsumer->worker->progress.partitions = count;
 	return true;
 }
 
 /* ---- catalog ---- */
-
-static bool
-known_view(int32 view_id, Oid state_relid)
-{
-	return false;
-}
 
 static void
 drop_views(void)
 {
 	ListCell   *lc;
 
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
 
-		if (K->owner && kv->vr->shared)
+		if (MyConsumer->owner && kv->vr->shared)
 			StoreUnregisterView(kv->vr->shared);
 		IngestViewDestroy(kv->vr);
 	}
-	K->views = NIL;
+	MyConsumer->views = NIL;
+	MyConsumer->worker->views = NIL;
+	MyConsumer->unmerged = false;
+	MyConsumer->worker->merge_refused = false;
 	/* the slot of decoded messages lives there too */
-	if (K->row)
-		ExecDropSingleTupleTableSlot(K->row);
-	K->row = NULL;
-	MemoryContextReset(K->views_cxt);
-	K->stream = NULL;
-	K->signature = NULL;
+	if (MyConsumer->row)
+		ExecDropSingleTupleTableSlot(MyConsumer->row);
+	MyConsumer->row = NULL;
+	MemoryContextReset(MyConsumer->views_cxt);
+	MyConsumer->stream = NULL;
+	MyConsumer->signature = NULL;
 }
 
 /* What the consumer depends on: the stream's options and its views. */
@@ -580,27 +575,24 @@ read_catalog(void)
 	bool		present;
 	ListCell   *lc;
 
-	K->catalog_generation = SlotCatalogGeneration();
-	K->catalog_read_at = GetCurrentTimestamp();
-
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	present = CatalogExtensionPresent() && get_rel_relkind(K->relid) == RELKIND_FOREIGN_TABLE;
+	present = CatalogExtensionPresent() && get_rel_relkind(MyConsumer->relid) == RELKIND_FOREIGN_TABLE;
 	oldcxt = MemoryContextSwitchTo(scratch);
-	defs = present ? CatalogLoadViews(scratch, known_view, K->relid) : NIL;
-	stream = defs != NIL ? StreamLoad(K->relid, scratch) : NULL;
+	defs = present ? CatalogLoadViews(scratch, SourceKnownView, MyConsumer->relid) : NIL;
+	stream = defs != NIL ? StreamLoad(MyConsumer->relid, scratch) : NULL;
 	sig = stream ? signature(stream, defs) : NULL;
 	MemoryContextSwitchTo(oldcxt);
 
-	if (sig == NULL || K->signature == NULL || strcmp(sig, K->signature) != 0)
+	if (sig == NULL || MyConsumer->signature == NULL || strcmp(sig, MyConsumer->signature) != 0)
 	{
 		/* start over with the new definition */
-		if (K->owner && K->views != NIL)
+		if (MyConsumer->owner && MyConsumer->views != NIL)
 		{
 			PopActiveSnapshot();
 			CommitTransactionCommand();
-			flush_views();
+			SourceFlushNow(MyConsumer->worker);
 			SetCurrentStatementStartTimestamp();
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
@@ -609,13 +601,13 @@ read_catalog(void)
 		drop_views();
 		if (sig != NULL)
 		{
-			oldcxt = MemoryContextSwitchTo(K->views_cxt);
-			K->stream = StreamLoad(K->relid, K->views_cxt);
-			K->signature = pstrdup(sig);
-			defs = CatalogLoadViews(K->views_cxt, known_view, K->relid);
+			oldcxt = MemoryContextSwitchTo(MyConsumer->views_cxt);
+			MyConsumer->stream = StreamLoad(MyConsumer->relid, MyConsumer->views_cxt);
+			MyConsumer->signature = pstrdup(sig);
+			defs = CatalogLoadViews(MyConsumer->views_cxt, SourceKnownView, MyConsumer->relid);
 			/* wait_for: not caught up until the views are registered again */
-			K->progress.caught_up_at = 0;
-			SlotSetProgress(&K->progress);
+			MyConsumer->worker->progress.caught_up_at = 0;
+			SlotSetProgress(&MyConsumer->worker->progress);
 			foreach(lc, defs)
 			{
 				ViewDef    *def = lfirst(lc);
@@ -624,17 +616,18 @@ read_catalog(void)
 				kv->vr = IngestViewCreate(def, def->cxt);
 				kv->key.dboid = MyDatabaseId;
 				kv->key.relid = def->state_relid;
-				if (K->owner)
+				if (MyConsumer->owner)
 					own_view(kv);
-				K->views = lappend(K->views, kv);
+				MyConsumer->views = lappend(MyConsumer->views, kv);
+				MyConsumer->worker->views = lappend(MyConsumer->worker->views, kv->vr);
 			}
 			/* other workers that looked before now are stale (wait_for) */
-			if (K->owner)
+			if (MyConsumer->owner)
 			{
-				K->progress.views_registered_at = GetCurrentTimestamp();
-				SlotSetProgress(&K->progress);
+				MyConsumer->worker->progress.views_registered_at = GetCurrentTimestamp();
+				SlotSetProgress(&MyConsumer->worker->progress);
 			}
-			K->row = MakeSingleTupleTableSlot(K->stream->desc, &TTSOpsVirtual);
+			MyConsumer->row = MakeSingleTupleTableSlot(MyConsumer->stream->desc, &TTSOpsVirtual);
 			MemoryContextSwitchTo(oldcxt);
 		}
 	}
@@ -645,29 +638,6 @@ read_catalog(void)
 }
 
 /* ---- flushing (the owner) ---- */
-
-static void
-publish_progress(void)
-{
-	char		activity[FLOWSTATE_TEXT_LEN];
-
-	SlotSetProgress(&K->progress);
-	snprintf(activity, sizeof(activity), "consuming %d partitions of topic \"%s\" for %d views",
-			 K->progress.partitions, K->stream ? K->stream->topic : "?", list_length(K->views));
-	SlotSetActivity(activity);
-	pgstat_report_activity(STATE_IDLE, activity);
-}
-
-static List *
-runtimes(void)
-{
-	List	   *list = NIL;
-	ListCell   *lc;
-
-	foreach(lc, K->views)
-		list = lappend(list, ((KafkaView *) lfirst(lc))->vr);
-	return list;
-}
 
 /*
  * Report the offsets a flush made durable (the least of the views', for
@@ -681,73 +651,19 @@ commit_to_kafka(FlushJob *job)
 	int			n = FlushOffsets(job, &least);
 	int			count = 0;
 
-	if (K->rk == NULL || n == 0)
+	if (MyConsumer->rk == NULL || n == 0)
 		return;
 	list = rd_kafka_topic_partition_list_new(n);
 	for (int p = 0; p < n; p++)
 		if (least[p] >= 0)
 		{
-			rd_kafka_topic_partition_list_add(list, K->stream->topic, p)->offset = least[p];
+			rd_kafka_topic_partition_list_add(list, MyConsumer->stream->topic, p)->offset = least[p];
 			count++;
 		}
 	if (count > 0)
-		(void) rd_kafka_commit(K->rk, list, 1);
+		(void) rd_kafka_commit(MyConsumer->rk, list, 1);
 	rd_kafka_topic_partition_list_destroy(list);
 	pfree(least);
-}
-
-/* The owner: flush the views now, entirely. */
-static void
-flush_views(void)
-{
-	List	   *views;
-	FlushJob   *job;
-
-	if (!K->owner || K->views == NIL)
-		return;
-	views = runtimes();
-	K->last_flush = GetCurrentTimestamp();
-	job = FlushStart(views, InvalidXLogRecPtr);
-	if (job != NULL)
-	{
-		(void) FlushStep(job, -1);
-		commit_to_kafka(job);
-		FlushFree(job);
-		K->progress.last_flush_at = GetCurrentTimestamp();
-		pgstat_report_stat(false);
-	}
-	list_free(views);
-}
-
-/*
- * The owner: keep each view within its memory_limit, as the decoding worker
- * does (past three quarters of it, flushed groups leave down to half).
- */
-static void
-enforce_memory(void)
-{
-	ListCell   *lc;
-	bool		flushed = false;
-
-	foreach(lc, K->views)
-	{
-		ViewRuntime *vr = ((KafkaView *) lfirst(lc))->vr;
-		int64		limit = CatalogMemoryLimit(vr->def);
-		int64		bytes = vr->shared->bytes;
-
-		if (bytes <= limit / 4 * 3)
-			continue;
-		bytes = FlushEvict(vr, limit / 2);
-		if (bytes > limit / 4 * 3 && !flushed)
-		{
-			flush_views();
-			flushed = true;
-			bytes = FlushEvict(vr, limit / 2);
-		}
-		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
-		vr->shared->status = bytes > limit ? VIEW_FULL : VIEW_RUNNING;
-		LWLockRelease(&vr->shared->lock);
-	}
 }
 
 /* ---- consuming ---- */
@@ -780,7 +696,7 @@ apply_message(const rd_kafka_message_t *m)
 	bool		ok;
 	ListCell   *lc;
 
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
 
@@ -798,12 +714,12 @@ apply_message(const rd_kafka_message_t *m)
 	msg.offset = o;
 	msg.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
 	msg.has_timestamp = msg.timestamp_ms >= 0;
-	ok = StreamDecode(K->stream, &msg, K->row, &error, sqlstate);
+	ok = StreamDecode(MyConsumer->stream, &msg, MyConsumer->row, &error, sqlstate);
 
 	if (!ok)
 	{
 		/* one dead letter for the message, whichever views it was for */
-		MemoryContext oldcxt = MemoryContextSwitchTo(K->rows_cxt);
+		MemoryContext oldcxt = MemoryContextSwitchTo(MyConsumer->rows_cxt);
 		PendingRow *row = palloc0(sizeof(PendingRow));
 
 		row->at_message = true;
@@ -812,11 +728,11 @@ apply_message(const rd_kafka_message_t *m)
 		row->payload = payload_text(m);
 		row->error = pstrdup(error);
 		memcpy(row->sqlstate, sqlstate, 6);
-		K->stream_rows = lappend(K->stream_rows, row);
+		MyConsumer->stream_rows = lappend(MyConsumer->stream_rows, row);
 		MemoryContextSwitchTo(oldcxt);
 	}
 
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
 		ViewRuntime *vr = kv->vr;
@@ -828,7 +744,7 @@ apply_message(const rd_kafka_message_t *m)
 			vr->at_message = true;
 			vr->msg_partition = p;
 			vr->msg_offset = o;
-			IngestRow(vr, K->row, 1, InvalidXLogRecPtr);
+			IngestRow(vr, MyConsumer->row, 1, InvalidXLogRecPtr);
 		}
 		else
 			vr->batch_failed++;
@@ -864,63 +780,46 @@ start_over(void)
 {
 	ereport(LOG,
 			(errmsg("flowstate kafka worker %d of stream %s starts over from its views' state",
-					K->index, K->stream->name)));
+					MyConsumer->index, MyConsumer->stream->name)));
 	consumer_close();
 	drop_views();
-	K->progress.caught_up_at = 0;
+	MyConsumer->worker->progress.caught_up_at = 0;
 }
 
 /*
- * Merge each view's batch into shared memory.  A batch that shared memory
- * cannot take changes nothing: the owner makes room (flush, evict) and
- * tries again; another worker waits for the owner to make room.  After
- * MERGE_ATTEMPTS in vain, the worker fails, and its batch comes again after
- * it restarts.
+ * Merge each view's batch into shared memory; returns false when shared
+ * memory refused one.  A refused batch changes nothing and is kept: the
+ * worker reads no more until it is merged (the memory policy makes room
+ * meanwhile, backpressure.c), so that nothing is lost nor read twice.
+ * Views whose batch went in keep an empty batch, which merges again
+ * harmlessly.
  */
-static void
+static bool
 merge_views(void)
 {
 	ListCell   *lc;
 
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
+		SharedView *sv = current_view(kv);
+		bool		merged;
 
-		for (int attempt = 1;; attempt++)
+		if (sv == NULL)
 		{
-			SharedView *sv = current_view(kv);
-			bool		merged;
-
-			if (sv == NULL)
-			{
-				start_over();
-				return;
-			}
-			merged = IngestApplyShared(kv->vr, sv);
-			release_view(sv);
-			if (merged)
-				break;
-			if (attempt == MERGE_ATTEMPTS)
-				ereport(ERROR,
-						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("flowstate shared memory is full"),
-						 errdetail("A batch of continuous view \"%s\" could not be stored.",
-								   kv->vr->def->view_name),
-						 errhint("Increase flowstate.memory_limit.")));
-			if (K->owner)
-			{
-				flush_views();
-				(void) FlushEvict(kv->vr, 0);
-			}
-			else
-			{
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 MERGE_RETRY_MS, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-			}
+			start_over();
+			return true;
+		}
+		merged = IngestApplyShared(kv->vr, sv);
+		release_view(sv);
+		if (!merged)
+		{
+			MyConsumer->unmerged = MyConsumer->worker->merge_refused = true;
+			return false;
 		}
 	}
+	MyConsumer->unmerged = MyConsumer->worker->merge_refused = false;
+	return true;
 }
 
 /*
@@ -932,9 +831,9 @@ check_views(void)
 {
 	ListCell   *lc;
 
-	if (K->owner)
+	if (MyConsumer->owner)
 		return true;
-	foreach(lc, K->views)
+	foreach(lc, MyConsumer->views)
 	{
 		SharedView *sv = current_view(lfirst(lc));
 
@@ -957,7 +856,7 @@ check_views(void)
 static void
 measure_lag(bool fresh, TimestampTz checked_at)
 {
-	int64	   *ends = palloc(sizeof(int64) * Max(K->npartitions, 1));
+	int64	   *ends = palloc(sizeof(int64) * Max(MyConsumer->npartitions, 1));
 	int64		lag = 0;
 	bool		known = true;
 
@@ -965,25 +864,25 @@ measure_lag(bool fresh, TimestampTz checked_at)
 		known = partition_ends(true, ends);
 	else
 	{
-		for (int p = 0; p < K->npartitions; p++)
+		for (int p = 0; p < MyConsumer->npartitions; p++)
 		{
 			int64		low;
 
 			ends[p] = -1;
 			if (mine(p) &&
-				(rd_kafka_get_watermark_offsets(K->rk, K->stream->topic, p, &low, &ends[p]) !=
+				(rd_kafka_get_watermark_offsets(MyConsumer->rk, MyConsumer->stream->topic, p, &low, &ends[p]) !=
 				 RD_KAFKA_RESP_ERR_NO_ERROR || ends[p] < 0))
 				known = false;
 		}
 	}
-	for (int p = 0; p < K->npartitions; p++)
+	for (int p = 0; p < MyConsumer->npartitions; p++)
 	{
 		int64		least = -1;
 		ListCell   *lc;
 
 		if (!mine(p) || ends[p] < 0)
 			continue;
-		foreach(lc, K->views)
+		foreach(lc, MyConsumer->views)
 		{
 			KafkaView  *kv = lfirst(lc);
 			int64		next = p < kv->nnext ? kv->next[p] : -1;
@@ -993,39 +892,52 @@ measure_lag(bool fresh, TimestampTz checked_at)
 		if (least >= 0 && ends[p] > least)
 			lag += ends[p] - least;
 	}
-	K->progress.lag_messages = lag;
+	MyConsumer->worker->progress.lag_messages = lag;
 	if (fresh && known)
 	{
 		set_degraded(NULL);
 		if (lag == 0)
-			K->progress.caught_up_at = checked_at;
+			MyConsumer->worker->progress.caught_up_at = checked_at;
 	}
 	pfree(ends);
 }
 
-/* Consume and apply one batch; returns the number of messages. */
+/*
+ * Consume and apply one batch of at most max messages; returns the number
+ * of messages.
+ */
 static int
-consume_batch(MemoryContext batchcxt, int wait_ms)
+consume_batch(MemoryContext batchcxt, int wait_ms, int max)
 {
-	rd_kafka_message_t **msgs = MemoryContextAlloc(batchcxt, sizeof(rd_kafka_message_t *) * KAFKA_BATCH);
+	rd_kafka_message_t **msgs = MemoryContextAlloc(batchcxt, sizeof(rd_kafka_message_t *) * max);
 	ssize_t		n;
 	int			applied = 0;
 	bool		pending;
+	bool		in_flush;
 	ListCell   *lc;
 
 	/*
 	 * What is there, at once; else wait for messages (the batch call waits
 	 * out its timeout unless the batch fills, hence the short wait).
 	 */
-	n = rd_kafka_consume_batch_queue(K->queue, 0, msgs, KAFKA_BATCH);
-	if (n == 0)
-		n = rd_kafka_consume_batch_queue(K->queue, wait_ms, msgs, KAFKA_BATCH);
+	n = rd_kafka_consume_batch_queue(MyConsumer->queue, 0, msgs, max);
+	if (n == 0 && wait_ms > 0)
+		n = rd_kafka_consume_batch_queue(MyConsumer->queue, wait_ms, msgs, max);
 	if (n <= 0)
 		return 0;
 
-	/* type input functions and user functions need a transaction */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
+	/*
+	 * Type input functions and user functions need a transaction: the
+	 * owner's flush under way has one open, else a short one of its own.
+	 * Side rows written in the flush's transaction commit with it, before
+	 * any flush that records the offsets of this batch.
+	 */
+	in_flush = IsTransactionState();
+	if (!in_flush)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+	}
 	for (ssize_t i = 0; i < n; i++)
 	{
 		rd_kafka_message_t *m = msgs[i];
@@ -1033,15 +945,15 @@ consume_batch(MemoryContext batchcxt, int wait_ms)
 		if (m->err)
 		{
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				set_degraded(psprintf("topic \"%s\": %s", K->stream->topic,
+				set_degraded(psprintf("topic \"%s\": %s", MyConsumer->stream->topic,
 									  rd_kafka_message_errstr(m)));
 		}
 		else
 		{
-			MemoryContextSwitchTo(K->msg_cxt);
+			MemoryContextSwitchTo(MyConsumer->msg_cxt);
 			apply_message(m);
 			MemoryContextSwitchTo(batchcxt);
-			MemoryContextReset(K->msg_cxt);
+			MemoryContextReset(MyConsumer->msg_cxt);
 			applied++;
 		}
 		rd_kafka_message_destroy(m);
@@ -1050,32 +962,30 @@ consume_batch(MemoryContext batchcxt, int wait_ms)
 		set_degraded(NULL);
 
 	/* side rows first: durable before the offsets that pass them */
-	pending = K->stream_rows != NIL;
-	foreach(lc, K->views)
+	pending = MyConsumer->stream_rows != NIL;
+	foreach(lc, MyConsumer->views)
 		pending |= ((KafkaView *) lfirst(lc))->vr->pending != NIL;
 	if (pending)
 	{
-		List	   *views = runtimes();
-
 		PushActiveSnapshot(GetTransactionSnapshot());
-		FlushWritePending(views, K->relid, K->stream_rows);
+		FlushWritePending(MyConsumer->worker->views, MyConsumer->relid, MyConsumer->stream_rows);
 		PopActiveSnapshot();
-		list_free(views);
-		K->stream_rows = NIL;
-		MemoryContextReset(K->rows_cxt);
+		MyConsumer->stream_rows = NIL;
+		MemoryContextReset(MyConsumer->rows_cxt);
 	}
-	CommitTransactionCommand();
+	if (!in_flush)
+		CommitTransactionCommand();
 	MemoryContextSwitchTo(batchcxt);
 
-	merge_views();
-	K->progress.changes += applied;
+	(void) merge_views();
+	MyConsumer->worker->progress.changes += applied;
 	return (int) n;
 }
 
 static void
 serve_events(void)
 {
-	rd_kafka_poll(K->rk, 0);
+	rd_kafka_poll(MyConsumer->rk, 0);
 	if (kafka_error_new)
 	{
 		kafka_error_new = false;
@@ -1083,104 +993,159 @@ serve_events(void)
 	}
 }
 
-static void
-leave(WorkerExit how)
+/* ---- the source of the worker loop ---- */
+
+/* Connect, and assign the partitions at start and when they grow. */
+static bool
+kafka_prepare(SourceWorker *w)
 {
-	if (K != NULL)
+	bool		ready;
+
+	if (MyConsumer->stream == NULL)
+		return false;			/* started over: the catalog first */
+	if (MyConsumer->rk == NULL)
+		consumer_open();
+	serve_events();
+
+	/* the topic's partitions, at start and now and then (they can grow) */
+	ready = MyConsumer->assigned;
+	if (!ready || TimestampDifferenceExceeds(MyConsumer->metadata_at, GetCurrentTimestamp(),
+											 Max(flowstate_naptime, 10000)))
 	{
-		if (how == WORKER_STOPPED)
-			flush_views();
-		consumer_close();
+		int			partitions = topic_partitions();
+
+		if (!MyConsumer->assigned || (partitions > MyConsumer->npartitions))
+		{
+			if (MyConsumer->owner && MyConsumer->assigned)
+				SourceFlushNow(w);
+			ready = assign();
+		}
+		MyConsumer->metadata_at = GetCurrentTimestamp();
 	}
-	SlotDeclareExit(how);
-	proc_exit(0);
+	return ready;
 }
 
-static void
-kafka_loop(MemoryContext LoopContext)
+/*
+ * Consume a batch (after the one shared memory refused, if any, went in),
+ * and measure the lag when idle.  The batch call waits for messages
+ * itself: the loop goes on at once, unless a refused batch waits.
+ */
+static bool
+kafka_read_batch(SourceWorker *w)
 {
-	for (;;)
+	int			n;
+	bool		fresh;
+	TimestampTz checked_at;
+
+	if (MyConsumer->unmerged && !merge_views())
+		return false;
+	if (MyConsumer->stream == NULL)
 	{
-		int			n = 0;
-		bool		ready;
-		bool		fresh;
-		TimestampTz checked_at;
+		/* started over */
+		w->catalog_stale = true;
+		return true;
+	}
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (SlotStopRequested())
-			leave(WORKER_STOPPED);
-		MemoryContextSwitchTo(LoopContext);
+	n = consume_batch(w->loop_cxt, w->flush_job != NULL ? 0 : KAFKA_WAIT_MS,
+					  (int) Min(KAFKA_BATCH, w->batch_groups));
+	if (MyConsumer->stream == NULL)
+	{
+		w->catalog_stale = true;
+		return true;
+	}
 
-		if (K->stream == NULL || SlotCatalogGeneration() != K->catalog_generation ||
-			TimestampDifferenceExceeds(K->catalog_read_at, GetCurrentTimestamp(), flowstate_naptime))
-		{
-			if (!read_catalog())
-				leave(WORKER_ABSENT);
-		}
+	/* idle: ask the brokers if someone waits, else now and then */
+	fresh = n == 0 &&
+		(MyConsumer->slot->catch_up_asked_at >= w->progress.caught_up_at ||
+		 TimestampDifferenceExceeds(MyConsumer->lag_asked_at, GetCurrentTimestamp(), 1000));
+	if (fresh)
+		MyConsumer->lag_asked_at = GetCurrentTimestamp();
+	checked_at = GetCurrentTimestamp();
+	if (n == 0 && !check_views())
+	{
+		w->catalog_stale = true;
+		return true;
+	}
+	measure_lag(fresh, checked_at);
+	return true;
+}
 
-		if (K->rk == NULL)
-			consumer_open();
+/* Held back for memory: librdkafka's events are still served. */
+static void
+kafka_paused(SourceWorker *w)
+{
+	if (MyConsumer->rk != NULL)
 		serve_events();
-
-		/* the topic's partitions, at start and now and then (they can grow) */
-		ready = K->assigned;
-		if (!ready || TimestampDifferenceExceeds(K->metadata_at, GetCurrentTimestamp(),
-												 Max(flowstate_naptime, 10000)))
-		{
-			int			partitions = topic_partitions();
-
-			if (!K->assigned || (partitions > K->npartitions))
-			{
-				if (K->owner && K->assigned)
-					flush_views();
-				ready = assign();
-			}
-			K->metadata_at = GetCurrentTimestamp();
-		}
-
-		if (ready)
-		{
-			n = consume_batch(LoopContext, KAFKA_WAIT_MS);
-			/* idle: ask the brokers if someone waits, else now and then */
-			fresh = n == 0 &&
-				(K->slot->catch_up_asked_at >= K->progress.caught_up_at ||
-				 TimestampDifferenceExceeds(K->lag_asked_at, GetCurrentTimestamp(), 1000));
-			if (fresh)
-				K->lag_asked_at = GetCurrentTimestamp();
-			checked_at = GetCurrentTimestamp();
-			if (n == 0)
-				check_views();
-			/* started over (merge_views or check_views): nothing to measure */
-			if (K->stream != NULL)
-				measure_lag(fresh, checked_at);
-			if (K->owner)
-			{
-				enforce_memory();
-				if (TimestampDifferenceExceeds(K->last_flush, GetCurrentTimestamp(),
-											   flowstate_flush_interval))
-					flush_views();
-			}
-		}
-		publish_progress();
-
-		MemoryContextSwitchTo(TopMemoryContext);
-		MemoryContextReset(LoopContext);
-
-		if (!ready)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 KAFKA_WAIT_MS * 5, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
-		else if (n == 0)
-			ResetLatch(MyLatch);
-	}
 }
+
+/* The views carry their offsets: a flush may always start. */
+static bool
+kafka_flush_position(SourceWorker *w, XLogRecPtr *position)
+{
+	*position = InvalidXLogRecPtr;
+	return true;
+}
+
+/* A flush committed: its offsets go to the consumer group, for monitoring. */
+static void
+kafka_flushed(SourceWorker *w, FlushJob *job, XLogRecPtr position)
+{
+	if (job != NULL)
+		commit_to_kafka(job);
+}
+
+static void
+kafka_describe(SourceWorker *w, char *buf, size_t len)
+{
+	snprintf(buf, len, "consuming %d partitions of topic \"%s\" for %d views",
+			 w->progress.partitions, MyConsumer->stream ? MyConsumer->stream->topic : "?",
+			 list_length(MyConsumer->views));
+}
+
+static bool
+kafka_read_catalog(SourceWorker *w)
+{
+	return read_catalog();
+}
+
+static void
+kafka_open(SourceWorker *w)
+{
+	MyConsumer->worker = w;
+	MyConsumer->slot = w->slot;
+	MyConsumer->relid = w->slot->relid;
+	MyConsumer->index = w->slot->index;
+	MyConsumer->owner = MyConsumer->index == 0;
+	/* worker 0 registers, loads, flushes and evicts the views */
+	w->flushes = MyConsumer->owner;
+	MyConsumer->views_cxt = AllocSetContextCreate(w->worker_cxt, "flowstate kafka views",
+												  ALLOCSET_DEFAULT_SIZES);
+	MyConsumer->rows_cxt = AllocSetContextCreate(w->worker_cxt, "flowstate kafka dead letters",
+												 ALLOCSET_DEFAULT_SIZES);
+	MyConsumer->msg_cxt = AllocSetContextCreate(w->worker_cxt, "flowstate kafka message",
+												ALLOCSET_DEFAULT_SIZES);
+	pgstat_report_appname("flowstate kafka");
+}
+
+static void
+kafka_close(SourceWorker *w, WorkerExit how)
+{
+	consumer_close();
+}
+
+static const SourceCallbacks kafka_source = {
+	.verb = "consuming",
+	.idle_ms = KAFKA_WAIT_MS * 5,
+	.open = kafka_open,
+	.read_catalog = kafka_read_catalog,
+	.prepare = kafka_prepare,
+	.read_batch = kafka_read_batch,
+	.paused = kafka_paused,
+	.flush_position = kafka_flush_position,
+	.flushed = kafka_flushed,
+	.describe = kafka_describe,
+	.close = kafka_close,
+};
 
 /*
  * flowstate_kafka_main is the entry point of a Kafka worker.  Its argument is the
@@ -1189,38 +1154,6 @@ kafka_loop(MemoryContext LoopContext)
 void
 flowstate_kafka_main(Datum main_arg)
 {
-	uint64		generation;
-	MemoryContext WorkerContext;
-	MemoryContext LoopContext;
-
-	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	WorkerContext = AllocSetContextCreate(TopMemoryContext, "flowstate kafka",
-										  ALLOCSET_DEFAULT_SIZES);
-	LoopContext = AllocSetContextCreate(WorkerContext, "flowstate kafka loop",
-										ALLOCSET_DEFAULT_SIZES);
-	K = MemoryContextAllocZero(WorkerContext, sizeof(Kafka));
-	K->slot = SlotAttach(DatumGetInt32(main_arg), generation);
-	if (SlotStopRequested())
-		leave(WORKER_STOPPED);
-	K->relid = K->slot->relid;
-	K->index = K->slot->index;
-	K->owner = K->index == 0;
-	K->views_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka views",
-										 ALLOCSET_DEFAULT_SIZES);
-	K->rows_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka dead letters",
-										ALLOCSET_DEFAULT_SIZES);
-	K->msg_cxt = AllocSetContextCreate(WorkerContext, "flowstate kafka message",
-									   ALLOCSET_DEFAULT_SIZES);
-	K->last_flush = GetCurrentTimestamp();
-
-	BackgroundWorkerInitializeConnectionByOid(K->slot->dboid, InvalidOid, 0);
-	SecurityWorkerInit();
-	SlotSetConfirmed();
-	pgstat_report_appname("flowstate kafka");
-
-	kafka_loop(LoopContext);
+	MyConsumer = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaConsumer));
+	SourceWorkerRun(main_arg, &kafka_source, MyConsumer);
 }

@@ -1,0 +1,396 @@
+/*-------------------------------------------------------------------------
+ *
+ * change_sink.c
+ *	  Where the decoding worker's changes go: each change of a table to the
+ *	  views over it, each change of a partition to the views over the
+ *	  partitioned tables above it (in their row type), a TRUNCATE, and the
+ *	  changes deltas cannot follow, which make a view rebuild.
+ *
+ * The output plugin (output_plugin.c) calls these functions through the
+ * DecoderSink while the worker decodes (decoder.c); they run once per
+ * change or transaction, so they only route: the work on a row is
+ * ingest.c's.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tupconvert.h"
+#include "catalog/partition.h"
+#include "executor/executor.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engine/backfill.h"
+#include "engine/ingest.h"
+#include "fs_catalog/partition.h"
+#include "sources/decoding/decoding_worker.h"
+
+/* The slot of a table's current row type. */
+static TupleTableSlot *
+source_slot(SourceRel *src, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (src->slot == NULL || src->natts != desc->natts)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
+
+		if (src->slot)
+			ExecDropSingleTupleTableSlot(src->slot);
+		src->slot = MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(desc),
+											 &TTSOpsHeapTuple);
+		src->natts = desc->natts;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return src->slot;
+}
+
+static void
+sink_begin(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
+{
+	MyDecoder->txn_changed = false;
+	IngestTxnBegin(MyDecoder->worker->views, xid, commit_lsn);
+}
+
+/*
+ * Replace the unchanged toasted values an UPDATE's new row leaves out (the
+ * WAL has only their pointers) by those of the old row, which a table with
+ * REPLICA IDENTITY FULL logs whole.
+ */
+static void
+store_new_row(TupleTableSlot *slot, HeapTuple newtuple, HeapTuple oldtuple)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	bool		unchanged = false;
+	Datum	   *oldvalues;
+	bool	   *oldnulls;
+
+	ExecStoreHeapTuple(newtuple, slot, false);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attlen == -1 && !att->attisdropped)
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, i + 1, &isnull);
+
+			if (!isnull && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
+				unchanged = true;
+		}
+	}
+	if (!unchanged || oldtuple == NULL)
+		return;
+
+	slot_getallattrs(slot);
+	oldvalues = palloc(sizeof(Datum) * desc->natts);
+	oldnulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(oldtuple, desc, oldvalues, oldnulls);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attlen == -1 && !slot->tts_isnull[i] &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(slot->tts_values[i])))
+		{
+			slot->tts_values[i] = oldvalues[i];
+			slot->tts_isnull[i] = oldnulls[i];
+		}
+	}
+	/* keep the values: the slot becomes a copy */
+	ExecMaterializeSlot(slot);
+}
+
+/*
+ * Ask for a view to be rebuilt from its source: the rows of the source
+ * changed in a way its deltas cannot follow.  Until then the view is not
+ * waited for (wait_for) and no flush passes this point of the WAL (see
+ * flush_start), so a crash decodes the cause again.
+ */
+static void
+request_rebuild(ViewRuntime *vr, const char *why)
+{
+	/* a backfill that saw this transaction read its rows already */
+	if (vr->rebuild || vr->dropped || vr->skip_txn)
+		return;
+	vr->rebuild = true;
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->status = VIEW_STARTING;
+	LWLockRelease(&vr->shared->lock);
+	ereport(LOG,
+			(errmsg("flowstate rebuilds continuous view \"%s\": %s",
+					vr->def->view_name, why)));
+}
+
+/* DecodingRebuildPending tells whether a view waits to be rebuilt. */
+bool
+DecodingRebuildPending(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, MyDecoder->worker->views)
+	{
+		if (((ViewRuntime *) lfirst(lc))->rebuild)
+			return true;
+	}
+	return false;
+}
+
+/* A relcache invalidation: partitions may have been attached or detached. */
+static void
+leaves_invalidated(Datum arg, Oid relid)
+{
+	if (MyDecoder != NULL)
+		MyDecoder->leaves_stale = true;
+}
+
+/*
+ * The sources above a partition, as of the change being decoded (the
+ * catalog as of that point of the WAL: a partition whose detach has begun
+ * no longer feeds the tables above it).
+ */
+static LeafRel *
+leaf_of(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	LeafRel    *leaf;
+	bool		found;
+	List	   *ancestors;
+	ListCell   *lc;
+	MemoryContext oldcxt;
+
+	if (MyDecoder->leaves_stale || MyDecoder->leaves == NULL)
+	{
+		HASHCTL		hctl;
+
+		MemoryContextReset(MyDecoder->leaves_cxt);
+		hctl.keysize = sizeof(Oid);
+		hctl.entrysize = sizeof(LeafRel);
+		hctl.hcxt = MyDecoder->leaves_cxt;
+		MyDecoder->leaves = hash_create("flowstate partitions", 16, &hctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		MyDecoder->leaves_stale = false;
+	}
+	leaf = hash_search(MyDecoder->leaves, &relid, HASH_ENTER, &found);
+	if (found)
+		return leaf;
+	leaf->targets = NIL;
+	leaf->slot = NULL;
+
+	ancestors = get_partition_ancestors(relid);
+	oldcxt = MemoryContextSwitchTo(MyDecoder->leaves_cxt);
+	foreach(lc, ancestors)
+	{
+		Oid			parent = lfirst_oid(lc);
+		SourceRel  *src = hash_search(MyDecoder->sources, &parent, HASH_FIND, NULL);
+		Relation	prel;
+		TupleDesc	pdesc;
+		LeafTarget *t;
+
+		if (src == NULL || !RelationIsValid(prel = RelationIdGetRelation(parent)))
+			continue;
+		pdesc = CreateTupleDescCopy(RelationGetDescr(prel));
+		RelationClose(prel);
+		t = palloc(sizeof(LeafTarget));
+		t->src = src;
+		t->slot = MakeSingleTupleTableSlot(pdesc, &TTSOpsVirtual);
+		t->map = convert_tuples_by_name(RelationGetDescr(rel), pdesc);
+		leaf->targets = lappend(leaf->targets, t);
+	}
+	if (leaf->targets != NIL)
+		leaf->slot = MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(RelationGetDescr(rel)),
+											  &TTSOpsHeapTuple);
+	MemoryContextSwitchTo(oldcxt);
+	return leaf;
+}
+
+/* A row of slot in the row type of a source: converted into out by map. */
+static TupleTableSlot *
+source_row(TupleTableSlot *slot, TupleConversionMap *map, TupleTableSlot *out)
+{
+	if (map == NULL)
+		return slot;
+	return execute_attr_map_slot(map->attrMap, slot, out);
+}
+
+/*
+ * Apply a change of relation rel to views, its rows read in slot (of rel's
+ * row type) and converted by map into out, the row type of their source.
+ */
+static void
+apply_change(List *views, Relation rel, ReorderBufferChange *change,
+			 TupleTableSlot *slot, TupleConversionMap *map, TupleTableSlot *out)
+{
+	HeapTuple	oldtuple = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	HeapTuple	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	TupleTableSlot *row;
+	ListCell   *lc;
+
+	if (change->action != REORDER_BUFFER_CHANGE_INSERT && oldtuple == NULL)
+	{
+		/* the old row is needed: REPLICA IDENTITY FULL was removed */
+		foreach(lc, views)
+			request_rebuild(lfirst(lc), "a table it reads no longer logs old rows");
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" no longer logs old rows; its continuous views are rebuilt",
+						RelationGetRelationName(rel)),
+				 errhint("Keep REPLICA IDENTITY FULL on the tables of continuous views.")));
+		return;
+	}
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			ExecStoreHeapTuple(newtuple, slot, false);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, 1, change->lsn);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			ExecStoreHeapTuple(oldtuple, slot, false);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, -1, change->lsn);
+			store_new_row(slot, newtuple, oldtuple);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, 1, change->lsn);
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			ExecStoreHeapTuple(oldtuple, slot, false);
+			row = source_row(slot, map, out);
+			foreach(lc, views)
+				IngestRow(lfirst(lc), row, -1, change->lsn);
+			break;
+		default:
+			break;
+	}
+	if (out != NULL)
+		ExecClearTuple(out);
+	ExecClearTuple(slot);
+}
+
+/*
+ * A change of a table goes to the views over it and, for a partition, to
+ * the views over the partitioned tables above it.
+ */
+static void
+sink_change(void *arg, Relation rel, ReorderBufferChange *change)
+{
+	Oid			relid = RelationGetRelid(rel);
+	SourceRel  *src;
+	LeafRel    *leaf = NULL;
+	ListCell   *lc;
+
+	MyDecoder->txn_changed = true;
+	src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
+	if (rel->rd_rel->relispartition)
+	{
+		leaf = leaf_of(rel);
+		if (leaf->targets == NIL)
+			leaf = NULL;
+	}
+	if (src == NULL && leaf == NULL)
+		return;
+	MyDecoder->batch_changes++;
+
+	if (src != NULL)
+		apply_change(src->views, rel, change, source_slot(src, rel), NULL, NULL);
+	if (leaf != NULL)
+	{
+		foreach(lc, leaf->targets)
+		{
+			LeafTarget *t = lfirst(lc);
+
+			apply_change(t->src->views, rel, change, leaf->slot, t->map, t->slot);
+		}
+	}
+}
+
+/*
+ * A truncated table empties the views over it; a truncated partition
+ * rebuilds those over the partitioned tables above it, which keep the
+ * rows of their other partitions.
+ */
+static void
+sink_truncate(void *arg, int nrelations, Relation *relations)
+{
+	MyDecoder->txn_changed = true;
+	for (int i = 0; i < nrelations; i++)
+	{
+		Oid			relid = RelationGetRelid(relations[i]);
+		SourceRel  *src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
+		ListCell   *lc;
+
+		if (src != NULL)
+		{
+			foreach(lc, src->views)
+				IngestTruncate(lfirst(lc));
+		}
+		if (relations[i]->rd_rel->relispartition)
+		{
+			foreach(lc, leaf_of(relations[i])->targets)
+			{
+				LeafTarget *t = lfirst(lc);
+				ListCell   *lv;
+
+				foreach(lv, t->src->views)
+					request_rebuild(lfirst(lv), "one of its partitions was truncated");
+			}
+		}
+	}
+}
+
+/*
+ * A message of PartitionNoteChange: partitions were attached, detached or
+ * dropped, and the rows of the partitioned tables it names changed.
+ */
+static void
+sink_message(void *arg, const char *prefix, Size size, const char *message)
+{
+	if (strcmp(prefix, PARTITION_MESSAGE_PREFIX) != 0)
+		return;
+	/* the snapshot of the rebuild must see this transaction */
+	MyDecoder->txn_changed = true;
+	for (Size off = 0; off + sizeof(Oid) <= size; off += sizeof(Oid))
+	{
+		Oid			relid;
+		SourceRel  *src;
+		ListCell   *lc;
+
+		memcpy(&relid, message + off, sizeof(Oid));
+		src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
+		if (src == NULL)
+			continue;
+		foreach(lc, src->views)
+			request_rebuild(lfirst(lc), "partitions were attached, detached or dropped");
+	}
+}
+
+static void
+sink_commit(void *arg, TransactionId xid)
+{
+	if (MyDecoder->txn_changed)
+		SyncNoteXid(xid);
+	MyDecoder->worker->progress.transactions++;
+}
+
+/*
+ * DecodingSinkInit sets the sink's callbacks, and follows the relcache
+ * invalidations that may attach or detach partitions.
+ */
+void
+DecodingSinkInit(DecoderSink *sink)
+{
+	sink->begin = sink_begin;
+	sink->change = sink_change;
+	sink->truncate = sink_truncate;
+	sink->commit = sink_commit;
+	sink->message = sink_message;
+	CacheRegisterRelcacheCallback(leaves_invalidated, (Datum) 0);
+}
