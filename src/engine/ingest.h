@@ -127,7 +127,9 @@ typedef struct ViewRuntime
 
 	/* durable state */
 	int64		next_gid;
-	bool		dropped;		/* its state table is gone */
+	bool		dropped;		/* its state table is gone, or holds a state
+								 * that cannot be read (IngestBreakView):
+								 * it is fed no more */
 	bool		rebuild;		/* its source stopped logging old rows */
 
 	/* dead letters and late events not flushed yet */
@@ -166,6 +168,7 @@ extern void ProjectionRefuse(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr l
 extern ViewRuntime *IngestViewCreate(ViewDef *def, MemoryContext cxt);
 extern void IngestViewDestroy(ViewRuntime *vr);
 extern void IngestLoadState(ViewRuntime *vr);
+extern void IngestBreakView(ViewRuntime *vr, const char *problem);
 extern void IngestEnsureScalarGroup(ViewRuntime *vr);
 
 extern void IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn);
