@@ -1120,7 +1120,8 @@ enforce_memory(void)
 		int64		bytes = vr->shared->bytes;
 		ViewStatus	status = vr->shared->status;
 
-		if (status != VIEW_RUNNING && status != VIEW_FULL)
+		/* a view no longer fed (its state cannot be read) holds nothing back */
+		if (vr->dropped || (status != VIEW_RUNNING && status != VIEW_FULL))
 			continue;
 		/* within the limit but past three quarters: now and then */
 		if (bytes > limit ||

@@ -735,7 +735,8 @@ enforce_memory(void)
 		int64		limit = CatalogMemoryLimit(vr->def);
 		int64		bytes = vr->shared->bytes;
 
-		if (bytes <= limit / 4 * 3)
+		/* a view no longer fed (its state cannot be read) holds nothing back */
+		if (vr->dropped || bytes <= limit / 4 * 3)
 			continue;
 		bytes = FlushEvict(vr, limit / 2);
 		if (bytes > limit / 4 * 3 && !flushed)
