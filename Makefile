@@ -35,6 +35,7 @@ OBJS = \
 	src/sources/kafka/consumer.o \
 	src/api/api.o \
 	src/api/stats.o \
+	src/api/convert.o \
 	src/api/ddl.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
 

@@ -53,7 +53,11 @@ extern bool AggIsEmpty(const ViewLayout *layout, const char *block);
 extern void AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 						Datum *value, bool *isnull, bool *overflow);
 
+extern uint32 AggLayoutFingerprint(const ViewLayout *layout);
 extern bytea *AggSerialize(const ViewLayout *layout, const char *block);
+extern bytea *AggSerializeImage(const ViewLayout *layout, const char *block);
+extern const char *AggDecode(const ViewLayout *layout, const bytea *state, char *block,
+							 int *format);
 extern void AggDeserialize(const ViewLayout *layout, const bytea *state,
 						   char *block);
 extern void AggCopyVars(const ViewLayout *layout, char *block);

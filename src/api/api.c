@@ -731,6 +731,14 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 			LWLockAcquire(&sv->lock, LW_SHARED);
 			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
 				(OidIsValid(streams[i]) || sv->applied_lsn >= lsn);
+			/* a view whose state cannot be read is not waited for */
+			if (sv->broken)
+			{
+				LWLockRelease(&sv->lock);
+				StoreReleaseView(sv);
+				done = true;
+				continue;
+			}
 			/* and the dead letters and late events of those changes */
 			sides = done && !OidIsValid(streams[i]) && sv->sides_lsn < lsn;
 			LWLockRelease(&sv->lock);

@@ -225,7 +225,8 @@ flowstate_views(PG_FUNCTION_ARGS)
 			if (status == VIEW_RUNNING || status == VIEW_FULL)
 				status = sv->bytes > DatumGetInt64(values[7]) ? VIEW_FULL : VIEW_RUNNING;
 			/* reads fail while groups are out of range: that first */
-			values[2] = CStringGetTextDatum(sv->overflowed > 0 && status != VIEW_STARTING &&
+			values[2] = CStringGetTextDatum(sv->broken ? "error" :
+											sv->overflowed > 0 && status != VIEW_STARTING &&
 											status != VIEW_BACKFILLING ?
 											"out of range" :
 											status == VIEW_RUNNING && sv->paused ?

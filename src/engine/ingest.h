@@ -129,7 +129,9 @@ typedef struct ViewRuntime
 
 	/* durable state */
 	int64		next_gid;
-	bool		dropped;		/* its state table is gone */
+	bool		dropped;		/* its state table is gone, or holds a state
+								 * that cannot be read (IngestBreakView):
+								 * it is fed no more */
 	bool		rebuild;		/* its source stopped logging old rows */
 
 	/* dead letters and late events not flushed yet */
@@ -183,6 +185,7 @@ extern void IngestSnapshotsEnd(void);
 
 /* merge.c: batches into shared memory */
 extern void IngestLoadState(ViewRuntime *vr);
+extern void IngestBreakView(ViewRuntime *vr, const char *problem);
 extern bool IngestResolve(ViewRuntime *vr);
 extern void IngestLoadGroups(ViewRuntime *vr);
 extern int	IngestComputeMerged(ViewRuntime *vr);

@@ -94,6 +94,11 @@ IngestLoadGroups(ViewRuntime *vr)
 			continue;
 		if (StateLookup(&scan, lg->values, lg->isnull, &row))
 		{
+			if (row.problem)
+			{
+				IngestBreakView(vr, row.problem);
+				break;
+			}
 			lg->entry = add_loaded(vr, lg->hash, &row);
 			if (!DsaPointerIsValid(lg->entry))
 			{
@@ -113,6 +118,29 @@ IngestLoadGroups(ViewRuntime *vr)
 		lg->resolved = true;
 	}
 	StateScanEnd(&scan);
+}
+
+/*
+ * IngestBreakView stops a view whose state table holds a state that cannot
+ * be read (a corrupt row, or one written for another layout): it is fed no
+ * more (dropped), its readers get the error and flowstate.views shows it
+ * (StoreBreakView), while the worker and the other views go on.  Dropping
+ * the view and creating it again makes it exact again.
+ */
+void
+IngestBreakView(ViewRuntime *vr, const char *problem)
+{
+	char	   *message = psprintf("state of continuous view \"%s\" cannot be read: %s",
+								   vr->def->view_name, problem);
+
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("%s", message),
+			 errdetail("The continuous view is no longer maintained; its reads fail."),
+			 errhint("Drop the continuous view with flowstate.drop_view() and create it again.")));
+	vr->dropped = true;
+	StoreBreakView(vr->shared, message);
+	pfree(message);
 }
 
 /*
@@ -144,6 +172,11 @@ IngestLoadState(ViewRuntime *vr)
 	oldcxt = MemoryContextSwitchTo(rowcxt);
 	while (StateScanNext(&scan, &row))
 	{
+		if (row.problem)
+		{
+			IngestBreakView(vr, row.problem);
+			break;
+		}
 		rows++;
 		if (vr->float_sums && AggOverflowed(&vr->def->layout, row.block))
 			overflowed++;
@@ -156,6 +189,8 @@ IngestLoadState(ViewRuntime *vr)
 	MemoryContextSwitchTo(oldcxt);
 	StateScanEnd(&scan);
 	MemoryContextDelete(rowcxt);
+	if (vr->dropped)
+		return;
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	sv->complete = complete;
@@ -290,6 +325,15 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 		bool		need_load = false;
 
 		LWLockAcquire(&sv->lock, LW_SHARED);
+		if (sv->broken)
+		{
+			/* its state cannot be read (IngestBreakView, by any worker) */
+			LWLockRelease(&sv->lock);
+			vr->dropped = true;
+			MemoryContextSwitchTo(oldcxt);
+			IngestBatchReset(vr);
+			return true;
+		}
 		evictions = sv->evictions;
 		for (LocalGroup *lg = vr->first; lg; lg = lg->next)
 		{
@@ -319,6 +363,11 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 						continue;
 					if (StateLookup(&scan, lg->values, lg->isnull, &row))
 					{
+						if (row.problem)
+						{
+							IngestBreakView(vr, row.problem);
+							break;
+						}
 						lg->base = row.block;
 						lg->loaded_gid = row.gid;
 						lg->loaded_tid = row.tid;
@@ -334,6 +383,8 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 			if (own)
 				CommitTransactionCommand();
 			MemoryContextSwitchTo(vr->batch_cxt);
+			if (vr->dropped && sv->broken)
+				continue;		/* broken meanwhile: the batch goes */
 		}
 
 		LWLockAcquire(&sv->lock, LW_EXCLUSIVE);

@@ -346,9 +346,25 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->backfill_rows = sv->backfill_total = 0;
 	sv->flush_count = 0;
 	sv->last_flush_at = 0;
+	sv->broken = false;
 	sv->last_error[0] = '\0';
 	dshash_release_lock(views, sv);
 	return sv;
+}
+
+/*
+ * StoreBreakView marks a view whose state cannot be read (see
+ * IngestBreakView): readers get message as an error and monitoring shows
+ * it until the view is registered again.  Its groups stay (a flush may be
+ * writing them) until the view is unregistered.
+ */
+void
+StoreBreakView(SharedView *sv, const char *message)
+{
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	sv->broken = true;
+	strlcpy(sv->last_error, message, sizeof(sv->last_error));
+	LWLockRelease(&sv->lock);
 }
 
 /*
@@ -1258,6 +1274,18 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 		return NULL;
 
 	LWLockAcquire(&sv->lock, LW_SHARED);
+	if (sv->broken)
+	{
+		char		message[sizeof(sv->last_error)];
+
+		strlcpy(message, sv->last_error, sizeof(message));
+		LWLockRelease(&sv->lock);
+		StoreReleaseView(sv);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s", message),
+				 errhint("Drop the continuous view with flowstate.drop_view() and create it again.")));
+	}
 	visible = sv->base_seq;
 	for (int i = sv->nflushes - 1; i >= 0; i--)
 	{

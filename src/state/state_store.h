@@ -121,6 +121,9 @@ typedef struct SharedView
 	int64		backfill_total;
 	uint64		flush_count;
 	TimestampTz last_flush_at;
+	bool		broken;			/* its state table holds a state that cannot
+								 * be read: neither fed nor read until
+								 * dropped; last_error says why */
 	char		last_error[256];
 } SharedView;
 
@@ -181,6 +184,7 @@ extern void StoreUnregisterView(SharedView *sv);
 extern void StoreForgetDatabase(Oid dboid);
 extern SharedView *StoreFindView(StoreKey key);
 extern void StoreReleaseView(SharedView *sv);
+extern void StoreBreakView(SharedView *sv, const char *message);
 extern int64 StoreTotalBytes(void);
 
 /* the writer, with sv->lock held as noted */

@@ -36,7 +36,9 @@
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -44,6 +46,7 @@
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
@@ -154,6 +157,47 @@ StateTableCreate(const ViewLayout *layout, const char *qualified_name, const cha
 }
 
 /*
+ * Whether the installed extension is older than 0.5.0, whose update
+ * converts the states to format 2 (aggregate_result.c): until then states
+ * are written in format 1, which a library before 0.5.0 reads too.  Asked
+ * with the state table locked, which the conversion locks exclusively, and
+ * of a fresh catalog snapshot (pg_extension has no syscache): a flush after
+ * the conversion sees its commit.
+ */
+static bool
+writes_image(void)
+{
+	static const char *const before[] = {"0.1.0", "0.2.0", "0.3.0", "0.4.0"};
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		image = false;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("flowstate"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		version = heap_getattr(tuple, Anum_pg_extension_extversion,
+										   RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+		{
+			char	   *v = TextDatumGetCString(version);
+
+			for (int i = 0; i < lengthof(before); i++)
+				image |= strcmp(v, before[i]) == 0;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return image;
+}
+
+/*
  * StateWriterBegin prepares to write a state table in the current
  * transaction.  Returns false if the table was dropped meanwhile.
  */
@@ -183,6 +227,7 @@ StateWriterBegin(StateWriter *w, Oid relid)
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->search = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->pruned = InvalidBlockNumber;
+	w->image = writes_image();
 	return true;
 }
 
@@ -243,7 +288,9 @@ StateWriterPut(StateWriter *w, const ViewLayout *layout, FlushItem *item)
 				w->overflows++;
 		}
 		values[ATT_NROWS(layout) - 1] = Int64GetDatum(BLOCK_NROWS(item->block));
-		values[ATT_STATE(layout) - 1] = PointerGetDatum(AggSerialize(layout, item->block));
+		values[ATT_STATE(layout) - 1] = PointerGetDatum(w->image ?
+														AggSerializeImage(layout, item->block) :
+														AggSerialize(layout, item->block));
 		ExecStoreVirtualTuple(slot);
 
 		if (ItemPointerIsValid(&item->tid))
@@ -338,12 +385,13 @@ read_row(StateScan *s, StateRow *row)
 	}
 	GroupKeyDetoast(layout, row->keys, row->keynulls);
 	row->block = palloc(layout->block_size);
-	AggDeserialize(layout, DatumGetByteaPP(slot->tts_values[ATT_STATE(layout) - 1]),
-				   row->block);
+	row->problem = AggDecode(layout, DatumGetByteaPP(slot->tts_values[ATT_STATE(layout) - 1]),
+							 row->block, &row->format);
 }
 
 /*
- * StateScanNext reads the next row of a full scan.
+ * StateScanNext reads the next row of a full scan.  A row whose state
+ * cannot be read (AggDecode) is returned with row->problem set.
  */
 bool
 StateScanNext(StateScan *s, StateRow *row)

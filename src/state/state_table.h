@@ -25,6 +25,9 @@ typedef struct StateRow
 	Datum		keys[FLOWSTATE_MAX_KEYS];
 	bool		keynulls[FLOWSTATE_MAX_KEYS];
 	char	   *block;			/* local form */
+	const char *problem;		/* why its state cannot be read, or NULL
+								 * (its block is then zeroed) */
+	int			format;			/* the format its state was written in */
 } StateRow;
 
 typedef struct StateWriter
@@ -39,6 +42,8 @@ typedef struct StateWriter
 	int64		updated;
 	int64		deleted;
 	int64		overflows;
+	bool		image;			/* writes states in format 1: the extension
+								 * is older than 0.5.0 */
 } StateWriter;
 
 typedef struct StateScan

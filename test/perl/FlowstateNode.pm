@@ -12,7 +12,7 @@ use FindBin;
 use Exporter 'import';
 
 our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
-  install_oracle differences kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed);
+  install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
 sub new_node
@@ -86,6 +86,24 @@ sub differences
 	return $node->safe_psql($db, qq{
 		SELECT CASE WHEN flowstate.wait_for(pg_current_wal_lsn(), '60s')
 		            THEN public.differences('$view') END});
+}
+
+# state_table(node, db, view): the view's state table, qualified
+sub state_table
+{
+	my ($node, $db, $view) = @_;
+	return $node->safe_psql($db, qq{
+		SELECT state_table::regclass FROM flowstate.view WHERE view = '$view'::regclass});
+}
+
+# view_status(node, db, view): 'status / last_error' of the view in
+# flowstate.views
+sub view_status
+{
+	my ($node, $db, $view) = @_;
+	return $node->safe_psql($db, qq{
+		SELECT status || ' / ' || coalesce(last_error, '') FROM flowstate.views
+		 WHERE view = '$view'::regclass});
 }
 
 # kafka_start(): librdkafka's mock cluster (test/kafka_mock); returns a

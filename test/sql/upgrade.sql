@@ -296,3 +296,104 @@ INSERT INTO public.installs SELECT 'updated from 0.2.0', * FROM public.extension
 SELECT * FROM public.differences('updated from 0.2.0');
 DROP TABLE public.installs;
 DROP FUNCTION public.differences(text), public.extension_objects();
+
+-- from 0.2.0 with populated views, tumbling and running: their states were
+-- written in format 1 (the memory image of a group's block, up to 0.4.0);
+-- the update converts them to format 2, and the views stay exact, through
+-- a restart of their worker that reads the converted states back, and
+-- through changes merged into them
+DROP EXTENSION flowstate;
+SELECT wait_for($$
+    SELECT count(*) = 0 FROM pg_stat_activity
+     WHERE backend_type = 'flowstate manager' AND datname = current_database()
+$$) AS manager_gone;
+CREATE EXTENSION flowstate VERSION '0.2.0';
+CREATE TABLE public.readings (id int PRIMARY KEY, k int, ts timestamptz, v int, x float8,
+                              n numeric, note text, ok boolean);
+ALTER TABLE public.readings REPLICA IDENTITY FULL;
+INSERT INTO public.readings
+SELECT i, i % 5, '2026-11-25 10:00+00'::timestamptz + i * interval '7 seconds', i % 13 - 4,
+       i * 0.25, (i % 11) * 1.25, 'n' || (i % 17), i % 3 = 0
+  FROM generate_series(1, 500) AS i;
+SELECT flowstate.create_view('public.readings_minute', $$
+    SELECT flowstate.tumble(ts, '1 minute') AS minute, k, count(*) AS n, sum(v) AS sv,
+           avg(x) AS ax, min(note) AS lo, max(n) AS hi, sum(n) AS sn,
+           min(ts - timestamptz '2026-11-25 00:00+00') AS first_offset
+      FROM public.readings GROUP BY 1, 2$$);
+SELECT flowstate.create_view('public.readings_total', $$
+    SELECT k, count(*) AS n, sum(v) AS sv, var_samp(v) AS vv, sum(x) AS sx, avg(n) AS an,
+           min(ts) AS first, max(note) AS hi, bool_or(ok) AS any_ok, count(n) AS nn
+      FROM public.readings GROUP BY k$$);
+UPDATE public.readings SET v = v + 1, note = note || 'u' WHERE id % 50 = 0;
+DELETE FROM public.readings WHERE id % 97 = 0;
+INSERT INTO public.readings VALUES (501, 7, '2026-11-25 11:00+00', 3, 0.5, NULL, NULL, NULL);
+SELECT flowstate.wait_for();
+SELECT wait_durable() AS durable;
+
+-- states_by_format(): the states of each view's table, by format
+CREATE FUNCTION public.states_by_format()
+RETURNS TABLE (view regclass, format int, states bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT f.view, f.state_table FROM flowstate.view f ORDER BY f.view_id LOOP
+        RETURN QUERY EXECUTE format('SELECT %L::regclass, get_byte(state, 0), count(*)'
+                                    '  FROM %s GROUP BY 2 ORDER BY 2', r.view, r.state_table::regclass);
+    END LOOP;
+END
+$$;
+-- readings_differences(): rows of each view that its batch query does not
+-- return, and the reverse
+CREATE FUNCTION public.readings_differences()
+RETURNS TABLE (view text, differences bigint)
+LANGUAGE sql AS $$
+    WITH batch_minute AS (
+        SELECT flowstate.tumble(ts, '1 minute') AS minute, k, count(*) AS n, sum(v) AS sv,
+               avg(x) AS ax, min(note) AS lo, max(n) AS hi, sum(n) AS sn,
+               min(ts - timestamptz '2026-11-25 00:00+00') AS first_offset
+          FROM public.readings GROUP BY 1, 2
+    ), batch_total AS (
+        SELECT k, count(*) AS n, sum(v) AS sv, var_samp(v) AS vv, sum(x) AS sx, avg(n) AS an,
+               min(ts) AS first, max(note) AS hi, bool_or(ok) AS any_ok, count(n) AS nn
+          FROM public.readings GROUP BY k
+    )
+    SELECT 'readings_minute', count(*)
+      FROM ((TABLE public.readings_minute EXCEPT ALL TABLE batch_minute)
+            UNION ALL (TABLE batch_minute EXCEPT ALL TABLE public.readings_minute)) d
+    UNION ALL
+    SELECT 'readings_total', count(*)
+      FROM ((TABLE public.readings_total EXCEPT ALL TABLE batch_total)
+            UNION ALL (TABLE batch_total EXCEPT ALL TABLE public.readings_total)) d
+$$;
+SELECT * FROM public.states_by_format();
+SELECT * FROM public.readings_differences();
+
+ALTER EXTENSION flowstate UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'flowstate';
+SELECT * FROM public.states_by_format();
+SELECT * FROM public.readings_differences();
+
+-- the decoder restarts and reads the converted states back
+SELECT count(*) AS decoders_stopped FROM pg_stat_activity, pg_terminate_backend(pid)
+ WHERE backend_type = 'flowstate decoder' AND datname = current_database();
+SELECT wait_for($$
+    SELECT count(*) = 2 FROM flowstate.views WHERE status = 'running'
+$$) AS views_running;
+UPDATE public.readings SET v = v - 2, x = x + 1, n = n * 2, note = 'm' || note WHERE id % 7 = 0;
+DELETE FROM public.readings WHERE id % 45 = 0;
+INSERT INTO public.readings
+SELECT i, i % 6, '2026-11-25 10:30+00'::timestamptz + i * interval '3 seconds', i % 9,
+       i * 0.5, i * 0.125, 'z' || i, i % 2 = 0
+  FROM generate_series(502, 600) AS i;
+SELECT flowstate.wait_for();
+SELECT wait_durable() AS durable;
+SELECT * FROM public.readings_differences();
+SELECT * FROM public.states_by_format();
+SELECT view, status, last_error FROM flowstate.views ORDER BY view::text;
+SELECT wait_for($$
+    SELECT count(*) = 1 FROM flowstate.workers
+     WHERE kind = 'decoder' AND datname = current_database() AND state = 'running'
+$$) AS decoder_running;
+DROP TABLE public.readings CASCADE;
+DROP FUNCTION public.states_by_format(), public.readings_differences();
