@@ -29,6 +29,7 @@ OBJS = \
 	src/sources/kafka/consumer.o \
 	src/api/api.o \
 	src/api/partial_state.o \
+	src/api/read_filter.o \
 	src/api/stats.o \
 	src/api/ddl.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"

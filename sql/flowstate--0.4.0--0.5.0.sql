@@ -70,12 +70,31 @@ AS 'MODULE_PATHNAME', 'flowstate_unflushed_states';
 COMMENT ON FUNCTION flowstate.unflushed_states(regclass) IS
 'keys of the groups of a continuous view whose newest state is in shared memory only (used by the views)';
 
-CREATE FUNCTION flowstate.unflushed_aggregates(state_table regclass, i integer)
+-- the same, for a read with conditions on every key but the window: the
+-- values of those keys follow (passed by the planner, see read_filter.c)
+
+CREATE FUNCTION flowstate.durable(state_table regclass, gid bigint, VARIADIC keys "any")
+RETURNS boolean
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'flowstate_durable';
+
+COMMENT ON FUNCTION flowstate.durable(regclass, bigint, "any") IS
+'whether a row of a state table is the newest state of its group the reader sees, for the given keys (used by the views)';
+
+CREATE FUNCTION flowstate.unflushed_states(state_table regclass, VARIADIC keys "any")
+RETURNS SETOF record
+LANGUAGE C STABLE ROWS 10
+AS 'MODULE_PATHNAME', 'flowstate_unflushed_states';
+
+COMMENT ON FUNCTION flowstate.unflushed_states(regclass, "any") IS
+'keys of the groups of a continuous view with the given keys whose newest state is in shared memory only (used by the views)';
+
+CREATE FUNCTION flowstate.unflushed_aggregates(state_table regclass, i bigint)
 RETURNS record
 LANGUAGE C STABLE STRICT
 AS 'MODULE_PATHNAME', 'flowstate_unflushed_aggregates';
 
-COMMENT ON FUNCTION flowstate.unflushed_aggregates(regclass, integer) IS
+COMMENT ON FUNCTION flowstate.unflushed_aggregates(regclass, bigint) IS
 'the aggregates of one group of flowstate.unflushed_states() (used by the views)';
 
 COMMENT ON FUNCTION flowstate.unflushed(regclass) IS

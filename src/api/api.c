@@ -881,14 +881,18 @@ typedef struct CachedCapture
 {
 	MemoryContext scope;
 	Oid			relid;
+	bool		filtered;		/* the groups of part_hash only */
+	uint32		part_hash;
 	Capture    *cap;
 	bool		checked;		/* the reader's rights were checked */
+	int32		number;			/* the capture's number in the backend */
 	int64	   *gids;			/* open addressing, 0 for empty; NULL until built */
 	uint32		gid_mask;
 	struct CachedCapture *next;
 } CachedCapture;
 
 static CachedCapture *captures = NULL;
+static int32 last_number = 0;
 
 static void
 forget_captures(void *arg)
@@ -905,24 +909,42 @@ forget_captures(void *arg)
 	}
 }
 
+/*
+ * A query that reads the groups of one key (but the window) captures those
+ * only (part_hash, see read_filter.c), unless it has captured all groups
+ * already.  A transaction snapshot captures all groups once: its reads
+ * repeat.
+ */
 static CachedCapture *
-capture_for(Oid relid, MemoryContext query_cxt)
+capture_for(Oid relid, MemoryContext query_cxt, const uint32 *part_hash)
 {
 	MemoryContext scope = IsolationUsesXactSnapshot() ? TopTransactionContext : query_cxt;
 	CachedCapture *cc;
+	CachedCapture *all = NULL;
 	MemoryContext oldcxt;
 	StoreKey	key = {MyDatabaseId, relid};
 	bool		scope_known = false;
 
+	if (IsolationUsesXactSnapshot())
+		part_hash = NULL;
+	/*
+	 * The same capture for every call of one read: the one of its part
+	 * hash if there is one, else one of all groups, else a new one.
+	 */
 	for (cc = captures; cc; cc = cc->next)
 	{
-		if (cc->scope == scope)
-		{
-			scope_known = true;
-			if (cc->relid == relid)
-				return cc;
-		}
+		if (cc->scope != scope)
+			continue;
+		scope_known = true;
+		if (cc->relid != relid)
+			continue;
+		if (part_hash != NULL && cc->filtered && cc->part_hash == *part_hash)
+			return cc;
+		if (!cc->filtered || cc->cap == NULL || !cc->cap->partial)
+			all = cc;
 	}
+	if (all != NULL)
+		return all;
 
 	oldcxt = MemoryContextSwitchTo(scope);
 	if (!scope_known)
@@ -936,7 +958,10 @@ capture_for(Oid relid, MemoryContext query_cxt)
 	cc = palloc0(sizeof(CachedCapture));
 	cc->scope = scope;
 	cc->relid = relid;
-	cc->cap = StoreCapture(key, GetActiveSnapshot());
+	cc->filtered = (part_hash != NULL);
+	cc->part_hash = part_hash ? *part_hash : 0;
+	cc->cap = StoreCapture(key, GetActiveSnapshot(), part_hash);
+	cc->number = ++last_number;
 	cc->next = captures;
 	captures = cc;
 	MemoryContextSwitchTo(oldcxt);
@@ -960,14 +985,15 @@ ApiCheckReader(Oid view_relid, Oid state_relid, Oid def_relid)
 
 /*
  * ApiCapture returns the groups of the continuous view whose state table is
- * relid that the reader's snapshot takes from shared memory, once the
+ * relid that the reader's snapshot takes from shared memory (with
+ * part_hash, at least those whose keys but the window hash to it), once the
  * reader's rights are checked; NULL if the view has no writer (the state
  * table holds it all).
  */
 Capture *
-ApiCapture(Oid relid, MemoryContext query_cxt)
+ApiCapture(Oid relid, MemoryContext query_cxt, const uint32 *part_hash)
 {
-	CachedCapture *cc = capture_for(relid, query_cxt);
+	CachedCapture *cc = capture_for(relid, query_cxt, part_hash);
 	Capture    *cap = cc->cap;
 
 	if (cap == NULL || cc->checked)
@@ -998,6 +1024,40 @@ ApiCapture(Oid relid, MemoryContext query_cxt)
 	return cap;
 }
 
+/* The cached capture that is cap. */
+static CachedCapture *
+cached(Capture *cap)
+{
+	for (CachedCapture *cc = captures; cc; cc = cc->next)
+		if (cc->cap == cap)
+			return cc;
+	elog(ERROR, "flowstate capture not found");
+	return NULL;
+}
+
+/*
+ * ApiCaptureNumber numbers a capture, so that a later call of the same
+ * query finds it (ApiCaptureNumbered).
+ */
+int32
+ApiCaptureNumber(Capture *cap)
+{
+	return cached(cap)->number;
+}
+
+/*
+ * ApiCaptureNumbered returns the capture of that number the caller's query
+ * (or transaction) holds, NULL if none.
+ */
+Capture *
+ApiCaptureNumbered(int32 number)
+{
+	for (CachedCapture *cc = captures; cc; cc = cc->next)
+		if (cc->number == number)
+			return cc->checked ? cc->cap : NULL;
+	return NULL;
+}
+
 static inline uint32
 gid_slot(int64 gid, uint32 mask)
 {
@@ -1011,14 +1071,9 @@ gid_slot(int64 gid, uint32 mask)
 bool
 ApiCaptureHolds(Capture *cap, int64 gid)
 {
-	CachedCapture *cc;
+	CachedCapture *cc = cached(cap);
 	uint32		i;
 
-	for (cc = captures; cc; cc = cc->next)
-		if (cc->cap == cap)
-			break;
-	if (cc == NULL)
-		elog(ERROR, "flowstate capture not found");
 	if (cc->gids == NULL)
 	{
 		uint32		size = 16;
@@ -1063,7 +1118,7 @@ flowstate_unflushed(PG_FUNCTION_ARGS)
 	int			natts;
 
 	InitMaterializedSRF(fcinfo, 0);
-	cap = ApiCapture(relid, fcinfo->flinfo->fn_mcxt);
+	cap = ApiCapture(relid, fcinfo->flinfo->fn_mcxt, NULL);
 	if (cap == NULL)
 		PG_RETURN_NULL();
 

@@ -333,7 +333,7 @@ unwrap_state(ViewInfo *info, bytea *state, char *block)
 static Capture *
 checked_capture(FunctionCallInfo fcinfo, Oid state_relid, ViewInfo *info)
 {
-	Capture    *cap = ApiCapture(state_relid, fcinfo->flinfo->fn_mcxt);
+	Capture    *cap = ApiCapture(state_relid, fcinfo->flinfo->fn_mcxt, NULL);
 
 	if (cap != NULL && info != NULL &&
 		memcmp(&cap->layout, &info->def.layout, sizeof(ViewLayout)) != 0)
@@ -343,16 +343,79 @@ checked_capture(FunctionCallInfo fcinfo, Oid state_relid, ViewInfo *info)
 }
 
 /*
- * flowstate_durable(state_table, gid) tells whether a row of a state table
- * is the newest state of its group that the caller's snapshot sees: shared
- * memory holds no newer one, and no TRUNCATE the snapshot does not see
- * flushed empties the table.
+ * The key conditions a read passes after the first arguments of
+ * flowstate.durable() and flowstate.unflushed_states() (read_filter.c): the
+ * values of the view's keys but the window, in key order.  Sets *hash to
+ * their part hash and returns true; false without conditions.  *none is set
+ * when a value is NULL: no group has it.
+ */
+static bool
+key_filter(FunctionCallInfo fcinfo, int first, Oid state_relid, uint32 *hash, bool *none)
+{
+	ViewLayout *layout = fcinfo->flinfo->fn_extra;
+	Datum		values[FLOWSTATE_MAX_KEYS];
+	bool		isnull[FLOWSTATE_MAX_KEYS];
+	int			arg = first;
+
+	*none = false;
+	if (PG_NARGS() <= first)
+		return false;
+	if (layout == NULL)
+	{
+		StoreKey	key = {MyDatabaseId, state_relid};
+
+		layout = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ViewLayout));
+		if (!StoreViewLayout(key, layout))
+			return false;		/* no writer: nothing in shared memory */
+		fcinfo->flinfo->fn_extra = layout;
+	}
+	if (!GroupKeyPartIndexable(layout))
+		return false;
+	for (int i = 0; i < layout->nkeys; i++)
+	{
+		const KeySpec *k = &layout->keys[i];
+
+		isnull[i] = true;
+		values[i] = (Datum) 0;
+		if (k->is_window)
+			continue;
+		if (arg >= PG_NARGS())
+			elog(ERROR, "flowstate key condition without a value for key %d", i + 1);
+		if (get_typlen(get_fn_expr_argtype(fcinfo->flinfo, arg)) != k->typlen)
+			elog(ERROR, "flowstate key condition of another type than key %d", i + 1);
+		if (PG_ARGISNULL(arg))
+			*none = true;
+		else
+		{
+			isnull[i] = false;
+			values[i] = k->typlen == -1 ?
+				PointerGetDatum(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(arg))) :
+				PG_GETARG_DATUM(arg);
+		}
+		arg++;
+	}
+	*hash = GroupKeyPartHash(layout, values, isnull);
+	return true;
+}
+
+/*
+ * flowstate_durable(state_table, gid [, keys...]) tells whether a row of a
+ * state table is the newest state of its group that the caller's snapshot
+ * sees: shared memory holds no newer one, and no TRUNCATE the snapshot does
+ * not see flushed empties the table.  With the values of the keys but the
+ * window (read_filter.c), for rows of those keys only.
  */
 Datum
 flowstate_durable(PG_FUNCTION_ARGS)
 {
-	Capture    *cap = ApiCapture(PG_GETARG_OID(0), fcinfo->flinfo->fn_mcxt);
+	uint32		hash;
+	bool		none;
+	bool		filtered = key_filter(fcinfo, 2, PG_GETARG_OID(0), &hash, &none);
+	Capture    *cap;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || none)
+		PG_RETURN_BOOL(true);	/* a condition fails already */
+	cap = ApiCapture(PG_GETARG_OID(0), fcinfo->flinfo->fn_mcxt, filtered ? &hash : NULL);
 	if (cap == NULL)
 		PG_RETURN_BOOL(true);
 	if (cap->hide_table)
@@ -361,15 +424,17 @@ flowstate_durable(PG_FUNCTION_ARGS)
 }
 
 /*
- * flowstate_unflushed_states(state_table) returns the groups of a
- * continuous view whose newest state the caller's snapshot does not see in
- * its state table: gid, live, keys k1..kn, and the group's place in the
- * caller's capture, for flowstate.unflushed_aggregates().
+ * flowstate_unflushed_states(state_table [, keys...]) returns the groups of
+ * a continuous view whose newest state the caller's snapshot does not see
+ * in its state table: gid, live, keys k1..kn, and the group's place in the
+ * caller's capture, for flowstate.unflushed_aggregates().  With the values
+ * of the keys but the window (read_filter.c), at least the groups of those
+ * keys (the caller's condition picks them), found by them.
  */
 Datum
 flowstate_unflushed_states(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
+	Oid			relid;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Capture    *cap;
 	const ViewLayout *layout;
@@ -377,9 +442,19 @@ flowstate_unflushed_states(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 	int			natts;
+	uint32		hash;
+	bool		none;
+	bool		filtered;
+	int32		number;
 
 	InitMaterializedSRF(fcinfo, 0);
-	cap = ApiCapture(relid, fcinfo->flinfo->fn_mcxt);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	relid = PG_GETARG_OID(0);
+	filtered = key_filter(fcinfo, 1, relid, &hash, &none);
+	if (none)
+		PG_RETURN_NULL();
+	cap = ApiCapture(relid, fcinfo->flinfo->fn_mcxt, filtered ? &hash : NULL);
 	if (cap == NULL)
 		PG_RETURN_NULL();
 
@@ -394,6 +469,7 @@ flowstate_unflushed_states(PG_FUNCTION_ARGS)
 				 errhint("Read the continuous view itself, or flowstate.partial_states().")));
 	values = palloc(sizeof(Datum) * natts);
 	nulls = palloc(sizeof(bool) * natts);
+	number = ApiCaptureNumber(cap);
 	for (int i = 0; i < cap->n; i++)
 	{
 		memset(nulls, false, sizeof(bool) * natts);
@@ -401,7 +477,7 @@ flowstate_unflushed_states(PG_FUNCTION_ARGS)
 		nulls[0] = (cap->gid[i] == 0);
 		values[1] = BoolGetDatum(cap->live[i]);
 		GroupKeyRead(layout, cap->key[i], values + 2, nulls + 2);
-		values[natts - 1] = Int32GetDatum(i);
+		values[natts - 1] = Int64GetDatum(((int64) number << 32) | i);
 		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
 	}
 	return (Datum) 0;
@@ -409,14 +485,14 @@ flowstate_unflushed_states(PG_FUNCTION_ARGS)
 
 /*
  * flowstate_unflushed_aggregates(state_table, i) returns the aggregates
- * a1..am of group i of the caller's capture (flowstate.unflushed_states),
- * finalized.
+ * a1..am of group i of flowstate.unflushed_states() (the number of the
+ * caller's capture, and the group's place in it), finalized.
  */
 Datum
 flowstate_unflushed_aggregates(PG_FUNCTION_ARGS)
 {
-	Capture    *cap = ApiCapture(PG_GETARG_OID(0), fcinfo->flinfo->fn_mcxt);
-	int32		i = PG_GETARG_INT32(1);
+	Capture    *cap = ApiCaptureNumbered((int32) (PG_GETARG_INT64(1) >> 32));
+	int64		i = PG_GETARG_INT64(1) & 0xFFFFFFFF;
 	TupleDesc	desc = fcinfo->flinfo->fn_extra;
 	const ViewLayout *layout;
 	Datum		values[FLOWSTATE_MAX_AGGS];
@@ -425,7 +501,7 @@ flowstate_unflushed_aggregates(PG_FUNCTION_ARGS)
 	if (cap == NULL || i < 0 || i >= cap->n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("no group %d in the shared memory this query reads", i),
+				 errmsg("no group " INT64_FORMAT " in the shared memory this query reads", PG_GETARG_INT64(1)),
 				 errhint("Read the continuous view itself, or flowstate.partial_states().")));
 	layout = &cap->layout;
 	if (desc == NULL)

@@ -716,7 +716,7 @@ append_unflushed_states(StringInfo buf, ViewDef *def, const char *state_table)
 		snprintf(name, sizeof(name), "k%d", i + 1);
 		StateAppendColumn(buf, ", ", name, k->type, k->typmod, k->collation);
 	}
-	appendStringInfoString(buf, ", i integer)");
+	appendStringInfoString(buf, ", i bigint)");
 	if (def->layout.naggs == 0)
 		return;
 	appendStringInfo(buf, "\n          CROSS JOIN LATERAL flowstate.unflushed_aggregates(%s::regclass, u.i) AS f(",
