@@ -2,7 +2,10 @@
  *
  * api.c
  *	  The SQL functions of continuous views: create_view, drop_view,
- *	  wait_for, and unflushed, which the views themselves call.
+ *	  wait_for, rewrite_view (ALTER EXTENSION UPDATE), and what readers
+ *	  take from shared memory: their captures, kept for their snapshot, and
+ *	  unflushed, which the views of versions before 0.5.0 call
+ *	  (partial_state.c has what the views of 0.5.0 call).
  *
  * Anatomy of a continuous view (all created by create_view, in the
  * caller's transaction):
