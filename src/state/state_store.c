@@ -29,6 +29,13 @@
  * A batch is written whole or not at all: the memory of all its groups is
  * allocated first (StorePrepare), then they change (StoreFinish).
  *
+ * In a view with a window and other keys that compare by their bytes
+ * (part_index), each group is also chained by the hash of its keys but the
+ * window (part_hash, part_next; the second half of the bucket array), so
+ * that a reader of one key's windows copies those groups only
+ * (StoreCapture with a part hash).  The chains change with the groups,
+ * under the same lock.
+ *
  * Locking protocol
  *
  *	- The dshash table of views has its own partition locks.  A reader holds
@@ -37,7 +44,7 @@
  *	  vanish under a reader.  Registering a view (re)initialises it under the
  *	  exclusive partition lock.
  *	- SharedView.lock guards every other field of a SharedView and every
- *	  StoreEntry and var chunk of the view.  The view's writer (the decoding
+ *	  StoreEntry (its chains included) and var chunk of the view.  The view's writer (the decoding
  *	  worker of its database) takes it exclusive to change groups, to begin
  *	  and end a flush and to evict; readers and monitoring take it shared.
  *	  The writer may read its own view's groups under a shared lock.
@@ -237,6 +244,9 @@ part_link(SharedView *sv, dsa_pointer dp, StoreEntry *e, dsa_pointer *buckets, u
 	dsa_pointer *chain = &buckets[n + (e->part_hash & (n - 1))];
 
 	e->part_next = *chain;
+	e->part_prev = InvalidDsaPointer;
+	if (DsaPointerIsValid(*chain))
+		entry_at(*chain)->part_prev = dp;
 	*chain = dp;
 }
 
@@ -1030,12 +1040,13 @@ bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 	*link = e->bucket_next;
 	if (!sv->part_index)
 		return;
-	link = &bucket_array(sv)[sv->nbuckets + (e->part_hash & (sv->nbuckets - 1))];
-	while (DsaPointerIsValid(*link) && *link != dp)
-		link = &entry_at(*link)->part_next;
-	if (!DsaPointerIsValid(*link))
-		elog(ERROR, "flowstate group missing from its bucket");
-	*link = e->part_next;
+	/* a key's windows may be many: this chain is doubly linked */
+	if (DsaPointerIsValid(e->part_prev))
+		entry_at(e->part_prev)->part_next = e->part_next;
+	else
+		bucket_array(sv)[sv->nbuckets + (e->part_hash & (sv->nbuckets - 1))] = e->part_next;
+	if (DsaPointerIsValid(e->part_next))
+		entry_at(e->part_next)->part_prev = e->part_prev;
 }
 
 /*
@@ -1314,9 +1325,9 @@ StoreCapture(StoreKey key, Snapshot snapshot, const uint32 *part_hash)
 
 	if (sv == NULL)
 		return NULL;
-	first = sv->head;
 
 	LWLockAcquire(&sv->lock, LW_SHARED);
+	first = sv->head;
 	visible = sv->base_seq;
 	for (int i = sv->nflushes - 1; i >= 0; i--)
 	{

@@ -54,8 +54,9 @@ typedef struct StoreEntry
 	int64		gid;			/* its row in the state table; 0 if none yet */
 	ItemPointerData tid;		/* that row's current version */
 	uint32		hash;
-	dsa_pointer part_next;		/* the groups of its keys but the window */
 	uint32		part_hash;		/* GroupKeyPartHash, if the view has part_index */
+	dsa_pointer part_next;		/* the groups of its keys but the window */
+	dsa_pointer part_prev;
 	uint16		keylen;
 	bool		live;			/* has rows (or the view has no GROUP BY) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
