@@ -34,6 +34,8 @@ OBJS = \
 	src/sources/kafka/fdw.o \
 	src/sources/kafka/consumer.o \
 	src/api/api.o \
+	src/api/partial_state.o \
+	src/api/read_filter.o \
 	src/api/stats.o \
 	src/api/convert.o \
 	src/api/ddl.o
@@ -56,7 +58,7 @@ with_llvm = no
 # pg_regress: test/sql/*.sql, outputs in test/expected/; one throwaway
 # preloaded server (test/flowstate.conf)
 REGRESS = setup catalog workers window_tumbling views views_errors views_side views_wait \
-	views_overflow security oracle views_partitioned \
+	views_overflow security oracle partial_states views_partitioned \
 	kafka_options upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 

@@ -14,6 +14,7 @@
 #include "miscadmin.h"
 
 #include "api/ddl.h"
+#include "api/read_filter.h"
 #include "guc.h"
 #include "workers/launcher.h"
 #include "fs_catalog/partition.h"
@@ -38,6 +39,7 @@ _PG_init(void)
 	GucInit();
 	ShmemInit();
 	DdlInit();
+	ReadFilterInit();
 	PartitionInit();
 
 	/* pg_upgrade's servers must not run workers */

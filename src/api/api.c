@@ -2,7 +2,10 @@
  *
  * api.c
  *	  The SQL functions of continuous views: create_view, drop_view,
- *	  wait_for, and unflushed, which the views themselves call.
+ *	  wait_for, rewrite_view (ALTER EXTENSION UPDATE), and what readers
+ *	  take from shared memory: their captures, kept for their snapshot, and
+ *	  unflushed, which the views of versions before 0.5.0 call
+ *	  (partial_state.c has what the views of 0.5.0 call).
  *
  * Anatomy of a continuous view (all created by create_view, in the
  * caller's transaction):
@@ -25,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -44,6 +48,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -68,6 +73,7 @@
 #include "state/state_store.h"
 #include "sources/kafka/stream.h"
 #include "state/state_table.h"
+#include "api/api.h"
 
 extern PGDLLEXPORT Datum flowstate_create_view(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_create_view);
@@ -79,6 +85,8 @@ extern PGDLLEXPORT Datum flowstate_unflushed(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_unflushed);
 extern PGDLLEXPORT Datum flowstate_on_sql_drop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_on_sql_drop);
+extern PGDLLEXPORT Datum flowstate_rewrite_view(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_rewrite_view);
 
 /* This transaction changed the views of its database: tell the workers at commit. */
 static bool views_changed = false;
@@ -240,6 +248,19 @@ depend_on_extension(Oid relid)
 }
 
 /*
+ * Whether the SQL objects of 0.5.0 are there: the views read partial states
+ * (QueryViewSql).  Before ALTER EXTENSION UPDATE, new views are written as
+ * the older ones, and the update rewrites them all (flowstate_rewrite_view).
+ */
+static bool
+partial_states_installed(void)
+{
+	return OidIsValid(LookupFuncName(list_make2(makeString("flowstate"),
+												makeString("unflushed_states")),
+									 1, (Oid[]) {REGCLASSOID}, true));
+}
+
+/*
  * flowstate_create_view creates a continuous view (see the file header).
  */
 Datum
@@ -385,7 +406,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE VIEW %s AS %s",
 					 quote_qualified_identifier(get_namespace_name(nspid), rv->relname),
-					 QueryViewSql(&def, state_qualified));
+					 QueryViewSql(&def, state_qualified, partial_states_installed()));
 	spi_exec(sql.data, SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	def.view_relid = get_relname_relid(rv->relname, nspid);
@@ -466,6 +487,82 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	(void) watermark_delay;
 	note_views_changed();
 	PG_RETURN_OID(def.view_relid);
+}
+
+/*
+ * flowstate_rewrite_view writes the query of a continuous view again, as
+ * create_view writes it now: ALTER EXTENSION UPDATE calls it for each view.
+ * The view keeps its relation, owner, privileges and columns; its query's
+ * dependencies are recorded anew.  (CREATE OR REPLACE VIEW would make the
+ * view a member of the extension, which PostgreSQL refuses in an update.)
+ */
+Datum
+flowstate_rewrite_view(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			type = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	ViewDef		def;
+	Query	   *query;
+	Query	   *view_query;
+	RawStmt    *raw;
+	char	   *sql;
+	char	   *state_qualified;
+	Relation	rel;
+	int			nest;
+	bool		isnull;
+
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, get_rel_name(relid));
+	memset(&def, 0, sizeof(def));
+	nest = SecurityRestrictSearchPath();
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT definition::pg_catalog.oid, state_table::pg_catalog.oid"
+							  "  FROM flowstate.view WHERE view = $1",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a continuous view", get_rel_name(relid)),
+				 errhint("Pass a view made by flowstate.create_view().")));
+	def.def_relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	def.state_relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+
+	query = QueryOfDefinition(def.def_relid);
+	if (query == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the definition of continuous view \"%s\" is missing", get_rel_name(relid)),
+				 errhint("Drop the continuous view and create it again.")));
+	QueryDescribe(query, &def);
+	state_qualified = quote_qualified_identifier("flowstate", get_rel_name(def.state_relid));
+	sql = QueryViewSql(&def, state_qualified, partial_states_installed());
+
+	/* the same columns, or the view's readers would see another relation */
+	view_query = QueryParse(sql, &raw);
+	rel = relation_open(relid, AccessExclusiveLock);
+	if (list_length(view_query->targetList) != RelationGetDescr(rel)->natts)
+		elog(ERROR, "the query of continuous view \"%s\" has other columns", get_rel_name(relid));
+	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
+	{
+		TargetEntry *tle = list_nth(view_query->targetList, i);
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+		if (exprType((Node *) tle->expr) != att->atttypid)
+			elog(ERROR, "the query of continuous view \"%s\" has other columns",
+				 get_rel_name(relid));
+		/* the view keeps its column names */
+		tle->resname = pstrdup(NameStr(att->attname));
+	}
+	relation_close(rel, NoLock);
+	StoreViewQuery(relid, view_query, true);
+	CommandCounterIncrement();
+	SecurityRestoreSearchPath(nest);
+	PG_RETURN_VOID();
 }
 
 /* The id of the continuous view that is relation relid, or -1. */
@@ -788,17 +885,25 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
  * Captures are kept for as long as the reader's snapshot: one query in READ
  * COMMITTED (the function's per-query memory), the whole transaction in
  * REPEATABLE READ and SERIALIZABLE.  All calls of one query therefore see
- * shared memory as of one instant.
+ * shared memory as of one instant.  The row ids of the captured groups are
+ * hashed on first need (ApiCaptureHolds).
  */
 typedef struct CachedCapture
 {
 	MemoryContext scope;
 	Oid			relid;
+	bool		filtered;		/* the groups of part_hash only */
+	uint32		part_hash;
 	Capture    *cap;
+	bool		checked;		/* the reader's rights were checked */
+	int32		number;			/* the capture's number in the backend */
+	int64	   *gids;			/* open addressing, 0 for empty; NULL until built */
+	uint32		gid_mask;
 	struct CachedCapture *next;
 } CachedCapture;
 
 static CachedCapture *captures = NULL;
+static int32 last_number = 0;
 
 static void
 forget_captures(void *arg)
@@ -815,24 +920,42 @@ forget_captures(void *arg)
 	}
 }
 
-static Capture *
-capture_for(Oid relid, MemoryContext query_cxt)
+/*
+ * A query that reads the groups of one key (but the window) captures those
+ * only (part_hash, see read_filter.c), unless it has captured all groups
+ * already.  A transaction snapshot captures all groups once: its reads
+ * repeat.
+ */
+static CachedCapture *
+capture_for(Oid relid, MemoryContext query_cxt, const uint32 *part_hash)
 {
 	MemoryContext scope = IsolationUsesXactSnapshot() ? TopTransactionContext : query_cxt;
 	CachedCapture *cc;
+	CachedCapture *all = NULL;
 	MemoryContext oldcxt;
 	StoreKey	key = {MyDatabaseId, relid};
 	bool		scope_known = false;
 
+	if (IsolationUsesXactSnapshot())
+		part_hash = NULL;
+	/*
+	 * The same capture for every call of one read: the one of its part
+	 * hash if there is one, else one of all groups, else a new one.
+	 */
 	for (cc = captures; cc; cc = cc->next)
 	{
-		if (cc->scope == scope)
-		{
-			scope_known = true;
-			if (cc->relid == relid)
-				return cc->cap;
-		}
+		if (cc->scope != scope)
+			continue;
+		scope_known = true;
+		if (cc->relid != relid)
+			continue;
+		if (part_hash != NULL && cc->filtered && cc->part_hash == *part_hash)
+			return cc;
+		if (!cc->filtered || cc->cap == NULL || !cc->cap->partial)
+			all = cc;
 	}
+	if (all != NULL)
+		return all;
 
 	oldcxt = MemoryContextSwitchTo(scope);
 	if (!scope_known)
@@ -843,44 +966,51 @@ capture_for(Oid relid, MemoryContext query_cxt)
 		cb->arg = scope;
 		MemoryContextRegisterResetCallback(scope, cb);
 	}
-	cc = palloc(sizeof(CachedCapture));
+	cc = palloc0(sizeof(CachedCapture));
 	cc->scope = scope;
 	cc->relid = relid;
-	cc->cap = StoreCapture(key, GetActiveSnapshot());
+	cc->filtered = (part_hash != NULL);
+	cc->part_hash = part_hash ? *part_hash : 0;
+	cc->cap = StoreCapture(key, GetActiveSnapshot(), part_hash);
+	cc->number = ++last_number;
 	cc->next = captures;
 	captures = cc;
 	MemoryContextSwitchTo(oldcxt);
-	return cc->cap;
+	return cc;
 }
 
 /*
- * flowstate_unflushed returns the groups of a continuous view whose newest
- * state the caller's snapshot does not see in its state table: gid, live,
- * keys k1..kn, aggregates a1..am.  A row with gid -1 says that every row of
- * the state table is gone (the source was truncated).
+ * ApiCheckReader refuses a reader of a continuous view who may not read it
+ * (SELECT on the view, or on its state table), or whose view's owner may no
+ * longer read its source.
  */
-Datum
-flowstate_unflushed(PG_FUNCTION_ARGS)
+void
+ApiCheckReader(Oid view_relid, Oid state_relid, Oid def_relid)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Capture    *cap;
-	const ViewLayout *layout;
-	TupleDesc	desc;
-	Datum	   *values;
-	bool	   *nulls;
-	int			natts;
-
-	InitMaterializedSRF(fcinfo, 0);
-	cap = capture_for(relid, fcinfo->flinfo->fn_mcxt);
-	if (cap == NULL)
-		PG_RETURN_NULL();
-
-	if (pg_class_aclcheck(cap->view_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(cap->view_relid));
+	if (pg_class_aclcheck(view_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_class_aclcheck(state_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_VIEW, get_rel_name(view_relid));
 	/* served only while the view's owner may read its source */
-	(void) SecurityCheckViewRights(cap->view_relid, cap->def_relid);
+	(void) SecurityCheckViewRights(view_relid, def_relid);
+}
+
+/*
+ * ApiCapture returns the groups of the continuous view whose state table is
+ * relid that the reader's snapshot takes from shared memory (with
+ * part_hash, at least those whose keys but the window hash to it), once the
+ * reader's rights are checked; NULL if the view has no writer (the state
+ * table holds it all).
+ */
+Capture *
+ApiCapture(Oid relid, MemoryContext query_cxt, const uint32 *part_hash)
+{
+	CachedCapture *cc = capture_for(relid, query_cxt, part_hash);
+	Capture    *cap = cc->cap;
+
+	if (cap == NULL || cc->checked)
+		return cap;
+
+	ApiCheckReader(cap->view_relid, relid, cap->def_relid);
 
 	if (cap->too_old)
 		ereport(ERROR,
@@ -901,6 +1031,107 @@ flowstate_unflushed(PG_FUNCTION_ARGS)
 						   get_rel_name(cap->view_relid),
 						   cap->overflowed == 1 ? "has" : "have"),
 				 errhint("Correct or delete the source rows whose sum overflows; the view reads again once no group is out of range.")));
+	cc->checked = true;
+	return cap;
+}
+
+/* The cached capture that is cap. */
+static CachedCapture *
+cached(Capture *cap)
+{
+	for (CachedCapture *cc = captures; cc; cc = cc->next)
+		if (cc->cap == cap)
+			return cc;
+	elog(ERROR, "flowstate capture not found");
+	return NULL;
+}
+
+/*
+ * ApiCaptureNumber numbers a capture, so that a later call of the same
+ * query finds it (ApiCaptureNumbered).
+ */
+int32
+ApiCaptureNumber(Capture *cap)
+{
+	return cached(cap)->number;
+}
+
+/*
+ * ApiCaptureNumbered returns the capture of that number the caller's query
+ * (or transaction) holds, NULL if none.
+ */
+Capture *
+ApiCaptureNumbered(int32 number)
+{
+	for (CachedCapture *cc = captures; cc; cc = cc->next)
+		if (cc->number == number)
+			return cc->checked ? cc->cap : NULL;
+	return NULL;
+}
+
+static inline uint32
+gid_slot(int64 gid, uint32 mask)
+{
+	return (uint32) (((uint64) gid * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) & mask;
+}
+
+/*
+ * ApiCaptureHolds tells whether a capture holds the group whose state
+ * table row is gid.
+ */
+bool
+ApiCaptureHolds(Capture *cap, int64 gid)
+{
+	CachedCapture *cc = cached(cap);
+	uint32		i;
+
+	if (cc->gids == NULL)
+	{
+		uint32		size = 16;
+
+		while (size < (uint32) cap->n * 2)
+			size <<= 1;
+		cc->gids = MemoryContextAllocZero(cc->scope, sizeof(int64) * size);
+		cc->gid_mask = size - 1;
+		for (int n = 0; n < cap->n; n++)
+		{
+			if (cap->gid[n] <= 0)
+				continue;
+			for (i = gid_slot(cap->gid[n], cc->gid_mask); cc->gids[i] != 0;
+				 i = (i + 1) & cc->gid_mask)
+				;
+			cc->gids[i] = cap->gid[n];
+		}
+	}
+	for (i = gid_slot(gid, cc->gid_mask); cc->gids[i] != 0; i = (i + 1) & cc->gid_mask)
+		if (cc->gids[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * flowstate_unflushed returns the groups of a continuous view whose newest
+ * state the caller's snapshot does not see in its state table: gid, live,
+ * keys k1..kn, aggregates a1..am.  A row with gid -1 says that every row of
+ * the state table is gone (the source was truncated).  The views of
+ * versions before 0.5.0 read it; theirs read flowstate.unflushed_states().
+ */
+Datum
+flowstate_unflushed(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Capture    *cap;
+	const ViewLayout *layout;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int			natts;
+
+	InitMaterializedSRF(fcinfo, 0);
+	cap = ApiCapture(relid, fcinfo->flinfo->fn_mcxt, NULL);
+	if (cap == NULL)
+		PG_RETURN_NULL();
 
 	layout = &cap->layout;
 	desc = rsinfo->setDesc;

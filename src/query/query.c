@@ -698,19 +698,54 @@ append_unflushed(StringInfo buf, ViewDef *def, const char *state_table)
 	appendStringInfoChar(buf, ')');
 }
 
+/*
+ * The groups shared memory holds, with their keys and their place in the
+ * reader's capture (flowstate.unflushed_states), and, for each, its
+ * aggregates finalized (flowstate.unflushed_aggregates).
+ */
 static void
-append_state_columns(StringInfo buf, ViewDef *def, const char *alias)
+append_unflushed_states(StringInfo buf, ViewDef *def, const char *state_table)
+{
+	appendStringInfo(buf, "flowstate.unflushed_states(%s::regclass) AS u(gid bigint, live boolean",
+					 quote_literal_cstr(state_table));
+	for (int i = 0; i < def->layout.nkeys; i++)
+	{
+		const KeySpec *k = &def->layout.keys[i];
+		char		name[16];
+
+		snprintf(name, sizeof(name), "k%d", i + 1);
+		StateAppendColumn(buf, ", ", name, k->type, k->typmod, k->collation);
+	}
+	appendStringInfoString(buf, ", i bigint)");
+	if (def->layout.naggs == 0)
+		return;
+	appendStringInfo(buf, "\n          CROSS JOIN LATERAL flowstate.unflushed_aggregates(%s::regclass, u.i) AS f(",
+					 quote_literal_cstr(state_table));
+	for (int i = 0; i < def->layout.naggs; i++)
+	{
+		const AggSpec *a = &def->layout.aggs[i];
+		char		name[16];
+
+		snprintf(name, sizeof(name), "a%d", i + 1);
+		StateAppendColumn(buf, i == 0 ? "" : ", ", name, a->restype, a->restypmod,
+						  a->rescollation);
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+static void
+append_state_columns(StringInfo buf, ViewDef *def, const char *key_alias, const char *agg_alias)
 {
 	bool		first = true;
 
 	for (int i = 0; i < def->layout.nkeys; i++)
 	{
-		appendStringInfo(buf, "%s%s.k%d", first ? "" : ", ", alias, i + 1);
+		appendStringInfo(buf, "%s%s.k%d", first ? "" : ", ", key_alias, i + 1);
 		first = false;
 	}
 	for (int i = 0; i < def->layout.naggs; i++)
 	{
-		appendStringInfo(buf, "%s%s.a%d", first ? "" : ", ", alias, i + 1);
+		appendStringInfo(buf, "%s%s.a%d", first ? "" : ", ", agg_alias, i + 1);
 		first = false;
 	}
 	if (first)
@@ -720,13 +755,23 @@ append_state_columns(StringInfo buf, ViewDef *def, const char *alias)
 /*
  * QueryViewSql writes the query of the view users read: the groups of the
  * state table that shared memory holds no newer state for, plus the groups
- * shared memory holds (flowstate.unflushed), with the defining query's
- * target list and HAVING computed over them.  flowstate.unflushed returns
- * gid -1 when the state table's rows are all gone but not yet deleted (a
- * truncated source).  The state table exists.
+ * shared memory holds, with the defining query's target list and HAVING
+ * computed over them.
+ *
+ * With partial (the SQL objects of 0.5.0 on): a state table row is taken
+ * when flowstate.durable() says that shared memory holds nothing newer for
+ * it (nor hides the table, after a TRUNCATE); the groups of shared memory
+ * come with their keys only, and flowstate.unflushed_aggregates()
+ * finalizes, beside each, the groups a condition on the keys lets through:
+ * a point read finalizes its own groups, not all of them.
+ *
+ * Without (earlier SQL objects): flowstate.unflushed() finalizes every
+ * group of shared memory, and returns gid -1 when the state table's rows
+ * are all gone but not yet deleted (a truncated source).  The state table
+ * exists.
  */
 char *
-QueryViewSql(ViewDef *def, const char *state_table)
+QueryViewSql(ViewDef *def, const char *state_table, bool partial)
 {
 	StringInfoData buf;
 	ToStateContext ctx = {def};
@@ -751,16 +796,29 @@ QueryViewSql(ViewDef *def, const char *state_table)
 	}
 
 	appendStringInfoString(&buf, "\n  FROM (SELECT ");
-	append_state_columns(&buf, def, "s");
-	appendStringInfo(&buf, " FROM %s s\n         WHERE NOT EXISTS (SELECT FROM ", state_table);
-	append_unflushed(&buf, def, state_table);
-	appendStringInfoString(&buf, " WHERE u.gid = s.gid)\n           AND NOT EXISTS (SELECT FROM ");
-	append_unflushed(&buf, def, state_table);
-	appendStringInfoString(&buf, " WHERE u.gid = -1)\n        UNION ALL\n        SELECT ");
-	append_state_columns(&buf, def, "u");
-	appendStringInfoString(&buf, " FROM ");
-	append_unflushed(&buf, def, state_table);
-	appendStringInfoString(&buf, " WHERE u.live) x");
+	append_state_columns(&buf, def, "s", "s");
+	if (partial)
+	{
+		appendStringInfo(&buf, " FROM %s s\n         WHERE flowstate.durable(%s::regclass, s.gid)",
+						 state_table, quote_literal_cstr(state_table));
+		appendStringInfoString(&buf, "\n        UNION ALL\n        SELECT ");
+		append_state_columns(&buf, def, "u", "f");
+		appendStringInfoString(&buf, "\n          FROM ");
+		append_unflushed_states(&buf, def, state_table);
+		appendStringInfoString(&buf, "\n         WHERE u.live) x");
+	}
+	else
+	{
+		appendStringInfo(&buf, " FROM %s s\n         WHERE NOT EXISTS (SELECT FROM ", state_table);
+		append_unflushed(&buf, def, state_table);
+		appendStringInfoString(&buf, " WHERE u.gid = s.gid)\n           AND NOT EXISTS (SELECT FROM ");
+		append_unflushed(&buf, def, state_table);
+		appendStringInfoString(&buf, " WHERE u.gid = -1)\n        UNION ALL\n        SELECT ");
+		append_state_columns(&buf, def, "u", "u");
+		appendStringInfoString(&buf, " FROM ");
+		append_unflushed(&buf, def, state_table);
+		appendStringInfoString(&buf, " WHERE u.live) x");
+	}
 
 	if (def->query->havingQual != NULL)
 	{
@@ -769,6 +827,64 @@ QueryViewSql(ViewDef *def, const char *state_table)
 		appendStringInfo(&buf, "\n WHERE %s", deparse_expression(having, dpcontext, true, false));
 	}
 	return buf.data;
+}
+
+/* Which state table columns an expression reads: keys, aggregates. */
+typedef struct ReadsContext
+{
+	int			nkeys;
+	bool		keys;
+	bool		aggs;
+} ReadsContext;
+
+static bool
+reads_walker(Node *node, ReadsContext *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		if (var->varattno > 1 && var->varattno <= 1 + ctx->nkeys)
+			ctx->keys = true;
+		else if (var->varattno > 1 + ctx->nkeys)
+			ctx->aggs = true;
+		return false;
+	}
+	return expression_tree_walker(node, reads_walker, ctx);
+}
+
+/*
+ * QueryColumnExpr returns the expression of the view's column colno (from
+ * 0) over the columns of its state table (gid, k1..kn, a1..am, as Vars of
+ * range table entry 1), and tells whether it reads group keys and
+ * aggregates; NULL if the view has no such column.
+ */
+Expr *
+QueryColumnExpr(ViewDef *def, int colno, bool *reads_keys, bool *reads_aggs)
+{
+	ToStateContext ctx = {def};
+	ReadsContext reads = {def->layout.nkeys, false, false};
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, def->query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Node	   *expr;
+
+		if (tle->resjunk)
+			continue;
+		if (n++ < colno)
+			continue;
+		expr = to_state_mutator((Node *) copyObject(tle->expr), &ctx);
+		(void) reads_walker(expr, &reads);
+		*reads_keys = reads.keys;
+		*reads_aggs = reads.aggs;
+		return (Expr *) expr;
+	}
+	return NULL;
 }
 
 /* Deparse an expression of the source over an alias of the source table. */

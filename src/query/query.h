@@ -22,7 +22,8 @@ extern Query *QueryParse(const char *text, RawStmt **raw);
 extern void QueryCheck(Query *query);
 extern void QueryDescribe(Query *query, ViewDef *def);
 extern Query *QueryOfDefinition(Oid def_relid);
-extern char *QueryViewSql(ViewDef *def, const char *state_table);
+extern char *QueryViewSql(ViewDef *def, const char *state_table, bool partial);
+extern Expr *QueryColumnExpr(ViewDef *def, int colno, bool *reads_keys, bool *reads_aggs);
 extern char *QueryKeySql(ViewDef *def, int keyno, const char *alias);
 extern char *QueryTsSql(ViewDef *def, const char *alias);
 

@@ -282,3 +282,57 @@ GroupKeyMatches(const GroupKeys *gk, const char *stored, const Datum *values,
 	GroupKeyRead(gk->layout, stored, svalues, snull);
 	return GroupKeyEqual(gk, svalues, snull, values, isnull);
 }
+
+/*
+ * GroupKeyPartIndexable tells whether the groups of a layout can be found
+ * by their keys but the window (GroupKeyPartHash): the layout has a window
+ * and other keys, whose equality is all equality of the bytes.
+ */
+bool
+GroupKeyPartIndexable(const ViewLayout *layout)
+{
+	bool		window = false;
+
+	if (layout->nkeys < 2)
+		return false;
+	for (int i = 0; i < layout->nkeys; i++)
+	{
+		if (layout->keys[i].is_window)
+			window = true;
+		else if (!layout->keys[i].bitwise)
+			return false;
+	}
+	return window;
+}
+
+/*
+ * GroupKeyPartHash hashes the keys of a group but its window, of a layout
+ * that GroupKeyPartIndexable accepts; the window's value is ignored.  Pure
+ * computation: it cannot fail.
+ */
+uint32
+GroupKeyPartHash(const ViewLayout *layout, const Datum *values, const bool *isnull)
+{
+	uint32		h = 0x9e3779b9;
+
+	for (int i = 0; i < layout->nkeys; i++)
+	{
+		const KeySpec *key = &layout->keys[i];
+		uint32		kh;
+
+		Assert(key->bitwise || key->is_window);
+		if (key->is_window)
+			continue;
+		if (isnull[i])
+			kh = 0x5bd1e995;
+		else if (key->typbyval)
+			kh = hash_datum64(values[i]);
+		else if (key->typlen == -1)
+			kh = hash_bytes((unsigned char *) VARDATA_ANY(DatumGetPointer(values[i])),
+							VARSIZE_ANY_EXHDR(DatumGetPointer(values[i])));
+		else
+			kh = hash_bytes((unsigned char *) DatumGetPointer(values[i]), key->typlen);
+		h = hash_combine(h, kh);
+	}
+	return h;
+}

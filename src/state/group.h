@@ -35,5 +35,8 @@ extern bool GroupKeyMatches(const GroupKeys *gk, const char *stored,
 extern bool GroupKeyEqual(const GroupKeys *gk, const Datum *a, const bool *anull,
 						  const Datum *b, const bool *bnull);
 extern void GroupKeyDetoast(const ViewLayout *layout, Datum *values, const bool *isnull);
+extern bool GroupKeyPartIndexable(const ViewLayout *layout);
+extern uint32 GroupKeyPartHash(const ViewLayout *layout, const Datum *values,
+							   const bool *isnull);
 
 #endif							/* FLOWSTATE_GROUP_H */

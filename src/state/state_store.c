@@ -29,6 +29,13 @@
  * A batch is written whole or not at all: the memory of all its groups is
  * allocated first (StorePrepare), then they change (StoreFinish).
  *
+ * In a view with a window and other keys that compare by their bytes
+ * (part_index), each group is also chained by the hash of its keys but the
+ * window (part_hash, part_next; the second half of the bucket array), so
+ * that a reader of one key's windows copies those groups only
+ * (StoreCapture with a part hash).  The chains change with the groups,
+ * under the same lock.
+ *
  * Locking protocol
  *
  *	- The dshash table of views has its own partition locks.  A reader holds
@@ -37,7 +44,7 @@
  *	  vanish under a reader.  Registering a view (re)initialises it under the
  *	  exclusive partition lock.
  *	- SharedView.lock guards every other field of a SharedView and every
- *	  StoreEntry and var chunk of the view.  The view's writer (the decoding
+ *	  StoreEntry (its chains included) and var chunk of the view.  The view's writer (the decoding
  *	  worker of its database) takes it exclusive to change groups, to begin
  *	  and end a flush and to evict; readers and monitoring take it shared.
  *	  The writer may read its own view's groups under a shared lock.
@@ -223,6 +230,26 @@ bucket_array(SharedView *sv)
 	return (dsa_pointer *) dsa_get_address(area, sv->buckets);
 }
 
+/* The slots of a bucket array of n chains. */
+static inline Size
+bucket_slots(SharedView *sv, uint32 n)
+{
+	return (Size) n * (sv->part_index ? 2 : 1);
+}
+
+/* Link a new entry into the chain of its keys but the window. */
+static void
+part_link(SharedView *sv, dsa_pointer dp, StoreEntry *e, dsa_pointer *buckets, uint32 n)
+{
+	dsa_pointer *chain = &buckets[n + (e->part_hash & (n - 1))];
+
+	e->part_next = *chain;
+	e->part_prev = InvalidDsaPointer;
+	if (DsaPointerIsValid(*chain))
+		entry_at(*chain)->part_prev = dp;
+	*chain = dp;
+}
+
 static Size
 entry_size(SharedView *sv, Size keylen)
 {
@@ -318,7 +345,9 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->status = VIEW_STARTING;
 	sv->writer_pid = MyProcPid;
 	memcpy(&sv->layout, layout, sizeof(ViewLayout));
-	sv->buckets = dsa_allocate_extended(area, sizeof(dsa_pointer) * STORE_INITIAL_BUCKETS,
+	sv->part_index = GroupKeyPartIndexable(layout);
+	sv->buckets = dsa_allocate_extended(area, sizeof(dsa_pointer) *
+										bucket_slots(sv, STORE_INITIAL_BUCKETS),
 										DSA_ALLOC_ZERO);
 	sv->nbuckets = STORE_INITIAL_BUCKETS;
 	sv->nentries = 0;
@@ -330,7 +359,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->backfill_seq = 0;
 	sv->evicted_seq = 0;
 	sv->nflushes = 0;
-	sv->bytes = sizeof(dsa_pointer) * STORE_INITIAL_BUCKETS;
+	sv->bytes = sizeof(dsa_pointer) * bucket_slots(sv, STORE_INITIAL_BUCKETS);
 	sv->memory_limit = memory_limit;
 	sv->groups = 0;
 	sv->float_sums = AggKeepsFloatSums(layout);
@@ -670,7 +699,7 @@ rehash(SharedView *sv, uint32 newn)
 	dsa_pointer *newb;
 	dsa_pointer dp;
 
-	newdp = dsa_allocate_extended(area, sizeof(dsa_pointer) * newn,
+	newdp = dsa_allocate_extended(area, sizeof(dsa_pointer) * bucket_slots(sv, newn),
 								  DSA_ALLOC_ZERO | DSA_ALLOC_NO_OOM | DSA_ALLOC_HUGE);
 	if (!DsaPointerIsValid(newdp))
 		return;					/* longer chains, still correct */
@@ -682,10 +711,13 @@ rehash(SharedView *sv, uint32 newn)
 
 		e->bucket_next = newb[b];
 		newb[b] = dp;
+		if (sv->part_index)
+			part_link(sv, dp, e, newb, newn);
 		dp = e->next;
 	}
 	dsa_free(area, sv->buckets);
-	sv->bytes += sizeof(dsa_pointer) * ((int64) newn - (int64) sv->nbuckets);
+	sv->bytes += sizeof(dsa_pointer) *
+		((int64) bucket_slots(sv, newn) - (int64) bucket_slots(sv, sv->nbuckets));
 	sv->buckets = newdp;
 	sv->nbuckets = newn;
 }
@@ -766,6 +798,15 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 	b = hash & (sv->nbuckets - 1);
 	e->bucket_next = buckets[b];
 	buckets[b] = dp;
+	if (sv->part_index)
+	{
+		Datum		values[FLOWSTATE_MAX_KEYS];
+		bool		isnull[FLOWSTATE_MAX_KEYS];
+
+		GroupKeyRead(&sv->layout, ENTRY_KEY(e), values, isnull);
+		e->part_hash = GroupKeyPartHash(&sv->layout, values, isnull);
+		part_link(sv, dp, e, buckets, sv->nbuckets);
+	}
 	sv->nentries++;
 
 	if (changed)
@@ -1005,22 +1046,26 @@ StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n, bool committe
 	LWLockRelease(&sv->lock);
 }
 
-/* Unlink an entry from its bucket chain. */
+/* Unlink an entry from its bucket chains. */
 static void
 bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 {
 	dsa_pointer *link = &bucket_array(sv)[e->hash & (sv->nbuckets - 1)];
 
-	while (DsaPointerIsValid(*link))
-	{
-		if (*link == dp)
-		{
-			*link = e->bucket_next;
-			return;
-		}
+	while (DsaPointerIsValid(*link) && *link != dp)
 		link = &entry_at(*link)->bucket_next;
-	}
-	elog(ERROR, "flowstate group missing from its bucket");
+	if (!DsaPointerIsValid(*link))
+		elog(ERROR, "flowstate group missing from its bucket");
+	*link = e->bucket_next;
+	if (!sv->part_index)
+		return;
+	/* a key's windows may be many: this chain is doubly linked */
+	if (DsaPointerIsValid(e->part_prev))
+		entry_at(e->part_prev)->part_next = e->part_next;
+	else
+		bucket_array(sv)[sv->nbuckets + (e->part_hash & (sv->nbuckets - 1))] = e->part_next;
+	if (DsaPointerIsValid(e->part_next))
+		entry_at(e->part_next)->part_prev = e->part_prev;
 }
 
 /*
@@ -1257,17 +1302,44 @@ StoreEvictSpilled(SharedView *sv, int64 target_bytes, uint64 spill_seq)
 }
 
 /*
+ * StoreViewLayout copies the layout of a view that has a writer; false if
+ * it has none.
+ */
+bool
+StoreViewLayout(StoreKey key, ViewLayout *layout)
+{
+	SharedView *sv = StoreFindView(key);
+
+	if (sv == NULL)
+		return false;
+	memcpy(layout, &sv->layout, sizeof(ViewLayout));
+	StoreReleaseView(sv);
+	return true;
+}
+
+/* The next group a capture looks at: by recency, or along a part chain. */
+static inline dsa_pointer
+next_captured(dsa_pointer dp, const uint32 *part_hash)
+{
+	return part_hash == NULL ? entry_at(dp)->next : entry_at(dp)->part_next;
+}
+
+/*
  * StoreCapture copies, for a reader whose snapshot is given, the groups of
- * a view whose newest state that snapshot does not see in the state table.
- * Returns NULL if the view has no writer.
+ * a view whose newest state that snapshot does not see in the state table;
+ * with part_hash, of a view with part_index, only those whose keys but the
+ * window hash to it (GroupKeyPartHash), found along their chain: a read of
+ * one key's windows copies those, not every group.  Returns NULL if the
+ * view has no writer.
  */
 Capture *
-StoreCapture(StoreKey key, Snapshot snapshot)
+StoreCapture(StoreKey key, Snapshot snapshot, const uint32 *part_hash)
 {
 	SharedView *sv = StoreFindView(key);
 	uint64		visible;
 	Capture    *cap;
 	dsa_pointer dp;
+	dsa_pointer first;
 	int			n = 0;
 
 	if (sv == NULL)
@@ -1286,6 +1358,7 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 				 errmsg("%s", message),
 				 errhint("Drop the continuous view with flowstate.drop_view() and create it again.")));
 	}
+	first = sv->head;
 	visible = sv->base_seq;
 	for (int i = sv->nflushes - 1; i >= 0; i--)
 	{
@@ -1316,10 +1389,18 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 		StoreReleaseView(sv);
 		return cap;
 	}
-	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
+	if (part_hash != NULL && !sv->part_index)
+		part_hash = NULL;
+	if (part_hash != NULL)
+		first = bucket_array(sv)[sv->nbuckets + (*part_hash & (sv->nbuckets - 1))];
+	for (dp = first; DsaPointerIsValid(dp); dp = next_captured(dp, part_hash))
 	{
 		if (entry_at(dp)->seq <= visible)
-			break;
+		{
+			if (part_hash == NULL)
+				break;
+			continue;
+		}
 		n++;
 	}
 
@@ -1329,19 +1410,26 @@ StoreCapture(StoreKey key, Snapshot snapshot)
 	memcpy(&cap->layout, &sv->layout, sizeof(ViewLayout));
 	cap->hide_table = sv->truncate_seq > visible && visible != PG_UINT64_MAX;
 	cap->too_old = false;
+	cap->partial = (part_hash != NULL);
 	cap->overflowed = sv->overflowed;
 	cap->gid = palloc(sizeof(int64) * Max(n, 1));
 	cap->live = palloc(sizeof(bool) * Max(n, 1));
 	cap->key = palloc(sizeof(char *) * Max(n, 1));
 	cap->block = palloc(sizeof(char *) * Max(n, 1));
 	cap->n = 0;
-	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
+	for (dp = first; DsaPointerIsValid(dp); dp = next_captured(dp, part_hash))
 	{
 		StoreEntry *e = entry_at(dp);
 		int			i = cap->n;
 
 		if (e->seq <= visible)
-			break;
+		{
+			if (part_hash == NULL)
+				break;
+			continue;
+		}
+		if (part_hash != NULL && e->part_hash != *part_hash)
+			continue;
 		if (e->gid == 0 && !e->live)
 			continue;			/* never written, gone again */
 		cap->gid[i] = e->gid;

@@ -54,6 +54,9 @@ typedef struct StoreEntry
 	int64		gid;			/* its row in the state table; 0 if none yet */
 	ItemPointerData tid;		/* that row's current version */
 	uint32		hash;
+	uint32		part_hash;		/* GroupKeyPartHash, if the view has part_index */
+	dsa_pointer part_next;		/* the groups of its keys but the window */
+	dsa_pointer part_prev;
 	uint16		keylen;
 	bool		live;			/* has rows (or the view has no GROUP BY) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
@@ -76,8 +79,11 @@ typedef struct SharedView
 	bool		stream;			/* fed by a Kafka stream, not by decoding */
 
 	/* the groups: a chained hash table and a recency list */
-	dsa_pointer buckets;
+	dsa_pointer buckets;		/* nbuckets chains by key, then, with
+								 * part_index, nbuckets by the keys but the
+								 * window */
 	uint32		nbuckets;
+	bool		part_index;		/* GroupKeyPartIndexable */
 	int64		nentries;
 	dsa_pointer head;			/* most recently changed */
 	dsa_pointer tail;
@@ -165,6 +171,7 @@ typedef struct Capture
 	ViewLayout	layout;
 	bool		hide_table;		/* a TRUNCATE the reader's snapshot does not see flushed */
 	bool		too_old;		/* groups the snapshot needs have left */
+	bool		partial;		/* only the groups of one part hash */
 	int64		overflowed;		/* groups out of range, in memory or not */
 	int			n;
 	int64	   *gid;			/* 0: never flushed */
@@ -222,7 +229,8 @@ extern void StoreSpillEnd(SharedView *sv, FlushItem *items, int n, uint64 spill_
 extern int64 StoreEvictSpilled(SharedView *sv, int64 target_bytes, uint64 spill_seq);
 
 /* readers */
-extern Capture *StoreCapture(StoreKey key, Snapshot snapshot);
+extern bool StoreViewLayout(StoreKey key, ViewLayout *layout);
+extern Capture *StoreCapture(StoreKey key, Snapshot snapshot, const uint32 *part_hash);
 extern void StoreWaitBegin(void);
 extern void StoreWaitEnd(void);
 extern TransactionId StoreHorizon(Oid dboid);

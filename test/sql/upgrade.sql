@@ -269,9 +269,21 @@ SELECT flowstate.create_view('public.upgraded_sums', 'SELECT k, sum(v) AS total 
 RESET ROLE;
 SELECT d.relowner::regrole AS definition_owner, s.relrowsecurity AS state_policy
   FROM flowstate.view v JOIN pg_class d ON d.oid = v.definition JOIN pg_class s ON s.oid = v.state_table;
+-- the view reads what 0.2.0 has: flowstate.unflushed()
+SELECT pg_get_viewdef('public.upgraded_sums') LIKE '%flowstate.unflushed(%' AS reads_unflushed;
+SELECT 'public.upgraded_sums'::regclass::oid AS sums_oid \gset
+GRANT SELECT ON public.upgraded_sums TO PUBLIC;
 ALTER EXTENSION flowstate UPDATE;
 SELECT d.relowner::regrole AS definition_owner, s.relrowsecurity AS state_policy
   FROM flowstate.view v JOIN pg_class d ON d.oid = v.definition JOIN pg_class s ON s.oid = v.state_table;
+-- its query is written again, as create_view writes it now, in place: the
+-- same relation, owner, privileges, and no member of the extension
+SELECT pg_get_viewdef('public.upgraded_sums') LIKE '%flowstate.unflushed_states(%' AS reads_partial_states,
+       pg_get_viewdef('public.upgraded_sums') NOT LIKE '%flowstate.unflushed(%' AS not_unflushed,
+       'public.upgraded_sums'::regclass::oid = :sums_oid AS same_relation,
+       c.relowner::regrole AS owner, c.relacl IS NOT NULL AS granted,
+       NOT EXISTS (SELECT FROM pg_depend WHERE objid = c.oid AND deptype = 'e') AS not_member
+  FROM pg_class c WHERE c.oid = 'public.upgraded_sums'::regclass;
 SELECT wait_for($$
     SELECT count(*) = 1 FROM flowstate.workers
      WHERE kind = 'manager' AND datname = current_database() AND state = 'running'
