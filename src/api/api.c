@@ -812,13 +812,17 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 	for (;;)
 	{
 		bool		done = true;
+		int			waiting = 0;	/* the view not caught up */
 		Latch	   *decoder;
 
 		for (int i = 0; i < n && done; i++)
 		{
 			StoreKey	key = {MyDatabaseId, relids[i]};
-			SharedView *sv = StoreFindView(key);
+			SharedView *sv;
 			bool		sides;
+
+			waiting = i;
+			sv = StoreFindView(key);
 
 			if (sv == NULL)
 			{
@@ -858,14 +862,17 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 			return false;
 
 		/*
-		 * Decoding paused for memory waits for snapshots older than the
+		 * A source paused for memory waits for snapshots older than the
 		 * views' flushes to end, this query's maybe: do not wait with it.
 		 */
-		if (LauncherDecoderPaused(MyDatabaseId))
+		if (LauncherSourcePaused(MyDatabaseId, streams[waiting]))
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("flowstate decoding is paused for memory"),
+					 errmsg(OidIsValid(streams[waiting]) ?
+							"flowstate consumption of stream \"%s\" is paused for memory" :
+							"flowstate decoding is paused for memory",
+							OidIsValid(streams[waiting]) ? get_rel_name(streams[waiting]) : ""),
 					 errdetail("Continuous views over their memory_limit keep flushed groups that older snapshots may still read; see flowstate.sources."),
 					 errhint("End long-running transactions and call flowstate.wait_for() again, or increase flowstate.memory_limit.")));
 			return false;

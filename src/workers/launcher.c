@@ -754,19 +754,27 @@ LauncherDecoderLatch(Oid dboid)
 }
 
 /*
- * LauncherDecoderPaused tells whether a database's decoding worker has
- * paused for memory (flowstate.sources says so too).
+ * LauncherSourcePaused tells whether the worker that feeds a view of a
+ * database holds reading back for memory: the decoding worker for a view
+ * over a table (stream invalid), any worker of its stream for a view over
+ * a Kafka stream.
  */
 bool
-LauncherDecoderPaused(Oid dboid)
+LauncherSourcePaused(Oid dboid, Oid stream)
 {
-	WorkerSlot *slot;
 	bool		paused = false;
 
 	LWLockAcquire(Flowstate->lock, LW_SHARED);
-	slot = SlotFind(WORKER_DECODER, dboid);
-	if (slot != NULL && slot->state == SLOT_RUNNING)
-		paused = slot->paused;
+	for (int i = 0; i < Flowstate->nslots && !paused; i++)
+	{
+		WorkerSlot *slot = &Flowstate->slots[i];
+
+		if (slot->state != SLOT_RUNNING || slot->dboid != dboid)
+			continue;
+		if (OidIsValid(stream) ? (slot->kind == WORKER_KAFKA && slot->relid == stream) :
+			slot->kind == WORKER_DECODER)
+			paused = slot->paused;
+	}
 	LWLockRelease(Flowstate->lock);
 	return paused;
 }

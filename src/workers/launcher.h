@@ -17,7 +17,7 @@ extern void LauncherRequestManager(Oid dboid);
 extern void LauncherWakeManager(Oid dboid);
 extern void LauncherViewsChanged(Oid dboid);
 extern Latch *LauncherDecoderLatch(Oid dboid);
-extern bool LauncherDecoderPaused(Oid dboid);
+extern bool LauncherSourcePaused(Oid dboid, Oid stream);
 extern void LauncherWakeAtCommit(void);
 extern bool LauncherStreamCaughtUp(Oid dboid, Oid relid, TimestampTz since);
 extern void LauncherSuspendDatabase(Oid dboid);

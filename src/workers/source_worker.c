@@ -50,8 +50,9 @@
 #include "workers/registry.h"
 #include "workers/source.h"
 
-/* Time a flush writes for between two batches. */
+/* Time a flush writes for between two batches, and while behind. */
 #define FLUSH_SLICE_MS		20
+#define FLUSH_SLICE_BEHIND_MS	5
 
 /* The worker of this process. */
 static SourceWorker *MySource = NULL;
@@ -242,16 +243,23 @@ source_loop(SourceWorker *w)
 			cb->paused(w);
 		MemoryContextSwitchTo(w->loop_cxt);
 
-		/* a slice of the flush under way, or a new flush when it is time */
+		/*
+		 * A slice of the flush under way, or a new flush when it is time;
+		 * shorter slices while the source is behind, so that reading
+		 * catches up first (the flush goes on, and writes each group once
+		 * for all the changes it missed meanwhile).
+		 */
 		if (w->flushes)
 		{
+			int			slice = go_on ? FLUSH_SLICE_BEHIND_MS : FLUSH_SLICE_MS;
+
 			if (w->flush_job != NULL)
-				SourceFlushStep(w, FLUSH_SLICE_MS);
+				SourceFlushStep(w, slice);
 			else if ((TimestampDifferenceExceeds(w->last_flush, GetCurrentTimestamp(),
 												 flowstate_flush_interval) ||
 					  flush_wanted(w)) &&
 					 SourceFlushStart(w))
-				SourceFlushStep(w, FLUSH_SLICE_MS);
+				SourceFlushStep(w, slice);
 		}
 
 		SourcePublishProgress(w);

@@ -112,6 +112,16 @@ like(slurp_file($node->logfile), qr/WARNING:  flowstate consuming paused/,
 like(slurp_file($node->logfile), qr/WARNING:  flowstate decoding paused/,
 	'so is the pause of the decoder');
 
+# wait_for does not wait out its timeout for a paused source: it says which
+my ($waited, $wait_err) = ('', '');
+my $wait_start = time;
+$node->psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')},
+	stdout => \$waited, stderr => \$wait_err);
+is($waited, 'f', 'wait_for returns false while the source of a view is paused');
+cmp_ok(time - $wait_start, '<', 30, 'at once, not after its timeout');
+like($wait_err, qr/flowstate consumption of stream "s_one" is paused for memory/,
+	'naming the paused stream of the first view it waits for');
+
 # the pressure ends
 $in .= "COMMIT;\n\\q\n";
 $holder->finish;
