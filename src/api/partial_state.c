@@ -54,6 +54,7 @@
 #include "utils/typcache.h"
 
 #include "aggregates/aggregate.h"
+#include "aggregates/aggregate_state.h"
 #include "api/api.h"
 #include "fs_catalog/security.h"
 #include "query/query.h"
@@ -300,6 +301,41 @@ state_header(bytea *state)
 	return header;
 }
 
+/*
+ * Whether the var fields of a block just read are values in line, not
+ * compressed nor pointers to TOAST, that end within their memory (each is
+ * palloc'd by AggDeserialize, as it says); and the values of min and max of
+ * fixed-length types by reference as long as their wrapping.
+ */
+static bool
+plain_vars(const ViewLayout *layout, const char *block)
+{
+	for (int i = 0; i < layout->nvars; i++)
+	{
+		Pointer		p = DatumGetPointer(*(const Datum *) (block + layout->var_offsets[i]));
+
+		if (p == NULL)
+			continue;
+		if (VARATT_IS_EXTERNAL(p) || VARATT_IS_COMPRESSED(p) ||
+			VARSIZE_ANY(p) > GetMemoryChunkSpace(p))
+			return false;
+	}
+	for (int a = 0; a < layout->naggs; a++)
+	{
+		const AggSpec *spec = &layout->aggs[a];
+		MinMaxFields *f;
+
+		if ((spec->kind != AGG_MIN && spec->kind != AGG_MAX) || spec->valbyval ||
+			spec->vallen <= 0)
+			continue;
+		f = FIELDS(MinMaxFields, block, spec);
+		if ((f->flags & MM_HAS_VAL) && (f->val == (Datum) 0 ||
+										VARSIZE_ANY(DatumGetPointer(f->val)) != MM_WRAP_HEADER + spec->vallen))
+			return false;
+	}
+	return true;
+}
+
 /* Read a partial state of the view into block (local form), or refuse it. */
 static void
 unwrap_state(ViewInfo *info, bytea *state, char *block)
@@ -307,6 +343,7 @@ unwrap_state(ViewInfo *info, bytea *state, char *block)
 	PartialHeader header = state_header(state);
 	Size		len = VARSIZE_ANY_EXHDR(state) - sizeof(PartialHeader);
 	bytea	   *inner;
+	bytea	   *again;
 
 	if (header.view_id != info->view_id)
 		ereport(ERROR,
@@ -327,6 +364,30 @@ unwrap_state(ViewInfo *info, bytea *state, char *block)
 	SET_VARSIZE(inner, VARHDRSZ + len);
 	memcpy(VARDATA(inner), VARDATA_ANY(state) + sizeof(PartialHeader), len);
 	AggDeserialize(&info->def.layout, inner, block);
+
+	/*
+	 * Anyone may pass any bytes: only a state whose var fields are plain
+	 * values within their memory, and that serializes back to itself, as
+	 * every state flowstate writes does, is read on.
+	 */
+	if (!plain_vars(&info->def.layout, block))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid partial state of a continuous view"),
+				 errdetail("The state of continuous view \"%s\" is not one flowstate wrote.",
+						   get_rel_name(info->view_relid)),
+				 errhint(PARTIAL_HINT)));
+	again = AggSerialize(&info->def.layout, block);
+	if (VARSIZE(again) != VARSIZE(inner) ||
+		memcmp(VARDATA(again), VARDATA(inner), len) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid partial state of a continuous view"),
+				 errdetail("The state of continuous view \"%s\" is not one flowstate wrote.",
+						   get_rel_name(info->view_relid)),
+				 errhint(PARTIAL_HINT)));
+	pfree(again);
+	pfree(inner);
 }
 
 /* The capture of a state table's view, its layout checked against info's. */

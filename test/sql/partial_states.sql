@@ -102,6 +102,15 @@ BEGIN
 END
 $$;
 
+-- caught_up(): the view shows every row of the table, waited for without
+-- flowstate.wait_for(), which asks for a flush
+CREATE FUNCTION public.caught_up() RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT public.wait_for($q$
+        SELECT (SELECT (sum(n)::bigint, sum(s_i4)::bigint) FROM public.per_minute) IS NOT DISTINCT FROM
+               (SELECT (count(*), sum(i4)) FROM public.sales) $q$)
+$$;
+
 -- durable groups: four hours of rows, flushed
 SELECT public.sales(1, 400, '2026-11-30 06:00:00+00', '37 seconds');
 SELECT flowstate.wait_for();
@@ -116,7 +125,7 @@ SELECT pg_sleep(0.5);
 SELECT public.sales(401, 700, '2026-11-30 07:00:13+00', '61 seconds');
 DELETE FROM public.sales WHERE id % 17 = 0;
 UPDATE public.sales SET ts = ts + interval '30 minutes', i4 = i4 + 1 WHERE id % 19 = 0;
-SELECT flowstate.wait_for();
+SELECT public.caught_up();
 SELECT state_table, definition FROM flowstate.view WHERE view = 'public.per_minute'::regclass \gset
 SELECT count(*) FILTER (WHERE gid IS NOT NULL) > 0 AS durable_groups_changed,
        count(*) FILTER (WHERE gid IS NULL) > 0 AS new_groups
@@ -203,7 +212,7 @@ SELECT count(*) AS minutes, sum(n) AS rows FROM public.per_minute WHERE region =
 SELECT public.sales(701, 720, '2026-11-30 06:00:07+00', '13 seconds');
 SELECT count(*) AS minutes, sum(n) AS rows FROM public.per_minute WHERE region = 'east';
 COMMIT;
-SELECT flowstate.wait_for();
+SELECT public.caught_up();
 SELECT count(*) AS minutes, sum(n) AS rows FROM public.per_minute WHERE region = 'east';
 SELECT count(DISTINCT flowstate.tumble(ts, '1 minute')) AS minutes, count(*) AS rows
   FROM public.sales WHERE region = 'east';
@@ -224,6 +233,15 @@ SELECT flowstate.combine(state)
 \set VERBOSITY default
 SELECT flowstate.finalize('\x0102030405060708090a0b0c0d0e0f10'::bytea, NULL::public.per_minute);
 SELECT flowstate.combine('\x01'::bytea);
+-- a state of the view with bytes added, or cut
+SELECT flowstate.finalize(state || '\x00'::bytea, NULL::public.per_minute)
+  FROM flowstate.partial_states(NULL::public.per_minute)
+ WHERE (keys).region = 'north' ORDER BY (keys).minute LIMIT 1;
+\set VERBOSITY terse
+SELECT flowstate.finalize(substr(state, 1, length(state) - 1), NULL::public.per_minute)
+  FROM flowstate.partial_states(NULL::public.per_minute)
+ WHERE (keys).region = 'north' ORDER BY (keys).minute LIMIT 1;
+\set VERBOSITY default
 SELECT flowstate.partial_states(NULL::public.hourly_batch);
 SELECT flowstate.finalize(NULL, 1);
 
@@ -272,5 +290,5 @@ DROP SCHEMA ps CASCADE;
 DROP ROLE ps_owner, ps_reader, ps_nobody;
 DROP VIEW public.hourly_combined, public.hourly_batch;
 DROP FUNCTION public.check_hourly(), public.plan_calls(text), public.sales(int, int, timestamptz, interval),
-    public.approx9(float8);
+    public.approx9(float8), public.caught_up();
 DROP TABLE public.sales CASCADE;
