@@ -16,6 +16,8 @@ OBJS = \
 	src/query/query.o \
 	src/state/group.o \
 	src/state/state_store.o \
+	src/state/flushes.o \
+	src/state/capture.o \
 	src/state/state_table.o \
 	src/aggregates/aggregate.o \
 	src/aggregates/aggregate_result.o \

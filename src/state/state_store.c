@@ -29,6 +29,11 @@
  * A batch is written whole or not at all: the memory of all its groups is
  * allocated first (StorePrepare), then they change (StoreFinish).
  *
+ * This file holds the area, the views and their groups; flushes.c the
+ * flush sequencing, eviction and backfill spills, capture.c the readers'
+ * copies.  All three follow the protocol below (store_internal.h shares
+ * what they have in common).
+ *
  * In a view with a window and other keys that compare by their bytes
  * (part_index), each group is also chained by the hash of its keys but the
  * window (part_hash, part_next; the second half of the bucket array), so
@@ -64,22 +69,15 @@
  */
 #include "postgres.h"
 
-#include "access/transam.h"
 #include "access/twophase.h"
-#include "access/xact.h"
-#include "lib/dshash.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
-#include "storage/procarray.h"
-#include "storage/shmem.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
 #include "aggregates/aggregate.h"
-#include "guc.h"
 #include "state/state_store.h"
+#include "state/store_internal.h"
 
 /* Shared memory handed to the DSA area before it grows into DSM segments. */
 #define STORE_INITIAL_SIZE	(1024 * 1024)
@@ -106,9 +104,9 @@ static StoreControl *control = NULL;
  * Per PGPROC: the backend waits in flowstate.wait_for(), its snapshot
  * reading no view meanwhile (StoreHorizon).  Written by its backend only.
  */
-static bool *waiting = NULL;
-static dsa_area *area = NULL;
-static dshash_table *views = NULL;
+bool *store_waiting = NULL;
+dsa_area *store_area = NULL;
+dshash_table *store_views = NULL;
 
 static dshash_parameters views_params = {
 	sizeof(StoreKey),
@@ -121,7 +119,7 @@ static dshash_parameters views_params = {
 /*
  * StoreShmemSize is what the store needs of the main shared memory.
  */
-static int
+int
 store_nprocs(void)
 {
 	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
@@ -143,9 +141,9 @@ StoreShmemInit(void)
 {
 	bool		found;
 
-	waiting = ShmemInitStruct("flowstate waiters", sizeof(bool) * store_nprocs(), &found);
+	store_waiting = ShmemInitStruct("flowstate waiters", sizeof(bool) * store_nprocs(), &found);
 	if (!found)
-		memset(waiting, 0, sizeof(bool) * store_nprocs());
+		memset(store_waiting, 0, sizeof(bool) * store_nprocs());
 	control = ShmemInitStruct("flowstate store",
 							  add_size(offsetof(StoreControl, area_space), STORE_INITIAL_SIZE),
 							  &found);
@@ -154,54 +152,54 @@ StoreShmemInit(void)
 
 	control->area_tranche = LWLockNewTrancheId();
 	control->view_tranche = LWLockNewTrancheId();
-	area = dsa_create_in_place(control->area_space, STORE_INITIAL_SIZE,
+	store_area = dsa_create_in_place(control->area_space, STORE_INITIAL_SIZE,
 							   control->area_tranche, NULL);
-	dsa_pin(area);
+	dsa_pin(store_area);
 
 	/* keep the table of views in the main shared memory */
-	dsa_set_size_limit(area, STORE_INITIAL_SIZE);
+	dsa_set_size_limit(store_area, STORE_INITIAL_SIZE);
 	views_params.tranche_id = control->view_tranche;
-	views = dshash_create(area, &views_params, NULL);
-	control->views_handle = dshash_get_hash_table_handle(views);
-	dsa_set_size_limit(area, -1);
+	store_views = dshash_create(store_area, &views_params, NULL);
+	control->views_handle = dshash_get_hash_table_handle(store_views);
+	dsa_set_size_limit(store_area, -1);
 
-	dshash_detach(views);
-	dsa_detach(area);
-	views = NULL;
-	area = NULL;
+	dshash_detach(store_views);
+	dsa_detach(store_area);
+	store_views = NULL;
+	store_area = NULL;
 }
 
 static void
 store_detach(int code, Datum arg)
 {
-	if (views)
-		dshash_detach(views);
-	if (area)
+	if (store_views)
+		dshash_detach(store_views);
+	if (store_area)
 	{
-		dsa_detach(area);
+		dsa_detach(store_area);
 		dsa_release_in_place(control->area_space);
 	}
-	views = NULL;
-	area = NULL;
+	store_views = NULL;
+	store_area = NULL;
 }
 
 /* Attach this process to the store, once. */
-static void
+void
 store_attach(void)
 {
 	MemoryContext oldcxt;
 
-	if (area != NULL)
+	if (store_area != NULL)
 		return;
 
 	LWLockRegisterTranche(control->area_tranche, "flowstate store");
 	LWLockRegisterTranche(control->view_tranche, "flowstate view");
 
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	area = dsa_attach_in_place(control->area_space, NULL);
-	dsa_pin_mapping(area);
+	store_area = dsa_attach_in_place(control->area_space, NULL);
+	dsa_pin_mapping(store_area);
 	views_params.tranche_id = control->view_tranche;
-	views = dshash_attach(area, &views_params, control->views_handle, NULL);
+	store_views = dshash_attach(store_area, &views_params, control->views_handle, NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	before_shmem_exit(store_detach, (Datum) 0);
@@ -215,19 +213,7 @@ dsa_area *
 StoreArea(void)
 {
 	store_attach();
-	return area;
-}
-
-static inline StoreEntry *
-entry_at(dsa_pointer dp)
-{
-	return (StoreEntry *) dsa_get_address(area, dp);
-}
-
-static inline dsa_pointer *
-bucket_array(SharedView *sv)
-{
-	return (dsa_pointer *) dsa_get_address(area, sv->buckets);
+	return store_area;
 }
 
 /* The slots of a bucket array of n chains. */
@@ -246,19 +232,19 @@ part_link(SharedView *sv, dsa_pointer dp, StoreEntry *e, dsa_pointer *buckets, u
 	e->part_next = *chain;
 	e->part_prev = InvalidDsaPointer;
 	if (DsaPointerIsValid(*chain))
-		entry_at(*chain)->part_prev = dp;
+		store_entry_at(*chain)->part_prev = dp;
 	*chain = dp;
 }
 
-static Size
-entry_size(SharedView *sv, Size keylen)
+Size
+store_entry_size(SharedView *sv, Size keylen)
 {
 	return offsetof(StoreEntry, data) + MAXALIGN(keylen) + sv->layout.block_size;
 }
 
 /* Free the var chunks of an entry's block. */
-static void
-free_vars(SharedView *sv, StoreEntry *e)
+void
+store_free_vars(SharedView *sv, StoreEntry *e)
 {
 	char	   *block = ENTRY_BLOCK(e);
 
@@ -268,10 +254,10 @@ free_vars(SharedView *sv, StoreEntry *e)
 
 		if (DsaPointerIsValid(*vp))
 		{
-			VarChunk   *c = dsa_get_address(area, *vp);
+			VarChunk   *c = dsa_get_address(store_area, *vp);
 
 			sv->bytes -= offsetof(VarChunk, data) + c->capacity;
-			dsa_free(area, *vp);
+			dsa_free(store_area, *vp);
 			*vp = InvalidDsaPointer;
 		}
 	}
@@ -285,17 +271,17 @@ free_groups(SharedView *sv)
 
 	while (DsaPointerIsValid(dp))
 	{
-		StoreEntry *e = entry_at(dp);
+		StoreEntry *e = store_entry_at(dp);
 		dsa_pointer next = e->next;
 
-		free_vars(sv, e);
-		dsa_free(area, dp);
+		store_free_vars(sv, e);
+		dsa_free(store_area, dp);
 		dp = next;
 	}
 	if (DsaPointerIsValid(sv->buckets))
-		dsa_free(area, sv->buckets);
+		dsa_free(store_area, sv->buckets);
 	if (DsaPointerIsValid(sv->offsets))
-		dsa_free(area, sv->offsets);
+		dsa_free(store_area, sv->offsets);
 	sv->offsets = InvalidDsaPointer;
 	sv->noffsets = 0;
 	sv->buckets = InvalidDsaPointer;
@@ -322,7 +308,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	uint64		seq = 1;
 
 	store_attach();
-	sv = dshash_find_or_insert(views, &key, &found);
+	sv = dshash_find_or_insert(store_views, &key, &found);
 	if (found)
 	{
 		free_groups(sv);
@@ -346,7 +332,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->writer_pid = MyProcPid;
 	memcpy(&sv->layout, layout, sizeof(ViewLayout));
 	sv->part_index = GroupKeyPartIndexable(layout);
-	sv->buckets = dsa_allocate_extended(area, sizeof(dsa_pointer) *
+	sv->buckets = dsa_allocate_extended(store_area, sizeof(dsa_pointer) *
 										bucket_slots(sv, STORE_INITIAL_BUCKETS),
 										DSA_ALLOC_ZERO);
 	sv->nbuckets = STORE_INITIAL_BUCKETS;
@@ -377,7 +363,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->last_flush_at = 0;
 	sv->broken = false;
 	sv->last_error[0] = '\0';
-	dshash_release_lock(views, sv);
+	dshash_release_lock(store_views, sv);
 	return sv;
 }
 
@@ -404,11 +390,11 @@ StoreUnregisterView(SharedView *sv)
 {
 	StoreKey	key = sv->key;
 
-	sv = dshash_find(views, &key, true);
+	sv = dshash_find(store_views, &key, true);
 	if (sv == NULL)
 		return;
 	free_groups(sv);
-	dshash_delete_entry(views, sv);
+	dshash_delete_entry(store_views, sv);
 }
 
 /*
@@ -423,7 +409,7 @@ StoreForgetDatabase(Oid dboid)
 	SharedView *sv;
 
 	store_attach();
-	dshash_seq_init(&status, views, true);
+	dshash_seq_init(&status, store_views, true);
 	while ((sv = dshash_seq_next(&status)) != NULL)
 	{
 		if (sv->key.dboid != dboid || sv->stream)
@@ -446,7 +432,7 @@ StoreTotalBytes(void)
 	int64		total = 0;
 
 	store_attach();
-	dshash_seq_init(&status, views, false);
+	dshash_seq_init(&status, store_views, false);
 	while ((sv = dshash_seq_next(&status)) != NULL)
 		total += sv->bytes;
 	dshash_seq_term(&status);
@@ -461,13 +447,13 @@ SharedView *
 StoreFindView(StoreKey key)
 {
 	store_attach();
-	return dshash_find(views, &key, false);
+	return dshash_find(store_views, &key, false);
 }
 
 void
 StoreReleaseView(SharedView *sv)
 {
-	dshash_release_lock(views, sv);
+	dshash_release_lock(store_views, sv);
 }
 
 /*
@@ -478,11 +464,11 @@ dsa_pointer
 StoreLookup(SharedView *sv, const GroupKeys *gk, uint32 hash,
 			const Datum *values, const bool *isnull)
 {
-	dsa_pointer dp = bucket_array(sv)[hash & (sv->nbuckets - 1)];
+	dsa_pointer dp = store_bucket_array(sv)[hash & (sv->nbuckets - 1)];
 
 	while (DsaPointerIsValid(dp))
 	{
-		StoreEntry *e = entry_at(dp);
+		StoreEntry *e = store_entry_at(dp);
 
 		if (e->hash == hash && GroupKeyMatches(gk, ENTRY_KEY(e), values, isnull))
 			return dp;
@@ -494,12 +480,12 @@ StoreLookup(SharedView *sv, const GroupKeys *gk, uint32 hash,
 StoreEntry *
 StoreEntryGet(SharedView *sv, dsa_pointer dp)
 {
-	return entry_at(dp);
+	return store_entry_at(dp);
 }
 
 /* Copy a shared block into a local one; var fields into CurrentMemoryContext. */
-static void
-read_block(SharedView *sv, const char *shared, char *block)
+void
+store_read_block(SharedView *sv, const char *shared, char *block)
 {
 	memcpy(block, shared, sv->layout.block_size);
 	for (int i = 0; i < sv->layout.nvars; i++)
@@ -511,7 +497,7 @@ read_block(SharedView *sv, const char *shared, char *block)
 		memcpy(&vp, shared + off, sizeof(vp));
 		if (DsaPointerIsValid(vp))
 		{
-			VarChunk   *c = dsa_get_address(area, vp);
+			VarChunk   *c = dsa_get_address(store_area, vp);
 			Size		len = VARSIZE_ANY(c->data);
 
 			copy = palloc(len);
@@ -527,7 +513,7 @@ read_block(SharedView *sv, const char *shared, char *block)
 void
 StoreReadBlock(SharedView *sv, dsa_pointer dp, char *block)
 {
-	read_block(sv, ENTRY_BLOCK(entry_at(dp)), block);
+	store_read_block(sv, ENTRY_BLOCK(store_entry_at(dp)), block);
 }
 
 /*
@@ -546,13 +532,13 @@ StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen, const c
 	w->stored_overflowed = false;
 	if (w->is_new)
 	{
-		w->entry = dsa_allocate_extended(area, entry_size(sv, keylen),
+		w->entry = dsa_allocate_extended(store_area, store_entry_size(sv, keylen),
 										 DSA_ALLOC_ZERO | DSA_ALLOC_NO_OOM);
 		if (!DsaPointerIsValid(w->entry))
 			return false;
 	}
 	else if (!w->fresh)
-		shared = ENTRY_BLOCK(entry_at(dp));
+		shared = ENTRY_BLOCK(store_entry_at(dp));
 
 	for (int i = 0; i < sv->layout.nvars; i++)
 	{
@@ -568,19 +554,19 @@ StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen, const c
 			continue;
 		len = VARSIZE_ANY(val);
 		if (DsaPointerIsValid(old) &&
-			((VarChunk *) dsa_get_address(area, old))->capacity >= len)
+			((VarChunk *) dsa_get_address(store_area, old))->capacity >= len)
 		{
 			w->vars[i] = old;
 			continue;
 		}
-		w->vars[i] = dsa_allocate_extended(area, offsetof(VarChunk, data) + len + len / 2,
+		w->vars[i] = dsa_allocate_extended(store_area, offsetof(VarChunk, data) + len + len / 2,
 										   DSA_ALLOC_NO_OOM);
 		if (!DsaPointerIsValid(w->vars[i]))
 		{
 			StoreCancel(sv, w, i);
 			return false;
 		}
-		((VarChunk *) dsa_get_address(area, w->vars[i]))->capacity = len + len / 2;
+		((VarChunk *) dsa_get_address(store_area, w->vars[i]))->capacity = len + len / 2;
 	}
 	return true;
 }
@@ -592,7 +578,7 @@ StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen, const c
 void
 StoreCancel(SharedView *sv, StoreWrite *w, int nvars)
 {
-	char	   *shared = w->is_new || w->fresh ? NULL : ENTRY_BLOCK(entry_at(w->entry));
+	char	   *shared = w->is_new || w->fresh ? NULL : ENTRY_BLOCK(store_entry_at(w->entry));
 
 	for (int j = 0; j < nvars; j++)
 	{
@@ -601,10 +587,10 @@ StoreCancel(SharedView *sv, StoreWrite *w, int nvars)
 		if (shared)
 			memcpy(&old, shared + sv->layout.var_offsets[j], sizeof(old));
 		if (DsaPointerIsValid(w->vars[j]) && w->vars[j] != old)
-			dsa_free(area, w->vars[j]);
+			dsa_free(store_area, w->vars[j]);
 	}
 	if (w->is_new)
-		dsa_free(area, w->entry);
+		dsa_free(store_area, w->entry);
 	w->entry = InvalidDsaPointer;
 }
 
@@ -625,14 +611,14 @@ apply_block(SharedView *sv, StoreEntry *e, const char *block, const StoreWrite *
 		if (DsaPointerIsValid(old) && old != w->vars[i])
 		{
 			sv->bytes -= offsetof(VarChunk, data) +
-				((VarChunk *) dsa_get_address(area, old))->capacity;
-			dsa_free(area, old);
+				((VarChunk *) dsa_get_address(store_area, old))->capacity;
+			dsa_free(store_area, old);
 		}
 		if (DsaPointerIsValid(w->vars[i]) && w->vars[i] != old)
 			sv->bytes += offsetof(VarChunk, data) +
-				((VarChunk *) dsa_get_address(area, w->vars[i]))->capacity;
+				((VarChunk *) dsa_get_address(store_area, w->vars[i]))->capacity;
 		if (val != NULL)
-			memcpy(((VarChunk *) dsa_get_address(area, w->vars[i]))->data, val,
+			memcpy(((VarChunk *) dsa_get_address(store_area, w->vars[i]))->data, val,
 				   VARSIZE_ANY(val));
 	}
 
@@ -641,15 +627,15 @@ apply_block(SharedView *sv, StoreEntry *e, const char *block, const StoreWrite *
 		memcpy(shared + sv->layout.var_offsets[i], &w->vars[i], sizeof(dsa_pointer));
 }
 
-static void
-list_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
+void
+store_list_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 {
 	if (DsaPointerIsValid(e->prev))
-		entry_at(e->prev)->next = e->next;
+		store_entry_at(e->prev)->next = e->next;
 	else
 		sv->head = e->next;
 	if (DsaPointerIsValid(e->next))
-		entry_at(e->next)->prev = e->prev;
+		store_entry_at(e->next)->prev = e->prev;
 	else
 		sv->tail = e->prev;
 	e->prev = e->next = InvalidDsaPointer;
@@ -661,19 +647,19 @@ list_push_head(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 	e->prev = InvalidDsaPointer;
 	e->next = sv->head;
 	if (DsaPointerIsValid(sv->head))
-		entry_at(sv->head)->prev = dp;
+		store_entry_at(sv->head)->prev = dp;
 	else
 		sv->tail = dp;
 	sv->head = dp;
 }
 
-static void
-list_push_tail(SharedView *sv, dsa_pointer dp, StoreEntry *e)
+void
+store_list_push_tail(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 {
 	e->next = InvalidDsaPointer;
 	e->prev = sv->tail;
 	if (DsaPointerIsValid(sv->tail))
-		entry_at(sv->tail)->next = dp;
+		store_entry_at(sv->tail)->next = dp;
 	else
 		sv->head = dp;
 	sv->tail = dp;
@@ -686,7 +672,7 @@ touch(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 	e->seq = sv->pending_seq;
 	if (sv->head != dp)
 	{
-		list_unlink(sv, dp, e);
+		store_list_unlink(sv, dp, e);
 		list_push_head(sv, dp, e);
 	}
 }
@@ -699,14 +685,14 @@ rehash(SharedView *sv, uint32 newn)
 	dsa_pointer *newb;
 	dsa_pointer dp;
 
-	newdp = dsa_allocate_extended(area, sizeof(dsa_pointer) * bucket_slots(sv, newn),
+	newdp = dsa_allocate_extended(store_area, sizeof(dsa_pointer) * bucket_slots(sv, newn),
 								  DSA_ALLOC_ZERO | DSA_ALLOC_NO_OOM | DSA_ALLOC_HUGE);
 	if (!DsaPointerIsValid(newdp))
 		return;					/* longer chains, still correct */
-	newb = dsa_get_address(area, newdp);
+	newb = dsa_get_address(store_area, newdp);
 	for (dp = sv->head; DsaPointerIsValid(dp);)
 	{
-		StoreEntry *e = entry_at(dp);
+		StoreEntry *e = store_entry_at(dp);
 		uint32		b = e->hash & (newn - 1);
 
 		e->bucket_next = newb[b];
@@ -715,7 +701,7 @@ rehash(SharedView *sv, uint32 newn)
 			part_link(sv, dp, e, newb, newn);
 		dp = e->next;
 	}
-	dsa_free(area, sv->buckets);
+	dsa_free(store_area, sv->buckets);
 	sv->bytes += sizeof(dsa_pointer) *
 		((int64) bucket_slots(sv, newn) - (int64) bucket_slots(sv, sv->nbuckets));
 	sv->buckets = newdp;
@@ -735,8 +721,8 @@ maybe_grow(SharedView *sv)
  * Shrink the bucket array once groups left: to twice the groups, when they
  * fill less than a quarter of it.  The array counts in the view's memory.
  */
-static void
-maybe_shrink(SharedView *sv)
+void
+store_maybe_shrink(SharedView *sv)
 {
 	uint32		newn = sv->nbuckets;
 
@@ -758,7 +744,7 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 			const char *block, int64 gid, ItemPointer tid, bool changed)
 {
 	dsa_pointer dp = w->entry;
-	StoreEntry *e = entry_at(dp);
+	StoreEntry *e = store_entry_at(dp);
 	bool		live = !AggIsEmpty(&sv->layout, block);
 	dsa_pointer *buckets;
 	uint32		b;
@@ -790,11 +776,11 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 	memcpy(ENTRY_KEY(e), key, w->keylen);
 	apply_block(sv, e, block, w);
 	e->live = live;
-	sv->bytes += entry_size(sv, w->keylen);
+	sv->bytes += store_entry_size(sv, w->keylen);
 	if (gid == 0 && e->live)
 		sv->groups++;
 
-	buckets = bucket_array(sv);
+	buckets = store_bucket_array(sv);
 	b = hash & (sv->nbuckets - 1);
 	e->bucket_next = buckets[b];
 	buckets[b] = dp;
@@ -817,7 +803,7 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 	else
 	{
 		e->seq = 0;
-		list_push_tail(sv, dp, e);
+		store_list_push_tail(sv, dp, e);
 	}
 	maybe_grow(sv);
 	return dp;
@@ -862,585 +848,3 @@ StoreWriteBlock(SharedView *sv, dsa_pointer dp, const char *block)
 	return true;
 }
 
-/*
- * Let base_seq follow the flushes every snapshot sees.  Caller holds the
- * view lock exclusively; horizon is the oldest transaction a snapshot of
- * the database may still consider running.
- */
-static void
-advance_base(SharedView *sv, TransactionId horizon)
-{
-	int			drop = 0;
-
-	while (drop < sv->nflushes)
-	{
-		FlushRecord *r = &sv->flushes[drop];
-
-		if (!TransactionIdIsValid(r->xid) ||
-			!TransactionIdPrecedes(r->xid, horizon) ||
-			!TransactionIdDidCommit(r->xid))
-			break;
-		sv->base_seq = r->seq;
-		drop++;
-	}
-	if (drop > 0)
-	{
-		memmove(sv->flushes, sv->flushes + drop, sizeof(FlushRecord) * (sv->nflushes - drop));
-		sv->nflushes -= drop;
-	}
-}
-
-/*
- * Copy, in CurrentMemoryContext, the groups stamped seq (the changed ones,
- * at the head of the recency list), giving row ids from *next_gid to those
- * that have none.  Caller holds the view lock exclusively.
- */
-static int
-copy_changed(SharedView *sv, uint64 seq, int64 *next_gid, FlushItem **items)
-{
-	int			n = 0;
-	dsa_pointer dp;
-	FlushItem  *out;
-
-	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
-	{
-		if (entry_at(dp)->seq != seq)
-			break;
-		n++;
-	}
-	out = palloc(sizeof(FlushItem) * Max(n, 1));
-	n = 0;
-	for (dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
-	{
-		StoreEntry *e = entry_at(dp);
-		FlushItem  *item = &out[n];
-
-		if (e->seq != seq)
-			break;
-		if (e->gid == 0)
-			e->gid = (*next_gid)++;
-		item->entry = dp;
-		item->gid = e->gid;
-		item->tid = e->tid;
-		item->live = e->live;
-		item->key = palloc(e->keylen);
-		memcpy(item->key, ENTRY_KEY(e), e->keylen);
-		item->block = palloc(sv->layout.block_size);
-		read_block(sv, ENTRY_BLOCK(e), item->block);
-		n++;
-	}
-	*items = out;
-	return n;
-}
-
-/*
- * StoreFlushBegin takes the groups changed since the last flush, copied in
- * CurrentMemoryContext, and opens flush number *seq.  Returns their count;
- * with none (and no TRUNCATE to write), no flush is opened.  *truncate
- * tells that the flush must first empty the state table (the source was
- * truncated).  Groups never flushed get their row id here, from *next_gid:
- * the worker goes on changing groups while the flush writes, and a reader
- * must be able to match a group changed since with its row as soon as the
- * flush commits.
- */
-int
-StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
-				int64 *next_gid, int64 **offsets, int *noffsets)
-{
-	int			n;
-	FlushItem  *out;
-
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	/* the stream position the groups are exact at, taken with them */
-	*noffsets = sv->noffsets;
-	*offsets = NULL;
-	if (sv->noffsets > 0)
-	{
-		*offsets = palloc(sizeof(int64) * sv->noffsets);
-		memcpy(*offsets, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
-	}
-	*seq = sv->pending_seq;
-	*truncate = (sv->truncate_seq == *seq);
-	if (!*truncate &&
-		(!DsaPointerIsValid(sv->head) || entry_at(sv->head)->seq != *seq))
-	{
-		LWLockRelease(&sv->lock);
-		*items = NULL;
-		return 0;
-	}
-	n = copy_changed(sv, *seq, next_gid, &out);
-
-	/* a full ring forgets its oldest flush: readers then fall back to base */
-	if (sv->nflushes == STORE_FLUSH_RING)
-	{
-		memmove(sv->flushes, sv->flushes + 1, sizeof(FlushRecord) * (STORE_FLUSH_RING - 1));
-		sv->nflushes--;
-	}
-	sv->flushes[sv->nflushes].seq = *seq;
-	sv->flushes[sv->nflushes].xid = InvalidTransactionId;
-	sv->nflushes++;
-	sv->pending_seq++;
-	LWLockRelease(&sv->lock);
-
-	*items = out;
-	return n;
-}
-
-/*
- * StoreFlushXid records the transaction that writes flush seq, before it
- * commits: from its commit on, readers whose snapshot sees it read these
- * groups from the state table.
- */
-void
-StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid)
-{
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	for (int i = sv->nflushes - 1; i >= 0; i--)
-	{
-		if (sv->flushes[i].seq == seq)
-		{
-			sv->flushes[i].xid = xid;
-			break;
-		}
-	}
-	LWLockRelease(&sv->lock);
-}
-
-/*
- * StoreFlushEnd closes a flush.  Committed: the groups learn their rows'
- * new versions.  Not committed: its groups are changed again, for
- * the next flush to write.
- */
-void
-StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n, bool committed)
-{
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	if (committed)
-	{
-		for (int i = 0; i < n; i++)
-			entry_at(items[i].entry)->tid = items[i].tid;
-		sv->flush_count++;
-		sv->last_flush_at = GetCurrentTimestamp();
-	}
-	else
-	{
-		for (int i = 0; i < sv->nflushes; i++)
-		{
-			if (sv->flushes[i].seq == seq)
-			{
-				memmove(sv->flushes + i, sv->flushes + i + 1,
-						sizeof(FlushRecord) * (sv->nflushes - i - 1));
-				sv->nflushes--;
-				break;
-			}
-		}
-		for (dsa_pointer dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
-		{
-			StoreEntry *e = entry_at(dp);
-
-			if (e->seq < seq)
-				break;
-			e->seq = sv->pending_seq;
-		}
-	}
-	LWLockRelease(&sv->lock);
-}
-
-/* Unlink an entry from its bucket chains. */
-static void
-bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
-{
-	dsa_pointer *link = &bucket_array(sv)[e->hash & (sv->nbuckets - 1)];
-
-	while (DsaPointerIsValid(*link) && *link != dp)
-		link = &entry_at(*link)->bucket_next;
-	if (!DsaPointerIsValid(*link))
-		elog(ERROR, "flowstate group missing from its bucket");
-	*link = e->bucket_next;
-	if (!sv->part_index)
-		return;
-	/* a key's windows may be many: this chain is doubly linked */
-	if (DsaPointerIsValid(e->part_prev))
-		entry_at(e->part_prev)->part_next = e->part_next;
-	else
-		bucket_array(sv)[sv->nbuckets + (e->part_hash & (sv->nbuckets - 1))] = e->part_next;
-	if (DsaPointerIsValid(e->part_next))
-		entry_at(e->part_next)->part_prev = e->part_prev;
-}
-
-/*
- * StoreSetOffsets records how far a Kafka view's groups go in each
- * partition: next[p] is the next offset of partition p, or -1 where the
- * caller has nothing to say.  Offsets only go forward.  Caller holds the
- * view lock exclusively.
- */
-void
-StoreSetOffsets(SharedView *sv, const int64 *next, int n)
-{
-	int64	   *cur;
-
-	if (n > sv->noffsets)
-	{
-		dsa_pointer dp = dsa_allocate(area, sizeof(int64) * n);
-		int64	   *grown = dsa_get_address(area, dp);
-
-		for (int p = 0; p < n; p++)
-			grown[p] = -1;
-		if (sv->noffsets > 0)
-		{
-			memcpy(grown, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
-			dsa_free(area, sv->offsets);
-		}
-		sv->offsets = dp;
-		sv->bytes += sizeof(int64) * (n - sv->noffsets);
-		sv->noffsets = n;
-	}
-	cur = dsa_get_address(area, sv->offsets);
-	for (int p = 0; p < n; p++)
-		if (next[p] > cur[p])
-			cur[p] = next[p];
-}
-
-/*
- * StoreGetOffsets copies a Kafka view's offsets (see StoreSetOffsets) in
- * CurrentMemoryContext; returns their count.  Caller holds the view lock.
- */
-int
-StoreGetOffsets(SharedView *sv, int64 **next)
-{
-	*next = NULL;
-	if (sv->noffsets == 0)
-		return 0;
-	*next = palloc(sizeof(int64) * sv->noffsets);
-	memcpy(*next, dsa_get_address(area, sv->offsets), sizeof(int64) * sv->noffsets);
-	return sv->noffsets;
-}
-
-/*
- * StoreWaitBegin and StoreWaitEnd bracket a wait in flowstate.wait_for():
- * meanwhile, the snapshot of the waiting statement does not keep flushed
- * groups in shared memory (a statement that reads a view after waiting in
- * the same snapshot gets an error if it needed them, see StoreCapture).
- * A transaction snapshot (REPEATABLE READ) keeps them as any other.
- */
-void
-StoreWaitBegin(void)
-{
-	if (!IsolationUsesXactSnapshot() && waiting != NULL)
-		waiting[MyProc->pgprocno] = true;
-}
-
-void
-StoreWaitEnd(void)
-{
-	if (waiting != NULL)
-		waiting[MyProc->pgprocno] = false;
-}
-
-/*
- * StoreHorizon is the oldest transaction a snapshot that may read the
- * views of a database may still consider running: the least xmin of the
- * database's backends, but for the caller's, those waiting in
- * flowstate.wait_for(), and those of autovacuum, VACUUM and logical
- * decoding.  A backend publishes its xmin before it uses its
- * snapshot, and one taken after a flush committed sees that flush.
- */
-TransactionId
-StoreHorizon(Oid dboid)
-{
-	TransactionId horizon = ReadNextTransactionId();
-
-	for (int i = 0; i < (int) ProcGlobal->allProcCount; i++)
-	{
-		PGPROC	   *proc = &ProcGlobal->allProcs[i];
-		TransactionId xmin;
-
-		/* autovacuum, VACUUM and logical decoding read no view */
-		if (proc == MyProc || proc->pid == 0 || proc->databaseId != dboid ||
-			(i < store_nprocs() && waiting[i]) ||
-			(proc->statusFlags & (PROC_IS_AUTOVACUUM | PROC_IN_VACUUM | PROC_IN_LOGICAL_DECODING)))
-			continue;
-		xmin = *(volatile TransactionId *) &proc->xmin;
-		if (TransactionIdIsNormal(xmin) && TransactionIdPrecedes(xmin, horizon))
-			horizon = xmin;
-	}
-	return horizon;
-}
-
-/* Drop groups from the tail, stamped up to max_seq, down to target_bytes. */
-static void
-evict_tail(SharedView *sv, int64 target_bytes, uint64 max_seq)
-{
-	while (sv->bytes > target_bytes && DsaPointerIsValid(sv->tail))
-	{
-		dsa_pointer dp = sv->tail;
-		StoreEntry *e = entry_at(dp);
-
-		if (e->seq > max_seq)
-			break;
-		list_unlink(sv, dp, e);
-		bucket_unlink(sv, dp, e);
-		sv->evictions++;
-		sv->evicted_seq = Max(sv->evicted_seq, e->seq);
-		free_vars(sv, e);
-		sv->bytes -= entry_size(sv, e->keylen);
-		sv->nentries--;
-		dsa_free(area, dp);
-		sv->complete = false;
-	}
-	maybe_shrink(sv);
-}
-
-/*
- * StoreEvict drops flushed groups every snapshot sees, least recently
- * changed first, until the view holds at most target_bytes.  horizon is the
- * oldest transaction a snapshot that may read the view may still consider
- * running (StoreHorizon).  Returns the bytes the view holds then.
- */
-int64
-StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon)
-{
-	int64		bytes;
-
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	advance_base(sv, horizon);
-	evict_tail(sv, target_bytes, sv->base_seq);
-	bytes = sv->bytes;
-	LWLockRelease(&sv->lock);
-	return bytes;
-}
-
-/*
- * StoreBackfillBegin opens the flush that a backfill writes in its
- * transaction, whose id it records with StoreFlushXid before it commits:
- * readers whose snapshot does not see it take no group from shared
- * memory, and read the state table as it was before the backfill (the
- * view's previous state: nothing, for a new view); once it commits, they
- * find in the state table the groups the backfill wrote there, and the
- * others here.  Groups the backfill changes are stamped with the flush
- * after it.  Returns its number.
- */
-uint64
-StoreBackfillBegin(SharedView *sv)
-{
-	uint64		seq;
-
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	seq = sv->pending_seq;
-	if (sv->nflushes == STORE_FLUSH_RING)
-	{
-		memmove(sv->flushes, sv->flushes + 1, sizeof(FlushRecord) * (STORE_FLUSH_RING - 1));
-		sv->nflushes--;
-	}
-	sv->flushes[sv->nflushes].seq = seq;
-	sv->flushes[sv->nflushes].xid = InvalidTransactionId;
-	sv->nflushes++;
-	sv->backfill_seq = seq;
-	sv->pending_seq = seq + 1;
-	for (dsa_pointer dp = sv->head; DsaPointerIsValid(dp); dp = entry_at(dp)->next)
-		entry_at(dp)->seq = sv->pending_seq;
-	LWLockRelease(&sv->lock);
-	return seq;
-}
-
-/*
- * StoreSpillBegin copies, like StoreFlushBegin, the groups a backfill
- * changed since it last wrote them, giving row ids to those that have
- * none; the backfill writes them in its own transaction, which is flush
- * spill_seq (StoreBackfillBegin).
- */
-int
-StoreSpillBegin(SharedView *sv, FlushItem **items, int64 *next_gid)
-{
-	int			n;
-
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	n = copy_changed(sv, sv->pending_seq, next_gid, items);
-	LWLockRelease(&sv->lock);
-	return n;
-}
-
-/*
- * StoreSpillEnd: the groups of a spill are written (in flush spill_seq, not
- * committed yet).  They move to the tail, where StoreEvictSpilled finds
- * them; the backfill changes nothing between the two calls.
- */
-void
-StoreSpillEnd(SharedView *sv, FlushItem *items, int n, uint64 spill_seq)
-{
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	for (int i = n - 1; i >= 0; i--)
-	{
-		dsa_pointer dp = items[i].entry;
-		StoreEntry *e = entry_at(dp);
-
-		e->tid = items[i].tid;
-		e->seq = spill_seq;
-		list_unlink(sv, dp, e);
-		list_push_tail(sv, dp, e);
-	}
-	LWLockRelease(&sv->lock);
-}
-
-/*
- * StoreEvictSpilled drops the groups a backfill wrote (StoreSpillEnd) or
- * read back, least recently changed first, down to target_bytes, although
- * no snapshot sees them in the state table yet: until the backfill commits,
- * readers take no group from its view's state table.  Returns the bytes the
- * view holds then.
- */
-int64
-StoreEvictSpilled(SharedView *sv, int64 target_bytes, uint64 spill_seq)
-{
-	int64		bytes;
-
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	evict_tail(sv, target_bytes, spill_seq);
-	bytes = sv->bytes;
-	LWLockRelease(&sv->lock);
-	return bytes;
-}
-
-/*
- * StoreViewLayout copies the layout of a view that has a writer; false if
- * it has none.
- */
-bool
-StoreViewLayout(StoreKey key, ViewLayout *layout)
-{
-	SharedView *sv = StoreFindView(key);
-
-	if (sv == NULL)
-		return false;
-	memcpy(layout, &sv->layout, sizeof(ViewLayout));
-	StoreReleaseView(sv);
-	return true;
-}
-
-/* The next group a capture looks at: by recency, or along a part chain. */
-static inline dsa_pointer
-next_captured(dsa_pointer dp, const uint32 *part_hash)
-{
-	return part_hash == NULL ? entry_at(dp)->next : entry_at(dp)->part_next;
-}
-
-/*
- * StoreCapture copies, for a reader whose snapshot is given, the groups of
- * a view whose newest state that snapshot does not see in the state table;
- * with part_hash, of a view with part_index, only those whose keys but the
- * window hash to it (GroupKeyPartHash), found along their chain: a read of
- * one key's windows copies those, not every group.  Returns NULL if the
- * view has no writer.
- */
-Capture *
-StoreCapture(StoreKey key, Snapshot snapshot, const uint32 *part_hash)
-{
-	SharedView *sv = StoreFindView(key);
-	uint64		visible;
-	Capture    *cap;
-	dsa_pointer dp;
-	dsa_pointer first;
-	int			n = 0;
-
-	if (sv == NULL)
-		return NULL;
-
-	LWLockAcquire(&sv->lock, LW_SHARED);
-	if (sv->broken)
-	{
-		char		message[sizeof(sv->last_error)];
-
-		strlcpy(message, sv->last_error, sizeof(message));
-		LWLockRelease(&sv->lock);
-		StoreReleaseView(sv);
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("%s", message),
-				 errhint("Drop the continuous view with flowstate.drop_view() and create it again.")));
-	}
-	first = sv->head;
-	visible = sv->base_seq;
-	for (int i = sv->nflushes - 1; i >= 0; i--)
-	{
-		TransactionId xid = sv->flushes[i].xid;
-
-		if (TransactionIdIsValid(xid) &&
-			!XidInMVCCSnapshot(xid, snapshot) &&
-			TransactionIdDidCommit(xid))
-		{
-			visible = Max(visible, sv->flushes[i].seq);
-			break;
-		}
-	}
-
-	/* a backfill the snapshot does not see: the state table as it was */
-	if (sv->backfill_seq > visible)
-		visible = PG_UINT64_MAX;
-
-	/* groups left whose flush the snapshot does not see: it cannot be served */
-	if (sv->evicted_seq > visible)
-	{
-		cap = palloc0(sizeof(Capture));
-		cap->view_relid = sv->view_relid;
-		cap->def_relid = sv->def_relid;
-		cap->too_old = true;
-		cap->overflowed = 0;
-		LWLockRelease(&sv->lock);
-		StoreReleaseView(sv);
-		return cap;
-	}
-	if (part_hash != NULL && !sv->part_index)
-		part_hash = NULL;
-	if (part_hash != NULL)
-		first = bucket_array(sv)[sv->nbuckets + (*part_hash & (sv->nbuckets - 1))];
-	for (dp = first; DsaPointerIsValid(dp); dp = next_captured(dp, part_hash))
-	{
-		if (entry_at(dp)->seq <= visible)
-		{
-			if (part_hash == NULL)
-				break;
-			continue;
-		}
-		n++;
-	}
-
-	cap = palloc(sizeof(Capture));
-	cap->view_relid = sv->view_relid;
-	cap->def_relid = sv->def_relid;
-	memcpy(&cap->layout, &sv->layout, sizeof(ViewLayout));
-	cap->hide_table = sv->truncate_seq > visible && visible != PG_UINT64_MAX;
-	cap->too_old = false;
-	cap->partial = (part_hash != NULL);
-	cap->overflowed = sv->overflowed;
-	cap->gid = palloc(sizeof(int64) * Max(n, 1));
-	cap->live = palloc(sizeof(bool) * Max(n, 1));
-	cap->key = palloc(sizeof(char *) * Max(n, 1));
-	cap->block = palloc(sizeof(char *) * Max(n, 1));
-	cap->n = 0;
-	for (dp = first; DsaPointerIsValid(dp); dp = next_captured(dp, part_hash))
-	{
-		StoreEntry *e = entry_at(dp);
-		int			i = cap->n;
-
-		if (e->seq <= visible)
-		{
-			if (part_hash == NULL)
-				break;
-			continue;
-		}
-		if (part_hash != NULL && e->part_hash != *part_hash)
-			continue;
-		if (e->gid == 0 && !e->live)
-			continue;			/* never written, gone again */
-		cap->gid[i] = e->gid;
-		cap->live[i] = e->live;
-		cap->key[i] = palloc(e->keylen);
-		memcpy(cap->key[i], ENTRY_KEY(e), e->keylen);
-		cap->block[i] = palloc(sv->layout.block_size);
-		read_block(sv, ENTRY_BLOCK(e), cap->block[i]);
-		cap->n++;
-	}
-	LWLockRelease(&sv->lock);
-	StoreReleaseView(sv);
-	return cap;
-}
