@@ -381,8 +381,9 @@ StoreUnregisterView(SharedView *sv)
 }
 
 /*
- * StoreForgetDatabase deletes every view of a database: a decoding worker
- * that starts owns none yet.
+ * StoreForgetDatabase deletes every view of a database over tables: a
+ * decoding worker that starts owns none yet.  The views of Kafka streams
+ * are their owners' (registered again when an owner starts).
  */
 void
 StoreForgetDatabase(Oid dboid)
@@ -394,7 +395,7 @@ StoreForgetDatabase(Oid dboid)
 	dshash_seq_init(&status, views, true);
 	while ((sv = dshash_seq_next(&status)) != NULL)
 	{
-		if (sv->key.dboid != dboid)
+		if (sv->key.dboid != dboid || sv->stream)
 			continue;
 		free_groups(sv);
 		dshash_delete_current(&status);
