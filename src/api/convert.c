@@ -68,7 +68,8 @@ convert_table(const ConvertedView *cv, const ViewLayout *layout, const char *vie
 			 SPI_result_code_string(SPI_result));
 	cursor = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT gid, state FROM %s"
-												" WHERE pg_catalog.get_byte(state, 0) = 1", table),
+												" WHERE pg_catalog.substr(state, 1, 1) = '\\x01'::pg_catalog.bytea",
+												table),
 									   0, NULL, NULL, NULL, false, 0);
 	for (;;)
 	{

@@ -1,9 +1,10 @@
 # A state that cannot be read stops only its view: a state whose bytes were
 # changed (its checksum), a state written for another layout (copied from
 # another view's table: its fingerprint), read when the worker starts or
-# when a group is read back on demand, make that view report the error in
-# flowstate.views and fail its reads, while the worker and the other views
-# go on.  Dropped and created again, the view is exact again.
+# when a group is read back on demand, over a table or a Kafka stream, make
+# that view report the error in flowstate.views and fail its reads, while
+# the worker and the other views go on.  Dropped and created again, the
+# view is exact again.
 use strict;
 use warnings;
 use FindBin;
@@ -12,6 +13,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FlowstateNode;
+
+my $kafka = kafka_start();
+is(kafka_command($kafka, 'topic clicks 4'), 'ok', 'the mock cluster has a topic');
 
 my $node = new_node('state_format', qq{
 flowstate.flush_interval = 200ms
@@ -23,7 +27,9 @@ my %view_sql = (
 	corrupt => q{SELECT k, count(*) AS n, sum(x) AS total, max(note) AS top FROM events GROUP BY k},
 	other => q{SELECT k, count(*) AS n, min(x) AS low FROM events GROUP BY k},
 	alien => q{SELECT k, count(*) AS n, avg(x) AS mean FROM events GROUP BY k},
-	ondemand => q{SELECT g, count(*) AS n, max(note) AS top FROM events GROUP BY g});
+	ondemand => q{SELECT g, count(*) AS n, max(note) AS top FROM events GROUP BY g},
+	clicks_bad => q{SELECT u, count(*) AS n, sum(v) AS total FROM clicks GROUP BY u},
+	clicks_good => q{SELECT u, count(*) AS n, max(v) AS top FROM clicks GROUP BY u});
 
 sub create_view
 {
@@ -41,11 +47,38 @@ INSERT INTO events (k, g, x, note)
 SELECT i % 10, i, i * 0.5, 'n' || (i % 97) FROM generate_series(1, 20000) i;
 });
 create_view($_) for qw(corrupt other alien ondemand);
+
+# a stream read by two workers, with two views
+$node->safe_psql('postgres', qq{
+CREATE SERVER kafka FOREIGN DATA WRAPPER flowstate_kafka OPTIONS (brokers '$kafka->{bootstrap}');
+CREATE FOREIGN TABLE clicks (u int, v int) SERVER kafka OPTIONS (topic 'clicks', format 'json', workers '2');
+});
+create_view($_) for qw(clicks_bad clicks_good);
+my $dir = $node->basedir . '/messages';
+mkdir $dir or die;
+# produce(name, from, to): messages {"u": i % 7, "v": i} for i in from..to
+sub produce
+{
+	my ($name, $from, $to) = @_;
+	open my $f, '>', "$dir/$name.json" or die;
+	print $f qq({"u":@{[$_ % 7]},"v":$_}\n) for $from .. $to;
+	close $f;
+	return kafka_command($kafka, "produce clicks $dir/$name.json");
+}
+# clicks(view, n): the view counts n messages, within 180 s
+sub clicks
+{
+	my ($name, $n) = @_;
+	return $node->poll_query_until('postgres', "SELECT coalesce(sum(n), 0) = $n FROM $name");
+}
+is(produce('first', 1, 1000), 'produced 1000', 'messages produced');
+ok(clicks($_, 1000), "$_ counts every message") for qw(clicks_bad clicks_good);
 install_oracle($node, 'postgres');
 is(differences($node, 'postgres', $_), '0', "$_ equals its batch query") for qw(corrupt other alien ondemand);
 
 # every group is in its state table
-my %groups = (corrupt => 10, other => 10, alien => 10, ondemand => 20000);
+my %groups = (corrupt => 10, other => 10, alien => 10, ondemand => 20000,
+	clicks_bad => 7, clicks_good => 7);
 for my $name (sort keys %groups)
 {
 	my $table = state_table($node, 'postgres', $name);
@@ -75,10 +108,25 @@ $node->safe_psql('postgres', qq{
 	UPDATE $alien_table SET state = (SELECT state FROM $other_table ORDER BY gid LIMIT 1)
 	 WHERE gid = (SELECT min(gid) FROM $alien_table);
 });
+my $clicks_table = state_table($node, 'postgres', 'clicks_bad');
+$node->safe_psql('postgres', qq{
+	UPDATE $clicks_table SET state = set_byte(state, 30, get_byte(state, 30) # 128)
+	 WHERE gid = (SELECT max(gid) FROM $clicks_table);
+});
 $node->restart;
 
 ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 2 FROM flowstate.views WHERE status = 'running'}), 'the other views run');
+	SELECT count(*) = 3 FROM flowstate.views WHERE status = 'running'}), 'the other views run');
+ok($node->poll_query_until('postgres', q{
+	SELECT status = 'error' FROM flowstate.views WHERE view = 'clicks_bad'::regclass}),
+	'the view over the stream with a corrupt state stops');
+like(view_status($node, 'postgres', 'clicks_bad'),
+	qr/^error \/ state of continuous view "public.clicks_bad" cannot be read: its checksum does not match its bytes$/,
+	'flowstate.views says why');
+is(produce('second', 1001, 2000), 'produced 1000', 'more messages produced');
+ok(clicks('clicks_good', 2000), 'the other view over the stream counts them');
+like(read_error('clicks_bad'), qr/^state of continuous view "public.clicks_bad" cannot be read/,
+	'reads of the view over the stream fail');
 like(view_status($node, 'postgres', 'corrupt'), qr/^error \/ state of continuous view "public.corrupt" cannot be read: its checksum does not match its bytes$/,
 	'flowstate.views shows the corrupt state');
 like(view_status($node, 'postgres', 'alien'),
@@ -120,20 +168,22 @@ is(decoder_pid($node, 'postgres'), $decoder, 'the decoding worker went on');
 like(view_status($node, 'postgres', 'corrupt'), qr/^error \//, 'corrupt stays in error');
 
 # dropped and created again, each view is exact again
-for my $name (qw(alien corrupt ondemand))
+for my $name (qw(alien corrupt ondemand clicks_bad))
 {
 	$node->safe_psql('postgres', qq{SELECT flowstate.drop_view('$name')});
 	create_view($name);
 }
 is(differences($node, 'postgres', $_), '0', "$_ created again equals its batch query") for qw(alien corrupt ondemand other);
+ok(clicks($_, 2000), "$_ counts every message") for qw(clicks_bad clicks_good);
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status, ',' ORDER BY view::text) FROM flowstate.views}),
-	'running,running,running,running', 'every view runs');
+	'running,running,running,running,running,running', 'every view runs');
 $node->restart;
 is(differences($node, 'postgres', $_), '0', "$_ exact after a restart") for qw(alien corrupt ondemand other);
+ok(clicks($_, 2000), "$_ exact after a restart") for qw(clicks_bad clicks_good);
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(status, ',' ORDER BY view::text) FROM flowstate.views}),
-	'running,running,running,running', 'every view reads its state back');
+	'running,running,running,running,running,running', 'every view reads its state back');
 
 $node->stop;
 done_testing();

@@ -325,6 +325,10 @@ own_view(KafkaView *kv)
 						   &vr->def->layout,
 						   CatalogMemoryLimit(vr->def), true);
 	vr->shared = sv;
+	/* a stream's from the start: a decoder that starts leaves it alone */
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	sv->stream = true;
+	LWLockRelease(&sv->lock);
 	IngestLoadState(vr);
 	n = FlushReadOffsets(vr->def->view_id, &offsets);
 
