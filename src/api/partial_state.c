@@ -344,6 +344,8 @@ unwrap_state(ViewInfo *info, bytea *state, char *block)
 	Size		len = VARSIZE_ANY_EXHDR(state) - sizeof(PartialHeader);
 	bytea	   *inner;
 	bytea	   *again;
+	const char *problem;
+	int			format;
 
 	if (header.view_id != info->view_id)
 		ereport(ERROR,
@@ -363,7 +365,14 @@ unwrap_state(ViewInfo *info, bytea *state, char *block)
 	inner = palloc(VARHDRSZ + len);
 	SET_VARSIZE(inner, VARHDRSZ + len);
 	memcpy(VARDATA(inner), VARDATA_ANY(state) + sizeof(PartialHeader), len);
-	AggDeserialize(&info->def.layout, inner, block);
+	problem = AggDecode(&info->def.layout, inner, block, &format);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid partial state of a continuous view"),
+				 errdetail("The state of continuous view \"%s\" cannot be read: %s.",
+						   get_rel_name(info->view_relid), problem),
+				 errhint(PARTIAL_HINT)));
 
 	/*
 	 * Anyone may pass any bytes: only a state whose var fields are plain
