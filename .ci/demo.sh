@@ -59,6 +59,13 @@ show() {
         FROM revenue_per_minute
         WHERE minute >= date_bin('1 minute', now(), '2000-01-01') - interval '1 minute'
         ORDER BY minute DESC, region"
+    # the minutes' partial states combined into hours
+    $PSQL -d flowstate_demo -c "SELECT region, hour, (f).orders, (f).revenue,
+            round((f).avg_amount, 2) AS avg_amount, (f).largest
+        FROM (SELECT (keys).region, date_bin('1 hour', (keys).minute, '2000-01-01') AS hour,
+                     flowstate.finalize(flowstate.combine(state), NULL::revenue_per_minute) AS f
+                FROM flowstate.partial_states(NULL::revenue_per_minute) GROUP BY 1, 2) h
+        ORDER BY hour DESC, region LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
     $PSQL -d flowstate_demo -c "SELECT page, minute, views, round(avg_ms) AS avg_ms, slowest
