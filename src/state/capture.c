@@ -106,7 +106,7 @@ StoreCapture(StoreKey key, Snapshot snapshot, const uint32 *part_hash)
 	if (part_hash != NULL && !sv->part_index)
 		part_hash = NULL;
 	if (part_hash != NULL)
-		first = store_bucket_array(sv)[sv->nbuckets + (*part_hash & (sv->nbuckets - 1))];
+		first = store_bucket_array(sv)[store_part_slot(sv->nbuckets, *part_hash)];
 	for (dp = first; DsaPointerIsValid(dp); dp = next_captured(dp, part_hash))
 	{
 		if (store_entry_at(dp)->seq <= visible)

@@ -220,7 +220,7 @@ bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 	if (DsaPointerIsValid(e->part_prev))
 		store_entry_at(e->part_prev)->part_next = e->part_next;
 	else
-		store_bucket_array(sv)[sv->nbuckets + (e->part_hash & (sv->nbuckets - 1))] = e->part_next;
+		store_bucket_array(sv)[store_part_slot(sv->nbuckets, e->part_hash)] = e->part_next;
 	if (DsaPointerIsValid(e->part_next))
 		store_entry_at(e->part_next)->part_prev = e->part_prev;
 }

@@ -36,7 +36,7 @@
  *
  * In a view with a window and other keys that compare by their bytes
  * (part_index), each group is also chained by the hash of its keys but the
- * window (part_hash, part_next; the second half of the bucket array), so
+ * window (part_hash, part_next; heads after the buckets, an eighth as many), so
  * that a reader of one key's windows copies those groups only
  * (StoreCapture with a part hash).  The chains change with the groups,
  * under the same lock.
@@ -216,18 +216,18 @@ StoreArea(void)
 	return store_area;
 }
 
-/* The slots of a bucket array of n chains. */
+/* The slots of a bucket array of n chains (and the heads of part chains). */
 static inline Size
 bucket_slots(SharedView *sv, uint32 n)
 {
-	return (Size) n * (sv->part_index ? 2 : 1);
+	return (Size) n + (sv->part_index ? STORE_PART_HEADS(n) : 0);
 }
 
 /* Link a new entry into the chain of its keys but the window. */
 static void
 part_link(SharedView *sv, dsa_pointer dp, StoreEntry *e, dsa_pointer *buckets, uint32 n)
 {
-	dsa_pointer *chain = &buckets[n + (e->part_hash & (n - 1))];
+	dsa_pointer *chain = &buckets[store_part_slot(n, e->part_hash)];
 
 	e->part_next = *chain;
 	e->part_prev = InvalidDsaPointer;

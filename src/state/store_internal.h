@@ -33,6 +33,19 @@ store_bucket_array(SharedView *sv)
 	return (dsa_pointer *) dsa_get_address(store_area, sv->buckets);
 }
 
+/*
+ * The heads of the chains of keys but the window (views with part_index)
+ * follow the n buckets of a bucket array: an eighth as many, since a key
+ * has as many groups as windows.  Chains are told apart by part_hash.
+ */
+#define STORE_PART_HEADS(n)	((n) / 8)
+
+static inline uint32
+store_part_slot(uint32 n, uint32 part_hash)
+{
+	return n + (part_hash & (STORE_PART_HEADS(n) - 1));
+}
+
 extern int	store_nprocs(void);
 extern void store_attach(void);
 extern Size store_entry_size(SharedView *sv, Size keylen);
