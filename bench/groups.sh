@@ -26,11 +26,7 @@ PORT=${FLOWSTATE_BENCH_PORT:-5489}
 source "$HERE/lib.sh"
 
 if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
-    source "$HERE/../.ci/setup.sh"
-    rm -rf "$WORK"
-    mkdir -p "$WORK"
-    cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir)" "$HERE/probe.c" -o "$WORK/probe" \
-        -L"$("$PG_BIN/pg_config" --libdir)" -lpq
+    bench_prepare
     bench_reexec groups.sh "$ROUNDS"
 fi
 

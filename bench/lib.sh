@@ -17,6 +17,16 @@ bench_reexec() {
     FLOWSTATE_BENCH_CHILD=1 exec bash "$WORK/$script" "$@"
 }
 
+# bench_prepare: what the server's user needs, installed (.ci/setup.sh), a
+# fresh $WORK, and the latency probe (probe.c) built into it
+bench_prepare() {
+    source "$HERE/../.ci/setup.sh"
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir)" "$HERE/probe.c" -o "$WORK/probe" \
+        -L"$("$PG_BIN/pg_config" --libdir)" -lpq
+}
+
 # bench_initdb: a cluster in $WORK/data with flowstate preloaded, settings
 # that keep checkpoints out of the timed parts, and the lines on stdin
 bench_initdb() {

@@ -673,28 +673,43 @@ to_state_mutator(Node *node, ToStateContext *ctx)
 	return expression_tree_mutator(node, to_state_mutator, ctx);
 }
 
+/* The column definitions k1..kn of a view's keys, each after sep. */
+static void
+append_key_columns(StringInfo buf, const ViewLayout *layout, const char *sep)
+{
+	for (int i = 0; i < layout->nkeys; i++)
+	{
+		const KeySpec *k = &layout->keys[i];
+		char		name[16];
+
+		snprintf(name, sizeof(name), "k%d", i + 1);
+		StateAppendColumn(buf, sep, name, k->type, k->typmod, k->collation);
+	}
+}
+
+/* The column definitions a1..am of a view's aggregates, the first after first_sep. */
+static void
+append_agg_columns(StringInfo buf, const ViewLayout *layout, const char *first_sep)
+{
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		const AggSpec *a = &layout->aggs[i];
+		char		name[16];
+
+		snprintf(name, sizeof(name), "a%d", i + 1);
+		StateAppendColumn(buf, i == 0 ? first_sep : ", ", name, a->restype, a->restypmod,
+						  a->rescollation);
+	}
+}
+
 /* The call of flowstate.unflushed() with its column definitions. */
 static void
 append_unflushed(StringInfo buf, ViewDef *def, const char *state_table)
 {
 	appendStringInfo(buf, "flowstate.unflushed(%s::regclass) AS u(gid bigint, live boolean",
 					 quote_literal_cstr(state_table));
-	for (int i = 0; i < def->layout.nkeys; i++)
-	{
-		const KeySpec *k = &def->layout.keys[i];
-		char		name[16];
-
-		snprintf(name, sizeof(name), "k%d", i + 1);
-		StateAppendColumn(buf, ", ", name, k->type, k->typmod, k->collation);
-	}
-	for (int i = 0; i < def->layout.naggs; i++)
-	{
-		const AggSpec *a = &def->layout.aggs[i];
-		char		name[16];
-
-		snprintf(name, sizeof(name), "a%d", i + 1);
-		StateAppendColumn(buf, ", ", name, a->restype, a->restypmod, a->rescollation);
-	}
+	append_key_columns(buf, &def->layout, ", ");
+	append_agg_columns(buf, &def->layout, ", ");
 	appendStringInfoChar(buf, ')');
 }
 
@@ -708,28 +723,13 @@ append_unflushed_states(StringInfo buf, ViewDef *def, const char *state_table)
 {
 	appendStringInfo(buf, "flowstate.unflushed_states(%s::regclass) AS u(gid bigint, live boolean",
 					 quote_literal_cstr(state_table));
-	for (int i = 0; i < def->layout.nkeys; i++)
-	{
-		const KeySpec *k = &def->layout.keys[i];
-		char		name[16];
-
-		snprintf(name, sizeof(name), "k%d", i + 1);
-		StateAppendColumn(buf, ", ", name, k->type, k->typmod, k->collation);
-	}
+	append_key_columns(buf, &def->layout, ", ");
 	appendStringInfoString(buf, ", i bigint)");
 	if (def->layout.naggs == 0)
 		return;
 	appendStringInfo(buf, "\n          CROSS JOIN LATERAL flowstate.unflushed_aggregates(%s::regclass, u.i) AS f(",
 					 quote_literal_cstr(state_table));
-	for (int i = 0; i < def->layout.naggs; i++)
-	{
-		const AggSpec *a = &def->layout.aggs[i];
-		char		name[16];
-
-		snprintf(name, sizeof(name), "a%d", i + 1);
-		StateAppendColumn(buf, i == 0 ? "" : ", ", name, a->restype, a->restypmod,
-						  a->rescollation);
-	}
+	append_agg_columns(buf, &def->layout, "");
 	appendStringInfoChar(buf, ')');
 }
 
