@@ -190,8 +190,9 @@ AggSupportedList(void)
 		"stddev_samp, stddev_pop, bool_and, bool_or and every";
 }
 
-static Size
-fields_size(const AggSpec *spec)
+/* AggFieldsSize: the bytes of an aggregate's fields in the local form. */
+Size
+AggFieldsSize(const AggSpec *spec)
 {
 	switch ((AggKind) spec->kind)
 	{
@@ -259,9 +260,10 @@ AggLayoutPlace(ViewLayout *layout)
 			default:
 				break;
 		}
-		offset += MAXALIGN(fields_size(spec));
+		offset += MAXALIGN(AggFieldsSize(spec));
 	}
 	layout->block_size = offset;
+	AggLayoutPack(layout);
 }
 
 /*
@@ -482,10 +484,16 @@ specials_add(Specials *sp, double x, int sign)
 	return true;
 }
 
-/* Add d's counts to t's; false if some count went negative. */
+/*
+ * Add d's counts to t's; false if some count went negative.  Where t keeps
+ * presence rather than counts (sum and avg in shared memory:
+ * shared_block.c), a delta that removes some is enough to return false.
+ */
 static inline bool
-specials_merge(Specials *t, const Specials *d)
+specials_merge(Specials *t, const Specials *d, bool presence)
 {
+	if (presence && (d->nan < 0 || d->pinf < 0 || d->ninf < 0))
+		return false;
 	t->nan += d->nan;
 	t->pinf += d->pinf;
 	t->ninf += d->ninf;
@@ -676,7 +684,7 @@ static bool
 merge_numeric(const AggSpec *spec, NumericFields *t, const NumericFields *d)
 {
 	t->n += d->n;
-	if (!specials_merge(&t->sp, &d->sp) || t->n < 0)
+	if (!specials_merge(&t->sp, &d->sp, spec->kind != AGG_VAR_NUMERIC) || t->n < 0)
 		return false;
 
 	if (d->sx != (Datum) 0)
@@ -790,7 +798,7 @@ AggMerge(const AggRuntime *rt, char *target, const char *delta)
 
 					t->n += d->n;
 					t->s += d->s;
-					if (!specials_merge(&t->sp, &d->sp) || t->n < 0)
+					if (!specials_merge(&t->sp, &d->sp, true) || t->n < 0)
 						return false;
 					if (t->n == 0)
 						t->s = 0.0;
@@ -804,7 +812,7 @@ AggMerge(const AggRuntime *rt, char *target, const char *delta)
 
 					yc_combine(&t->n, &t->sx, &t->sxx, d->n, d->sx, d->sxx);
 					yc_remove(&t->n, &t->sx, &t->sxx, d->dn, d->dsx, d->dsxx);
-					if (!specials_merge(&t->sp, &d->sp) || t->n < 0)
+					if (!specials_merge(&t->sp, &d->sp, false) || t->n < 0)
 						return false;
 					break;
 				}

@@ -36,6 +36,7 @@ typedef struct AggRuntime
 extern bool AggIdentify(Aggref *aggref, AggSpec *spec);
 extern const char *AggSupportedList(void);
 extern void AggLayoutPlace(ViewLayout *layout);
+extern Size AggFieldsSize(const AggSpec *spec);
 extern AggRuntime *AggRuntimeCreate(const ViewLayout *layout);
 
 extern void AggAccumulate(const AggRuntime *rt, int aggno, char *block,
@@ -52,6 +53,11 @@ extern bool AggLostPrecision(const ViewLayout *layout, const char *before, const
 extern bool AggIsEmpty(const ViewLayout *layout, const char *block);
 extern void AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 						Datum *value, bool *isnull, bool *overflow);
+
+/* shared_block.c: the packed form kept in shared memory */
+extern void AggLayoutPack(ViewLayout *layout);
+extern void AggPack(const ViewLayout *layout, const char *block, char *shared);
+extern void AggUnpack(const ViewLayout *layout, const char *shared, char *block);
 
 extern uint32 AggLayoutFingerprint(const ViewLayout *layout);
 extern bytea *AggSerialize(const ViewLayout *layout, const char *block);

@@ -12,6 +12,16 @@
  * varlena, in the *shared* form a dsa_pointer (state_store.c converts).
  * Everything in aggregate.c works on the local form.
  *
+ * Shared memory holds a third, *packed* form (shared_block.c): the fields
+ * of a group's state without padding, without what only a delta uses
+ * (deleted values and sums), with the infinities and NaNs of a sum as
+ * presence bits, and without the fields that repeat others: count(*) is
+ * the block's row count, two aggregates over the same argument and filter
+ * whose fields are the same (sum and avg, bool_and and bool_or) keep them
+ * once, and min and max over one argument keep its count of non-null
+ * inputs once.  An aggregate's place in it is its shared_offset; the
+ * packed form is shared_size bytes, read and written only with memcpy.
+ *
  * A ViewLayout has no pointers, so the decoding worker copies it into
  * shared memory once and any backend can read a view's groups with it.
  *
@@ -79,8 +89,18 @@ typedef struct AggSpec
 	int16		vallen;			/* min/max: length of the value type */
 	bool		valbyval;		/* min/max: value type passed by value */
 	bool		has_filter;		/* FILTER (WHERE ...) */
+	int16		input;			/* the first aggregate with the same arguments
+								 * and FILTER (itself if none) */
+	int16		fields_of;		/* AGG_OWN_FIELDS, AGG_NROWS_FIELD, or the
+								 * aggregate whose packed fields are its own */
+	int16		count_of;		/* min/max: the aggregate whose packed count of
+								 * non-null inputs is its own, or -1 */
 	int32		offset;			/* of this aggregate's fields in the block */
+	int32		shared_offset;	/* of its fields in the packed form */
 } AggSpec;
+
+#define AGG_OWN_FIELDS	(-1)
+#define AGG_NROWS_FIELD	(-2)	/* count(*) without FILTER: the row count */
 
 typedef struct ViewLayout
 {
@@ -89,7 +109,10 @@ typedef struct ViewLayout
 	int16		nvars;
 	bool		scalar;			/* no GROUP BY: one group that always exists */
 	int32		block_size;
+	int32		shared_size;	/* of the packed form */
 	int32		var_offsets[FLOWSTATE_MAX_VARS];
+	int32		var_shared[FLOWSTATE_MAX_VARS];	/* their dsa_pointers' offsets
+												 * in the packed form */
 	KeySpec		keys[FLOWSTATE_MAX_KEYS];
 	AggSpec		aggs[FLOWSTATE_MAX_AGGS];
 } ViewLayout;

@@ -470,7 +470,7 @@ IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next)
 uint32
 IngestBatchGroups(ViewRuntime *vr, int64 limit)
 {
-	int64		entry = 96 + vr->def->layout.block_size;
+	int64		entry = 96 + vr->def->layout.shared_size;
 
 	return (uint32) Max(64, Min(limit / 4 / entry, (int64) PG_INT32_MAX));
 }

@@ -597,8 +597,23 @@ QueryDescribe(Query *query, ViewDef *def)
 	(void) collect_aggrefs_walker(query->havingQual, &def->aggrefs);
 	foreach(lc, def->aggrefs)
 	{
-		if (!AggIdentify(lfirst(lc), &layout->aggs[layout->naggs]))
-			elog(ERROR, "aggregate %u is not native", ((Aggref *) lfirst(lc))->aggfnoid);
+		Aggref	   *aggref = lfirst(lc);
+		AggSpec    *spec = &layout->aggs[layout->naggs];
+
+		if (!AggIdentify(aggref, spec))
+			elog(ERROR, "aggregate %u is not native", aggref->aggfnoid);
+		/* aggregates over the same input may share fields (layout.h) */
+		spec->input = layout->naggs;
+		for (int j = 0; j < layout->naggs; j++)
+		{
+			Aggref	   *other = list_nth(def->aggrefs, j);
+
+			if (equal(other->args, aggref->args) && equal(other->aggfilter, aggref->aggfilter))
+			{
+				spec->input = j;
+				break;
+			}
+		}
 		layout->naggs++;
 	}
 	AggLayoutPlace(layout);

@@ -11,9 +11,12 @@
  * take a faster path.  NULLs form a group of their own.
  *
  * The flat form of a key, stored with its group in shared memory, is one
- * null flag per column, then each non-NULL value MAXALIGNed: by-value types
- * as a Datum, fixed-length ones as their bytes, varlenas detoasted with a
- * 4-byte header.  Values read back point into it.
+ * null flag byte per column, then each non-NULL value without padding:
+ * by-value types in their length (copied in and out with memcpy), other
+ * fixed-length ones as their bytes, varlenas detoasted with a 4-byte
+ * header.  By-reference values read back point into it, unaligned, as
+ * values in shared memory already were (the platforms PostgreSQL 15 runs
+ * on with this extension, x86-64 and ARM64, read them so).
  *
  *-------------------------------------------------------------------------
  */
@@ -30,7 +33,7 @@
 
 #include "state/group.h"
 
-#define KEY_HEADER_SIZE(nkeys) MAXALIGN(nkeys)
+#define KEY_HEADER_SIZE(nkeys) (nkeys)
 
 /*
  * GroupKeyTypeUsable tells whether a type can be a group key (it has hash
@@ -151,11 +154,76 @@ GroupKeyDetoast(const ViewLayout *layout, Datum *values, const bool *isnull)
 static Size
 value_size(const KeySpec *key, Datum value)
 {
-	if (key->typbyval)
-		return sizeof(Datum);
 	if (key->typlen > 0)
-		return MAXALIGN(key->typlen);
-	return MAXALIGN(VARSIZE(DatumGetPointer(value)));
+		return key->typlen;
+	return VARSIZE(DatumGetPointer(value));
+}
+
+/* A by-value key value in its type's length, unaligned. */
+static inline void
+store_byval(char *p, int16 typlen, Datum value)
+{
+	switch (typlen)
+	{
+		case 8:
+			{
+				int64		v = DatumGetInt64(value);
+
+				memcpy(p, &v, 8);
+				return;
+			}
+		case 4:
+			{
+				int32		v = DatumGetInt32(value);
+
+				memcpy(p, &v, 4);
+				return;
+			}
+		case 2:
+			{
+				int16		v = DatumGetInt16(value);
+
+				memcpy(p, &v, 2);
+				return;
+			}
+		case 1:
+			*p = DatumGetChar(value);
+			return;
+	}
+	elog(ERROR, "unsupported by-value length %d", typlen);
+}
+
+static inline Datum
+fetch_byval(const char *p, int16 typlen)
+{
+	switch (typlen)
+	{
+		case 8:
+			{
+				int64		v;
+
+				memcpy(&v, p, 8);
+				return Int64GetDatum(v);
+			}
+		case 4:
+			{
+				int32		v;
+
+				memcpy(&v, p, 4);
+				return Int32GetDatum(v);
+			}
+		case 2:
+			{
+				int16		v;
+
+				memcpy(&v, p, 2);
+				return Int16GetDatum(v);
+			}
+		case 1:
+			return CharGetDatum(*p);
+	}
+	elog(ERROR, "unsupported by-value length %d", typlen);
+	return (Datum) 0;
 }
 
 /*
@@ -196,7 +264,7 @@ GroupKeyWrite(const ViewLayout *layout, const Datum *values, const bool *isnull,
 			continue;
 		size = value_size(key, values[i]);
 		if (key->typbyval)
-			memcpy(p, &values[i], sizeof(Datum));
+			store_byval(p, key->typlen, values[i]);
 		else if (key->typlen > 0)
 			memcpy(p, DatumGetPointer(values[i]), key->typlen);
 		else
@@ -225,7 +293,7 @@ GroupKeyRead(const ViewLayout *layout, const char *src, Datum *values, bool *isn
 			continue;
 		}
 		if (key->typbyval)
-			memcpy(&values[i], p, sizeof(Datum));
+			values[i] = fetch_byval(p, key->typlen);
 		else
 			values[i] = PointerGetDatum(p);
 		p += value_size(key, values[i]);

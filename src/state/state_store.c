@@ -239,7 +239,7 @@ part_link(SharedView *sv, dsa_pointer dp, StoreEntry *e, dsa_pointer *buckets, u
 Size
 store_entry_size(SharedView *sv, Size keylen)
 {
-	return offsetof(StoreEntry, data) + MAXALIGN(keylen) + sv->layout.block_size;
+	return offsetof(StoreEntry, data) + keylen + sv->layout.shared_size;
 }
 
 /* Free the var chunks of an entry's block. */
@@ -250,15 +250,15 @@ store_free_vars(SharedView *sv, StoreEntry *e)
 
 	for (int i = 0; i < sv->layout.nvars; i++)
 	{
-		dsa_pointer *vp = (dsa_pointer *) (block + sv->layout.var_offsets[i]);
+		dsa_pointer vp = shared_var(sv, block, i);
 
-		if (DsaPointerIsValid(*vp))
+		if (DsaPointerIsValid(vp))
 		{
-			VarChunk   *c = dsa_get_address(store_area, *vp);
+			VarChunk   *c = dsa_get_address(store_area, vp);
 
 			sv->bytes -= offsetof(VarChunk, data) + c->capacity;
-			dsa_free(store_area, *vp);
-			*vp = InvalidDsaPointer;
+			dsa_free(store_area, vp);
+			set_shared_var(sv, block, i, InvalidDsaPointer);
 		}
 	}
 }
@@ -483,18 +483,20 @@ StoreEntryGet(SharedView *sv, dsa_pointer dp)
 	return store_entry_at(dp);
 }
 
-/* Copy a shared block into a local one; var fields into CurrentMemoryContext. */
+/*
+ * Unpack a shared block into a local one (AggUnpack); var fields into
+ * CurrentMemoryContext.
+ */
 void
 store_read_block(SharedView *sv, const char *shared, char *block)
 {
-	memcpy(block, shared, sv->layout.block_size);
+	AggUnpack(&sv->layout, shared, block);
 	for (int i = 0; i < sv->layout.nvars; i++)
 	{
 		int32		off = sv->layout.var_offsets[i];
-		dsa_pointer vp;
+		dsa_pointer vp = shared_var(sv, shared, i);
 		char	   *copy = NULL;
 
-		memcpy(&vp, shared + off, sizeof(vp));
 		if (DsaPointerIsValid(vp))
 		{
 			VarChunk   *c = dsa_get_address(store_area, vp);
@@ -548,9 +550,11 @@ StorePrepare(SharedView *sv, StoreWrite *w, dsa_pointer dp, Size keylen, const c
 		Size		len;
 
 		if (shared)
-			memcpy(&old, shared + off, sizeof(old));
+			old = shared_var(sv, shared, i);
 		w->vars[i] = InvalidDsaPointer;
-		if (val == NULL)
+		/* a state has no deleted values, which the packed form drops */
+		Assert(val == NULL || sv->layout.var_shared[i] >= 0);
+		if (val == NULL || sv->layout.var_shared[i] < 0)
 			continue;
 		len = VARSIZE_ANY(val);
 		if (DsaPointerIsValid(old) &&
@@ -585,7 +589,7 @@ StoreCancel(SharedView *sv, StoreWrite *w, int nvars)
 		dsa_pointer old = InvalidDsaPointer;
 
 		if (shared)
-			memcpy(&old, shared + sv->layout.var_offsets[j], sizeof(old));
+			old = shared_var(sv, shared, j);
 		if (DsaPointerIsValid(w->vars[j]) && w->vars[j] != old)
 			dsa_free(store_area, w->vars[j]);
 	}
@@ -607,7 +611,7 @@ apply_block(SharedView *sv, StoreEntry *e, const char *block, const StoreWrite *
 		dsa_pointer old = InvalidDsaPointer;
 
 		if (!w->is_new)
-			memcpy(&old, shared + off, sizeof(old));
+			old = shared_var(sv, shared, i);
 		if (DsaPointerIsValid(old) && old != w->vars[i])
 		{
 			sv->bytes -= offsetof(VarChunk, data) +
@@ -617,14 +621,14 @@ apply_block(SharedView *sv, StoreEntry *e, const char *block, const StoreWrite *
 		if (DsaPointerIsValid(w->vars[i]) && w->vars[i] != old)
 			sv->bytes += offsetof(VarChunk, data) +
 				((VarChunk *) dsa_get_address(store_area, w->vars[i]))->capacity;
-		if (val != NULL)
+		if (val != NULL && DsaPointerIsValid(w->vars[i]))
 			memcpy(((VarChunk *) dsa_get_address(store_area, w->vars[i]))->data, val,
 				   VARSIZE_ANY(val));
 	}
 
-	memcpy(shared, block, sv->layout.block_size);
+	AggPack(&sv->layout, block, shared);
 	for (int i = 0; i < sv->layout.nvars; i++)
-		memcpy(shared + sv->layout.var_offsets[i], &w->vars[i], sizeof(dsa_pointer));
+		set_shared_var(sv, shared, i, w->vars[i]);
 }
 
 void
@@ -751,10 +755,10 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 
 	if (sv->float_sums)
 	{
-		bool		was = w->is_new ? (gid != 0 && w->stored_overflowed) :
-			AggOverflowed(&sv->layout, ENTRY_BLOCK(e));
+		bool		was = w->is_new ? (gid != 0 && w->stored_overflowed) : e->overflowed;
 
-		sv->overflowed += (int) AggOverflowed(&sv->layout, block) - (int) was;
+		e->overflowed = AggOverflowed(&sv->layout, block);
+		sv->overflowed += (int) e->overflowed - (int) was;
 	}
 	if (!w->is_new)
 	{

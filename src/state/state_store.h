@@ -44,7 +44,10 @@ typedef struct FlushRecord
 	TransactionId xid;			/* InvalidTransactionId until assigned */
 } FlushRecord;
 
-/* One group; followed by its flat key (MAXALIGNed) and its state block. */
+/*
+ * One group; followed by its flat key (group.c) and its state block in
+ * the packed form (AggPack).
+ */
 typedef struct StoreEntry
 {
 	dsa_pointer bucket_next;
@@ -52,18 +55,20 @@ typedef struct StoreEntry
 	dsa_pointer next;			/* towards the least recently changed */
 	uint64		seq;			/* flush that holds (or will hold) this state */
 	int64		gid;			/* its row in the state table; 0 if none yet */
-	ItemPointerData tid;		/* that row's current version */
 	uint32		hash;
 	uint32		part_hash;		/* GroupKeyPartHash, if the view has part_index */
 	dsa_pointer part_next;		/* the groups of its keys but the window */
 	dsa_pointer part_prev;
-	uint16		keylen;
-	bool		live;			/* has rows (or the view has no GROUP BY) */
+	uint32		keylen:30;		/* bytes of its flat key (at most a varlena's) */
+	uint32		live:1;			/* has rows (or the view has no GROUP BY) */
+	uint32		overflowed:1;	/* a float aggregate is out of range (views
+								 * with float sums: SharedView.overflowed) */
+	ItemPointerData tid;		/* its row's current version */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } StoreEntry;
 
 #define ENTRY_KEY(e)		((e)->data)
-#define ENTRY_BLOCK(e)		((e)->data + MAXALIGN((e)->keylen))
+#define ENTRY_BLOCK(e)		((e)->data + (e)->keylen)
 
 typedef struct SharedView
 {

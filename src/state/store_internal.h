@@ -34,6 +34,29 @@ store_bucket_array(SharedView *sv)
 }
 
 /*
+ * The dsa_pointer of var field i in a packed block (AggPack), unaligned;
+ * a var field the packed form does not keep (a delta's) is always invalid.
+ */
+static inline dsa_pointer
+shared_var(SharedView *sv, const char *shared, int i)
+{
+	dsa_pointer vp = InvalidDsaPointer;
+
+	if (sv->layout.var_shared[i] >= 0)
+		memcpy(&vp, shared + sv->layout.var_shared[i], sizeof(vp));
+	return vp;
+}
+
+static inline void
+set_shared_var(SharedView *sv, char *shared, int i, dsa_pointer vp)
+{
+	if (sv->layout.var_shared[i] >= 0)
+		memcpy(shared + sv->layout.var_shared[i], &vp, sizeof(vp));
+	else
+		Assert(!DsaPointerIsValid(vp));
+}
+
+/*
  * The heads of the chains of keys but the window (views with part_index)
  * follow the n buckets of a bucket array: an eighth as many, since a key
  * has as many groups as windows.  Chains are told apart by part_hash.

@@ -174,6 +174,19 @@ SELECT flowstate.create_view('public.o_total', $$
     SELECT count(*) AS n, sum(n) AS s_n, min(tx) AS lo_tx, max(f8) AS hi_f8,
            stddev(i4) AS sd_i4, bool_or(b) AS any_b
       FROM public.readings$$);
+-- aggregates over one input, which keep shared fields once in shared
+-- memory: count(*) and the row count, sum and avg, min and max, the
+-- variance family, bool_and and bool_or, the same FILTER twice
+SELECT flowstate.create_view('public.o_shared', $$
+    SELECT g, count(*) AS n, count(f8) AS n_f8, sum(f8) AS s_f8, avg(f8) AS a_f8,
+           min(f8) AS lo_f8, max(f8) AS hi_f8, sum(i4) AS s_i4, avg(i4) AS a_i4,
+           sum(i4) FILTER (WHERE b) AS sb_i4, avg(i4) FILTER (WHERE b) AS ab_i4,
+           count(*) FILTER (WHERE b) AS nb, count(*) FILTER (WHERE NOT b) AS nnb,
+           min(i4) FILTER (WHERE b) AS lob_i4, max(i4) AS hi_i4, min(i4) AS lo_i4,
+           bool_and(b) AS all_b, bool_or(b) AS any_b, sum(n) AS s_n, avg(n) AS a_n,
+           min(tx) AS lo_tx, max(tx) AS hi_tx, variance(i2) AS v_i2, stddev(i2) AS sd_i2,
+           sum(f4) AS s_f4, avg(f4) AS a_f4, var_pop(n) AS vp_n, stddev_pop(n) AS sdp_n
+      FROM public.readings GROUP BY g$$);
 
 SELECT flowstate.wait_for();
 SELECT * FROM public.check_all;
@@ -228,6 +241,30 @@ SELECT flowstate.wait_for();
 SELECT * FROM public.check_all;
 SELECT g, s_f4, s_f8, s_n FROM public.o_sums WHERE g IN ('a', 'b') ORDER BY g;
 DELETE FROM public.readings WHERE n IN ('NaN', 'Infinity', '-Infinity');
+SELECT flowstate.wait_for();
+SELECT * FROM public.check_all;
+
+-- the same values one transaction at a time: shared memory keeps whether a
+-- sum has some, and the variance family how many (two NaNs and nothing
+-- else: var_samp is NaN, not NULL)
+INSERT INTO public.readings (ts, lts, g, h, f4, f8, n)
+VALUES ('2026-01-01 00:00:04+00', '2026-01-01 00:00:04', 'c', 9, 'NaN', 'Infinity', 'NaN');
+INSERT INTO public.readings (ts, lts, g, h, f4, f8, n)
+VALUES ('2026-01-01 00:00:05+00', '2026-01-01 00:00:05', 'c', 9, 'NaN', 'Infinity', 'NaN');
+INSERT INTO public.readings (ts, lts, g, h, f4, f8, n)
+VALUES ('2026-01-01 00:00:06+00', '2026-01-01 00:00:06', 'c', 9, 'Infinity', '-Infinity', 'Infinity');
+SELECT flowstate.wait_for();
+SELECT * FROM public.check_all;
+SELECT v_f4, vp_f8, v_n FROM public.o_spread WHERE h = 9;
+DELETE FROM public.readings WHERE ts = '2026-01-01 00:00:06+00';
+SELECT flowstate.wait_for();
+SELECT * FROM public.check_all;
+SELECT g, s_f4, s_f8, s_n FROM public.o_sums WHERE g = 'c';
+DELETE FROM public.readings WHERE ts = '2026-01-01 00:00:05+00';
+SELECT flowstate.wait_for();
+SELECT * FROM public.check_all;
+SELECT g, s_f4, s_f8, s_n FROM public.o_sums WHERE g = 'c';
+DELETE FROM public.readings WHERE ts = '2026-01-01 00:00:04+00';
 SELECT flowstate.wait_for();
 SELECT * FROM public.check_all;
 
