@@ -1033,6 +1033,29 @@ decode_image(const ViewLayout *layout, const char *p, const char *end, char *blo
 }
 
 /*
+ * What a state of a group's rows never holds, which a block in shared
+ * memory cannot keep (shared_block.c): a min or max without its value
+ * while the group has inputs, or with a deleted value.
+ */
+static const char *
+check_block(const ViewLayout *layout, const char *block)
+{
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		const AggSpec *spec = &layout->aggs[i];
+		const MinMaxFields *f;
+
+		if (spec->kind != AGG_MIN && spec->kind != AGG_MAX)
+			continue;
+		f = FIELDS(MinMaxFields, block, spec);
+		if ((f->flags & MM_HAS_DEL) || (f->nn > 0) != ((f->flags & MM_HAS_VAL) != 0) ||
+			(f->nn > 0 && !spec->valbyval && f->val == (Datum) 0))
+			return "its minimum or maximum does not match its count of inputs";
+	}
+	return NULL;
+}
+
+/*
  * AggDecode reads a state written by AggSerialize (or, from before 0.5.0,
  * by AggSerializeImage) into a block in the local form, its var fields
  * palloc'd in CurrentMemoryContext.  Returns NULL, or why the state cannot
@@ -1056,6 +1079,8 @@ AggDecode(const ViewLayout *layout, const bytea *state, char *block, int *format
 	{
 		const char *problem = decode_image(layout, p + 1, p + len, block);
 
+		if (problem == NULL)
+			problem = check_block(layout, block);
 		if (problem)
 			memset(block, 0, layout->block_size);
 		return problem;
@@ -1086,6 +1111,8 @@ AggDecode(const ViewLayout *layout, const bytea *state, char *block, int *format
 		get_fields(&r, &layout->aggs[i], block);
 	if (r.problem == NULL && r.p != r.end)
 		r.problem = psprintf("it has %d bytes more than its fields", (int) (r.end - r.p));
+	if (r.problem == NULL)
+		r.problem = check_block(layout, block);
 	if (r.problem)
 		memset(block, 0, layout->block_size);
 	return r.problem;
