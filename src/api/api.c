@@ -51,6 +51,7 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
+#include "pgtime.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -281,6 +282,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int64		allowed_lateness;
 	int64		memory_limit;
 	bool		stream;
+	char	   *time_zone;
+	bool		has_time_zone;
 	int32		view_id;
 	char	   *def_name;
 	char	   *state_name;
@@ -334,6 +337,17 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	SecurityCheckRowSecurity(def.source_relid, owner,
 							 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
 	stream = QueryIsStream(def.source_relid);
+
+	/* the view evaluates in this session's time zone (catalog column of 0.6.0) */
+	time_zone = pstrdup(pg_get_timezone_name(session_timezone));
+	has_time_zone = get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
+							   "time_zone") != InvalidAttrNumber;
+	if (!has_time_zone && QueryUsesTimeZone(query))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a continuous view that depends on the time zone needs flowstate 0.6.0"),
+				 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
+
 	if (stream)
 		(void) StreamLoad(def.source_relid, CurrentMemoryContext);	/* checks it */
 	else if (get_rel_relkind(def.source_relid) == RELKIND_PARTITIONED_TABLE)
@@ -466,7 +480,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	appendStringInfo(&sql,
 					 "INSERT INTO flowstate.view (view_id, view, definition, state_table, source,"
 					 " query, window_kind, window_size, watermark_delay, allowed_lateness,"
-					 " memory_limit, status) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s, %s)",
+					 " memory_limit, status%s) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s, %s%s)",
+					 has_time_zone ? ", time_zone" : "",
 					 view_id, def.view_relid, def.def_relid, def.state_relid, def.source_relid,
 					 quote_literal_cstr(query_text),
 					 def.window.present ? "'tumble'" : "'none'",
@@ -478,7 +493,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					 interval_text(fcinfo, 3),
 					 memory_limit > 0 ? psprintf(INT64_FORMAT, memory_limit) : "NULL",
 					 /* a stream's view starts at its start position: no backfill */
-					 stream ? "'running'" : "'backfilling'");
+					 stream ? "'running'" : "'backfilling'",
+					 has_time_zone ? psprintf(", %s", quote_literal_cstr(time_zone)) : "");
 	spi_exec(sql.data, SPI_OK_INSERT);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);

@@ -350,7 +350,7 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 		 * The query runs the view's expressions: as its owner, in limited
 		 * time (security.c); an error ends every query of this recompute.
 		 */
-		SecurityEnter(vr->def->owner, &save);
+		SecurityEnter(vr->def->owner, vr->zone, &save);
 		SecurityTimerStart();
 		plan = recompute_plan(vr, nullmask)->plan;
 		ret = SPI_execute_snapshot(plan, args, nulls, snap->snapshot, InvalidSnapshot,
@@ -448,7 +448,7 @@ try_recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot
 		{
 			SecuritySave save;
 
-			SecurityEnter(vr->def->owner, &save);
+			SecurityEnter(vr->def->owner, vr->zone, &save);
 			SecurityTimerStart();
 			indexed = recompute_plan(vr, 0)->indexed;
 			(void) SecurityTimerStop();

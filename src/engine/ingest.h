@@ -84,6 +84,7 @@ typedef struct ViewRuntime
 								 * so that an error in them is cleaned up */
 	TupleTableSlot *result;
 	char	   *compile_error;	/* the defining query could not be compiled */
+	struct pg_tz *zone;			/* def->time_zone, NULL: the worker's */
 	char		compile_sqlstate[6];
 	Bitmapset  *payload_atts;	/* source columns the expressions read */
 	bool		payload_all;	/* ... all of them (a whole-row reference) */

@@ -32,6 +32,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -117,6 +118,18 @@ compile(ViewRuntime *vr)
 	int			i;
 	TupleDesc	desc;
 
+	/* the time zone its expressions are evaluated in (security.c) */
+	if (def->time_zone != NULL)
+	{
+		vr->zone = pg_tzset(def->time_zone);
+		if (vr->zone == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("time zone \"%s\" of continuous view %s is not known to this server",
+							def->time_zone, def->view_name),
+					 errhint("Drop the view with flowstate.drop_view() and create it again in a known time zone.")));
+	}
+
 	i = 0;
 	foreach(lc, def->key_exprs)
 	{
@@ -187,7 +200,7 @@ ProjectionCompile(ViewRuntime *vr)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		SecurityEnter(vr->def->owner, &save);
+		SecurityEnter(vr->def->owner, NULL, &save);
 		SecurityTimerStart();
 		compile(vr);
 		(void) SecurityTimerStop();
@@ -203,6 +216,9 @@ ProjectionCompile(ViewRuntime *vr)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		SecurityRestoreZone(&save);
+		/* the rollback made the transaction's context current: the view's */
+		MemoryContextSwitchTo(cxt);
 		if (timed_out)
 		{
 			edata->sqlerrcode = ERRCODE_QUERY_CANCELED;
@@ -348,7 +364,7 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	MemoryContextSwitchTo(rowcxt);
-	SecurityEnter(vr->def->owner, &save);
+	SecurityEnter(vr->def->owner, vr->zone, &save);
 	SecurityTimerStart();
 	PG_TRY();
 	{
@@ -392,9 +408,10 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 		}
 		if (vr->guarded)
 		{
-			/* which restores the user and the rest */
+			/* which restores the user and the rest, but the time zone */
 			RollbackAndReleaseCurrentSubTransaction();
 			CurrentResourceOwner = owner;
+			SecurityRestoreZone(&save);
 		}
 		else
 			SecurityAfterError(&save);

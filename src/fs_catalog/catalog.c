@@ -85,7 +85,9 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       (extract(epoch FROM watermark_delay) * 1000000)::int8,"
 								"       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
 								"       memory_limit, status = 'backfilling', max_event_time,"
-								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view)"
+								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view),"
+			/* before ALTER EXTENSION UPDATE to 0.6.0, no time_zone: NULL */
+								"       pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'time_zone'"
 								"  FROM flowstate.view v"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -144,6 +146,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 		def->max_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
 																9, &isnull));
 		def->has_max_event_time = !isnull && !def->backfilling;
+		def->time_zone = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 11);
 		query = QueryOfDefinition(def_relid);
 		if (query == NULL)
 		{

@@ -15,7 +15,10 @@
  * the reorder buffer forbids to output plugins (a view that did would stop
  * the decoding of the whole database), and with it every write, sequence
  * change and subtransaction.  Any such attempt is an error of the row being
- * evaluated: a dead letter, never the worker's.
+ * evaluated: a dead letter, never the worker's.  It also runs in the view's
+ * time zone, that of the session that created it (flowstate.view.time_zone),
+ * so that date_trunc of a timestamptz and its kin give what the batch query
+ * gives in that zone.
  *
  * A row's evaluation is also bounded in time (SecurityTimerStart/Stop,
  * flowstate.evaluation_timeout), as statement_timeout bounds a query: one
@@ -47,6 +50,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -59,6 +63,9 @@
 #include "guc.h"
 #include "query/query.h"
 #include "fs_catalog/security.h"
+
+/* The worker's own time zone, from the server's settings (SecurityWorkerInit). */
+static pg_tz *worker_zone = NULL;
 
 extern PGDLLEXPORT Datum flowstate_check_view_rights(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_check_view_rights);
@@ -74,6 +81,7 @@ PG_FUNCTION_INFO_V1(flowstate_side_row_visible);
 void
 SecurityWorkerInit(void)
 {
+	worker_zone = session_timezone;
 	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	/* as a SET: a function's own SET search_path still applies */
 	SetConfigOption("search_path", SECURITY_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
@@ -104,16 +112,25 @@ SecurityRestoreSearchPath(int nest)
 
 /*
  * SecurityEnter makes what follows run as owner, restricted, read-only and
- * in parallel mode; SecurityLeave undoes it.  They nest.  After an error
+ * in parallel mode, in time zone zone (NULL: the worker's own, that of the
+ * server's settings); SecurityLeave undoes it.  They nest.  After an error
  * caught without rolling back a subtransaction, SecurityAfterError undoes
- * it instead (a subtransaction's rollback restores all of it by itself).
+ * it instead; a subtransaction's rollback restores all of it by itself but
+ * the time zone, which SecurityRestoreZone restores.  The time zone is not
+ * a GUC change: the evaluation of a view sees its own zone as TimeZone,
+ * and nothing is left to undo at the end of a transaction.
  */
 void
-SecurityEnter(Oid owner, SecuritySave *save)
+SecurityEnter(Oid owner, pg_tz *zone, SecuritySave *save)
 {
 	GetUserIdAndSecContext(&save->userid, &save->sec_context);
 	save->read_only = XactReadOnly;
 	save->parallel = IsInParallelMode();
+	save->zone = session_timezone;
+	if (zone != NULL)
+		session_timezone = zone;
+	else if (worker_zone != NULL)
+		session_timezone = worker_zone;
 	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	XactReadOnly = true;
@@ -129,6 +146,7 @@ SecurityLeave(const SecuritySave *save)
 	ExitParallelMode();
 	XactReadOnly = save->read_only;
 	SetUserIdAndSecContext(save->userid, save->sec_context);
+	session_timezone = save->zone;
 }
 
 void
@@ -141,6 +159,13 @@ SecurityAfterError(const SecuritySave *save)
 		EnterParallelMode();
 	XactReadOnly = save->read_only;
 	SetUserIdAndSecContext(save->userid, save->sec_context);
+	session_timezone = save->zone;
+}
+
+void
+SecurityRestoreZone(const SecuritySave *save)
+{
+	session_timezone = save->zone;
 }
 
 /* The evaluation timer: what the main line tells the handler. */

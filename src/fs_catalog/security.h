@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * security.h
- *	  Who a continuous view evaluates as, and whose rights its reads need.
+ *	  Who a continuous view evaluates as (and in which time zone), and
+ *	  whose rights its reads need.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,6 +16,7 @@ typedef struct SecuritySave
 	int			sec_context;
 	bool		read_only;
 	bool		parallel;
+	struct pg_tz *zone;
 } SecuritySave;
 
 /* Where flowstate's own statements and the workers resolve names. */
@@ -23,9 +25,10 @@ typedef struct SecuritySave
 extern void SecurityWorkerInit(void);
 extern int	SecurityRestrictSearchPath(void);
 extern void SecurityRestoreSearchPath(int nest);
-extern void SecurityEnter(Oid owner, SecuritySave *save);
+extern void SecurityEnter(Oid owner, struct pg_tz *zone, SecuritySave *save);
 extern void SecurityLeave(const SecuritySave *save);
 extern void SecurityAfterError(const SecuritySave *save);
+extern void SecurityRestoreZone(const SecuritySave *save);
 
 extern void SecurityTimerStart(void);
 extern bool SecurityTimerStop(void);

@@ -89,11 +89,97 @@ QueryParse(const char *text, RawStmt **raw)
 	return parse_analyze_fixedparams(stmt, text, NULL, 0, NULL);
 }
 
-/* Find the first function of an expression that is not immutable. */
+/*
+ * Functions of PostgreSQL that are stable, not immutable, only because
+ * their result depends on the session's TimeZone.  A continuous view
+ * evaluates them in the time zone of the session that created it
+ * (flowstate.view.time_zone), as its batch query does run in that zone.
+ */
+static bool
+depends_on_time_zone_only(Oid func)
+{
+	switch (func)
+	{
+		case F_DATE_TRUNC_TEXT_TIMESTAMPTZ:
+		case F_DATE_TRUNC_TEXT_TIMESTAMPTZ_TEXT:
+		case F_DATE_PART_TEXT_TIMESTAMPTZ:
+		case F_EXTRACT_TEXT_TIMESTAMPTZ:
+		case F_DATE_TIMESTAMPTZ:
+		case F_TIMESTAMPTZ_DATE:
+		case F_TIMESTAMP_TIMESTAMPTZ:
+		case F_TIMESTAMPTZ_TIMESTAMP:
+		case F_TIME_TIMESTAMPTZ:
+		case F_TIMETZ_TIMESTAMPTZ:
+		case F_TIMESTAMPTZ_DATE_TIME:
+		case F_TIMESTAMPTZ_PL_INTERVAL:
+		case F_TIMESTAMPTZ_MI_INTERVAL:
+		case F_INTERVAL_PL_TIMESTAMPTZ:
+		case F_AGE_TIMESTAMPTZ_TIMESTAMPTZ:
+		case F_MAKE_TIMESTAMPTZ_INT4_INT4_INT4_INT4_INT4_FLOAT8:
+		case F_DATE_EQ_TIMESTAMPTZ:
+		case F_DATE_NE_TIMESTAMPTZ:
+		case F_DATE_LT_TIMESTAMPTZ:
+		case F_DATE_LE_TIMESTAMPTZ:
+		case F_DATE_GT_TIMESTAMPTZ:
+		case F_DATE_GE_TIMESTAMPTZ:
+		case F_TIMESTAMPTZ_EQ_DATE:
+		case F_TIMESTAMPTZ_NE_DATE:
+		case F_TIMESTAMPTZ_LT_DATE:
+		case F_TIMESTAMPTZ_LE_DATE:
+		case F_TIMESTAMPTZ_GT_DATE:
+		case F_TIMESTAMPTZ_GE_DATE:
+		case F_TIMESTAMP_EQ_TIMESTAMPTZ:
+		case F_TIMESTAMP_NE_TIMESTAMPTZ:
+		case F_TIMESTAMP_LT_TIMESTAMPTZ:
+		case F_TIMESTAMP_LE_TIMESTAMPTZ:
+		case F_TIMESTAMP_GT_TIMESTAMPTZ:
+		case F_TIMESTAMP_GE_TIMESTAMPTZ:
+		case F_TIMESTAMPTZ_EQ_TIMESTAMP:
+		case F_TIMESTAMPTZ_NE_TIMESTAMP:
+		case F_TIMESTAMPTZ_LT_TIMESTAMP:
+		case F_TIMESTAMPTZ_LE_TIMESTAMP:
+		case F_TIMESTAMPTZ_GT_TIMESTAMP:
+		case F_TIMESTAMPTZ_GE_TIMESTAMP:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static bool
+time_zone_checker(Oid func_id, void *context)
+{
+	return depends_on_time_zone_only(func_id);
+}
+
+static bool
+time_zone_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, time_zone_walker, context, 0);
+	if (check_functions_in_node(node, time_zone_checker, context))
+		return true;
+	return expression_tree_walker(node, time_zone_walker, context);
+}
+
+/*
+ * QueryUsesTimeZone tells whether a defining query calls a function whose
+ * result depends on the time zone the view pins.
+ */
+bool
+QueryUsesTimeZone(Query *query)
+{
+	return time_zone_walker((Node *) query, NULL);
+}
+
+/* A function a view cannot evaluate once per row: not immutable, nor one of those. */
 static bool
 mutable_checker(Oid func_id, void *context)
 {
-	if (func_volatile(func_id) != PROVOLATILE_IMMUTABLE)
+	if (func_volatile(func_id) != PROVOLATILE_IMMUTABLE &&
+		!depends_on_time_zone_only(func_id))
 	{
 		*(Oid *) context = func_id;
 		return true;
@@ -101,12 +187,20 @@ mutable_checker(Oid func_id, void *context)
 	return false;
 }
 
+/*
+ * Find such a function, the innermost first (now() in now() - interval
+ * '1 hour'), or another construct whose value changes between evaluations
+ * (CURRENT_TIMESTAMP, nextval): func is then InvalidOid.
+ */
 static bool
 find_mutable_walker(Node *node, Oid *func)
 {
 	if (node == NULL)
 		return false;
-	/* the innermost one, as now() in now() - interval '1 hour' */
+	if (IsA(node, SQLValueFunction) || IsA(node, NextValueExpr))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, find_mutable_walker, func, 0);
 	if (expression_tree_walker(node, find_mutable_walker, func))
 		return true;
 	return check_functions_in_node(node, mutable_checker, func);
@@ -118,16 +212,8 @@ check_immutable(Node *expr, const char *where)
 {
 	Oid			func = InvalidOid;
 
-	if (!contain_mutable_functions(expr))
+	if (!contain_mutable_functions(expr) || !find_mutable_walker(expr, &func))
 		return;
-	(void) find_mutable_walker(expr, &func);
-	if (func == F_DATE_TRUNC_TEXT_TIMESTAMPTZ || func == F_DATE_TRUNC_TEXT_TIMESTAMPTZ_TEXT)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s is not immutable and cannot be used %s of a continuous view",
-						format_procedure(func), where),
-				 errdetail("Its result depends on the time zone settings of the session or the server."),
-				 errhint("Use date_trunc(unit, ts AT TIME ZONE 'UTC'), date_bin(size, ts, origin) or flowstate.tumble(ts, size).")));
 	if (OidIsValid(func))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

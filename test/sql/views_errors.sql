@@ -33,7 +33,8 @@ SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT percentile_cont(0.
 
 -- expressions must be immutable: each row is evaluated once, when it arrives
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.clicks WHERE ts > now() - interval ''1 hour''')$$);
-SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT date_trunc(''hour'', ts), count(*) FROM public.clicks GROUP BY 1')$$);
+-- (date_trunc of a timestamptz is evaluated in the view's time zone: views_time_zone)
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT to_char(ts, ''HH24''), count(*) FROM public.clicks GROUP BY 1')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT user_id, sum(random()) FROM public.clicks GROUP BY 1')$$);
 
 -- sources that cannot be followed

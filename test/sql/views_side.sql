@@ -110,3 +110,32 @@ SELECT recomputed_groups > 0 AS recomputed, failed_rows FROM flowstate.views
 SELECT payload, error FROM flowstate.dead_letters
  WHERE view = 'public.top_ratio'::regclass ORDER BY id;
 DROP TABLE public.pairs CASCADE;
+
+-- a view its worker cannot compile (its owner may not run its function):
+-- every row is a dead letter with the error, and the worker goes on
+CREATE ROLE side_owner;
+CREATE SCHEMA side_owned AUTHORIZATION side_owner;
+CREATE FUNCTION public.doubled(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+REVOKE EXECUTE ON FUNCTION public.doubled(int) FROM PUBLIC;
+SET ROLE side_owner;
+CREATE TABLE side_owned.t (k int, v int);
+ALTER TABLE side_owned.t REPLICA IDENTITY FULL;
+INSERT INTO side_owned.t VALUES (1, 1);
+SELECT flowstate.create_view('side_owned.doubled', $$
+    SELECT k, sum(public.doubled(v)) AS s FROM side_owned.t GROUP BY k $$);
+INSERT INTO side_owned.t VALUES (2, 2);
+SELECT flowstate.wait_for();
+INSERT INTO side_owned.t VALUES (3, 3);
+SELECT flowstate.wait_for();
+SELECT count(*) FROM side_owned.doubled;
+RESET ROLE;
+SELECT public.wait_durable();
+SELECT failed_rows FROM flowstate.views WHERE view = 'side_owned.doubled'::regclass;
+SELECT payload, error, sqlstate FROM flowstate.dead_letters
+ WHERE view = 'side_owned.doubled'::regclass ORDER BY id;
+SELECT kind, state FROM flowstate.sources ORDER BY kind;
+SELECT flowstate.drop_view('side_owned.doubled');
+DROP TABLE side_owned.t;
+DROP SCHEMA side_owned;
+DROP FUNCTION public.doubled(int);
+DROP ROLE side_owner;

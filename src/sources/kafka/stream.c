@@ -860,7 +860,7 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		SecurityEnter(def->owner, &save);
+		SecurityEnter(def->owner, NULL, &save);
 		SecurityTimerStart();
 	}
 	PG_TRY();
