@@ -68,6 +68,10 @@ show() {
         ORDER BY hour DESC, region LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
+    # days that start at midnight in Tokyo, whatever the reader's zone
+    $PSQL -d flowstate_demo -c "SELECT tokyo_day, (tokyo_day AT TIME ZONE 'Asia/Tokyo')::date AS date_in_tokyo,
+            region, orders, revenue
+        FROM orders_per_tokyo_day ORDER BY tokyo_day DESC, region LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT page, minute, views, round(avg_ms) AS avg_ms, slowest
         FROM page_views_per_minute
         WHERE minute >= flowstate.tumble(now(), '1 minute') - interval '1 minute'

@@ -1,5 +1,5 @@
 -- The demo database: an orders table, fed by test/demo_orders.pgbench, and
--- three continuous views over it
+-- continuous views over it
 CREATE EXTENSION IF NOT EXISTS flowstate;
 
 CREATE TABLE orders (
@@ -39,3 +39,12 @@ SELECT flowstate.create_view('customers', $$
     SELECT customer, count(*) AS orders, sum(amount) AS spent,
            min(placed_at) AS first_order, max(placed_at) AS last_order
       FROM orders GROUP BY customer $$);
+
+-- orders per local day in Tokyo: the view evaluates in the time zone of the
+-- session that created it
+SET TimeZone = 'Asia/Tokyo';
+SELECT flowstate.create_view('orders_per_tokyo_day', $$
+    SELECT date_trunc('day', placed_at) AS tokyo_day, region, count(*) AS orders,
+           sum(amount) AS revenue
+      FROM orders GROUP BY 1, 2 $$);
+RESET TimeZone;

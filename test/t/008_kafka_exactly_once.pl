@@ -33,6 +33,10 @@ SELECT flowstate.create_view('per_minute', \$\$
       FROM events GROUP BY 1, 2 \$\$);
 SELECT flowstate.create_view('per_key', \$\$
     SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events GROUP BY k \$\$);
+-- hours of India (UTC+05:30), which the Kafka worker (in UTC) evaluates too
+SET TimeZone = 'Asia/Kolkata';
+SELECT flowstate.create_view('per_local_hour', \$\$
+    SELECT date_trunc('hour', ts) AS hour, k % 10 AS k10, count(*) AS n FROM events GROUP BY 1, 2 \$\$);
 });
 
 # the messages, in 20 chunks of 50,000, and the same rows for the batch query
@@ -111,10 +115,14 @@ is($node->safe_psql('postgres', 'SELECT sum(n) FROM per_key'), $chunks * $per_ch
 my %batch = (
 	per_minute => q{SELECT k, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS n, sum(v) AS total,
 	                       min(v) AS lo, max(v) AS hi FROM events_batch GROUP BY 1, 2},
-	per_key => q{SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events_batch GROUP BY k});
+	per_key => q{SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events_batch GROUP BY k},
+	per_local_hour => q{SELECT date_trunc('hour', ts) AS hour, k % 10 AS k10, count(*) AS n
+	                      FROM events_batch GROUP BY 1, 2});
 for my $view (sort keys %batch)
 {
+	# in the time zone per_local_hour was created in (the others do not depend on it)
 	is($node->safe_psql('postgres', qq{
+		SET TimeZone = 'Asia/Kolkata';
 		SELECT count(*) FROM ((TABLE $view EXCEPT ALL ($batch{$view}))
 		                UNION ALL (($batch{$view}) EXCEPT ALL TABLE $view)) d}),
 		'0', "$view equals its defining query run over the messages loaded into a table");
