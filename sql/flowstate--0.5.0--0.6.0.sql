@@ -15,7 +15,27 @@ ALTER TABLE flowstate.view ADD COLUMN time_zone text;
 COMMENT ON COLUMN flowstate.view.time_zone IS
 'TimeZone of the session that created the view, which its expressions are evaluated in';
 
+-------------------------------------------------------------------------------
+-- Final windows: flowstate.views shows up to where windows are final (the
+-- watermark minus allowed_lateness), flowstate.is_final() whether a window
+-- is.  Their groups leave shared memory once flushed (views over tables).
+-------------------------------------------------------------------------------
 CREATE OR REPLACE VIEW flowstate.views AS
-    SELECT f.*, v.time_zone
+    SELECT f.*, v.time_zone,
+           f.watermark - pg_catalog.make_interval(secs => pg_catalog.date_part('epoch', v.allowed_lateness))
+             AS final_up_to
       FROM flowstate.views() f
       LEFT JOIN flowstate.view v ON v.view = f.view;
+
+CREATE FUNCTION flowstate.is_final(view regclass, window_start timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT window_start + make_interval(secs => date_part('epoch', v.window_size)) <= f.final_up_to
+      FROM flowstate.views f JOIN flowstate.view v ON v.view = f.view
+     WHERE f.view = $1 AND v.window_size IS NOT NULL
+$$;
+
+COMMENT ON FUNCTION flowstate.is_final(regclass, timestamptz) IS
+'whether the window of a continuous view that starts at window_start is final: it never changes again';

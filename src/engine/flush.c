@@ -441,6 +441,39 @@ FlushStart(List *views, XLogRecPtr position)
 }
 
 /*
+ * FlushEvictFinal drops from shared memory the groups of a view's final
+ * windows (those whose end plus allowed_lateness is behind the watermark)
+ * once their flush is visible to every snapshot: StoreEvictFinal.  Views
+ * over tables only: a stream's workers each have their watermark, and one
+ * of them may still apply a row to a window another has finished.  The
+ * groups are walked when the watermark has moved a window further since
+ * the last walk, or, a second after it, when groups of final windows
+ * were left, flushed too recently (vr->final_left: the memory policy calls
+ * it again between flushes).  Never while a flush is under way.
+ */
+void
+FlushEvictFinal(ViewRuntime *vr)
+{
+	ViewDef    *def = vr->def;
+	int64		cutoff;
+
+	if (def->stream || def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
+		!vr->has_watermark || vr->dropped)
+		return;
+	cutoff = vr->max_ts - def->watermark_delay_us - def->allowed_lateness_us -
+		def->window.size_us;
+	if (vr->final_walked && cutoff < vr->final_cutoff_walked + def->window.size_us &&
+		(!vr->final_left ||
+		 !TimestampDifferenceExceeds(vr->final_walked_at, GetCurrentTimestamp(), 1000)))
+		return;
+	vr->final_left = StoreEvictFinal(vr->shared, def->window.keyno, cutoff,
+									 StoreHorizon(MyDatabaseId)) > 0;
+	vr->final_cutoff_walked = cutoff;
+	vr->final_walked = true;
+	vr->final_walked_at = GetCurrentTimestamp();
+}
+
+/*
  * FlushStep writes groups for about budget_ms milliseconds (all of them
  * when budget_ms is negative); once all are written it commits, with the
  * position as the replication origin's, and returns true.
@@ -502,6 +535,8 @@ FlushStep(FlushJob *job, int budget_ms)
 			StoreFlushEnd(f->vr->shared, f->seq, f->items, f->n, true);
 		if (f->finish_backfill)
 			f->vr->def->backfilling = false;
+		if (f->opened && !f->vr->def->backfilling)
+			FlushEvictFinal(f->vr);
 		if (f->vr->sides_in_flight)
 		{
 			/* the side rows up to the position are readable now */

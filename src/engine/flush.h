@@ -25,5 +25,6 @@ extern int	FlushReadOffsets(int32 view_id, int64 **offsets);
 
 struct ViewRuntime;
 extern int64 FlushEvict(struct ViewRuntime *vr, int64 target);
+extern void FlushEvictFinal(struct ViewRuntime *vr);
 
 #endif							/* FLOWSTATE_FLUSH_H */

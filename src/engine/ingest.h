@@ -117,6 +117,10 @@ typedef struct ViewRuntime
 								 * windows starting up to final_cutoff are
 								 * not read again */
 	int64		final_cutoff;
+	bool		final_walked;	/* evict_final (flush.c) walked the groups */
+	int64		final_cutoff_walked;	/* ... for windows up to this start */
+	bool		final_left;		/* ... and left some, flushed too recently */
+	TimestampTz final_walked_at;	/* ... when */
 
 	/* event time */
 	bool		has_watermark;

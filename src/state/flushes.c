@@ -324,6 +324,19 @@ StoreHorizon(Oid dboid)
 	return horizon;
 }
 
+/* Drop a flushed group from shared memory (the view's lock held exclusively). */
+static void
+drop_entry(SharedView *sv, dsa_pointer dp, StoreEntry *e)
+{
+	store_list_unlink(sv, dp, e);
+	bucket_unlink(sv, dp, e);
+	sv->evicted_seq = Max(sv->evicted_seq, e->seq);
+	store_free_vars(sv, e);
+	sv->bytes -= store_entry_size(sv, e->keylen);
+	sv->nentries--;
+	dsa_free(store_area, dp);
+}
+
 /* Drop groups from the tail, stamped up to max_seq, down to target_bytes. */
 static void
 evict_tail(SharedView *sv, int64 target_bytes, uint64 max_seq)
@@ -335,14 +348,8 @@ evict_tail(SharedView *sv, int64 target_bytes, uint64 max_seq)
 
 		if (e->seq > max_seq)
 			break;
-		store_list_unlink(sv, dp, e);
-		bucket_unlink(sv, dp, e);
+		drop_entry(sv, dp, e);
 		sv->evictions++;
-		sv->evicted_seq = Max(sv->evicted_seq, e->seq);
-		store_free_vars(sv, e);
-		sv->bytes -= store_entry_size(sv, e->keylen);
-		sv->nentries--;
-		dsa_free(store_area, dp);
 		sv->complete = false;
 	}
 	store_maybe_shrink(sv);
@@ -365,6 +372,50 @@ StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon)
 	bytes = sv->bytes;
 	LWLockRelease(&sv->lock);
 	return bytes;
+}
+
+/*
+ * StoreEvictFinal drops the groups of final windows, those whose window
+ * key (key keyno) starts at or before cutoff, once every snapshot sees
+ * their flush (horizon as for StoreEvict).  Nothing changes them again (a
+ * row of a final window is late, refused before any lookup) and readers
+ * find them in the state table, so shared memory stays complete for the
+ * other windows: a group it does not hold is new.  That needs one writer
+ * and one watermark: views over tables, whose decoder is both (engine/
+ * flush.c).  Walks every group, the view's lock held.  Returns how many
+ * groups of final windows are left, flushed too recently.
+ */
+int64
+StoreEvictFinal(SharedView *sv, int keyno, int64 cutoff, TransactionId horizon)
+{
+	int64		left = 0;
+	dsa_pointer dp;
+
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+	advance_base(sv, horizon);
+	for (dp = sv->head; DsaPointerIsValid(dp);)
+	{
+		StoreEntry *e = store_entry_at(dp);
+		dsa_pointer next = e->next;
+		Datum		values[FLOWSTATE_MAX_KEYS];
+		bool		isnull[FLOWSTATE_MAX_KEYS];
+
+		GroupKeyRead(&sv->layout, ENTRY_KEY(e), values, isnull);
+		if (!isnull[keyno] && DatumGetInt64(values[keyno]) <= cutoff)
+		{
+			if (e->seq > sv->base_seq)
+				left++;
+			else
+			{
+				drop_entry(sv, dp, e);
+				sv->evictions++;
+			}
+		}
+		dp = next;
+	}
+	store_maybe_shrink(sv);
+	LWLockRelease(&sv->lock);
+	return left;
 }
 
 /*

@@ -226,6 +226,7 @@ extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
 extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,
 						  bool committed);
 extern int64 StoreEvict(SharedView *sv, int64 target_bytes, TransactionId horizon);
+extern int64 StoreEvictFinal(SharedView *sv, int keyno, int64 cutoff, TransactionId horizon);
 
 /* a backfill that writes its groups as it goes; these lock */
 extern uint64 StoreBackfillBegin(SharedView *sv);

@@ -208,6 +208,9 @@ SourceEnforceMemory(SourceWorker *w)
 		sv = vr->shared;
 		if (sv == NULL || (sv->status != VIEW_RUNNING && sv->status != VIEW_FULL))
 			continue;
+		/* final windows that stayed, flushed too recently: again, between flushes */
+		if (vr->final_left && w->flush_job == NULL)
+			FlushEvictFinal(vr);
 		if (total > bound / 4 * 3 && total > 0)
 			squeeze_to = (int64) ((double) sv->bytes * (bound / 2) / total);
 		else
