@@ -39,3 +39,29 @@ $$;
 
 COMMENT ON FUNCTION flowstate.is_final(regclass, timestamptz) IS
 'whether the window of a continuous view that starts at window_start is final: it never changes again';
+
+-------------------------------------------------------------------------------
+-- Retention: the windows of a view that ended longer ago than its retention
+-- (behind the watermark) leave its state table, in the flush that passes
+-- them.  A new parameter of create_view.
+-------------------------------------------------------------------------------
+ALTER TABLE flowstate.view ADD COLUMN retention interval CHECK (retention > '0');
+
+COMMENT ON COLUMN flowstate.view.retention IS
+'windows that ended longer ago than this, behind the watermark, leave the state table (NULL: kept)';
+
+DROP FUNCTION flowstate.create_view(text, text, interval, interval, text);
+
+CREATE FUNCTION flowstate.create_view(
+    name text,
+    query text,
+    watermark_delay interval DEFAULT NULL,
+    allowed_lateness interval DEFAULT NULL,
+    memory_limit text DEFAULT NULL,
+    retention interval DEFAULT NULL)
+RETURNS regclass
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'flowstate_create_view';
+
+COMMENT ON FUNCTION flowstate.create_view(text, text, interval, interval, text, interval) IS
+'create a continuous view: a view that always holds the result of an aggregate query over a table';

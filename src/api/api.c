@@ -183,6 +183,17 @@ interval_option(FunctionCallInfo fcinfo, int argno, const char *name, int64 ifnu
 	return iv->day * USECS_PER_DAY + iv->time;
 }
 
+/* An interval of us microseconds, in days and time. */
+static Interval *
+microseconds_interval(int64 us)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->day = (int32) (us / USECS_PER_DAY);
+	iv->time = us % USECS_PER_DAY;
+	return iv;
+}
+
 static int64
 memory_option(FunctionCallInfo fcinfo, int argno)
 {
@@ -281,6 +292,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int64		watermark_delay;
 	int64		allowed_lateness;
 	int64		memory_limit;
+	int64		retention;
 	bool		stream;
 	char	   *time_zone;
 	bool		has_time_zone;
@@ -306,6 +318,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	watermark_delay = interval_option(fcinfo, 2, "watermark_delay", 0);
 	allowed_lateness = interval_option(fcinfo, 3, "allowed_lateness", -1);
 	memory_limit = memory_option(fcinfo, 4);
+	/* the SQL function of releases before 0.6.0 has no retention */
+	retention = PG_NARGS() > 5 ? interval_option(fcinfo, 5, "retention", -1) : -1;
 
 	rv = makeRangeVarFromNameList(textToQualifiedNameList(PG_GETARG_TEXT_PP(0)));
 	nspid = RangeVarGetAndCheckCreationNamespace(rv, NoLock, &existing);
@@ -359,6 +373,19 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("allowed_lateness needs a tumbling window of fixed size"),
 				 errhint("Group by flowstate.tumble(ts, size), date_bin(size, ts, origin) or date_trunc(unit, ts) of a timestamp.")));
+
+	if (retention >= 0 && allowed_lateness < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention needs allowed_lateness"),
+				 errhint("Give allowed_lateness too: windows leave once final, and final only with allowed_lateness.")));
+	if (retention >= 0 && retention < def.window.size_us + allowed_lateness)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention must be at least the window's size plus allowed_lateness"),
+				 errhint("Give a retention of at least %s.",
+						 DatumGetCString(DirectFunctionCall1(interval_out,
+															 IntervalPGetDatum(microseconds_interval(def.window.size_us + allowed_lateness)))))));
 
 	flowstate_nsp = get_namespace_oid("flowstate", false);
 	owner_name = GetUserNameFromId(owner, false);
@@ -481,7 +508,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					 "INSERT INTO flowstate.view (view_id, view, definition, state_table, source,"
 					 " query, window_kind, window_size, watermark_delay, allowed_lateness,"
 					 " memory_limit, status%s) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s, %s%s)",
-					 has_time_zone ? ", time_zone" : "",
+					 has_time_zone ? ", time_zone, retention" : "",
 					 view_id, def.view_relid, def.def_relid, def.state_relid, def.source_relid,
 					 quote_literal_cstr(query_text),
 					 def.window.present ? "'tumble'" : "'none'",
@@ -494,7 +521,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					 memory_limit > 0 ? psprintf(INT64_FORMAT, memory_limit) : "NULL",
 					 /* a stream's view starts at its start position: no backfill */
 					 stream ? "'running'" : "'backfilling'",
-					 has_time_zone ? psprintf(", %s", quote_literal_cstr(time_zone)) : "");
+					 has_time_zone ? psprintf(", %s, %s", quote_literal_cstr(time_zone),
+											  retention >= 0 ? interval_text(fcinfo, 5) : "NULL") : "");
 	spi_exec(sql.data, SPI_OK_INSERT);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);

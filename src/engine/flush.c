@@ -39,6 +39,7 @@
 #include "fs_catalog/catalog.h"
 #include "engine/flush.h"
 #include "engine/ingest.h"
+#include "state/group.h"
 #include "state/state_table.h"
 
 typedef struct ViewFlush
@@ -53,6 +54,8 @@ typedef struct ViewFlush
 	bool		truncate;
 	bool		opened;
 	bool		finish_backfill;
+	bool		has_watermark;	/* the event time this flush records */
+	int64		max_ts;
 } ViewFlush;
 
 struct FlushJob
@@ -425,6 +428,8 @@ FlushStart(List *views, XLogRecPtr position)
 		if (f->finish_backfill)
 			set_status(vr, "running");
 		write_watermark(vr);
+		f->has_watermark = vr->has_watermark;
+		f->max_ts = vr->max_ts;
 		if (f->noffsets > 0)
 			write_offsets(vr, f->offsets, f->noffsets);
 		/* a failed flush ends the worker: these rows come again after it */
@@ -438,6 +443,50 @@ FlushStart(List *views, XLogRecPtr position)
 	CommandCounterIncrement();
 	PopActiveSnapshot();
 	return job;
+}
+
+/*
+ * Expire the windows of a view that ended longer ago than its retention,
+ * behind the watermark this flush records: delete their rows from the state
+ * table, in the flush's transaction, after its groups are written.  They
+ * are final (retention is at least the window's size plus allowed_lateness),
+ * so no group of theirs changes again.  Once a window more has passed the
+ * retention since the last time, or when this flush wrote groups of such
+ * windows (a backfill's, which reads the source whole).
+ */
+static void
+expire_windows(ViewFlush *f)
+{
+	ViewRuntime *vr = f->vr;
+	ViewDef    *def = vr->def;
+	const ViewLayout *layout = &def->layout;
+	int			keyno = def->window.keyno;
+	bool		wrote_expired = false;
+	int64		cutoff;
+	int64		n;
+
+	if (def->retention_us < 0 || def->window.size_us <= 0 || !f->has_watermark || vr->dropped)
+		return;
+	cutoff = f->max_ts - def->watermark_delay_us - def->retention_us - def->window.size_us;
+	for (int i = 0; i < f->n && !wrote_expired; i++)
+	{
+		Datum		values[FLOWSTATE_MAX_KEYS];
+		bool		isnull[FLOWSTATE_MAX_KEYS];
+
+		GroupKeyRead(layout, f->items[i].key, values, isnull);
+		wrote_expired = !isnull[keyno] && DatumGetInt64(values[keyno]) <= cutoff;
+	}
+	if (!wrote_expired && vr->expired_once && cutoff < vr->expired_cutoff + def->window.size_us)
+		return;
+	n = StateTableExpire(def->state_relid, keyno, layout->keys[keyno].type, cutoff);
+	vr->expired_cutoff = cutoff;
+	vr->expired_once = true;
+	if (n > 0)
+	{
+		LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+		vr->shared->groups -= n;
+		LWLockRelease(&vr->shared->lock);
+	}
 }
 
 /*
@@ -516,6 +565,9 @@ FlushStep(FlushJob *job, int budget_ms)
 			return false;
 		}
 	}
+	for (int i = 0; i < job->nflush; i++)
+		if (job->flushes[i].opened)
+			expire_windows(&job->flushes[i]);
 	PopActiveSnapshot();
 
 	/* decoding: the position advances the session's replication origin */

@@ -121,6 +121,8 @@ typedef struct ViewRuntime
 	int64		final_cutoff_walked;	/* ... for windows up to this start */
 	bool		final_left;		/* ... and left some, flushed too recently */
 	TimestampTz final_walked_at;	/* ... when */
+	bool		expired_once;	/* expire_windows (flush.c) deleted windows */
+	int64		expired_cutoff; /* ... up to this start */
 
 	/* event time */
 	bool		has_watermark;

@@ -87,7 +87,8 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       memory_limit, status = 'backfilling', max_event_time,"
 								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view),"
 			/* before ALTER EXTENSION UPDATE to 0.6.0, no time_zone: NULL */
-								"       pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'time_zone'"
+								"       pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'time_zone',"
+								"       (pg_catalog.date_part('epoch', (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'retention')::pg_catalog.interval) * 1000000)::int8"
 								"  FROM flowstate.view v"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -147,6 +148,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 																9, &isnull));
 		def->has_max_event_time = !isnull && !def->backfilling;
 		def->time_zone = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 11);
+		def->retention_us = spi_int8(tuple, 12, -1);
 		query = QueryOfDefinition(def_relid);
 		if (query == NULL)
 		{

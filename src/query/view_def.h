@@ -44,6 +44,7 @@ typedef struct ViewDef
 	bool		backfilling;
 	bool		has_max_event_time; /* max_event_time is known */
 	TimestampTz max_event_time; /* largest event time as of the last flush */
+	int64		retention_us;	/* windows that ended longer ago leave, -1: kept */
 	char	   *time_zone;		/* TimeZone its expressions are evaluated in;
 								 * NULL: the worker's (views before 0.6.0) */
 

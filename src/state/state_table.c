@@ -513,6 +513,29 @@ StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid)
 }
 
 /*
+ * StateTableExpire deletes the rows of the windows (key keyno, of type
+ * keytype) that start at or before cutoff, through the index on the window,
+ * in the caller's transaction.  Returns how many.
+ */
+int64
+StateTableExpire(Oid relid, int keyno, Oid keytype, int64 cutoff)
+{
+	char	   *sql = psprintf("DELETE FROM %s WHERE k%d OPERATOR(pg_catalog.<=) $1",
+							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														  get_rel_name(relid)),
+							   keyno + 1);
+	Datum		arg = Int64GetDatum(cutoff);
+	int64		n;
+
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 1, &keytype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not expire the windows of state table %u", relid);
+	n = (int64) SPI_processed;
+	SPI_finish();
+	return n;
+}
+
+/*
  * StateTableTruncate deletes every row of a state table (a view whose
  * backfill did not finish starts again, a truncated source) and keeps it
  * locked until the transaction ends.  Returns false if it was dropped.

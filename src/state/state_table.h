@@ -73,6 +73,7 @@ extern bool StateScanNext(StateScan *s, StateRow *row);
 extern bool StateLookup(StateScan *s, const Datum *keys, const bool *keynulls, StateRow *row);
 extern void StateScanEnd(StateScan *s);
 extern bool StateTableTruncate(Oid relid);
+extern int64 StateTableExpire(Oid relid, int keyno, Oid keytype, int64 cutoff);
 extern bool StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid);
 
 #endif							/* FLOWSTATE_STATE_TABLE_H */

@@ -61,6 +61,11 @@ SELECT public.try($$SELECT flowstate.create_view('no_such_schema.v', 'SELECT cou
 SELECT public.try($$SELECT flowstate.create_view('pg_temp.v', 'SELECT count(*) FROM public.clicks')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.clicks', allowed_lateness => '1 minute')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '-1 minute')$$);
+-- retention: only where windows become final, and not before they are
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', retention => '1 hour')$$);
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 hour''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '10 minutes', retention => '1 hour')$$);
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '-1 day')$$);
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '1 month')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', watermark_delay => '1 month')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.clicks', memory_limit => 'lots')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.clicks', memory_limit => '10kB')$$);

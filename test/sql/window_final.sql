@@ -94,6 +94,58 @@ SELECT flowstate.is_final('public.taps_per_minute', '2026-01-01 00:09:00+00') AS
 CALL public.settle('public.taps_per_minute', 1);
 SELECT public.differences('2026-01-01 00:09:00+00');
 
+-- retention: the windows that ended longer ago than it, behind the
+-- watermark, leave the state table (a new view's backfill, over minutes 0 to
+-- 12: those ending by 00:07:00 go)
+SELECT flowstate.create_view('public.taps_recent', $$
+    SELECT date_bin('1 minute', ts, '2026-01-01') AS minute, count(*) AS n, sum(v) AS total
+      FROM public.taps GROUP BY 1 $$, allowed_lateness => '30 seconds', retention => '5 minutes');
+SELECT view, retention FROM flowstate.view WHERE view = 'public.taps_recent'::regclass;
+CREATE PROCEDURE public.settle_rows(view regclass, expected bigint, INOUT n bigint DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXECUTE format('SELECT count(*) FROM %s', view) INTO n;
+        EXIT WHEN n = expected;
+        COMMIT;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT flowstate.wait_for();
+CALL public.settle_rows('public.taps_recent', 4);
+SELECT minute, n, total FROM public.taps_recent ORDER BY minute;
+CREATE FUNCTION public.state_rows(v regclass) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s', (SELECT state_table FROM flowstate.view WHERE view = v)) INTO n;
+    RETURN n;
+END
+$$;
+SELECT public.state_rows('public.taps_recent');
+SELECT groups FROM flowstate.views WHERE view = 'public.taps_recent'::regclass;
+-- the windows kept equal the batch query's
+SELECT count(*) AS differences FROM
+    ((TABLE public.taps_recent EXCEPT ALL
+      SELECT date_bin('1 minute', ts, '2026-01-01'), count(*), sum(v) FROM public.taps
+       WHERE ts >= '2026-01-01 00:07:00+00' GROUP BY 1)
+     UNION ALL
+     (SELECT date_bin('1 minute', ts, '2026-01-01'), count(*), sum(v) FROM public.taps
+       WHERE ts >= '2026-01-01 00:07:00+00' GROUP BY 1
+      EXCEPT ALL TABLE public.taps_recent)) d;
+-- the watermark moves on to 00:20: all but minute 20 go; a row of a window
+-- gone is late, as any row of a final window
+INSERT INTO public.taps (ts, k, v) VALUES ('2026-01-01 00:20:00+00', 0, 1);
+INSERT INTO public.taps (ts, k, v) VALUES ('2026-01-01 00:08:10+00', 0, 1);
+SELECT flowstate.wait_for();
+CALL public.settle_rows('public.taps_recent', 1);
+SELECT minute, n, total FROM public.taps_recent ORDER BY minute;
+SELECT public.state_rows('public.taps_recent');
+SELECT event_time, change FROM flowstate.late_events
+ WHERE view = 'public.taps_recent'::regclass ORDER BY id;
+
 -- a view without allowed_lateness has no final windows
 SELECT flowstate.create_view('public.taps_per_key', $$
     SELECT date_bin('1 minute', ts, '2026-01-01') AS minute, count(*) AS n FROM public.taps GROUP BY 1 $$);
@@ -104,6 +156,10 @@ SELECT final_up_to, flowstate.is_final('public.taps_per_key', '2026-01-01 00:00:
 DELETE FROM flowstate.late_events WHERE view = 'public.taps_per_minute'::regclass;
 SELECT flowstate.drop_view('public.taps_per_minute');
 SELECT flowstate.drop_view('public.taps_per_key');
+DELETE FROM flowstate.late_events WHERE view = 'public.taps_recent'::regclass;
+SELECT flowstate.drop_view('public.taps_recent');
+DROP PROCEDURE public.settle_rows(regclass, bigint, bigint);
+DROP FUNCTION public.state_rows(regclass);
 DROP FUNCTION public.differences(timestamptz);
 DROP TABLE public.final_before;
 DROP PROCEDURE public.settle(regclass, bigint, bigint);
