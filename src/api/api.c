@@ -374,6 +374,12 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				 errmsg("allowed_lateness needs a tumbling window of fixed size"),
 				 errhint("Group by flowstate.tumble(ts, size), date_bin(size, ts, origin) or date_trunc(unit, ts) of a timestamp.")));
 
+	if (retention >= 0 && stream)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("retention is not supported for a continuous view over a stream"),
+				 errdetail("The workers of a stream each follow their own watermark, so one may still apply a row to a window another has finished."),
+				 errhint("Create the view without retention.")));
 	if (retention >= 0 && allowed_lateness < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

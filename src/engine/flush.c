@@ -465,7 +465,8 @@ expire_windows(ViewFlush *f)
 	int64		cutoff;
 	int64		n;
 
-	if (def->retention_us < 0 || def->window.size_us <= 0 || !f->has_watermark || vr->dropped)
+	if (def->retention_us < 0 || def->stream || def->window.size_us <= 0 || !f->has_watermark ||
+		vr->dropped)
 		return;
 	cutoff = f->max_ts - def->watermark_delay_us - def->retention_us - def->window.size_us;
 	for (int i = 0; i < f->n && !wrote_expired; i++)

@@ -68,6 +68,9 @@ SELECT public.try($$SELECT flowstate.create_view('public.bm', 'SELECT count(*) F
 CREATE FOREIGN TABLE public.bad_csv (v int OPTIONS (field 'second')) SERVER k OPTIONS (topic 't', format 'csv');
 SELECT public.try($$SELECT flowstate.create_view('public.bc', 'SELECT count(*) FROM public.bad_csv')$$);
 
+-- no retention over a stream (yet): its workers each follow their watermark
+SELECT public.try($$SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '1 hour')$$);
+
 -- a view over a stream: no backfill, no replica identity needed
 SELECT flowstate.create_view('public.clicks_per_minute', $$
     SELECT flowstate.tumble(ts, '1 minute') AS minute, count(*) AS clicks,
