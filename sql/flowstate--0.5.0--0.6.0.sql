@@ -50,6 +50,20 @@ ALTER TABLE flowstate.view ADD COLUMN retention interval CHECK (retention > '0')
 COMMENT ON COLUMN flowstate.view.retention IS
 'windows that ended longer ago than this, behind the watermark, leave the state table (NULL: kept)';
 
+-------------------------------------------------------------------------------
+-- Windows that become final announce themselves: a NOTIFY on the view's
+-- channel (its qualified name) per window, and rows in a changelog table
+-- (<view>_changelog), in the flush that makes them final.  Both asked for
+-- when the view is created: new parameters of create_view.
+-------------------------------------------------------------------------------
+ALTER TABLE flowstate.view ADD COLUMN notify boolean NOT NULL DEFAULT false;
+ALTER TABLE flowstate.view ADD COLUMN changelog regclass;
+
+COMMENT ON COLUMN flowstate.view.notify IS
+'a NOTIFY on the channel named as the view (schema.name) for each window that becomes final';
+COMMENT ON COLUMN flowstate.view.changelog IS
+'the table that receives the rows of each window that becomes final (NULL: none)';
+
 DROP FUNCTION flowstate.create_view(text, text, interval, interval, text);
 
 CREATE FUNCTION flowstate.create_view(
@@ -58,10 +72,12 @@ CREATE FUNCTION flowstate.create_view(
     watermark_delay interval DEFAULT NULL,
     allowed_lateness interval DEFAULT NULL,
     memory_limit text DEFAULT NULL,
-    retention interval DEFAULT NULL)
+    retention interval DEFAULT NULL,
+    notify boolean DEFAULT false,
+    changelog boolean DEFAULT false)
 RETURNS regclass
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'flowstate_create_view';
 
-COMMENT ON FUNCTION flowstate.create_view(text, text, interval, interval, text, interval) IS
+COMMENT ON FUNCTION flowstate.create_view(text, text, interval, interval, text, interval, boolean, boolean) IS
 'create a continuous view: a view that always holds the result of an aggregate query over a table';

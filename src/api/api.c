@@ -293,6 +293,10 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int64		allowed_lateness;
 	int64		memory_limit;
 	int64		retention;
+	bool		notify;
+	bool		changelog;
+	char	   *changelog_name = NULL;
+	Oid			changelog_relid = InvalidOid;
 	bool		stream;
 	char	   *time_zone;
 	bool		has_time_zone;
@@ -318,8 +322,10 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	watermark_delay = interval_option(fcinfo, 2, "watermark_delay", 0);
 	allowed_lateness = interval_option(fcinfo, 3, "allowed_lateness", -1);
 	memory_limit = memory_option(fcinfo, 4);
-	/* the SQL function of releases before 0.6.0 has no retention */
+	/* the SQL function of releases before 0.6.0 has none of these */
 	retention = PG_NARGS() > 5 ? interval_option(fcinfo, 5, "retention", -1) : -1;
+	notify = PG_NARGS() > 6 && !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
+	changelog = PG_NARGS() > 7 && !PG_ARGISNULL(7) && PG_GETARG_BOOL(7);
 
 	rv = makeRangeVarFromNameList(textToQualifiedNameList(PG_GETARG_TEXT_PP(0)));
 	nspid = RangeVarGetAndCheckCreationNamespace(rv, NoLock, &existing);
@@ -374,6 +380,43 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				 errmsg("allowed_lateness needs a tumbling window of fixed size"),
 				 errhint("Group by flowstate.tumble(ts, size), date_bin(size, ts, origin) or date_trunc(unit, ts) of a timestamp.")));
 
+	if ((notify || changelog) && stream)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify and changelog are not supported for a continuous view over a stream"),
+				 errdetail("The workers of a stream each follow their own watermark, so one may still apply a row to a window another has finished."),
+				 errhint("Create the view without notify and changelog.")));
+	if ((notify || changelog) && allowed_lateness < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("notify and changelog need allowed_lateness"),
+				 errhint("Give allowed_lateness too: windows are announced when they become final, and final only with allowed_lateness.")));
+	if (notify && strlen(get_namespace_name(nspid)) + 1 + strlen(rv->relname) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("the notification channel \"%s.%s\" of the view would be longer than %d bytes",
+						get_namespace_name(nspid), rv->relname, NAMEDATALEN - 1),
+				 errhint("Give the view a shorter name.")));
+	if (changelog)
+	{
+		changelog_name = psprintf("%s_changelog", rv->relname);
+		if (strlen(changelog_name) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("the changelog table \"%s\" of the view would have a name longer than %d bytes",
+							changelog_name, NAMEDATALEN - 1),
+					 errhint("Give the view a shorter name.")));
+		if (OidIsValid(get_relname_relid(changelog_name, nspid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_TABLE),
+					 errmsg("relation \"%s\" already exists", changelog_name),
+					 errhint("The view's changelog table takes that name: drop the relation, or name the view otherwise.")));
+	}
+	if (!has_time_zone && (notify || changelog || retention >= 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("retention, notify and changelog need flowstate 0.6.0"),
+				 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
 	if (retention >= 0 && stream)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -458,7 +501,26 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	def.view_relid = get_relname_relid(rv->relname, nspid);
 
+	/* its changelog table, as the caller, who owns it: the view's columns */
+	if (changelog)
+	{
+		char	   *qualified = quote_qualified_identifier(get_namespace_name(nspid), changelog_name);
+
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", qualified,
+						 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
+		spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN finalized_at timestamptz NOT NULL DEFAULT pg_catalog.now()",
+						 qualified);
+		spi_exec(sql.data, SPI_OK_UTILITY);
+		CommandCounterIncrement();
+		changelog_relid = get_relname_relid(changelog_name, nspid);
+	}
+
 	become_superuser(&save_userid, &save_sec);
+	if (OidIsValid(changelog_relid))
+		record_dependency(changelog_relid, def.view_relid, DEPENDENCY_AUTO);
 
 	/*
 	 * The definition is part of the view: dropped with it, and not alone
@@ -514,7 +576,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					 "INSERT INTO flowstate.view (view_id, view, definition, state_table, source,"
 					 " query, window_kind, window_size, watermark_delay, allowed_lateness,"
 					 " memory_limit, status%s) VALUES (%d, %u, %u, %u, %u, %s, %s, %s, %s, %s, %s, %s%s)",
-					 has_time_zone ? ", time_zone, retention" : "",
+					 has_time_zone ? ", time_zone, retention, notify, changelog" : "",
 					 view_id, def.view_relid, def.def_relid, def.state_relid, def.source_relid,
 					 quote_literal_cstr(query_text),
 					 def.window.present ? "'tumble'" : "'none'",
@@ -527,8 +589,10 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					 memory_limit > 0 ? psprintf(INT64_FORMAT, memory_limit) : "NULL",
 					 /* a stream's view starts at its start position: no backfill */
 					 stream ? "'running'" : "'backfilling'",
-					 has_time_zone ? psprintf(", %s, %s", quote_literal_cstr(time_zone),
-											  retention >= 0 ? interval_text(fcinfo, 5) : "NULL") : "");
+					 has_time_zone ? psprintf(", %s, %s, %s, %s", quote_literal_cstr(time_zone),
+											  retention >= 0 ? interval_text(fcinfo, 5) : "NULL",
+											  notify ? "true" : "false",
+											  OidIsValid(changelog_relid) ? psprintf("%u", changelog_relid) : "NULL") : "");
 	spi_exec(sql.data, SPI_OK_INSERT);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);

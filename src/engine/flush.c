@@ -39,6 +39,7 @@
 #include "fs_catalog/catalog.h"
 #include "engine/flush.h"
 #include "engine/ingest.h"
+#include "query/query.h"
 #include "state/group.h"
 #include "state/state_table.h"
 
@@ -56,6 +57,8 @@ typedef struct ViewFlush
 	bool		finish_backfill;
 	bool		has_watermark;	/* the event time this flush records */
 	int64		max_ts;
+	bool		had_watermark;	/* ... and the one the previous flush recorded */
+	int64		prev_max_ts;
 } ViewFlush;
 
 struct FlushJob
@@ -427,6 +430,8 @@ FlushStart(List *views, XLogRecPtr position)
 				ItemPointerSetInvalid(&f->items[j].tid);
 		if (f->finish_backfill)
 			set_status(vr, "running");
+		f->had_watermark = vr->persisted_watermark;
+		f->prev_max_ts = vr->persisted_max_ts;
 		write_watermark(vr);
 		f->has_watermark = vr->has_watermark;
 		f->max_ts = vr->max_ts;
@@ -443,6 +448,104 @@ FlushStart(List *views, XLogRecPtr position)
 	CommandCounterIncrement();
 	PopActiveSnapshot();
 	return job;
+}
+
+/*
+ * Announce the windows of a view that this flush makes final: those final
+ * as of the watermark it records but not as of the one the previous flush
+ * recorded (all of them, for a view's first flush).  Their groups are all
+ * in the state table by now (a final window's last change is at the latest
+ * in this flush).  Per window, a NOTIFY on the view's channel (payload: the
+ * view, the window's bounds and its number of groups, as JSON), delivered
+ * when the flush commits; its rows, in the view's columns, into the view's
+ * changelog table.  Both in the flush's transaction, with the source
+ * position: a window is announced once, a crash replays nothing twice.
+ * Views over tables only, as for the eviction of final windows.
+ */
+static void
+announce_final(ViewFlush *f)
+{
+	ViewRuntime *vr = f->vr;
+	ViewDef    *def = vr->def;
+	const ViewLayout *layout = &def->layout;
+	int			keyno = def->window.keyno;
+	int64		shift;
+	char	   *state_table;
+	Datum		args[4];
+	Oid			types[4];
+	Interval   *size;
+
+	if ((!def->notify && !OidIsValid(def->changelog_relid)) || def->stream ||
+		def->allowed_lateness_us < 0 || def->window.size_us <= 0 || !f->has_watermark ||
+		vr->dropped)
+		return;
+	shift = def->watermark_delay_us + def->allowed_lateness_us + def->window.size_us;
+	/* windows that start after args[0] and at or before args[1] */
+	types[0] = types[1] = layout->keys[keyno].type;
+	args[0] = Int64GetDatum(f->had_watermark ? f->prev_max_ts - shift : DT_NOBEGIN);
+	args[1] = Int64GetDatum(f->max_ts - shift);
+	if (DatumGetInt64(args[1]) <= DatumGetInt64(args[0]))
+		return;
+	state_table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->state_relid)),
+											 get_rel_name(def->state_relid));
+	SPI_connect();
+	if (def->notify)
+	{
+		char	   *sql;
+
+		/* the window's length in time, not in days of some time zone */
+		size = palloc0(sizeof(Interval));
+		size->time = def->window.size_us;
+		types[2] = TEXTOID;
+		types[3] = INTERVALOID;
+		args[2] = CStringGetTextDatum(def->channel);
+		args[3] = IntervalPGetDatum(size);
+		sql = psprintf("SELECT pg_catalog.pg_notify($3, pg_catalog.json_build_object("
+					   "'view', $3, 'window_start', s.k%d, 'window_end', s.k%d OPERATOR(pg_catalog.+) $4,"
+					   " 'groups', pg_catalog.count(*))::text)"
+					   "  FROM %s s WHERE s.k%d OPERATOR(pg_catalog.>) $1 AND s.k%d OPERATOR(pg_catalog.<=) $2"
+					   " GROUP BY s.k%d ORDER BY s.k%d",
+					   keyno + 1, keyno + 1, state_table, keyno + 1, keyno + 1, keyno + 1, keyno + 1);
+		if (SPI_execute_with_args(sql, 4, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not announce the final windows of continuous view %s", def->view_name);
+	}
+	if (OidIsValid(def->changelog_relid) && get_rel_name(def->changelog_relid) != NULL)
+	{
+		char	   *sql = psprintf("INSERT INTO %s SELECT * FROM (%s) f",
+								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->changelog_relid)),
+															  get_rel_name(def->changelog_relid)),
+								   QueryFinalSql(def, state_table));
+
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+
+		/* a changelog its owner altered or dropped fails alone: the flush goes on */
+		BeginInternalSubTransaction(NULL);
+		PG_TRY();
+		{
+			if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not write the changelog of continuous view %s", def->view_name);
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("flowstate could not write the changelog of continuous view %s: %s",
+							def->view_name, edata->message),
+					 errhint("Give the changelog table back the view's columns, or create the view again.")));
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	SPI_finish();
 }
 
 /*
@@ -567,8 +670,12 @@ FlushStep(FlushJob *job, int budget_ms)
 		}
 	}
 	for (int i = 0; i < job->nflush; i++)
-		if (job->flushes[i].opened)
-			expire_windows(&job->flushes[i]);
+	{
+		if (!job->flushes[i].opened)
+			continue;
+		announce_final(&job->flushes[i]);
+		expire_windows(&job->flushes[i]);
+	}
 	PopActiveSnapshot();
 
 	/* decoding: the position advances the session's replication origin */

@@ -88,7 +88,9 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view),"
 			/* before ALTER EXTENSION UPDATE to 0.6.0, no time_zone: NULL */
 								"       pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'time_zone',"
-								"       (pg_catalog.date_part('epoch', (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'retention')::pg_catalog.interval) * 1000000)::int8"
+								"       (pg_catalog.date_part('epoch', (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'retention')::pg_catalog.interval) * 1000000)::int8,"
+								"       coalesce((pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'notify')::bool, false),"
+								"       (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'changelog')::pg_catalog.regclass::pg_catalog.oid"
 								"  FROM flowstate.view v"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -149,6 +151,12 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 		def->has_max_event_time = !isnull && !def->backfilling;
 		def->time_zone = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 11);
 		def->retention_us = spi_int8(tuple, 12, -1);
+		def->notify = DatumGetBool(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 13, &isnull));
+		def->changelog_relid = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 14, &isnull);
+		if (isnull)
+			def->changelog_relid = InvalidOid;
+		def->channel = psprintf("%s.%s", get_namespace_name(get_rel_namespace(view_relid)),
+								get_rel_name(view_relid));
 		query = QueryOfDefinition(def_relid);
 		if (query == NULL)
 		{

@@ -853,6 +853,67 @@ append_state_columns(StringInfo buf, ViewDef *def, const char *key_alias, const 
 		appendStringInfoString(buf, "NULL");
 }
 
+/* The view's columns computed from a state table's columns, alias x. */
+static void
+append_view_columns(StringInfo buf, ViewDef *def)
+{
+	ToStateContext ctx = {def};
+	List	   *dpcontext = deparse_context_for("x", def->state_relid);
+	ListCell   *lc;
+	bool		first = true;
+
+	foreach(lc, def->query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Node	   *expr;
+
+		if (tle->resjunk)
+			continue;
+		expr = to_state_mutator((Node *) copyObject(tle->expr), &ctx);
+		appendStringInfo(buf, "%s%s AS %s", first ? "" : ", ",
+						 deparse_expression(expr, dpcontext, true, false),
+						 quote_identifier(tle->resname ? tle->resname : "?column?"));
+		first = false;
+	}
+}
+
+/* The view's HAVING over a state table's columns, alias x, as a WHERE. */
+static void
+append_view_having(StringInfo buf, ViewDef *def)
+{
+	ToStateContext ctx = {def};
+	List	   *dpcontext = deparse_context_for("x", def->state_relid);
+
+	if (def->query->havingQual != NULL)
+	{
+		Node	   *having = to_state_mutator(copyObject(def->query->havingQual), &ctx);
+
+		appendStringInfo(buf, "\n WHERE %s", deparse_expression(having, dpcontext, true, false));
+	}
+}
+
+/*
+ * QueryFinalSql is a query of the rows of a windowed view whose window
+ * starts after $1 and at or before $2, as its state table holds them (in
+ * the flush that makes them final: they are all there), in the view's
+ * columns.
+ */
+char *
+QueryFinalSql(ViewDef *def, const char *state_table)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	append_view_columns(&buf, def);
+	appendStringInfoString(&buf, "\n  FROM (SELECT ");
+	append_state_columns(&buf, def, "s", "s");
+	appendStringInfo(&buf, " FROM %s s WHERE s.k%d OPERATOR(pg_catalog.>) $1 AND s.k%d OPERATOR(pg_catalog.<=) $2) x",
+					 state_table, def->window.keyno + 1, def->window.keyno + 1);
+	append_view_having(&buf, def);
+	return buf.data;
+}
+
 /*
  * QueryViewSql writes the query of the view users read: the groups of the
  * state table that shared memory holds no newer state for, plus the groups
@@ -875,26 +936,10 @@ char *
 QueryViewSql(ViewDef *def, const char *state_table, bool partial)
 {
 	StringInfoData buf;
-	ToStateContext ctx = {def};
-	List	   *dpcontext = deparse_context_for("x", def->state_relid);
-	ListCell   *lc;
-	bool		first = true;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");
-	foreach(lc, def->query->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-		Node	   *expr;
-
-		if (tle->resjunk)
-			continue;
-		expr = to_state_mutator((Node *) copyObject(tle->expr), &ctx);
-		appendStringInfo(&buf, "%s%s AS %s", first ? "" : ", ",
-						 deparse_expression(expr, dpcontext, true, false),
-						 quote_identifier(tle->resname ? tle->resname : "?column?"));
-		first = false;
-	}
+	append_view_columns(&buf, def);
 
 	appendStringInfoString(&buf, "\n  FROM (SELECT ");
 	append_state_columns(&buf, def, "s", "s");
@@ -921,12 +966,7 @@ QueryViewSql(ViewDef *def, const char *state_table, bool partial)
 		appendStringInfoString(&buf, " WHERE u.live) x");
 	}
 
-	if (def->query->havingQual != NULL)
-	{
-		Node	   *having = to_state_mutator(copyObject(def->query->havingQual), &ctx);
-
-		appendStringInfo(&buf, "\n WHERE %s", deparse_expression(having, dpcontext, true, false));
-	}
+	append_view_having(&buf, def);
 	return buf.data;
 }
 

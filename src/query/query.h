@@ -24,6 +24,7 @@ extern bool QueryUsesTimeZone(Query *query);
 extern void QueryDescribe(Query *query, ViewDef *def);
 extern Query *QueryOfDefinition(Oid def_relid);
 extern char *QueryViewSql(ViewDef *def, const char *state_table, bool partial);
+extern char *QueryFinalSql(ViewDef *def, const char *state_table);
 extern Expr *QueryColumnExpr(ViewDef *def, int colno, bool *reads_keys, bool *reads_aggs);
 extern char *QueryKeySql(ViewDef *def, int keyno, const char *alias);
 extern char *QueryTsSql(ViewDef *def, const char *alias);

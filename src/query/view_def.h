@@ -45,6 +45,9 @@ typedef struct ViewDef
 	bool		has_max_event_time; /* max_event_time is known */
 	TimestampTz max_event_time; /* largest event time as of the last flush */
 	int64		retention_us;	/* windows that ended longer ago leave, -1: kept */
+	bool		notify;			/* a NOTIFY on channel per window made final */
+	char	   *channel;		/* schema.name of the view */
+	Oid			changelog_relid;	/* rows of windows made final go there */
 	char	   *time_zone;		/* TimeZone its expressions are evaluated in;
 								 * NULL: the worker's (views before 0.6.0) */
 

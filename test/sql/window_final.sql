@@ -146,6 +146,36 @@ SELECT public.state_rows('public.taps_recent');
 SELECT event_time, change FROM flowstate.late_events
  WHERE view = 'public.taps_recent'::regclass ORDER BY id;
 
+-- a changelog: the rows of each window that becomes final, once, in the
+-- view's columns, written with the flush that makes it final
+SELECT flowstate.create_view('public.taps_final', $$
+    SELECT date_bin('1 minute', ts, '2026-01-01') AS minute, k % 2 AS parity, count(*) AS n,
+           sum(v) AS total
+      FROM public.taps GROUP BY 1, 2 HAVING count(*) > 1 $$,
+    allowed_lateness => '0', notify => true, changelog => true);
+\d public.taps_final_changelog
+SELECT view, notify, changelog FROM flowstate.view WHERE view = 'public.taps_final'::regclass;
+SELECT flowstate.wait_for();
+CALL public.settle_rows('public.taps_final_changelog', 20);
+SELECT minute, parity, n, total FROM public.taps_final_changelog ORDER BY minute, parity;
+-- the next window that becomes final adds its rows; no row comes twice
+INSERT INTO public.taps (ts, k, v)
+VALUES ('2026-01-01 00:21:00+00', 0, 1), ('2026-01-01 00:21:01+00', 2, 2), ('2026-01-01 00:22:30+00', 0, 3);
+SELECT flowstate.wait_for();
+CALL public.settle_rows('public.taps_final_changelog', 21);
+SELECT minute, count(*) AS rows, sum(n) AS n FROM public.taps_final_changelog GROUP BY 1 ORDER BY 1;
+-- the changelog equals the view's rows of its final windows
+SELECT count(*) AS differences FROM
+    ((SELECT minute, parity, n, total FROM public.taps_final_changelog
+      EXCEPT ALL SELECT * FROM public.taps_final WHERE flowstate.is_final('public.taps_final', minute))
+     UNION ALL
+     (SELECT * FROM public.taps_final WHERE flowstate.is_final('public.taps_final', minute)
+      EXCEPT ALL SELECT minute, parity, n, total FROM public.taps_final_changelog)) d;
+-- consumers delete what they read; dropping the view drops its changelog
+DELETE FROM public.taps_final_changelog WHERE minute < '2026-01-01 00:20:00+00';
+SELECT flowstate.drop_view('public.taps_final');
+SELECT to_regclass('public.taps_final_changelog') AS changelog_after_drop;
+
 -- a view without allowed_lateness has no final windows
 SELECT flowstate.create_view('public.taps_per_key', $$
     SELECT date_bin('1 minute', ts, '2026-01-01') AS minute, count(*) AS n FROM public.taps GROUP BY 1 $$);
