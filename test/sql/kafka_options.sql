@@ -70,6 +70,7 @@ SELECT public.try($$SELECT flowstate.create_view('public.bc', 'SELECT count(*) F
 
 -- no retention over a stream (yet): its workers each follow their watermark
 SELECT public.try($$SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '1 hour')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', notify => true)$$);
 
 -- a view over a stream: no backfill, no replica identity needed
 SELECT flowstate.create_view('public.clicks_per_minute', $$

@@ -66,6 +66,11 @@ SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(t
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 hour''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '10 minutes', retention => '1 hour')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '-1 day')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '1 month')$$);
+-- notify and changelog: only where windows become final; the changelog's name is free
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', notify => true)$$);
+CREATE TABLE public.v_changelog (x int);
+SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', changelog => true)$$);
+DROP TABLE public.v_changelog;
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', watermark_delay => '1 month')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.clicks', memory_limit => 'lots')$$);
 SELECT public.try($$SELECT flowstate.create_view('v', 'SELECT count(*) FROM public.clicks', memory_limit => '10kB')$$);
