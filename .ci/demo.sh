@@ -68,6 +68,9 @@ show() {
         ORDER BY hour DESC, region LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
+    # the last windows that became final, from the changelog
+    $PSQL -d flowstate_demo -c "SELECT region, window_start, orders, revenue, finalized_at
+        FROM revenue_final_changelog ORDER BY window_start DESC, region LIMIT 4"
     # days that start at midnight in Tokyo, whatever the reader's zone
     $PSQL -d flowstate_demo -c "SELECT tokyo_day, (tokyo_day AT TIME ZONE 'Asia/Tokyo')::date AS date_in_tokyo,
             region, orders, revenue

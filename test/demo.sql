@@ -40,6 +40,15 @@ SELECT flowstate.create_view('customers', $$
            min(placed_at) AS first_order, max(placed_at) AS last_order
       FROM orders GROUP BY customer $$);
 
+-- revenue per region and 10 seconds, final 5 seconds after each window
+-- ends: final windows are written to revenue_final_changelog (and
+-- announced on the channel "public.revenue_final"), kept an hour
+SELECT flowstate.create_view('revenue_final', $$
+    SELECT region, flowstate.tumble(placed_at, '10 seconds') AS window_start,
+           count(*) AS orders, sum(amount) AS revenue
+      FROM orders GROUP BY region, window_start $$,
+    allowed_lateness => '5 seconds', retention => '1 hour', notify => true, changelog => true);
+
 -- orders per local day in Tokyo: the view evaluates in the time zone of the
 -- session that created it
 SET TimeZone = 'Asia/Tokyo';
