@@ -81,3 +81,31 @@ AS 'MODULE_PATHNAME', 'flowstate_create_view';
 
 COMMENT ON FUNCTION flowstate.create_view(text, text, interval, interval, text, interval, boolean, boolean) IS
 'create a continuous view: a view that always holds the result of an aggregate query over a table';
+
+-------------------------------------------------------------------------------
+-- Hopping windows: flowstate.hop(ts, size, slide) returns the windows that
+-- hold ts.  A continuous view grouped by them keeps its state per pane, in
+-- a continuous view <name>_panes whose hop_view is the view users read.
+-------------------------------------------------------------------------------
+CREATE FUNCTION flowstate.hop(ts timestamptz, size interval, slide interval,
+                              OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS SETOF record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10
+AS 'MODULE_PATHNAME', 'flowstate_hop';
+
+COMMENT ON FUNCTION flowstate.hop(timestamptz, interval, interval) IS
+'the hopping windows of length size, starting every slide from the Unix epoch, that hold ts';
+
+CREATE FUNCTION flowstate.hop(ts timestamp, size interval, slide interval,
+                              OUT window_start timestamp, OUT window_end timestamp)
+RETURNS SETOF record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10
+AS 'MODULE_PATHNAME', 'flowstate_hop';
+
+COMMENT ON FUNCTION flowstate.hop(timestamp, interval, interval) IS
+'the hopping windows of length size, starting every slide from 1970-01-01 00:00, that hold ts';
+
+ALTER TABLE flowstate.view ADD COLUMN hop_view regclass;
+
+COMMENT ON COLUMN flowstate.view.hop_view IS
+'for the panes of a continuous view of hopping windows: that view, which combines them per window';

@@ -65,6 +65,7 @@
 #include "utils/varlena.h"
 
 #include "aggregates/aggregate.h"
+#include "api/hop.h"
 #include "engine/backfill.h"
 #include "state/group.h"
 #include "workers/launcher.h"
@@ -293,6 +294,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int64		allowed_lateness;
 	int64		memory_limit;
 	int64		retention;
+	HopSpec		hop;
 	bool		notify;
 	bool		changelog;
 	char	   *changelog_name = NULL;
@@ -349,6 +351,43 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 	query = QueryParse(query_text, &raw);
+	if (HopFind(query, &hop))
+	{
+		Oid			view_relid;
+		Oid			panes_relid;
+		ObjectAddress panes_address;
+		ObjectAddress view_address;
+		Datum		args[2];
+		Oid			types[2] = {OIDOID, OIDOID};
+
+		error_context_stack = errcallback.previous;
+		if (allowed_lateness >= 0 || retention >= 0 || notify || changelog)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("allowed_lateness, retention, notify and changelog are not supported for hopping windows yet"),
+					 errhint("Create the view without them.")));
+		view_relid = HopCreateView(nspid, rv->relname, query, &hop,
+								   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+								   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
+		panes_relid = get_relname_relid(psprintf("%s_panes", rv->relname), nspid);
+
+		/* the panes go with the view; the catalog says whose panes they are */
+		search_path_nest = SecurityRestrictSearchPath();
+		become_superuser(&save_userid, &save_sec);
+		ObjectAddressSet(panes_address, RelationRelationId, panes_relid);
+		ObjectAddressSet(view_address, RelationRelationId, view_relid);
+		recordDependencyOn(&panes_address, &view_address, DEPENDENCY_AUTO);
+		SPI_connect();
+		args[0] = ObjectIdGetDatum(view_relid);
+		args[1] = ObjectIdGetDatum(panes_relid);
+		if (SPI_execute_with_args("UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
+								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "could not record the panes of continuous view %s", name);
+		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec);
+		SecurityRestoreSearchPath(search_path_nest);
+		PG_RETURN_OID(view_relid);
+	}
 	QueryCheck(query);
 	(void) ExecCheckRTPerms(query->rtable, true);
 	memset(&def, 0, sizeof(def));
@@ -714,6 +753,8 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	bool		if_exists = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	RangeVar   *rv;
 	Oid			relid;
+	Oid			panes_relid;
+	Oid			hop_relid = InvalidOid;
 	int32		view_id;
 	ObjectAddress address;
 	ObjectAddresses *objects;
@@ -739,6 +780,15 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	view_id = continuous_view_id(relid);
+	if (view_id < 0 && OidIsValid(panes_relid = HopViewPanes(relid)))
+	{
+		/* a view of hopping windows: dropped with its panes, as they are */
+		if (!pg_class_ownercheck(relid, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_VIEW, name);
+		hop_relid = relid;
+		relid = panes_relid;
+		view_id = continuous_view_id(relid);
+	}
 	if (view_id < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -757,6 +807,11 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	address.objectSubId = 0;
 	address.objectId = relid;
 	add_exact_object_address(&address, objects);
+	if (OidIsValid(hop_relid))
+	{
+		address.objectId = hop_relid;
+		add_exact_object_address(&address, objects);
+	}
 	nest = SecurityRestrictSearchPath();
 	SPI_connect();
 	arg = Int32GetDatum(view_id);

@@ -33,6 +33,11 @@ SELECT flowstate.create_view('per_minute', \$\$
       FROM events GROUP BY 1, 2 \$\$);
 SELECT flowstate.create_view('per_key', \$\$
     SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events GROUP BY k \$\$);
+-- hopping windows of 2 minutes every 45 seconds, kept in panes of 15 seconds
+SELECT flowstate.create_view('per_hop', \$\$
+    SELECT w.window_start, w.window_end, k % 10 AS k10, count(*) AS n, sum(v) AS total
+      FROM events, LATERAL flowstate.hop(events.ts, '2 minutes', '45 seconds') w
+     GROUP BY w.window_start, w.window_end, k % 10 \$\$);
 -- hours of India (UTC+05:30), which the Kafka worker (in UTC) evaluates too
 SET TimeZone = 'Asia/Kolkata';
 SELECT flowstate.create_view('per_local_hour', \$\$
@@ -117,7 +122,10 @@ my %batch = (
 	                       min(v) AS lo, max(v) AS hi FROM events_batch GROUP BY 1, 2},
 	per_key => q{SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events_batch GROUP BY k},
 	per_local_hour => q{SELECT date_trunc('hour', ts) AS hour, k % 10 AS k10, count(*) AS n
-	                      FROM events_batch GROUP BY 1, 2});
+	                      FROM events_batch GROUP BY 1, 2},
+	per_hop => q{SELECT w.window_start, w.window_end, k % 10 AS k10, count(*) AS n, sum(v) AS total
+	               FROM events_batch, LATERAL flowstate.hop(events_batch.ts, '2 minutes', '45 seconds') w
+	              GROUP BY w.window_start, w.window_end, k % 10});
 for my $view (sort keys %batch)
 {
 	# in the time zone per_local_hour was created in (the others do not depend on it)

@@ -1,0 +1,482 @@
+/*-------------------------------------------------------------------------
+ *
+ * hop.c
+ *	  Hopping windows: flowstate.hop(), the windows that hold an instant,
+ *	  and the continuous views grouped by them.
+ *
+ * flowstate.hop(ts, size, slide) returns the windows of length size that
+ * start every slide (from the Unix epoch, as flowstate.tumble) and hold ts:
+ * those starting at s, a multiple of slide, with s <= ts < s + size.  It is
+ * an ordinary immutable set-returning function, so a defining query
+ *
+ *	SELECT w.window_start, w.window_end, k, count(*)
+ *	  FROM src, LATERAL flowstate.hop(src.ts, '10 minutes', '1 minute') w
+ *	 GROUP BY w.window_start, w.window_end, k
+ *
+ * runs as a batch query unchanged, and is the view's oracle.
+ *
+ * A continuous view of such a query (HopCreateView) keeps its state per
+ * pane: the tumbling windows of the greatest common divisor of size and
+ * slide, each of which lies in the same windows whole.  The panes are an
+ * ordinary continuous view, <name>_panes, of the same keys and aggregates
+ * grouped by flowstate.tumble(ts, pane), so that memory does not grow with
+ * size / slide and a row changes one group.  The view <name> users read
+ * combines, per window, the partial states of its panes
+ * (flowstate.partial_states, flowstate.combine, flowstate.finalize) and
+ * computes the defining query's columns and HAVING over them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
+#include "utils/timestamp.h"
+
+#include "api/hop.h"
+
+extern PGDLLEXPORT Datum flowstate_hop(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_hop);
+
+/* An interval of a hopping window in microseconds; refuses what cannot be one. */
+static int64
+window_length(Interval *iv, const char *name)
+{
+	int64		us;
+
+	if (iv->month != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s of a hopping window cannot be given in months or years", name),
+				 errhint("Give it in days, hours, minutes or seconds.")));
+	us = iv->day * USECS_PER_DAY + iv->time;
+	if (us <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s of a hopping window must be positive", name),
+				 errhint("Give an interval such as '1 minute'.")));
+	return us;
+}
+
+/*
+ * HopLengths checks a hopping window's size and slide; returns them in
+ * microseconds.
+ */
+void
+HopLengths(Interval *size, Interval *slide, int64 *size_us, int64 *slide_us)
+{
+	*size_us = window_length(size, "size");
+	*slide_us = window_length(slide, "slide");
+	if (*slide_us > *size_us)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the slide of a hopping window must not be longer than its size"),
+				 errhint("Windows that slide by more than their length leave instants out: use a smaller slide, or flowstate.tumble.")));
+}
+
+/*
+ * flowstate_hop returns (window_start, window_end) for each window that
+ * holds ts, the latest first; for timestamp and timestamptz alike (the
+ * same microseconds from the epoch).
+ */
+Datum
+flowstate_hop(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		ts = PG_GETARG_INT64(0);
+	int64		size_us;
+	int64		slide_us;
+	int64		epoch = (int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+	int64		rel;
+	int64		start;
+
+	HopLengths(PG_GETARG_INTERVAL_P(1), PG_GETARG_INTERVAL_P(2), &size_us, &slide_us);
+	InitMaterializedSRF(fcinfo, 0);
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return (Datum) 0;
+
+	/* the latest window start at or before ts, floored from the epoch */
+	rel = ts - epoch;
+	start = rel - (((rel % slide_us) + slide_us) % slide_us) + epoch;
+	for (; start > ts - size_us; start -= slide_us)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int64GetDatum(start);
+		values[1] = Int64GetDatum(start + size_us);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Whether a function is flowstate.hop. */
+static bool
+is_hop(Oid funcid)
+{
+	char	   *name = get_func_name(funcid);
+	Oid			nsp = get_namespace_oid("flowstate", true);
+
+	return name != NULL && strcmp(name, "hop") == 0 && OidIsValid(nsp) &&
+		get_func_namespace(funcid) == nsp;
+}
+
+static void
+refuse_shape(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s in a continuous view of hopping windows", what),
+			 errhint("Write SELECT w.window_start, w.window_end, keys, aggregates FROM source, LATERAL flowstate.hop(source.ts, size, slide) w [WHERE ...] GROUP BY w.window_start, w.window_end, keys.")));
+}
+
+/* Whether an expression reads the function's columns (varno 2). */
+static bool
+reads_windows_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+		return ((Var *) node)->varno == 2 && ((Var *) node)->varlevelsup == 0;
+	return expression_tree_walker(node, reads_windows_walker, context);
+}
+
+static int64
+gcd64(int64 a, int64 b)
+{
+	while (b != 0)
+	{
+		int64		t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * HopFind tells whether a defining query groups by hopping windows: FROM
+ * a source and LATERAL flowstate.hop() over it.  It refuses the other
+ * shapes that use flowstate.hop; returns false for queries without it.
+ */
+bool
+HopFind(Query *query, HopSpec *hop)
+{
+	RangeTblEntry *src;
+	RangeTblEntry *fn;
+	RangeTblFunction *rtf;
+	FuncExpr   *fe;
+	Node	   *size;
+	Node	   *slide;
+	ListCell   *lc;
+	bool		grouped = false;
+
+	if (list_length(query->rtable) != 2)
+		return false;
+	fn = rt_fetch(2, query->rtable);
+	if (fn->rtekind != RTE_FUNCTION || list_length(fn->functions) != 1)
+		return false;
+	rtf = linitial(fn->functions);
+	if (!IsA(rtf->funcexpr, FuncExpr) || !is_hop(((FuncExpr *) rtf->funcexpr)->funcid))
+		return false;
+	fe = (FuncExpr *) rtf->funcexpr;
+
+	src = rt_fetch(1, query->rtable);
+	if (src->rtekind != RTE_RELATION || list_length(query->jointree->fromlist) != 2 ||
+		!IsA(linitial(query->jointree->fromlist), RangeTblRef) ||
+		!IsA(lsecond(query->jointree->fromlist), RangeTblRef))
+		refuse_shape("flowstate.hop must follow its one source in FROM, with a comma: anything else is not supported");
+	if (fn->funcordinality)
+		refuse_shape("WITH ORDINALITY is not supported");
+	size = lsecond(fe->args);
+	slide = lthird(fe->args);
+	if (!IsA(size, Const) || !IsA(slide, Const) || ((Const *) size)->constisnull ||
+		((Const *) slide)->constisnull)
+		refuse_shape("a size or slide that is not a constant is not supported");
+	hop->ts_expr = linitial(fe->args);
+	if (reads_windows_walker(hop->ts_expr, NULL))
+		refuse_shape("an event time computed from the windows is not supported");
+	if (reads_windows_walker(query->jointree->quals, NULL))
+		refuse_shape("a WHERE condition on the windows is not supported (filter the windows when reading the view)");
+	hop->size = DatumGetIntervalP(((Const *) size)->constvalue);
+	hop->slide = DatumGetIntervalP(((Const *) slide)->constvalue);
+	HopLengths(hop->size, hop->slide, &hop->size_us, &hop->slide_us);
+	hop->pane_us = gcd64(hop->size_us, hop->slide_us);
+
+	/* the windows are grouped by their start; their columns only as keys */
+	foreach(lc, query->groupClause)
+	{
+		Node	   *expr = get_sortgroupclause_expr(lfirst(lc), query->targetList);
+
+		if (IsA(expr, Var) && ((Var *) expr)->varno == 2)
+			grouped |= ((Var *) expr)->varattno == 1;
+		else if (reads_windows_walker(expr, NULL))
+			refuse_shape("a group key computed from the windows is not supported");
+	}
+	if (!grouped)
+		refuse_shape("a query that does not GROUP BY w.window_start is not supported");
+	return true;
+}
+
+/* An interval of us microseconds, as an SQL literal. */
+static char *
+interval_literal(int64 us)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->day = (int32) (us / USECS_PER_DAY);
+	iv->time = us % USECS_PER_DAY;
+	return psprintf("%s::pg_catalog.interval",
+					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																		   IntervalPGetDatum(iv)))));
+}
+
+static bool
+collect_aggrefs_walker(Node *node, List **aggrefs)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+	{
+		foreach(lc, *aggrefs)
+			if (equal(lfirst(lc), node))
+				return false;
+		*aggrefs = lappend(*aggrefs, node);
+		return false;
+	}
+	return expression_tree_walker(node, collect_aggrefs_walker, aggrefs);
+}
+
+/* How the query's keys and aggregates map to the columns of its panes. */
+typedef struct PaneColumns
+{
+	List	   *keys;			/* group keys but the windows' columns */
+	List	   *aggrefs;
+} PaneColumns;
+
+/*
+ * Replace, in an expression of the view's target list or HAVING, what the
+ * panes' view computes by a Var of its columns (window_start, window_end,
+ * k1..kn, a1..am, in this order), for deparsing over them.
+ */
+static Node *
+to_panes_mutator(Node *node, PaneColumns *pc)
+{
+	ListCell   *lc;
+	int			i;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == 2 && ((Var *) node)->varlevelsup == 0)
+	{
+		Var		   *v = (Var *) copyObject(node);
+
+		v->varno = v->varnosyn = 1;
+		return (Node *) v;
+	}
+	i = 0;
+	foreach(lc, pc->keys)
+	{
+		if (equal(node, lfirst(lc)))
+			return (Node *) makeVar(1, 3 + i, exprType(node), exprTypmod(node),
+									exprCollation(node), 0);
+		i++;
+	}
+	if (IsA(node, Aggref))
+	{
+		i = 0;
+		foreach(lc, pc->aggrefs)
+		{
+			if (equal(node, lfirst(lc)))
+				return (Node *) makeVar(1, 3 + list_length(pc->keys) + i, exprType(node), -1,
+										exprCollation(node), 0);
+			i++;
+		}
+		elog(ERROR, "aggregate of a hopping view not found among its panes' columns");
+	}
+	return expression_tree_mutator(node, to_panes_mutator, pc);
+}
+
+static void
+spi_run(const char *sql, int expected)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "flowstate statement failed (%s): %s", SPI_result_code_string(ret), sql);
+}
+
+/*
+ * HopCreateView creates a continuous view of hopping windows, as its
+ * caller: its panes (<name>_panes, through flowstate.create_view) and the
+ * view <name> that combines them per window.  Returns the view.
+ */
+Oid
+HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
+			  Datum watermark_delay, bool delay_null, Datum memory_limit, bool limit_null)
+{
+	RangeTblEntry *src = rt_fetch(1, query->rtable);
+	const char *alias = src->eref->aliasname;
+	List	   *src_cxt = deparse_context_for(alias, src->relid);
+	char	   *nsp = get_namespace_name(nspid);
+	char	   *panes_name = psprintf("%s_panes", name);
+	char	   *panes = quote_qualified_identifier(nsp, panes_name);
+	char	   *ts = deparse_expression(hop->ts_expr, src_cxt, true, false);
+	char	   *pane = interval_literal(hop->pane_us);
+	PaneColumns pc = {NIL, NIL};
+	StringInfoData q;
+	StringInfoData keys;
+	ListCell   *lc;
+	int			i;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' '};
+	List	   *panes_cxt;
+	Oid			panes_relid;
+	Oid			view_relid;
+	bool		first = true;
+
+	if (strlen(panes_name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("the panes of the view would have a name longer than %d bytes: \"%s\"",
+						NAMEDATALEN - 1, panes_name),
+				 errhint("Give the view a shorter name.")));
+
+	/* the panes: the same keys and aggregates, per tumbling window of pane_us */
+	foreach(lc, query->groupClause)
+	{
+		Node	   *expr = get_sortgroupclause_expr(lfirst(lc), query->targetList);
+
+		if (!(IsA(expr, Var) && ((Var *) expr)->varno == 2))
+			pc.keys = lappend(pc.keys, expr);
+	}
+	(void) collect_aggrefs_walker((Node *) query->targetList, &pc.aggrefs);
+	(void) collect_aggrefs_walker(query->havingQual, &pc.aggrefs);
+
+	initStringInfo(&q);
+	initStringInfo(&keys);
+	appendStringInfo(&q, "SELECT flowstate.tumble(%s, %s) AS window_start,"
+					 " flowstate.tumble(%s, %s) OPERATOR(pg_catalog.+) %s AS window_end",
+					 ts, pane, ts, pane, interval_literal(hop->size_us));
+	appendStringInfoString(&keys, "1");
+	i = 0;
+	foreach(lc, pc.keys)
+	{
+		appendStringInfo(&q, ", %s AS k%d", deparse_expression(lfirst(lc), src_cxt, true, false), i + 1);
+		appendStringInfo(&keys, ", %d", i + 3);
+		i++;
+	}
+	i = 0;
+	foreach(lc, pc.aggrefs)
+	{
+		appendStringInfo(&q, ", %s AS a%d", deparse_expression(lfirst(lc), src_cxt, true, false), i + 1);
+		i++;
+	}
+	appendStringInfo(&q, " FROM %s%s %s",
+					 src->inh ? "" : "ONLY ",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(src->relid)),
+												get_rel_name(src->relid)),
+					 quote_identifier(alias));
+	if (query->jointree->quals != NULL)
+		appendStringInfo(&q, " WHERE %s", deparse_expression(query->jointree->quals, src_cxt, true, false));
+	appendStringInfo(&q, " GROUP BY %s", keys.data);
+
+	SPI_connect();
+	args[0] = CStringGetTextDatum(panes);
+	args[1] = CStringGetTextDatum(q.data);
+	args[2] = watermark_delay;
+	args[3] = memory_limit;
+	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4)",
+							  4, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not create the panes of a continuous view of hopping windows");
+	CommandCounterIncrement();
+	panes_relid = get_relname_relid(panes_name, nspid);
+
+	/* the view: per window, the panes' partial states combined */
+	resetStringInfo(&keys);
+	i = 0;
+	foreach(lc, pc.keys)
+	{
+		appendStringInfo(&keys, ", (p.keys).k%d", i + 1);
+		i++;
+	}
+	panes_cxt = deparse_context_for("x", panes_relid);
+	resetStringInfo(&q);
+	appendStringInfoString(&q, "SELECT ");
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		appendStringInfo(&q, "%s%s AS %s", first ? "" : ", ",
+						 deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &pc),
+											panes_cxt, true, false),
+						 quote_identifier(tle->resname ? tle->resname : "?column?"));
+		first = false;
+	}
+	appendStringInfoString(&q, "\n  FROM (SELECT y.window_start, y.window_end");
+	for (i = 0; i < list_length(pc.keys); i++)
+		appendStringInfo(&q, ", y.k%d", i + 1);
+	for (i = 0; i < list_length(pc.aggrefs); i++)
+		appendStringInfo(&q, ", (y.f).a%d", i + 1);
+	appendStringInfo(&q, "\n          FROM (SELECT h.window_start, h.window_end%s,"
+					 " flowstate.finalize(flowstate.combine(p.state), NULL::%s) AS f",
+					 keys.data, panes);
+	appendStringInfo(&q, "\n                  FROM flowstate.partial_states(NULL::%s) p,"
+					 " LATERAL flowstate.hop((p.keys).window_start, %s, %s) h"
+					 "\n                 GROUP BY h.window_start, h.window_end%s) y) x",
+					 panes, interval_literal(hop->size_us), interval_literal(hop->slide_us), keys.data);
+	if (query->havingQual != NULL)
+		appendStringInfo(&q, "\n WHERE %s",
+						 deparse_expression(to_panes_mutator(copyObject(query->havingQual), &pc),
+											panes_cxt, true, false));
+	spi_run(psprintf("CREATE VIEW %s AS %s", quote_qualified_identifier(nsp, name), q.data),
+			SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	view_relid = get_relname_relid(name, nspid);
+	SPI_finish();
+	return view_relid;
+}
+
+/*
+ * HopViewPanes returns the panes of a continuous view of hopping windows,
+ * or InvalidOid if relid is no such view.
+ */
+Oid
+HopViewPanes(Oid relid)
+{
+	Oid			type = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			panes = InvalidOid;
+
+	SPI_connect();
+	/* before ALTER EXTENSION UPDATE to 0.6.0, no hop_view: none */
+	if (SPI_execute_with_args("SELECT view::pg_catalog.oid FROM flowstate.view v"
+							  " WHERE (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'hop_view')::pg_catalog.regclass"
+							  "       OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  1, &type, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		panes = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return panes;
+}
