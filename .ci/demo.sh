@@ -68,6 +68,10 @@ show() {
         ORDER BY hour DESC, region LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
+    # the last 5 minutes, every minute (hopping windows)
+    $PSQL -d flowstate_demo -c "SELECT window_start, window_end, region, orders, revenue
+        FROM revenue_5min WHERE window_end <= now() + interval '1 minute'
+        ORDER BY window_start DESC, region LIMIT 4"
     # the last windows that became final, from the changelog
     $PSQL -d flowstate_demo -c "SELECT region, window_start, orders, revenue, finalized_at
         FROM revenue_final_changelog ORDER BY window_start DESC, region LIMIT 4"

@@ -49,6 +49,13 @@ SELECT flowstate.create_view('revenue_final', $$
       FROM orders GROUP BY region, window_start $$,
     allowed_lateness => '5 seconds', retention => '1 hour', notify => true, changelog => true);
 
+-- revenue per region over the last 5 minutes, every minute: hopping
+-- windows, kept in panes of a minute (revenue_5min_panes)
+SELECT flowstate.create_view('revenue_5min', $$
+    SELECT w.window_start, w.window_end, o.region, count(*) AS orders, sum(o.amount) AS revenue
+      FROM orders o, LATERAL flowstate.hop(o.placed_at, '5 minutes', '1 minute') w
+     GROUP BY w.window_start, w.window_end, o.region $$);
+
 -- orders per local day in Tokyo: the view evaluates in the time zone of the
 -- session that created it
 SET TimeZone = 'Asia/Tokyo';
