@@ -111,10 +111,16 @@ LANGUAGE sql AS $$
                (SELECT (count(*), sum(i4)) FROM public.sales) $q$)
 $$;
 
--- durable groups: four hours of rows, flushed
+-- durable groups: four hours of rows, flushed (every group in the state
+-- table: the flush must come before the interval below grows to an hour)
 SELECT public.sales(1, 400, '2026-11-30 06:00:00+00', '37 seconds');
 SELECT flowstate.wait_for();
 SELECT public.wait_durable();
+SELECT state_table AS per_minute_state FROM flowstate.view WHERE view = 'public.per_minute'::regclass \gset
+SELECT public.wait_for(format($q$
+    SELECT (SELECT count(*) FROM %s) = (SELECT groups FROM flowstate.views
+                                         WHERE view = 'public.per_minute'::regclass) $q$,
+    :'per_minute_state')) AS all_groups_durable;
 SELECT * FROM public.check_hourly();
 
 -- then no more flushes: the next changes stay in shared memory, changing
