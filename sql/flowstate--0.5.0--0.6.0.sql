@@ -83,9 +83,10 @@ COMMENT ON FUNCTION flowstate.create_view(text, text, interval, interval, text, 
 'create a continuous view: a view that always holds the result of an aggregate query over a table';
 
 -------------------------------------------------------------------------------
--- Hopping windows: flowstate.hop(ts, size, slide) returns the windows that
--- hold ts.  A continuous view grouped by them keeps its state per pane, in
--- a continuous view <name>_panes whose hop_view is the view users read.
+-- Hopping and cumulating windows: flowstate.hop(ts, size, slide) and
+-- flowstate.cumulate(ts, step, max_size) return the windows that hold ts.  A
+-- continuous view grouped by them keeps its state per pane, in a continuous
+-- view <name>_panes whose hop_view is the view users read.
 -------------------------------------------------------------------------------
 CREATE FUNCTION flowstate.hop(ts timestamptz, size interval, slide interval,
                               OUT window_start timestamptz, OUT window_end timestamptz)
@@ -104,6 +105,24 @@ AS 'MODULE_PATHNAME', 'flowstate_hop';
 
 COMMENT ON FUNCTION flowstate.hop(timestamp, interval, interval) IS
 'the hopping windows of length size, starting every slide from 1970-01-01 00:00, that hold ts';
+
+CREATE FUNCTION flowstate.cumulate(ts timestamptz, step interval, max_size interval,
+                                   OUT window_start timestamptz, OUT window_end timestamptz)
+RETURNS SETOF record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10
+AS 'MODULE_PATHNAME', 'flowstate_cumulate';
+
+COMMENT ON FUNCTION flowstate.cumulate(timestamptz, interval, interval) IS
+'the cumulating windows that hold ts: from the multiple of max_size before ts, ending every step up to max_size';
+
+CREATE FUNCTION flowstate.cumulate(ts timestamp, step interval, max_size interval,
+                                   OUT window_start timestamp, OUT window_end timestamp)
+RETURNS SETOF record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10
+AS 'MODULE_PATHNAME', 'flowstate_cumulate';
+
+COMMENT ON FUNCTION flowstate.cumulate(timestamp, interval, interval) IS
+'the cumulating windows that hold ts: from the multiple of max_size before ts, ending every step up to max_size';
 
 ALTER TABLE flowstate.view ADD COLUMN hop_view regclass;
 

@@ -6,8 +6,11 @@
  *
  * flowstate.hop(ts, size, slide) returns the windows of length size that
  * start every slide (from the Unix epoch, as flowstate.tumble) and hold ts:
- * those starting at s, a multiple of slide, with s <= ts < s + size.  It is
- * an ordinary immutable set-returning function, so a defining query
+ * those starting at s, a multiple of slide, with s <= ts < s + size.
+ * flowstate.cumulate(ts, step, max_size) returns the cumulating windows that
+ * hold ts: all start at s, the multiple of max_size at or before ts, and
+ * end at s + step, s + 2 step, ... s + max_size.  Both are ordinary
+ * immutable set-returning functions, so a defining query
  *
  *	SELECT w.window_start, w.window_end, k, count(*)
  *	  FROM src, LATERAL flowstate.hop(src.ts, '10 minutes', '1 minute') w
@@ -17,7 +20,8 @@
  *
  * A continuous view of such a query (HopCreateView) keeps its state per
  * pane: the tumbling windows of the greatest common divisor of size and
- * slide, each of which lies in the same windows whole.  The panes are an
+ * slide (of step, for cumulating windows), each of which lies in the same
+ * windows whole.  The panes are an
  * ordinary continuous view, <name>_panes, of the same keys and aggregates
  * grouped by flowstate.tumble(ts, pane), so that memory does not grow with
  * size / slide and a row changes one group.  The view <name> users read
@@ -49,7 +53,7 @@
 extern PGDLLEXPORT Datum flowstate_hop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_hop);
 
-/* An interval of a hopping window in microseconds; refuses what cannot be one. */
+/* A length of windows in microseconds; refuses what cannot be one. */
 static int64
 window_length(Interval *iv, const char *name)
 {
@@ -58,13 +62,13 @@ window_length(Interval *iv, const char *name)
 	if (iv->month != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the %s of a hopping window cannot be given in months or years", name),
+				 errmsg("the %s cannot be given in months or years", name),
 				 errhint("Give it in days, hours, minutes or seconds.")));
 	us = iv->day * USECS_PER_DAY + iv->time;
 	if (us <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the %s of a hopping window must be positive", name),
+				 errmsg("the %s must be positive", name),
 				 errhint("Give an interval such as '1 minute'.")));
 	return us;
 }
@@ -76,13 +80,72 @@ window_length(Interval *iv, const char *name)
 void
 HopLengths(Interval *size, Interval *slide, int64 *size_us, int64 *slide_us)
 {
-	*size_us = window_length(size, "size");
-	*slide_us = window_length(slide, "slide");
+	*size_us = window_length(size, "size of a hopping window");
+	*slide_us = window_length(slide, "slide of a hopping window");
 	if (*slide_us > *size_us)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the slide of a hopping window must not be longer than its size"),
 				 errhint("Windows that slide by more than their length leave instants out: use a smaller slide, or flowstate.tumble.")));
+}
+
+/*
+ * CumulateLengths checks a cumulating window's step and largest size;
+ * returns them in microseconds.
+ */
+void
+CumulateLengths(Interval *step, Interval *max_size, int64 *step_us, int64 *max_us)
+{
+	*step_us = window_length(step, "step of cumulating windows");
+	*max_us = window_length(max_size, "size of cumulating windows");
+	if (*max_us % *step_us != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the largest size of cumulating windows must be a multiple of their step"),
+				 errhint("Give a step that divides the size, such as '1 hour' for '1 day'.")));
+}
+
+/* The start of the window of length us from the epoch that holds ts. */
+static int64
+floor_from_epoch(int64 ts, int64 us)
+{
+	int64		epoch = (int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+	int64		rel = ts - epoch;
+
+	return rel - (((rel % us) + us) % us) + epoch;
+}
+
+extern PGDLLEXPORT Datum flowstate_cumulate(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(flowstate_cumulate);
+
+/*
+ * flowstate_cumulate returns (window_start, window_end) for each cumulating
+ * window that holds ts, the shortest first.
+ */
+Datum
+flowstate_cumulate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		ts = PG_GETARG_INT64(0);
+	int64		step_us;
+	int64		max_us;
+	int64		start;
+
+	CumulateLengths(PG_GETARG_INTERVAL_P(1), PG_GETARG_INTERVAL_P(2), &step_us, &max_us);
+	InitMaterializedSRF(fcinfo, 0);
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return (Datum) 0;
+	start = floor_from_epoch(ts, max_us);
+	for (int64 end = floor_from_epoch(ts, step_us) + step_us; end <= start + max_us; end += step_us)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int64GetDatum(start);
+		values[1] = Int64GetDatum(end);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 /*
@@ -97,8 +160,6 @@ flowstate_hop(PG_FUNCTION_ARGS)
 	int64		ts = PG_GETARG_INT64(0);
 	int64		size_us;
 	int64		slide_us;
-	int64		epoch = (int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
-	int64		rel;
 	int64		start;
 
 	HopLengths(PG_GETARG_INTERVAL_P(1), PG_GETARG_INTERVAL_P(2), &size_us, &slide_us);
@@ -106,10 +167,8 @@ flowstate_hop(PG_FUNCTION_ARGS)
 	if (TIMESTAMP_NOT_FINITE(ts))
 		return (Datum) 0;
 
-	/* the latest window start at or before ts, floored from the epoch */
-	rel = ts - epoch;
-	start = rel - (((rel % slide_us) + slide_us) % slide_us) + epoch;
-	for (; start > ts - size_us; start -= slide_us)
+	/* from the latest window start at or before ts */
+	for (start = floor_from_epoch(ts, slide_us); start > ts - size_us; start -= slide_us)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
@@ -121,15 +180,17 @@ flowstate_hop(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Whether a function is flowstate.hop. */
+/* Whether a function is flowstate.hop or, with cumulate, flowstate.cumulate. */
 static bool
-is_hop(Oid funcid)
+is_window_function(Oid funcid, bool *cumulate)
 {
 	char	   *name = get_func_name(funcid);
 	Oid			nsp = get_namespace_oid("flowstate", true);
 
-	return name != NULL && strcmp(name, "hop") == 0 && OidIsValid(nsp) &&
-		get_func_namespace(funcid) == nsp;
+	if (name == NULL || !OidIsValid(nsp) || get_func_namespace(funcid) != nsp)
+		return false;
+	*cumulate = strcmp(name, "cumulate") == 0;
+	return *cumulate || strcmp(name, "hop") == 0;
 }
 
 static void
@@ -137,8 +198,8 @@ refuse_shape(const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("%s in a continuous view of hopping windows", what),
-			 errhint("Write SELECT w.window_start, w.window_end, keys, aggregates FROM source, LATERAL flowstate.hop(source.ts, size, slide) w [WHERE ...] GROUP BY w.window_start, w.window_end, keys.")));
+			 errmsg("%s in a continuous view of hopping or cumulating windows", what),
+			 errhint("Write SELECT w.window_start, w.window_end, keys, aggregates FROM source, LATERAL flowstate.hop(source.ts, size, slide) w [WHERE ...] GROUP BY w.window_start, w.window_end, keys (or flowstate.cumulate(source.ts, step, max_size)).")));
 }
 
 /* Whether an expression reads the function's columns (varno 2). */
@@ -188,7 +249,8 @@ HopFind(Query *query, HopSpec *hop)
 	if (fn->rtekind != RTE_FUNCTION || list_length(fn->functions) != 1)
 		return false;
 	rtf = linitial(fn->functions);
-	if (!IsA(rtf->funcexpr, FuncExpr) || !is_hop(((FuncExpr *) rtf->funcexpr)->funcid))
+	if (!IsA(rtf->funcexpr, FuncExpr) ||
+		!is_window_function(((FuncExpr *) rtf->funcexpr)->funcid, &hop->cumulate))
 		return false;
 	fe = (FuncExpr *) rtf->funcexpr;
 
@@ -209,23 +271,39 @@ HopFind(Query *query, HopSpec *hop)
 		refuse_shape("an event time computed from the windows is not supported");
 	if (reads_windows_walker(query->jointree->quals, NULL))
 		refuse_shape("a WHERE condition on the windows is not supported (filter the windows when reading the view)");
-	hop->size = DatumGetIntervalP(((Const *) size)->constvalue);
-	hop->slide = DatumGetIntervalP(((Const *) slide)->constvalue);
-	HopLengths(hop->size, hop->slide, &hop->size_us, &hop->slide_us);
+	if (hop->cumulate)
+	{
+		/* cumulate(ts, step, max_size): panes of step */
+		hop->slide = DatumGetIntervalP(((Const *) size)->constvalue);
+		hop->size = DatumGetIntervalP(((Const *) slide)->constvalue);
+		CumulateLengths(hop->slide, hop->size, &hop->slide_us, &hop->size_us);
+	}
+	else
+	{
+		hop->size = DatumGetIntervalP(((Const *) size)->constvalue);
+		hop->slide = DatumGetIntervalP(((Const *) slide)->constvalue);
+		HopLengths(hop->size, hop->slide, &hop->size_us, &hop->slide_us);
+	}
 	hop->pane_us = gcd64(hop->size_us, hop->slide_us);
 
-	/* the windows are grouped by their start; their columns only as keys */
+	/*
+	 * The windows are grouped by what tells them apart (their start; their
+	 * end, for cumulating windows, which share their start); their columns
+	 * only as keys.
+	 */
 	foreach(lc, query->groupClause)
 	{
 		Node	   *expr = get_sortgroupclause_expr(lfirst(lc), query->targetList);
 
 		if (IsA(expr, Var) && ((Var *) expr)->varno == 2)
-			grouped |= ((Var *) expr)->varattno == 1;
+			grouped |= ((Var *) expr)->varattno == (hop->cumulate ? 2 : 1);
 		else if (reads_windows_walker(expr, NULL))
 			refuse_shape("a group key computed from the windows is not supported");
 	}
 	if (!grouped)
-		refuse_shape("a query that does not GROUP BY w.window_start is not supported");
+		refuse_shape(hop->cumulate ?
+					 "a query of cumulating windows that does not GROUP BY w.window_end is not supported" :
+					 "a query that does not GROUP BY w.window_start is not supported");
 	return true;
 }
 
@@ -438,9 +516,11 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 					 " flowstate.finalize(flowstate.combine(p.state), NULL::%s) AS f",
 					 keys.data, panes);
 	appendStringInfo(&q, "\n                  FROM flowstate.partial_states(NULL::%s) p,"
-					 " LATERAL flowstate.hop((p.keys).window_start, %s, %s) h"
+					 " LATERAL flowstate.%s((p.keys).window_start, %s, %s) h"
 					 "\n                 GROUP BY h.window_start, h.window_end%s) y) x",
-					 panes, interval_literal(hop->size_us), interval_literal(hop->slide_us), keys.data);
+					 panes, hop->cumulate ? "cumulate" : "hop",
+					 interval_literal(hop->cumulate ? hop->slide_us : hop->size_us),
+					 interval_literal(hop->cumulate ? hop->size_us : hop->slide_us), keys.data);
 	if (query->havingQual != NULL)
 		appendStringInfo(&q, "\n WHERE %s",
 						 deparse_expression(to_panes_mutator(copyObject(query->havingQual), &pc),

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * hop.h
- *	  Hopping windows: flowstate.hop() and the continuous views over it.
+ *	  Hopping and cumulating windows: flowstate.hop(), flowstate.cumulate()
+ *	  and the continuous views over them.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,9 +21,12 @@ typedef struct HopSpec
 	int64		size_us;
 	int64		slide_us;
 	int64		pane_us;		/* their greatest common divisor */
+	bool		cumulate;		/* flowstate.cumulate: slide is its step, size
+								 * its largest size */
 } HopSpec;
 
 extern void HopLengths(Interval *size, Interval *slide, int64 *size_us, int64 *slide_us);
+extern void CumulateLengths(Interval *step, Interval *max_size, int64 *step_us, int64 *max_us);
 extern bool HopFind(Query *query, HopSpec *hop);
 extern Oid	HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 						  Datum watermark_delay, bool delay_null,

@@ -1,8 +1,10 @@
--- Hopping windows.  flowstate.hop(ts, size, slide) returns the windows of
--- length size, starting every slide from the Unix epoch, that hold ts; a
--- continuous view grouped by them keeps its state per pane (the greatest
--- common divisor of size and slide) in <name>_panes, and equals its
--- defining query run as a batch query.
+-- Hopping and cumulating windows.  flowstate.hop(ts, size, slide) returns
+-- the windows of length size, starting every slide from the Unix epoch,
+-- that hold ts; flowstate.cumulate(ts, step, max_size) the windows that
+-- start at the multiple of max_size before ts and end every step up to it.
+-- A continuous view grouped by them keeps its state per pane (the greatest
+-- common divisor of size and slide; the step) in <name>_panes, and equals
+-- its defining query run as a batch query.
 SET TimeZone = 'UTC';
 SET datestyle = 'ISO, YMD';
 
@@ -13,6 +15,11 @@ SELECT count(*) FROM flowstate.hop(now(), '1 hour', '1 minute');
 SELECT public.try($$SELECT * FROM flowstate.hop(now(), '1 minute', '5 minutes')$$);
 SELECT public.try($$SELECT * FROM flowstate.hop(now(), '0 minutes', '0 minutes')$$);
 SELECT public.try($$SELECT * FROM flowstate.hop(now(), '1 month', '1 day')$$);
+
+SELECT * FROM flowstate.cumulate('2026-01-01 00:25:00+00'::timestamptz, '10 minutes', '1 hour');
+SELECT * FROM flowstate.cumulate('2026-01-01 00:59:59'::timestamp, '15 minutes', '1 hour');
+SELECT public.try($$SELECT * FROM flowstate.cumulate(now(), '7 minutes', '1 hour')$$);
+SELECT public.try($$SELECT * FROM flowstate.cumulate(now(), '-1 minutes', '1 hour')$$);
 
 CREATE TABLE public.bids (id serial PRIMARY KEY, ts timestamptz NOT NULL, auction int, price numeric(10, 2));
 ALTER TABLE public.bids REPLICA IDENTITY FULL;
@@ -39,6 +46,11 @@ SELECT flowstate.create_view('public.busy', $$
       FROM public.bids, LATERAL flowstate.hop(bids.ts, '15 minutes', '5 minutes') AS w
      WHERE price > 10
      GROUP BY w.window_start HAVING count(*) > 20 $$);
+-- cumulating: every 5 minutes of each quarter hour, per auction
+SELECT flowstate.create_view('public.bids_cum', $$
+    SELECT w.window_start, w.window_end, auction, count(*) AS n, sum(price) AS total
+      FROM public.bids, LATERAL flowstate.cumulate(bids.ts, '5 minutes', '15 minutes') w
+     GROUP BY w.window_start, w.window_end, auction $$);
 SELECT view, window_kind FROM flowstate.views ORDER BY view::text;
 
 -- differences(view, query): rows the view and the query do not share
@@ -63,8 +75,13 @@ SELECT public.differences('public.bids_hop', $q$
       FROM public.bids, LATERAL flowstate.hop(bids.ts, '15 minutes', '5 minutes') AS w
      WHERE price > 10
      GROUP BY w.window_start HAVING count(*) > 20 $q$) AS busy,
+       public.differences('public.bids_cum', $q$
+    SELECT w.window_start, w.window_end, auction, count(*) AS n, sum(price) AS total
+      FROM public.bids, LATERAL flowstate.cumulate(bids.ts, '5 minutes', '15 minutes') w
+     GROUP BY w.window_start, w.window_end, auction $q$) AS bids_cum,
        (SELECT count(*) FROM public.bids_hop) AS bids_hop_rows,
-       (SELECT count(*) FROM public.busy) AS busy_rows;
+       (SELECT count(*) FROM public.busy) AS busy_rows,
+       (SELECT count(*) FROM public.bids_cum) AS bids_cum_rows;
 
 SELECT flowstate.wait_for();
 SELECT * FROM public.check_hop;
@@ -78,18 +95,21 @@ DELETE FROM public.bids WHERE id % 11 = 0;
 SELECT flowstate.wait_for();
 SELECT * FROM public.check_hop;
 SELECT window_start, window_end, n, top FROM public.bids_hop WHERE auction = 2 ORDER BY 1 LIMIT 4;
+SELECT window_start, window_end, n FROM public.bids_cum WHERE auction = 2 ORDER BY 1, 2 LIMIT 4;
 
 -- what a view of hopping windows does not take
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_end, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_end')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w WHERE w.window_start > now() GROUP BY w.window_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''1 minute'', ''4 minutes'') w GROUP BY w.window_start')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.cumulate(bids.ts, ''5 minutes'', ''15 minutes'') w GROUP BY w.window_start')$$);
 
 -- drop_view drops the view and its panes, and so does DROP VIEW
 DROP VIEW public.check_hop;
 SELECT flowstate.drop_view('public.bids_hop');
 SELECT to_regclass('public.bids_hop_panes') AS panes_after_drop;
 DROP VIEW public.busy;
+SELECT flowstate.drop_view('public.bids_cum');
 SELECT to_regclass('public.busy_panes') AS panes_after_drop_view;
 SELECT count(*) AS panes_in_catalog FROM flowstate.view WHERE hop_view IS NOT NULL;
 DROP FUNCTION public.differences(regclass, text);
