@@ -97,6 +97,19 @@ SELECT * FROM public.check_hop;
 SELECT window_start, window_end, n, top FROM public.bids_hop WHERE auction = 2 ORDER BY 1 LIMIT 4;
 SELECT window_start, window_end, n FROM public.bids_cum WHERE auction = 2 ORDER BY 1, 2 LIMIT 4;
 
+-- a role reads the view only if it may read its panes too (and the source)
+CREATE ROLE hop_reader;
+GRANT SELECT ON public.bids_hop TO hop_reader;
+SET ROLE hop_reader;
+SELECT public.try('SELECT count(*) FROM public.bids_hop');
+RESET ROLE;
+GRANT SELECT ON public.bids_hop_panes TO hop_reader;
+SET ROLE hop_reader;
+SELECT count(*) AS rows_read FROM public.bids_hop;
+RESET ROLE;
+REVOKE ALL ON public.bids_hop, public.bids_hop_panes FROM hop_reader;
+DROP ROLE hop_reader;
+
 -- what a view of hopping windows does not take
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_end, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_end')$$);
