@@ -98,15 +98,17 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups
+bench: bench-tables bench-kafka bench-groups bench-windows
 bench-tables:
 	bash bench/run.sh
 bench-kafka:
 	bash bench/kafka.sh
 bench-groups:
 	bash bench/groups.sh
+bench-windows:
+	bash bench/windows.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c
