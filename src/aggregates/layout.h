@@ -117,6 +117,73 @@ typedef struct ViewLayout
 	AggSpec		aggs[FLOWSTATE_MAX_AGGS];
 } ViewLayout;
 
+/*
+ * A by-value datum in its type's length (1, 2, 4 or 8 bytes), unaligned:
+ * how the flat forms (packed states, flat keys) keep by-value values.
+ */
+static inline void
+flat_store_byval(char *p, int16 typlen, Datum value)
+{
+	switch (typlen)
+	{
+		case 8:
+			{
+				int64		v = DatumGetInt64(value);
+
+				memcpy(p, &v, 8);
+				return;
+			}
+		case 4:
+			{
+				int32		v = DatumGetInt32(value);
+
+				memcpy(p, &v, 4);
+				return;
+			}
+		case 2:
+			{
+				int16		v = DatumGetInt16(value);
+
+				memcpy(p, &v, 2);
+				return;
+			}
+		default:
+			*p = DatumGetChar(value);
+			return;
+	}
+}
+
+static inline Datum
+flat_fetch_byval(const char *p, int16 typlen)
+{
+	switch (typlen)
+	{
+		case 8:
+			{
+				int64		v;
+
+				memcpy(&v, p, 8);
+				return Int64GetDatum(v);
+			}
+		case 4:
+			{
+				int32		v;
+
+				memcpy(&v, p, 4);
+				return Int32GetDatum(v);
+			}
+		case 2:
+			{
+				int16		v;
+
+				memcpy(&v, p, 2);
+				return Int16GetDatum(v);
+			}
+		default:
+			return CharGetDatum(*p);
+	}
+}
+
 /* Every block starts with the number of rows in the group. */
 #define BLOCK_NROWS(block)	(*(int64 *) (block))
 #define BLOCK_HEADER_SIZE	MAXALIGN(sizeof(int64))

@@ -271,79 +271,6 @@ get_bits(const char **p, Specials *sp)
 	sp->ninf = (bits & SPECIAL_NINF) ? 1 : 0;
 }
 
-/* A min/max value by value, in its type's length. */
-static inline void
-put_byval(char **p, const AggSpec *spec, Datum d)
-{
-	switch (spec->vallen)
-	{
-		case 8:
-			{
-				int64		v = DatumGetInt64(d);
-
-				put(p, &v, 8);
-				return;
-			}
-		case 4:
-			{
-				int32		v = DatumGetInt32(d);
-
-				put(p, &v, 4);
-				return;
-			}
-		case 2:
-			{
-				int16		v = DatumGetInt16(d);
-
-				put(p, &v, 2);
-				return;
-			}
-		default:
-			{
-				uint8		v = DatumGetUInt8(d);
-
-				put(p, &v, 1);
-				return;
-			}
-	}
-}
-
-static inline Datum
-get_byval(const char **p, const AggSpec *spec)
-{
-	switch (spec->vallen)
-	{
-		case 8:
-			{
-				int64		v;
-
-				get(p, &v, 8);
-				return Int64GetDatum(v);
-			}
-		case 4:
-			{
-				int32		v;
-
-				get(p, &v, 4);
-				return Int32GetDatum(v);
-			}
-		case 2:
-			{
-				int16		v;
-
-				get(p, &v, 2);
-				return Int16GetDatum(v);
-			}
-		default:
-			{
-				uint8		v;
-
-				get(p, &v, 1);
-				return UInt8GetDatum(v);
-			}
-	}
-}
-
 /*
  * AggPack writes a group's state, a block in the local form, into its
  * packed form, but for the var fields (state_store.c writes those).
@@ -422,7 +349,10 @@ AggPack(const ViewLayout *layout, const char *block, char *shared)
 					if (spec->count_of < 0)
 						put(&p, &v->nn, 8);
 					if (spec->valbyval)
-						put_byval(&p, spec, v->val);
+					{
+						flat_store_byval(p, spec->vallen, v->val);
+						p += spec->vallen;
+					}
 					else
 						p += VAR_SIZE;
 					break;
@@ -519,7 +449,10 @@ AggUnpack(const ViewLayout *layout, const char *shared, char *block)
 					else
 						get(&p, &v->nn, 8);
 					if (spec->valbyval)
-						v->val = get_byval(&p, spec);
+					{
+						v->val = flat_fetch_byval(p, spec->vallen);
+						p += spec->vallen;
+					}
 					else
 						p += VAR_SIZE;
 					v->flags = v->nn > 0 ? MM_HAS_VAL : 0;

@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "api/hop.h"
+#include "query/query.h"
 
 extern PGDLLEXPORT Datum flowstate_hop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_hop);
@@ -320,24 +321,6 @@ interval_literal(int64 us)
 																		   IntervalPGetDatum(iv)))));
 }
 
-static bool
-collect_aggrefs_walker(Node *node, List **aggrefs)
-{
-	ListCell   *lc;
-
-	if (node == NULL)
-		return false;
-	if (IsA(node, Aggref))
-	{
-		foreach(lc, *aggrefs)
-			if (equal(lfirst(lc), node))
-				return false;
-		*aggrefs = lappend(*aggrefs, node);
-		return false;
-	}
-	return expression_tree_walker(node, collect_aggrefs_walker, aggrefs);
-}
-
 /* How the query's keys and aggregates map to the columns of its panes. */
 typedef struct PaneColumns
 {
@@ -442,8 +425,8 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 		if (!(IsA(expr, Var) && ((Var *) expr)->varno == 2))
 			pc.keys = lappend(pc.keys, expr);
 	}
-	(void) collect_aggrefs_walker((Node *) query->targetList, &pc.aggrefs);
-	(void) collect_aggrefs_walker(query->havingQual, &pc.aggrefs);
+	QueryCollectAggrefs((Node *) query->targetList, &pc.aggrefs);
+	QueryCollectAggrefs(query->havingQual, &pc.aggrefs);
 
 	initStringInfo(&q);
 	initStringInfo(&keys);

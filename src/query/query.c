@@ -241,6 +241,18 @@ system_column_walker(Node *node, void *context)
 }
 
 /* Collect the distinct aggregate calls of an expression. */
+static bool collect_aggrefs_walker(Node *node, List **aggrefs);
+
+/*
+ * QueryCollectAggrefs appends to *aggrefs the aggregate calls of an
+ * expression, once each (equal calls are one).
+ */
+void
+QueryCollectAggrefs(Node *node, List **aggrefs)
+{
+	(void) collect_aggrefs_walker(node, aggrefs);
+}
+
 static bool
 collect_aggrefs_walker(Node *node, List **aggrefs)
 {

@@ -21,6 +21,7 @@ extern bool QueryIsStream(Oid relid);
 extern Query *QueryParse(const char *text, RawStmt **raw);
 extern void QueryCheck(Query *query);
 extern bool QueryUsesTimeZone(Query *query);
+extern void QueryCollectAggrefs(Node *node, List **aggrefs);
 extern void QueryDescribe(Query *query, ViewDef *def);
 extern Query *QueryOfDefinition(Oid def_relid);
 extern char *QueryViewSql(ViewDef *def, const char *state_table, bool partial);

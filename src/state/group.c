@@ -159,73 +159,6 @@ value_size(const KeySpec *key, Datum value)
 	return VARSIZE(DatumGetPointer(value));
 }
 
-/* A by-value key value in its type's length, unaligned. */
-static inline void
-store_byval(char *p, int16 typlen, Datum value)
-{
-	switch (typlen)
-	{
-		case 8:
-			{
-				int64		v = DatumGetInt64(value);
-
-				memcpy(p, &v, 8);
-				return;
-			}
-		case 4:
-			{
-				int32		v = DatumGetInt32(value);
-
-				memcpy(p, &v, 4);
-				return;
-			}
-		case 2:
-			{
-				int16		v = DatumGetInt16(value);
-
-				memcpy(p, &v, 2);
-				return;
-			}
-		case 1:
-			*p = DatumGetChar(value);
-			return;
-	}
-	elog(ERROR, "unsupported by-value length %d", typlen);
-}
-
-static inline Datum
-fetch_byval(const char *p, int16 typlen)
-{
-	switch (typlen)
-	{
-		case 8:
-			{
-				int64		v;
-
-				memcpy(&v, p, 8);
-				return Int64GetDatum(v);
-			}
-		case 4:
-			{
-				int32		v;
-
-				memcpy(&v, p, 4);
-				return Int32GetDatum(v);
-			}
-		case 2:
-			{
-				int16		v;
-
-				memcpy(&v, p, 2);
-				return Int16GetDatum(v);
-			}
-		case 1:
-			return CharGetDatum(*p);
-	}
-	elog(ERROR, "unsupported by-value length %d", typlen);
-	return (Datum) 0;
-}
-
 /*
  * GroupKeySize returns the size of the flat form of a key (values
  * detoasted).
@@ -264,7 +197,7 @@ GroupKeyWrite(const ViewLayout *layout, const Datum *values, const bool *isnull,
 			continue;
 		size = value_size(key, values[i]);
 		if (key->typbyval)
-			store_byval(p, key->typlen, values[i]);
+			flat_store_byval(p, key->typlen, values[i]);
 		else if (key->typlen > 0)
 			memcpy(p, DatumGetPointer(values[i]), key->typlen);
 		else
@@ -293,7 +226,7 @@ GroupKeyRead(const ViewLayout *layout, const char *src, Datum *values, bool *isn
 			continue;
 		}
 		if (key->typbyval)
-			values[i] = fetch_byval(p, key->typlen);
+			values[i] = flat_fetch_byval(p, key->typlen);
 		else
 			values[i] = PointerGetDatum(p);
 		p += value_size(key, values[i]);
