@@ -255,6 +255,15 @@ HopFind(Query *query, HopSpec *hop)
 		return false;
 	fe = (FuncExpr *) rtf->funcexpr;
 
+	/* what the panes' query would not carry: refused here, not dropped */
+	if (query->sortClause != NIL)
+		refuse_shape("ORDER BY is not supported (order the rows when you read the view)");
+	if (query->limitCount != NULL || query->limitOffset != NULL)
+		refuse_shape("LIMIT and OFFSET are not supported (limit the rows when you read the view)");
+	if (query->distinctClause != NIL || query->hasWindowFuncs || query->groupingSets != NIL ||
+		query->cteList != NIL || query->setOperations != NULL || query->hasTargetSRFs)
+		refuse_shape("DISTINCT, window functions, GROUPING SETS, WITH, set operations and set-returning functions in the select list are not supported");
+
 	src = rt_fetch(1, query->rtable);
 	if (src->rtekind != RTE_RELATION || list_length(query->jointree->fromlist) != 2 ||
 		!IsA(linitial(query->jointree->fromlist), RangeTblRef) ||

@@ -116,6 +116,8 @@ SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_en
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w WHERE w.window_start > now() GROUP BY w.window_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''1 minute'', ''4 minutes'') w GROUP BY w.window_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.cumulate(bids.ts, ''5 minutes'', ''15 minutes'') w GROUP BY w.window_start')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''5 minutes'') w GROUP BY w.window_start ORDER BY 1 LIMIT 3')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT DISTINCT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''5 minutes'') w GROUP BY w.window_start')$$);
 
 -- drop_view drops the view and its panes, and so does DROP VIEW
 DROP VIEW public.check_hop;

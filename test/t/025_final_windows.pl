@@ -54,9 +54,11 @@ ok(defined wait_until(30, sub {
 	$node->safe_psql('postgres', 'SELECT count(*) FROM per_minute_changelog') eq '90' }),
 	'the changelog holds the 90 groups of the 30 final windows');
 
+# psql prints the notifications it has received after a query's result:
+# after the first of these, so wait for the second
 $out = '';
-$in .= qq{SELECT 'poke';\n};
-$listener->pump until $out =~ /poke/ || $timer->is_expired;
+$in .= qq{SELECT 'poke';\nSELECT 'done';\n};
+$listener->pump until $out =~ /^done$/m || $timer->is_expired;
 my @payloads = $out =~ /^Asynchronous notification "public\.per_minute" with payload "(.*)" received from server process/mg;
 is(scalar @payloads, 30, 'the client got one notification per final window');
 my %windows = map { (/"window_start" : "([^"]+)"/)[0] => 1 } @payloads;
