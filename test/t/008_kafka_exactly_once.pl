@@ -38,6 +38,11 @@ SELECT flowstate.create_view('per_hop', \$\$
     SELECT w.window_start, w.window_end, k % 10 AS k10, count(*) AS n, sum(v) AS total
       FROM events, LATERAL flowstate.hop(events.ts, '2 minutes', '45 seconds') w
      GROUP BY w.window_start, w.window_end, k % 10 \$\$);
+-- cumulating windows: every 30 seconds of each 5 minutes
+SELECT flowstate.create_view('per_cumulate', \$\$
+    SELECT w.window_start, w.window_end, count(*) AS n, max(v) AS hi
+      FROM events, LATERAL flowstate.cumulate(events.ts, '30 seconds', '5 minutes') w
+     GROUP BY w.window_start, w.window_end \$\$);
 -- hours of India (UTC+05:30), which the Kafka worker (in UTC) evaluates too
 SET TimeZone = 'Asia/Kolkata';
 SELECT flowstate.create_view('per_local_hour', \$\$
@@ -125,7 +130,10 @@ my %batch = (
 	                      FROM events_batch GROUP BY 1, 2},
 	per_hop => q{SELECT w.window_start, w.window_end, k % 10 AS k10, count(*) AS n, sum(v) AS total
 	               FROM events_batch, LATERAL flowstate.hop(events_batch.ts, '2 minutes', '45 seconds') w
-	              GROUP BY w.window_start, w.window_end, k % 10});
+	              GROUP BY w.window_start, w.window_end, k % 10},
+	per_cumulate => q{SELECT w.window_start, w.window_end, count(*) AS n, max(v) AS hi
+	                    FROM events_batch, LATERAL flowstate.cumulate(events_batch.ts, '30 seconds', '5 minutes') w
+	                   GROUP BY w.window_start, w.window_end});
 for my $view (sort keys %batch)
 {
 	# in the time zone per_local_hour was created in (the others do not depend on it)
