@@ -37,6 +37,7 @@ OBJS = \
 	src/sources/kafka/fdw.o \
 	src/sources/kafka/consumer.o \
 	src/api/api.o \
+	src/api/reader.o \
 	src/api/partial_state.o \
 	src/api/read_filter.o \
 	src/api/stats.o \

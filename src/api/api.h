@@ -2,7 +2,7 @@
  *
  * api.h
  *	  What the SQL functions of continuous views share: the groups a
- *	  reader's snapshot takes from shared memory (api.c).
+ *	  reader's snapshot takes from shared memory (reader.c).
  *
  *-------------------------------------------------------------------------
  */
