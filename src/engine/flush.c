@@ -451,6 +451,21 @@ FlushStart(List *views, XLogRecPtr position)
 }
 
 /*
+ * Whether this flush knows which windows of a view are final: a view with
+ * allowed_lateness over a window of fixed size, whose watermark this flush
+ * records, and one writer keeping one watermark (a view over a table, whose
+ * decoder is both; a stream's workers each keep theirs).
+ */
+static bool
+knows_final_windows(ViewRuntime *vr, bool has_watermark)
+{
+	ViewDef    *def = vr->def;
+
+	return !def->stream && def->allowed_lateness_us >= 0 && def->window.size_us > 0 &&
+		has_watermark && !vr->dropped;
+}
+
+/*
  * Announce the windows of a view that this flush makes final: those final
  * as of the watermark it records but not as of the one the previous flush
  * recorded (all of them, for a view's first flush).  Their groups are all
@@ -475,9 +490,8 @@ announce_final(ViewFlush *f)
 	Oid			types[4];
 	Interval   *size;
 
-	if ((!def->notify && !OidIsValid(def->changelog_relid)) || def->stream ||
-		def->allowed_lateness_us < 0 || def->window.size_us <= 0 || !f->has_watermark ||
-		vr->dropped)
+	if ((!def->notify && !OidIsValid(def->changelog_relid)) ||
+		!knows_final_windows(vr, f->has_watermark))
 		return;
 	shift = def->watermark_delay_us + def->allowed_lateness_us + def->window.size_us;
 	/* windows that start after args[0] and at or before args[1] */
@@ -568,8 +582,7 @@ expire_windows(ViewFlush *f)
 	int64		cutoff;
 	int64		n;
 
-	if (def->retention_us < 0 || def->stream || def->window.size_us <= 0 || !f->has_watermark ||
-		vr->dropped)
+	if (def->retention_us < 0 || !knows_final_windows(vr, f->has_watermark))
 		return;
 	cutoff = f->max_ts - def->watermark_delay_us - def->retention_us - def->window.size_us;
 	for (int i = 0; i < f->n && !wrote_expired; i++)
@@ -610,8 +623,7 @@ FlushEvictFinal(ViewRuntime *vr)
 	ViewDef    *def = vr->def;
 	int64		cutoff;
 
-	if (def->stream || def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
-		!vr->has_watermark || vr->dropped)
+	if (!knows_final_windows(vr, vr->has_watermark))
 		return;
 	cutoff = vr->max_ts - def->watermark_delay_us - def->allowed_lateness_us -
 		def->window.size_us;

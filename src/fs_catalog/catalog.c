@@ -86,12 +86,12 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       (extract(epoch FROM allowed_lateness) * 1000000)::int8,"
 								"       memory_limit, status = 'backfilling', max_event_time,"
 								"       (SELECT relowner FROM pg_catalog.pg_class WHERE oid = v.view),"
-			/* before ALTER EXTENSION UPDATE to 0.6.0, no time_zone: NULL */
-								"       pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'time_zone',"
-								"       (pg_catalog.date_part('epoch', (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'retention')::pg_catalog.interval) * 1000000)::int8,"
-								"       coalesce((pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'notify')::bool, false),"
-								"       (pg_catalog.to_jsonb(v) OPERATOR(pg_catalog.->>) 'changelog')::pg_catalog.regclass::pg_catalog.oid"
-								"  FROM flowstate.view v"
+			/* the columns of 0.6.0, NULL before ALTER EXTENSION UPDATE */
+								"       j OPERATOR(pg_catalog.->>) 'time_zone',"
+								"       (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'retention')::pg_catalog.interval) * 1000000)::int8,"
+								"       coalesce((j OPERATOR(pg_catalog.->>) 'notify')::bool, false),"
+								"       (j OPERATOR(pg_catalog.->>) 'changelog')::pg_catalog.regclass::pg_catalog.oid"
+								"  FROM flowstate.view v, LATERAL pg_catalog.to_jsonb(v) j"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
 								"                   WHERE oid = v.source) IS DISTINCT FROM 'f'"
