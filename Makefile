@@ -24,6 +24,7 @@ OBJS = \
 	src/aggregates/shared_block.o \
 	src/engine/snapshot.o \
 	src/engine/ingest.o \
+	src/engine/open_txn.o \
 	src/engine/merge.o \
 	src/engine/settle.o \
 	src/engine/projection.o \
@@ -99,7 +100,7 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows
+bench: bench-tables bench-kafka bench-groups bench-windows bench-bulk
 bench-tables:
 	bash bench/run.sh
 bench-kafka:
@@ -108,8 +109,10 @@ bench-groups:
 	bash bench/groups.sh
 bench-windows:
 	bash bench/windows.sh
+bench-bulk:
+	bash bench/bulk.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-bulk
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

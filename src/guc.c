@@ -22,6 +22,7 @@ int			flowstate_naptime = 1000;
 int			flowstate_restart_delay = 1000;
 int			flowstate_flush_interval = 1000;
 int			flowstate_memory_limit = 1024 * 1024;	/* kB */
+int			flowstate_open_transaction_memory = 64 * 1024;	/* kB */
 int			flowstate_evaluation_timeout = 1000;
 
 /*
@@ -82,6 +83,15 @@ GucInit(void)
 							1000, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("flowstate.open_transaction_memory",
+							"Memory the decoder may take for the transactions it decodes before they commit.",
+							"A large transaction is decoded while it runs and its changes are pre-aggregated per view and group until it commits; past this much in all, the largest transaction's deltas go to a temporary file.",
+							&flowstate_open_transaction_memory,
+							64 * 1024, 64, INT_MAX / 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("flowstate");

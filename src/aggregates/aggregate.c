@@ -862,6 +862,144 @@ AggMerge(const AggRuntime *rt, char *target, const char *delta)
 	return true;
 }
 
+/* A copy of a var field's varlena in CurrentMemoryContext. */
+static Datum
+copy_var(Datum d)
+{
+	Size		len = VARSIZE_ANY(DatumGetPointer(d));
+	char	   *copy = palloc(len);
+
+	memcpy(copy, DatumGetPointer(d), len);
+	return PointerGetDatum(copy);
+}
+
+static void
+combine_numeric(const AggSpec *spec, NumericFields *t, const NumericFields *d)
+{
+	t->n += d->n;
+	t->sp.nan += d->sp.nan;
+	t->sp.pinf += d->sp.pinf;
+	t->sp.ninf += d->sp.ninf;
+	if (d->sx != (Datum) 0)
+		t->sx = t->sx == (Datum) 0 ? copy_var(d->sx) :
+			NumericGetDatum(numeric_add_opt_error(DatumGetNumeric(t->sx),
+												  DatumGetNumeric(d->sx), NULL));
+	if (spec->kind == AGG_VAR_NUMERIC && d->sxx != (Datum) 0)
+		t->sxx = t->sxx == (Datum) 0 ? copy_var(d->sxx) :
+			NumericGetDatum(numeric_add_opt_error(DatumGetNumeric(t->sxx),
+												  DatumGetNumeric(d->sxx), NULL));
+	track_scale(&t->scale, &t->scale_count, d->scale, d->scale_count);
+	track_scale(&t->del_scale, &t->del_scale_count, d->del_scale, d->del_scale_count);
+}
+
+static void
+combine_minmax(const AggRuntime *rt, int aggno, MinMaxFields *t, const MinMaxFields *d)
+{
+	const AggSpec *spec = &rt->layout->aggs[aggno];
+
+	t->nn += d->nn;
+	if ((d->flags & MM_HAS_VAL) &&
+		(!(t->flags & MM_HAS_VAL) ||
+		 better(rt, aggno, minmax_value(spec, d->val), minmax_value(spec, t->val))))
+	{
+		t->val = spec->valbyval ? d->val : copy_var(d->val);
+		t->flags |= MM_HAS_VAL;
+	}
+	if ((d->flags & MM_HAS_DEL) &&
+		(!(t->flags & MM_HAS_DEL) ||
+		 better(rt, aggno, minmax_value(spec, d->delval), minmax_value(spec, t->delval))))
+	{
+		t->delval = spec->valbyval ? d->delval : copy_var(d->delval);
+		t->flags |= MM_HAS_DEL;
+	}
+}
+
+/*
+ * AggCombine adds delta block d to delta block t: t becomes what
+ * accumulating the inputs of both into one delta gives (accumulation is
+ * order-free).  Used for the deltas a transaction gathers while it is
+ * still open (open_txn.c).  Values taken from d are copied into
+ * CurrentMemoryContext.
+ */
+void
+AggCombine(const AggRuntime *rt, char *t, const char *d)
+{
+	const ViewLayout *layout = rt->layout;
+
+	BLOCK_NROWS(t) += BLOCK_NROWS(d);
+	for (int i = 0; i < layout->naggs; i++)
+	{
+		const AggSpec *spec = &layout->aggs[i];
+
+		switch ((AggKind) spec->kind)
+		{
+			case AGG_COUNT:
+				FIELDS(CountFields, t, spec)->n += FIELDS(CountFields, d, spec)->n;
+				break;
+
+			case AGG_SUM_INT:
+			case AGG_SUM_INT8:
+			case AGG_AVG_INT:
+				FIELDS(IntSumFields, t, spec)->n += FIELDS(IntSumFields, d, spec)->n;
+				FIELDS(IntSumFields, t, spec)->s += FIELDS(IntSumFields, d, spec)->s;
+				break;
+
+			case AGG_SUM_FLOAT:
+			case AGG_AVG_FLOAT:
+				{
+					FloatSumFields *tf = FIELDS(FloatSumFields, t, spec);
+					FloatSumFields *df = FIELDS(FloatSumFields, d, spec);
+
+					tf->n += df->n;
+					tf->s += df->s;
+					(void) specials_merge(&tf->sp, &df->sp, false);
+					break;
+				}
+
+			case AGG_VAR_FLOAT:
+				{
+					FloatVarFields *tf = FIELDS(FloatVarFields, t, spec);
+					FloatVarFields *df = FIELDS(FloatVarFields, d, spec);
+
+					yc_combine(&tf->n, &tf->sx, &tf->sxx, df->n, df->sx, df->sxx);
+					yc_combine(&tf->dn, &tf->dsx, &tf->dsxx, df->dn, df->dsx, df->dsxx);
+					(void) specials_merge(&tf->sp, &df->sp, false);
+					break;
+				}
+
+			case AGG_VAR_INT:
+				{
+					IntVarFields *tf = FIELDS(IntVarFields, t, spec);
+					IntVarFields *df = FIELDS(IntVarFields, d, spec);
+
+					tf->n += df->n;
+					tf->sx += df->sx;
+					tf->sxx += df->sxx;
+					break;
+				}
+
+			case AGG_SUM_NUMERIC:
+			case AGG_AVG_NUMERIC:
+			case AGG_VAR_NUMERIC:
+				combine_numeric(spec, FIELDS(NumericFields, t, spec),
+								FIELDS(NumericFields, d, spec));
+				break;
+
+			case AGG_MIN:
+			case AGG_MAX:
+				combine_minmax(rt, i, FIELDS(MinMaxFields, t, spec),
+							   FIELDS(MinMaxFields, d, spec));
+				break;
+
+			case AGG_BOOL_AND:
+			case AGG_BOOL_OR:
+				FIELDS(BoolFields, t, spec)->ntrue += FIELDS(BoolFields, d, spec)->ntrue;
+				FIELDS(BoolFields, t, spec)->nfalse += FIELDS(BoolFields, d, spec)->nfalse;
+				break;
+		}
+	}
+}
+
 /*
  * AggKeepsFloatSums tells whether a layout has sums of floats, which can
  * overflow (AggWouldOverflow).

@@ -42,6 +42,7 @@ extern AggRuntime *AggRuntimeCreate(const ViewLayout *layout);
 extern void AggAccumulate(const AggRuntime *rt, int aggno, char *block,
 						  Datum value, bool isnull, int sign);
 extern bool AggMerge(const AggRuntime *rt, char *target, const char *delta);
+extern void AggCombine(const AggRuntime *rt, char *target, const char *delta);
 extern bool AggKeepsFloatSums(const ViewLayout *layout);
 extern bool AggWouldOverflow(const AggRuntime *rt, int aggno, const char *base,
 							 const char *delta, Datum value, int sign);
@@ -62,6 +63,8 @@ extern void AggUnpack(const ViewLayout *layout, const char *shared, char *block)
 extern uint32 AggLayoutFingerprint(const ViewLayout *layout);
 extern bytea *AggSerialize(const ViewLayout *layout, const char *block);
 extern bytea *AggSerializeImage(const ViewLayout *layout, const char *block);
+extern const char *AggDecodeImage(const ViewLayout *layout, const char *data, Size len,
+								  char *block);
 extern const char *AggDecode(const ViewLayout *layout, const bytea *state, char *block,
 							 int *format);
 extern void AggDeserialize(const ViewLayout *layout, const bytea *state,

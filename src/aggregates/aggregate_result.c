@@ -1033,6 +1033,20 @@ decode_image(const ViewLayout *layout, const char *p, const char *end, char *blo
 }
 
 /*
+ * AggDecodeImage reads back a block written by AggSerializeImage (its
+ * format byte first), a delta as well as a state, its var fields palloc'd
+ * in CurrentMemoryContext; unlike AggDecode it checks nothing a delta may
+ * hold.  For blocks this server wrote and reads itself (temporary files).
+ */
+const char *
+AggDecodeImage(const ViewLayout *layout, const char *data, Size len, char *block)
+{
+	if (len < 1 || data[0] != STATE_FORMAT_IMAGE)
+		return "it is not a block image";
+	return decode_image(layout, data + 1, data + len, block);
+}
+
+/*
  * What a state of a group's rows never holds, which a block in shared
  * memory cannot keep (shared_block.c): a min or max without its value
  * while the group has inputs, or with a deleted value.

@@ -32,7 +32,7 @@
 
 #define WORKERS_COLS 10
 #define VIEWS_COLS 21
-#define SOURCES_COLS 16
+#define SOURCES_COLS 21
 
 extern PGDLLEXPORT Datum flowstate_workers(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_workers);
@@ -339,6 +339,11 @@ flowstate_sources(PG_FUNCTION_ARGS)
 			nulls[7] = XLogRecPtrIsInvalid(copy->applied_lsn);
 			values[9] = Int64GetDatum((int64) copy->transactions);
 			nulls[14] = nulls[15] = true;
+			values[16] = Int32GetDatum(copy->open_txns);
+			values[17] = Int64GetDatum(copy->open_txn_bytes);
+			values[18] = Int64GetDatum(copy->open_txn_peak_bytes);
+			values[19] = Int64GetDatum(copy->open_txn_spilled_bytes);
+			values[20] = Int64GetDatum(copy->streamed_txns);
 		}
 		else
 		{
@@ -353,6 +358,7 @@ flowstate_sources(PG_FUNCTION_ARGS)
 											copy->degraded ? "waiting for brokers" :
 											slot_state_name(copy));
 			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[9] = true;
+			nulls[16] = nulls[17] = nulls[18] = nulls[19] = nulls[20] = true;
 			values[14] = Int32GetDatum(copy->partitions);
 			values[15] = Int64GetDatum(copy->lag_messages);
 		}

@@ -335,13 +335,27 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 }
 
 /*
+ * Whether a view waits for its backfill (or rebuild) to start: it will
+ * read its source's rows then, these ones too.  Rows of other views'
+ * backfills, decoded meanwhile, must not reach it: their dead letters and
+ * late events would be recorded twice.
+ */
+static inline bool
+awaits_backfill(ViewRuntime *vr)
+{
+	return vr->rebuild ||
+		(vr->def->backfilling && vr->backfill_snap == NULL &&
+		 vr->shared->status == VIEW_STARTING);
+}
+
+/*
  * IngestRow adds (sign +1) or removes (sign -1) a source row of a view, as
  * of the WAL position lsn.
  */
 void
 IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
 {
-	if (vr->skip_txn || vr->dropped)
+	if (vr->skip_txn || vr->dropped || awaits_backfill(vr))
 		return;
 	ingest_row(vr, slot, sign, lsn, true);
 }
@@ -377,6 +391,81 @@ IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keyn
 		keynulls[i] = vr->result->tts_isnull[vr->key_col[i]];
 	}
 	return true;
+}
+
+/*
+ * IngestAccumulateRow adds (sign +1) or removes (sign -1) the row just
+ * evaluated to a delta block, by-reference values in CurrentMemoryContext;
+ * and, for a view with float sums, raises magnitude to its inputs.
+ */
+void
+IngestAccumulateRow(ViewRuntime *vr, char *block, int sign, double *magnitude)
+{
+	accumulate(vr, block, sign);
+	for (int k = 0; k < vr->nsum_floats; k++)
+	{
+		int			i = vr->sum_floats[k];
+		int			col = vr->arg_col[i];
+
+		if (!vr->result->tts_isnull[col])
+			magnitude[i] = Max(magnitude[i],
+							   AggInputMagnitude(&vr->def->layout, i, vr->result->tts_values[col]));
+	}
+}
+
+/*
+ * IngestMergeDelta adds to the batch what a transaction, gathered while it
+ * was open (open_txn.c), changes in one group: as if its rows came now,
+ * which is when it commits.  nrows is how many rows the delta holds.
+ */
+void
+IngestMergeDelta(ViewRuntime *vr, const Datum *keys, const bool *keynulls,
+				 const char *delta, bool retracted, const double *magnitude, int64 nrows)
+{
+	MemoryContext oldcxt;
+	LocalGroup *lg;
+
+	if (vr->skip_txn || vr->dropped || awaits_backfill(vr))
+		return;
+	/* a rebuild keeps the state of final windows */
+	if (vr->keep_final && !keynulls[vr->def->window.keyno] &&
+		DatumGetInt64(keys[vr->def->window.keyno]) <= vr->final_cutoff)
+		return;
+	lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
+	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
+	if (lg->skip_snap < 0 || !txn_seen[lg->skip_snap])
+	{
+		AggCombine(vr->rt, lg->delta, delta);
+		lg->retracted |= retracted;
+		if (vr->float_sums)
+			for (int i = 0; i < vr->def->layout.naggs; i++)
+				lg->magnitude[i] = Max(lg->magnitude[i], magnitude[i]);
+		vr->batch_rows += nrows;
+	}
+	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
+	{
+		if (lg->unseen == NULL)
+			lg->unseen = palloc0(vr->def->layout.block_size);
+		AggCombine(vr->rt, lg->unseen, delta);
+		lg->unseen_retracted |= retracted;
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * IngestNoteEventTime makes the watermark of a view go forward to ts, the
+ * largest event time of rows a transaction added.
+ */
+void
+IngestNoteEventTime(ViewRuntime *vr, int64 ts)
+{
+	if (vr->skip_txn || vr->dropped)
+		return;
+	if (!vr->has_watermark || ts > vr->max_ts)
+	{
+		vr->max_ts = ts;
+		vr->has_watermark = true;
+	}
 }
 
 void

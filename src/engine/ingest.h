@@ -84,6 +84,7 @@ typedef struct ViewRuntime
 								 * so that an error in them is cleaned up */
 	TupleTableSlot *result;
 	char	   *compile_error;	/* the defining query could not be compiled */
+	bool		last_failed;	/* the last evaluation raised an error */
 	struct pg_tz *zone;			/* def->time_zone, NULL: the worker's */
 	char		compile_sqlstate[6];
 	Bitmapset  *payload_atts;	/* source columns the expressions read */
@@ -183,6 +184,11 @@ extern void IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot);
 extern void IngestTruncate(ViewRuntime *vr);
 extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
 extern void IngestAccumulate(ViewRuntime *vr, char *block);
+extern void IngestAccumulateRow(ViewRuntime *vr, char *block, int sign, double *magnitude);
+extern void IngestMergeDelta(ViewRuntime *vr, const Datum *keys, const bool *keynulls,
+							 const char *delta, bool retracted, const double *magnitude,
+							 int64 nrows);
+extern void IngestNoteEventTime(ViewRuntime *vr, int64 ts);
 extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
 extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
 extern void IngestBatchReset(ViewRuntime *vr);

@@ -328,8 +328,8 @@ add_pending(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 /*
  * ProjectionEvaluate evaluates the defining query on a row into
  * vr->result.  Returns false when WHERE rejects the row or an expression
- * fails; a failure becomes a dead letter if record (not when a recompute
- * reads again a row that came before).
+ * fails (vr->last_failed tells which); a failure becomes a dead letter if
+ * record (not when a recompute reads again a row that came before).
  */
 bool
 ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record)
@@ -342,8 +342,10 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 
 	ResetExprContext(ec);
 	ec->ecxt_scantuple = slot;
+	vr->last_failed = false;
 	if (vr->compile_error)
 	{
+		vr->last_failed = true;
 		if (record)
 		{
 			PendingRow *row = add_pending(vr, slot, lsn);
@@ -415,6 +417,7 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 		}
 		else
 			SecurityAfterError(&save);
+		vr->last_failed = true;
 		if (record)
 		{
 			row = add_pending(vr, slot, lsn);

@@ -361,6 +361,11 @@ SlotSetProgress(SourceProgress *progress)
 	MySlot->degraded = progress->degraded;
 	MySlot->partitions = progress->partitions;
 	MySlot->lag_messages = progress->lag_messages;
+	MySlot->open_txns = progress->open_txns;
+	MySlot->open_txn_bytes = progress->open_txn_bytes;
+	MySlot->open_txn_peak_bytes = progress->open_txn_peak_bytes;
+	MySlot->open_txn_spilled_bytes = progress->open_txn_spilled_bytes;
+	MySlot->streamed_txns = progress->streamed_txns;
 	MySlot->caught_up_at = progress->caught_up_at;
 	MySlot->views_registered_at = progress->views_registered_at;
 	LWLockRelease(Flowstate->lock);

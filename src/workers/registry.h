@@ -85,6 +85,12 @@ typedef struct WorkerSlot
 	bool		degraded;		/* brokers unreachable: last_error says why */
 	int			partitions;		/* partitions it consumes */
 	int64		lag_messages;	/* messages behind the partitions' ends */
+	int32		open_txns;		/* decoder: transactions decoded while in
+								 * progress, not committed yet */
+	int64		open_txn_bytes; /* ... the memory their deltas take, */
+	int64		open_txn_peak_bytes;	/* ... at most so far, */
+	int64		open_txn_spilled_bytes; /* ... what went to temporary files */
+	int64		streamed_txns;	/* ... how many were applied at commit */
 	TimestampTz caught_up_at;	/* last time it saw no message behind */
 	TimestampTz catch_up_asked_at;	/* a backend waits for that (wait_for) */
 	TimestampTz views_registered_at;	/* the owner (worker 0): when it
@@ -106,6 +112,11 @@ typedef struct SourceProgress
 	int64		lag_messages;
 	TimestampTz caught_up_at;
 	TimestampTz views_registered_at;
+	int32		open_txns;
+	int64		open_txn_bytes;
+	int64		open_txn_peak_bytes;
+	int64		open_txn_spilled_bytes;
+	int64		streamed_txns;
 } SourceProgress;
 
 typedef struct FlowstateShared

@@ -9,7 +9,8 @@
  * The output plugin (output_plugin.c) calls these functions through the
  * DecoderSink while the worker decodes (decoder.c); they run once per
  * change or transaction, so they only route: the work on a row is
- * ingest.c's.
+ * ingest.c's.  A transaction streamed while in progress routes its rows
+ * aside (open_txn.c) until its commit.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +19,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tupconvert.h"
+#include "access/xact.h"
 #include "catalog/partition.h"
 #include "executor/executor.h"
 #include "utils/inval.h"
@@ -26,8 +28,26 @@
 
 #include "engine/backfill.h"
 #include "engine/ingest.h"
+#include "engine/open_txn.h"
 #include "fs_catalog/partition.h"
 #include "sources/decoding/decoding_worker.h"
+
+/*
+ * The transaction being streamed while in progress, and the subtransaction
+ * of the change at hand: its rows go aside (open_txn.c) until it commits.
+ */
+static OpenTxn *streaming = NULL;
+static TransactionId streaming_subxid = InvalidTransactionId;
+
+/* A row of a change to a view: into its batch, or aside while streaming. */
+static inline void
+route_row(ViewRuntime *vr, TupleTableSlot *row, int sign, XLogRecPtr lsn)
+{
+	if (streaming != NULL)
+		OpenTxnRow(streaming, streaming_subxid, vr, row, sign, lsn);
+	else
+		IngestRow(vr, row, sign, lsn);
+}
 
 /* The slot of a table's current row type. */
 static TupleTableSlot *
@@ -234,7 +254,12 @@ apply_change(List *views, Relation rel, ReorderBufferChange *change,
 	{
 		/* the old row is needed: REPLICA IDENTITY FULL was removed */
 		foreach(lc, views)
-			request_rebuild(lfirst(lc), "a table it reads no longer logs old rows");
+		{
+			if (streaming != NULL)
+				OpenTxnRebuild(streaming, lfirst(lc));
+			else
+				request_rebuild(lfirst(lc), "a table it reads no longer logs old rows");
+		}
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" no longer logs old rows; its continuous views are rebuilt",
@@ -249,23 +274,23 @@ apply_change(List *views, Relation rel, ReorderBufferChange *change,
 			ExecStoreHeapTuple(newtuple, slot, false);
 			row = source_row(slot, map, out);
 			foreach(lc, views)
-				IngestRow(lfirst(lc), row, 1, change->lsn);
+				route_row(lfirst(lc), row, 1, change->lsn);
 			break;
 		case REORDER_BUFFER_CHANGE_UPDATE:
 			ExecStoreHeapTuple(oldtuple, slot, false);
 			row = source_row(slot, map, out);
 			foreach(lc, views)
-				IngestRow(lfirst(lc), row, -1, change->lsn);
+				route_row(lfirst(lc), row, -1, change->lsn);
 			store_new_row(slot, newtuple, oldtuple);
 			row = source_row(slot, map, out);
 			foreach(lc, views)
-				IngestRow(lfirst(lc), row, 1, change->lsn);
+				route_row(lfirst(lc), row, 1, change->lsn);
 			break;
 		case REORDER_BUFFER_CHANGE_DELETE:
 			ExecStoreHeapTuple(oldtuple, slot, false);
 			row = source_row(slot, map, out);
 			foreach(lc, views)
-				IngestRow(lfirst(lc), row, -1, change->lsn);
+				route_row(lfirst(lc), row, -1, change->lsn);
 			break;
 		default:
 			break;
@@ -380,6 +405,136 @@ sink_commit(void *arg, TransactionId xid)
 	MyDecoder->worker->progress.transactions++;
 }
 
+/* A transaction streamed while in progress: a part of its changes begins. */
+static void
+sink_stream_start(void *arg, TransactionId xid)
+{
+	streaming = OpenTxnStart(xid, MyDecoder->worker->views);
+}
+
+/* ... and ends: what the open transactions hold is kept within bounds. */
+static void
+sink_stream_stop(void *arg)
+{
+	streaming = NULL;
+	OpenTxnStop();
+}
+
+static void
+sink_stream_change(void *arg, TransactionId xid, TransactionId subxid, Relation rel,
+				   ReorderBufferChange *change)
+{
+	Assert(streaming != NULL);
+	OpenTxnTouch(streaming);
+	streaming_subxid = subxid;
+	sink_change(arg, rel, change);
+}
+
+/* Views whose rows the transaction changes as deltas cannot follow. */
+static void
+rebuild_after(List *views)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+		OpenTxnRebuild(streaming, lfirst(lc));
+}
+
+/*
+ * A TRUNCATE in a streamed transaction: the views over the tables it
+ * empties rebuild once the transaction has committed.
+ */
+static void
+sink_stream_truncate(void *arg, TransactionId xid, int nrelations, Relation *relations)
+{
+	OpenTxnTouch(streaming);
+	for (int i = 0; i < nrelations; i++)
+	{
+		Oid			relid = RelationGetRelid(relations[i]);
+		SourceRel  *src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
+		ListCell   *lc;
+
+		if (src != NULL)
+			rebuild_after(src->views);
+		if (relations[i]->rd_rel->relispartition)
+		{
+			foreach(lc, leaf_of(relations[i])->targets)
+				rebuild_after(((LeafTarget *) lfirst(lc))->src->views);
+		}
+	}
+}
+
+static void
+sink_stream_message(void *arg, TransactionId xid, const char *prefix, Size size,
+					const char *message)
+{
+	if (strcmp(prefix, PARTITION_MESSAGE_PREFIX) != 0)
+		return;
+	OpenTxnTouch(streaming);
+	for (Size off = 0; off + sizeof(Oid) <= size; off += sizeof(Oid))
+	{
+		Oid			relid;
+		SourceRel  *src;
+
+		memcpy(&relid, message + off, sizeof(Oid));
+		src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
+		if (src != NULL)
+			rebuild_after(src->views);
+	}
+}
+
+/*
+ * A streamed transaction commits: what it gathered aside goes to the
+ * batches, as the changes of a transaction decoded at its commit would.
+ */
+static void
+sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
+{
+	OpenTxn    *txn = OpenTxnFind(xid);
+	List	   *rebuild = NIL;
+	List	   *missed = NIL;
+	ListCell   *lc;
+
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		own_xact = !IsTransactionState();
+	bool		changed;
+
+	streaming = NULL;
+	if (txn == NULL)
+		return;
+
+	/*
+	 * The reorder buffer calls this after the transaction it decodes in:
+	 * evaluating rows and comparing values read the catalog, in a
+	 * transaction of our own (or the settle's, when catching up in one).
+	 */
+	if (own_xact)
+		StartTransactionCommand();
+	changed = OpenTxnCommit(txn, MyDecoder->worker->views, commit_lsn, &rebuild, &missed);
+	if (own_xact)
+	{
+		CommitTransactionCommand();
+		CurrentResourceOwner = owner;
+	}
+	if (changed)
+		SyncNoteXid(xid);
+	foreach(lc, rebuild)
+		request_rebuild(lfirst(lc), "a large transaction changed its rows as deltas cannot follow");
+	foreach(lc, missed)
+		request_rebuild(lfirst(lc), "it started while a large transaction was decoded");
+	list_free(rebuild);
+	list_free(missed);
+	MyDecoder->streamed_commit_lsn = Max(MyDecoder->streamed_commit_lsn, commit_lsn);
+	MyDecoder->worker->progress.transactions++;
+}
+
+static void
+sink_stream_abort(void *arg, TransactionId xid, TransactionId subxid)
+{
+	streaming = NULL;
+	OpenTxnAbort(xid, subxid);
+}
+
 /*
  * DecodingSinkInit sets the sink's callbacks, and follows the relcache
  * invalidations that may attach or detach partitions.
@@ -392,5 +547,12 @@ DecodingSinkInit(DecoderSink *sink)
 	sink->truncate = sink_truncate;
 	sink->commit = sink_commit;
 	sink->message = sink_message;
+	sink->stream_start = sink_stream_start;
+	sink->stream_stop = sink_stream_stop;
+	sink->stream_change = sink_stream_change;
+	sink->stream_truncate = sink_stream_truncate;
+	sink->stream_message = sink_stream_message;
+	sink->stream_commit = sink_stream_commit;
+	sink->stream_abort = sink_stream_abort;
 	CacheRegisterRelcacheCallback(leaves_invalidated, (Datum) 0);
 }

@@ -59,6 +59,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
+#include "storage/standby.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -75,6 +76,7 @@
 #include "engine/flush.h"
 #include "guc.h"
 #include "engine/ingest.h"
+#include "engine/open_txn.h"
 #include "fs_catalog/partition.h"
 #include "fs_catalog/security.h"
 #include "workers/registry.h"
@@ -455,6 +457,7 @@ read_catalog(void)
 	list_free(MyDecoder->worker->views);
 	MyDecoder->worker->views = keep;
 	index_sources();
+	OpenTxnViewsChanged(keep);
 	return true;
 }
 
@@ -579,13 +582,27 @@ persist_rebuild(ViewRuntime *vr)
 	commit_transaction();
 }
 
-/* The flush committed: let the slot go up to the durable position. */
+/*
+ * The flush committed: let the slot go up to the durable position.
+ *
+ * The slot's restart point moves past a transaction only at a record of
+ * running transactions decoded after its end, which the server logs every
+ * 15 s or so.  Once a transaction decoded while in progress is durable,
+ * such a record is logged at once: a restart then decodes from after it
+ * instead of reading all of it again.
+ */
 static void
 decoding_flushed(SourceWorker *w, FlushJob *job, XLogRecPtr durable)
 {
 	MyDecoder->durable = Max(MyDecoder->durable, durable);
 	if (MyDecoder->durable > MyReplicationSlot->data.confirmed_flush)
 		LogicalConfirmReceivedLocation(MyDecoder->durable);
+	if (MyDecoder->streamed_commit_lsn > MyDecoder->snapshot_logged_for &&
+		MyDecoder->durable >= MyDecoder->streamed_commit_lsn)
+	{
+		(void) LogStandbySnapshot();
+		MyDecoder->snapshot_logged_for = MyDecoder->streamed_commit_lsn;
+	}
 }
 
 /*
@@ -648,8 +665,16 @@ decoding_read_batch(SourceWorker *w)
 static void
 decoding_describe(SourceWorker *w, char *buf, size_t len)
 {
+	OpenTxnStats open;
+
+	OpenTxnGetStats(&open);
 	w->progress.applied_lsn = MyDecoder->position;
 	w->progress.durable_lsn = MyDecoder->durable;
+	w->progress.open_txns = open.open;
+	w->progress.open_txn_bytes = open.bytes;
+	w->progress.open_txn_peak_bytes = open.peak_bytes;
+	w->progress.open_txn_spilled_bytes = open.spilled_bytes;
+	w->progress.streamed_txns = open.committed;
 	snprintf(buf, len, "decoding %d views at %X/%X",
 			 list_length(w->views), LSN_FORMAT_ARGS(MyDecoder->position));
 }
@@ -668,6 +693,7 @@ decoding_close(SourceWorker *w, WorkerExit how)
 		FreeDecodingContext(MyDecoder->ctx);
 		MyDecoder->ctx = NULL;
 	}
+	OpenTxnForgetAll();
 	if (MyReplicationSlot != NULL)
 		ReplicationSlotRelease();
 

@@ -71,6 +71,11 @@ typedef struct DecodingWorker
 	XLogRecPtr	durable;
 	bool		blocked;		/* decoding reached a record not flushed yet */
 
+	/* the latest commit of a transaction streamed while in progress */
+	XLogRecPtr	streamed_commit_lsn;
+	XLogRecPtr	snapshot_logged_for;	/* ... for which a running-transactions
+										 * record was logged once durable */
+
 	/* the transaction being decoded */
 	bool		txn_changed;
 	uint64		batch_changes;

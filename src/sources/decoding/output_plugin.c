@@ -7,7 +7,9 @@
  * which decodes WAL itself instead of going through a walsender: each
  * callback hands the change, still a heap tuple with its relation, to the
  * DecoderSink the worker put in ctx->output_writer_private.  Nothing is
- * written to an output stream.  Used through the SQL interface
+ * written to an output stream.  Large transactions are streamed while in
+ * progress (the stream callbacks), which the worker gathers aside until
+ * they commit.  Used through the SQL interface
  * (pg_logical_slot_get_changes), the plugin refuses to start.
  *
  *-------------------------------------------------------------------------
@@ -95,6 +97,83 @@ decoder_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		sink->message(sink->arg, prefix, message_size, message);
 }
 
+/*
+ * Transactions streamed while in progress: txn is the top-level
+ * transaction, change->txn the subtransaction that made a change.
+ */
+static void
+decoder_stream_start(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (sink && sink->stream_start)
+		sink->stream_start(sink->arg, txn->xid);
+}
+
+static void
+decoder_stream_stop(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (sink && sink->stream_stop)
+		sink->stream_stop(sink->arg);
+}
+
+static void
+decoder_stream_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					  Relation relation, ReorderBufferChange *change)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (sink && sink->stream_change)
+		sink->stream_change(sink->arg, txn->xid,
+							change->txn ? change->txn->xid : txn->xid, relation, change);
+}
+
+static void
+decoder_stream_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						int nrelations, Relation relations[],
+						ReorderBufferChange *change)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (sink && sink->stream_truncate)
+		sink->stream_truncate(sink->arg, txn->xid, nrelations, relations);
+}
+
+static void
+decoder_stream_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					   XLogRecPtr message_lsn, bool transactional, const char *prefix,
+					   Size message_size, const char *message)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (transactional && sink && sink->stream_message)
+		sink->stream_message(sink->arg, txn->xid, prefix, message_size, message);
+}
+
+static void
+decoder_stream_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					  XLogRecPtr commit_lsn)
+{
+	DecoderSink *sink = sink_of(ctx);
+
+	if (sink && sink->stream_commit)
+		sink->stream_commit(sink->arg, txn->xid, commit_lsn);
+}
+
+/* txn is the subtransaction rolled back, or the top-level transaction. */
+static void
+decoder_stream_abort(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					 XLogRecPtr abort_lsn)
+{
+	DecoderSink *sink = sink_of(ctx);
+	TransactionId top = txn->toptxn ? txn->toptxn->xid : txn->xid;
+
+	if (sink && sink->stream_abort)
+		sink->stream_abort(sink->arg, top, txn->xid);
+}
+
 /* The worker's own flushes carry its replication origin: skip them whole. */
 static bool
 decoder_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
@@ -118,4 +197,11 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->commit_cb = decoder_commit;
 	cb->message_cb = decoder_message;
 	cb->filter_by_origin_cb = decoder_filter_origin;
+	cb->stream_start_cb = decoder_stream_start;
+	cb->stream_stop_cb = decoder_stream_stop;
+	cb->stream_change_cb = decoder_stream_change;
+	cb->stream_truncate_cb = decoder_stream_truncate;
+	cb->stream_message_cb = decoder_stream_message;
+	cb->stream_commit_cb = decoder_stream_commit;
+	cb->stream_abort_cb = decoder_stream_abort;
 }

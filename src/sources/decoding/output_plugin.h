@@ -20,6 +20,24 @@ typedef struct DecoderSink
 	void		(*truncate) (void *arg, int nrelations, Relation *relations);
 	void		(*commit) (void *arg, TransactionId xid);
 	void		(*message) (void *arg, const char *prefix, Size size, const char *message);
+
+	/*
+	 * A transaction decoded while in progress (when the reorder buffer
+	 * reaches logical_decoding_work_mem): parts of its changes between
+	 * stream_start and stream_stop, each change with the subtransaction
+	 * that made it; then its commit, or the abort of the transaction or of
+	 * one subtransaction.
+	 */
+	void		(*stream_start) (void *arg, TransactionId xid);
+	void		(*stream_stop) (void *arg);
+	void		(*stream_change) (void *arg, TransactionId xid, TransactionId subxid,
+								  Relation rel, ReorderBufferChange *change);
+	void		(*stream_truncate) (void *arg, TransactionId xid, int nrelations,
+									Relation *relations);
+	void		(*stream_message) (void *arg, TransactionId xid, const char *prefix,
+								   Size size, const char *message);
+	void		(*stream_commit) (void *arg, TransactionId xid, XLogRecPtr commit_lsn);
+	void		(*stream_abort) (void *arg, TransactionId xid, TransactionId subxid);
 	RepOriginId skip_origin;	/* transactions of this origin are not decoded */
 	void	   *arg;
 } DecoderSink;
