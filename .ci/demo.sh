@@ -4,8 +4,8 @@
 # orders table (test/demo.sql) fed by a generator (pgbench running
 # test/demo_orders.pgbench) and three continuous views over it; and a Kafka
 # topic of page views on librdkafka's mock cluster (test/kafka_mock), fed
-# by kcat, with a continuous view over it.  The views are printed as they
-# change.  Usage: demo.sh [start|watch|stop|status]
+# by kcat, with a continuous view over it; and a bulk load of 500,000
+# orders in one transaction.  The views are printed as they change.  Usage: demo.sh [start|watch|stop|status]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
@@ -85,7 +85,7 @@ show() {
         ORDER BY minute DESC, page"
     $PSQL -d flowstate_demo -c "SELECT view, status, groups, rows_applied, failed_rows, flushes
         FROM flowstate.views ORDER BY view::text"
-    $PSQL -d flowstate_demo -c "SELECT source, kind, state, changes, lag_messages
+    $PSQL -d flowstate_demo -c "SELECT source, kind, state, changes, lag_messages, streamed_transactions
         FROM flowstate.sources ORDER BY source"
 }
 
@@ -165,6 +165,23 @@ for _ in $(seq 1 100); do
     [ "$n" = 4 ] && break
     sleep 0.1
 done
+
+# a bulk load: 500,000 orders in one transaction, decoded while it runs
+# (its changes pass logical_decoding_work_mem) and in the views as it commits
+echo
+echo "A bulk load of 500,000 orders in one transaction:"
+t0=$(date +%s.%N)
+$PSQL -q -d flowstate_demo -c "INSERT INTO orders (customer, region, amount)
+    SELECT 1 + i % 500, (ARRAY['north', 'south', 'east', 'west'])[1 + i % 4], 5 + (i * 7919) % 49500 / 100.0
+      FROM generate_series(1, 500000) i"
+t1=$(date +%s.%N)
+$PSQL -q -At -d flowstate_demo -c "SELECT flowstate.wait_for()" > /dev/null
+t2=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" -v c="$t2" \
+    'BEGIN { printf "loaded in %.2f s; the views had it %.2f s after the load began\n", b - a, c - a }'
+$PSQL -d flowstate_demo -c "SELECT streamed_transactions, pg_size_pretty(open_transaction_peak_bytes) AS deltas_peak,
+        pg_size_pretty(spilled_bytes) AS spilled
+    FROM flowstate.sources WHERE kind = 'logical decoding'"
 
 # the generator: 20 transactions a second, until demo.sh stop
 cp "$ROOT/test/demo_orders.pgbench" "$DEMO/orders.pgbench"

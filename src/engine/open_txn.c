@@ -21,11 +21,14 @@
  *	  the commit: those of views with final windows, whose lateness depends
  *	  on the rows before, and rows whose evaluation failed, which become
  *	  dead letters only if their transaction commits.
+ *	  Rows kept whole are copied out of the reorder buffer with every column
+ *	  (defaults of columns added since) and their large values; they are
+ *	  evaluated at the commit, under the catalog and a snapshot of then.
  *	- A change deltas cannot follow (a TRUNCATE, partitions attached or
  *	  detached, a table that stops logging old rows) and a view that started
- *	  while the transaction was open (its earlier rows were not gathered for
- *	  it) make the view rebuild from its table once the transaction has
- *	  committed.
+ *	  while the transaction was open, over a table it changed (its earlier
+ *	  rows were not gathered for it), make the view rebuild from its table
+ *	  once the transaction has committed.
  *
  * Memory: the deltas of all open transactions take at most
  * flowstate.open_transaction_memory; past it, the largest transaction's are
@@ -41,12 +44,16 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "access/htup_details.h"
 #include "access/tupdesc.h"
+#include "catalog/partition.h"
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "storage/buffile.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "engine/open_txn.h"
@@ -103,6 +110,8 @@ struct OpenTxn
 	Oid		   *known_relids;
 	HTAB	   *aborted;		/* subtransactions rolled back, or NULL */
 	bool		changed;		/* it changed a table */
+	List	   *relids;			/* the tables it changed (OIDs) */
+	Oid			last_relid;		/* ... the last one */
 	BufFile    *spill;			/* what left memory, or NULL */
 	int64		spilled;
 };
@@ -168,6 +177,8 @@ OpenTxnStart(TransactionId xid, List *views)
 	txn->views = NIL;
 	txn->aborted = NULL;
 	txn->changed = false;
+	txn->relids = NIL;
+	txn->last_relid = InvalidOid;
 	txn->spill = NULL;
 	txn->spilled = 0;
 	txn->nknown = list_length(views);
@@ -193,11 +204,22 @@ OpenTxnFind(TransactionId xid)
 	return hash_search(open_txns, &xid, HASH_FIND, NULL);
 }
 
-/* OpenTxnTouch notes that the transaction changed a table. */
+/* OpenTxnTouch notes that the transaction changed table relid. */
 void
-OpenTxnTouch(OpenTxn *txn)
+OpenTxnTouch(OpenTxn *txn, Oid relid)
 {
+	MemoryContext oldcxt;
+
 	txn->changed = true;
+	if (relid == txn->last_relid || list_member_oid(txn->relids, relid))
+	{
+		txn->last_relid = relid;
+		return;
+	}
+	oldcxt = MemoryContextSwitchTo(txn->meta);
+	txn->relids = lappend_oid(txn->relids, relid);
+	MemoryContextSwitchTo(oldcxt);
+	txn->last_relid = relid;
 }
 
 static void
@@ -268,6 +290,35 @@ same_row_type(TupleDesc tv_desc, TupleDesc desc)
 	return true;
 }
 
+/*
+ * A row of slot as a minimal tuple that outlives the change: every column
+ * present (those added since the row was written take their default), and
+ * large values that the reorder buffer rebuilt in its own memory (indirect
+ * toast pointers, freed after the change) copied in.
+ */
+static MinimalTuple
+copy_row(TupleTableSlot *slot)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	MinimalTuple tuple;
+
+	slot_getallattrs(slot);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		values[i] = slot->tts_values[i];
+		if (att->attlen == -1 && !slot->tts_isnull[i] &&
+			VARATT_IS_EXTERNAL_INDIRECT(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+															  DatumGetPointer(values[i])));
+	}
+	tuple = heap_form_minimal_tuple(desc, values, slot->tts_isnull);
+	pfree(values);
+	return tuple;
+}
+
 /* Keep a row whole, to apply it at the commit. */
 static void
 keep_row(OpenTxn *txn, TxnView *tv, TransactionId subxid, TupleTableSlot *slot,
@@ -294,7 +345,7 @@ keep_row(OpenTxn *txn, TxnView *tv, TransactionId subxid, TupleTableSlot *slot,
 	row->subxid = subxid;
 	row->sign = sign;
 	row->lsn = lsn;
-	row->tuple = ExecCopySlotMinimalTuple(slot);
+	row->tuple = copy_row(slot);
 	tv->rows = lappend(tv->rows, row);
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -662,6 +713,27 @@ known(OpenTxn *txn, ViewRuntime *vr)
 }
 
 /*
+ * Whether the transaction changed the source of a view: the table, or a
+ * partition below it.  Reads the catalog.
+ */
+static bool
+changed_source(OpenTxn *txn, ViewRuntime *vr)
+{
+	ListCell   *lc;
+
+	foreach(lc, txn->relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (relid == vr->def->source_relid ||
+			(get_rel_relispartition(relid) &&
+			 list_member_oid(get_partition_ancestors(relid), vr->def->source_relid)))
+			return true;
+	}
+	return false;
+}
+
+/*
  * OpenTxnCommit adds what the transaction changed to the batches of views,
  * the views the source feeds now, as of its commit at commit_lsn.  Appends
  * to *rebuild the views whose rows it changed as deltas cannot follow, to
@@ -690,8 +762,9 @@ OpenTxnCommit(OpenTxn *txn, List *views, XLogRecPtr commit_lsn, List **rebuild,
 		{
 			ViewRuntime *vr = lfirst(lv);
 
+			/* a view started meanwhile rebuilds instead (below) */
 			if (vr->def->view_id == tv->view_id && vr->def->state_relid == tv->state_relid &&
-				!vr->skip_txn && !vr->dropped)
+				!vr->skip_txn && !vr->dropped && known(txn, vr))
 				tv->vr = vr;
 		}
 		if (tv->vr != NULL && tv->rebuild)
@@ -737,13 +810,12 @@ OpenTxnCommit(OpenTxn *txn, List *views, XLogRecPtr commit_lsn, List **rebuild,
 			ExecDropSingleTupleTableSlot(slots[n]);
 	}
 
-	/* a view started meanwhile missed the rows before */
+	/* a view started meanwhile missed the rows before, if it reads them */
 	foreach(lc, views)
 	{
 		ViewRuntime *vr = lfirst(lc);
 
-		if (changed && !vr->skip_txn && !vr->dropped && !known(txn, vr) &&
-			!list_member_ptr(*rebuild, vr))
+		if (!vr->skip_txn && !vr->dropped && !known(txn, vr) && changed_source(txn, vr))
 			*missed = lappend(*missed, vr);
 	}
 	pfree(slots);

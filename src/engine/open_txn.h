@@ -26,7 +26,7 @@ typedef struct OpenTxnStats
 
 extern OpenTxn *OpenTxnStart(TransactionId xid, List *views);
 extern OpenTxn *OpenTxnFind(TransactionId xid);
-extern void OpenTxnTouch(OpenTxn *txn);
+extern void OpenTxnTouch(OpenTxn *txn, Oid relid);
 extern void OpenTxnRow(OpenTxn *txn, TransactionId subxid, ViewRuntime *vr,
 					   TupleTableSlot *slot, int sign, XLogRecPtr lsn);
 extern void OpenTxnRebuild(OpenTxn *txn, ViewRuntime *vr);

@@ -285,7 +285,14 @@ SourceScanNext(SourceScan *s)
 			}
 			s->rel = rel;
 			s->leaf_slot = table_slot_create(rel, NULL);
+			/*
+			 * A map also for a table read as itself when columns were added
+			 * with a default since some of its rows were written: they lack
+			 * them, and the map fills them in.
+			 */
 			s->map = convert_tuples_by_name(RelationGetDescr(rel), s->desc);
+			if (s->map != NULL && s->out == NULL)
+				s->out = MakeSingleTupleTableSlot(s->desc, &TTSOpsVirtual);
 			s->scan = table_beginscan(rel, s->snapshot, 0, NULL);
 		}
 		if (table_scan_getnextslot(s->scan, ForwardScanDirection, s->leaf_slot))

@@ -56,6 +56,11 @@ INSERT INTO bids (auction, bidder, price, channel, ts)
 SELECT i % 1000, i % 977, (i % 5000) / 10.0, 'c' || (i % 5),
        '2026-01-01'::timestamptz + i * interval '10 ms'
   FROM generate_series(1, 1000) i;
+-- columns added since those rows were written: their old rows, logged whole
+-- by deletes, lack them (fast defaults)
+ALTER TABLE bids ADD COLUMN tag int NOT NULL DEFAULT 7, ADD COLUMN note text;
+CREATE TABLE other (k int);
+ALTER TABLE other REPLICA IDENTITY FULL;
 -- bid(n, start, seed): n bids from event time start on, 10 ms apart
 CREATE FUNCTION public.bid(n int, start int, seed int)
 RETURNS TABLE (auction int, bidder int, price numeric, channel text, ts timestamptz)
@@ -74,7 +79,8 @@ SELECT flowstate.create_view('ratio', $$
     SELECT auction % 10 AS k, count(*) AS n, sum(100 / (bidder % 7)) AS s
       FROM bids GROUP BY 1 $$);
 SELECT flowstate.create_view('final_minutes', $$
-    SELECT flowstate.tumble(ts, '1 minute') AS w, count(*) AS n, sum(price) AS total
+    SELECT flowstate.tumble(ts, '1 minute') AS w, count(*) AS n, sum(price) AS total,
+           sum(tag) AS tags, sum(length(note)) AS note_length
       FROM bids GROUP BY 1 $$, allowed_lateness => '1 day');
 });
 install_oracle($node, 'postgres');
@@ -148,6 +154,23 @@ check_views('after a transaction of 2,000,000 rows rolled back');
 $node->safe_psql('postgres', 'DELETE FROM bids WHERE id > 1000 AND id % 20 <> 0');
 check_views('after a transaction that deletes 1,900,000 rows');
 
+# large values (stored out of line, rebuilt by the reorder buffer) and old
+# rows that lack the columns added since, in a streamed transaction: the
+# rows kept whole until its commit (final_minutes) keep their values
+$node->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO bids (auction, bidder, price, channel, ts, note)
+SELECT b.*, (SELECT string_agg(md5((i * 100 + j)::text), '') FROM generate_series(1, 100) j)
+  FROM public.bid(10000, 500000, 3) b, LATERAL (SELECT extract(epoch FROM b.ts)::bigint AS i) x;
+DELETE FROM bids WHERE id <= 500;
+UPDATE bids SET price = price + 1 WHERE id BETWEEN 501 AND 600;
+INSERT INTO bids (auction, bidder, price, channel, ts) SELECT * FROM public.bid(50000, 520000, 5);
+COMMIT;
+});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM bids WHERE length(note) > 3000}), '10000',
+	'large values were written');
+check_views('after large values and rows older than the columns, in a streamed transaction');
+
 # 3. savepoints rolled back in the middle; deletes and updates that move
 # minima and maxima
 $node->safe_psql('postgres', q{
@@ -184,10 +207,26 @@ for my $i (1 .. 20)
 ok(defined wait_until(30, sub { sources('open_transactions') eq '1' }),
 	'the open transaction shows in flowstate.sources');
 is(differences($node, 'postgres', 'per_window'), '0', 'the small ones are applied while it is open');
+# views created while it is open: the one over its table rebuilds after its
+# commit (it missed its first rows), the one over another table does not
+$node->safe_psql('postgres', q{
+SELECT flowstate.create_view('started_meanwhile', $$
+    SELECT channel, count(*) AS n, sum(price) AS total FROM bids GROUP BY channel $$);
+SELECT flowstate.create_view('elsewhere', $$ SELECT k, count(*) AS n FROM other GROUP BY k $$);
+INSERT INTO other SELECT i % 3 FROM generate_series(1, 100) i;
+});
+my $meanwhile_offset = -s $node->logfile;
 $big->query_safe('UPDATE bids SET price = price + 1 WHERE id % 17 = 0');
 $big->query_safe('INSERT INTO bids (auction, bidder, price, channel, ts) SELECT * FROM public.bid(60000, 1200000, 37)');
 $big->query_safe('COMMIT');
 check_views('after a large transaction interleaved with small ones');
+is(differences($node, 'postgres', 'started_meanwhile'), '0',
+	'a view created while it was open equals its batch query');
+is(differences($node, 'postgres', 'elsewhere'), '0', 'so does the view over another table');
+my $meanwhile_log = slurp_file($node->logfile, $meanwhile_offset);
+like($meanwhile_log, qr/rebuilds continuous view "public.started_meanwhile": it started while a large transaction/,
+	'the view over its table rebuilt');
+unlike($meanwhile_log, qr/rebuilds continuous view "public.elsewhere"/, 'the view over another table did not');
 
 # 5. the decoder restarts in the middle of a streamed transaction, which
 # commits afterwards: the new decoder decodes it again from the start
@@ -267,9 +306,11 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM (
 	  (SELECT * FROM final_minutes EXCEPT ALL
-	   SELECT flowstate.tumble(ts, '1 minute'), count(*), sum(price) FROM bids WHERE channel <> 'late' GROUP BY 1)
+	   SELECT flowstate.tumble(ts, '1 minute'), count(*), sum(price), sum(tag), sum(length(note))
+	     FROM bids WHERE channel <> 'late' GROUP BY 1)
 	  UNION ALL
-	  (SELECT flowstate.tumble(ts, '1 minute'), count(*), sum(price) FROM bids WHERE channel <> 'late' GROUP BY 1
+	  (SELECT flowstate.tumble(ts, '1 minute'), count(*), sum(price), sum(tag), sum(length(note))
+	     FROM bids WHERE channel <> 'late' GROUP BY 1
 	   EXCEPT ALL SELECT * FROM final_minutes)) d}), '0',
 	'final_minutes equals its batch query without the late row');
 

@@ -425,7 +425,7 @@ sink_stream_change(void *arg, TransactionId xid, TransactionId subxid, Relation 
 				   ReorderBufferChange *change)
 {
 	Assert(streaming != NULL);
-	OpenTxnTouch(streaming);
+	OpenTxnTouch(streaming, RelationGetRelid(rel));
 	streaming_subxid = subxid;
 	sink_change(arg, rel, change);
 }
@@ -447,13 +447,13 @@ rebuild_after(List *views)
 static void
 sink_stream_truncate(void *arg, TransactionId xid, int nrelations, Relation *relations)
 {
-	OpenTxnTouch(streaming);
 	for (int i = 0; i < nrelations; i++)
 	{
 		Oid			relid = RelationGetRelid(relations[i]);
 		SourceRel  *src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
 		ListCell   *lc;
 
+		OpenTxnTouch(streaming, relid);
 		if (src != NULL)
 			rebuild_after(src->views);
 		if (relations[i]->rd_rel->relispartition)
@@ -470,13 +470,13 @@ sink_stream_message(void *arg, TransactionId xid, const char *prefix, Size size,
 {
 	if (strcmp(prefix, PARTITION_MESSAGE_PREFIX) != 0)
 		return;
-	OpenTxnTouch(streaming);
 	for (Size off = 0; off + sizeof(Oid) <= size; off += sizeof(Oid))
 	{
 		Oid			relid;
 		SourceRel  *src;
 
 		memcpy(&relid, message + off, sizeof(Oid));
+		OpenTxnTouch(streaming, relid);
 		src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
 		if (src != NULL)
 			rebuild_after(src->views);
@@ -504,9 +504,10 @@ sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
 		return;
 
 	/*
-	 * The reorder buffer calls this after the transaction it decodes in:
-	 * evaluating rows and comparing values read the catalog, in a
-	 * transaction of our own (or the settle's, when catching up in one).
+	 * The reorder buffer calls this after the transaction it decodes in,
+	 * and its historic snapshot, are over: evaluating rows and comparing
+	 * values read today's catalog, in a transaction of our own (or the
+	 * settle's, when catching up in one).
 	 */
 	if (own_xact)
 		StartTransactionCommand();
@@ -516,6 +517,8 @@ sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
 		CommitTransactionCommand();
 		CurrentResourceOwner = owner;
 	}
+	/* what it read of today's catalog must not serve the WAL's past */
+	InvalidateSystemCaches();
 	if (changed)
 		SyncNoteXid(xid);
 	foreach(lc, rebuild)
