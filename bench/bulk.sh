@@ -8,18 +8,20 @@
 #   copy_2m    COPY of 2,000,000 rows from a file;
 #   insert_2m  INSERT ... SELECT of 2,000,000 rows;
 #   insert_20m INSERT ... SELECT of 20,000,000 rows (first round only);
+#   groups_1m  INSERT ... SELECT of 2,000,000 rows into 1,000,000 groups;
 # once into a table without a view (the plain load time), once into a table
 # with the view q7 (tumble(10 s): the highest price and the number of bids
 # per window) and the view per_auction (bids and revenue per auction,
-# 10,000 groups).  For each: the load time, the time from the start of the
+# 10,000 groups); groups_1m with the view per_2ms instead (tumble(2 ms):
+# count and highest price, 1,000,000 groups).  For each: the load time, the time from the start of the
 # load until both views are fresh, their ratio (target <= 1.5), the
 # decoder's peak private memory (RssAnon, sampled every 50 ms) and the peak
 # of its open transactions' deltas (flowstate.sources), whether the
 # transaction was decoded while it ran and whether the reorder buffer
 # spilled it to disk (pg_stat_replication_slots); each view is checked
 # against its defining query run as a batch query.  Prints each round, then
-# the medians.  As root it first installs what it needs (.ci/setup.sh) and
-# runs the server as postgres.
+# the medians (of the ratios: of each round's).  As root it first installs
+# what it needs (.ci/setup.sh) and runs the server as postgres.
 set -euo pipefail
 trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 ROUNDS=${1:-${ROUNDS:-3}}
@@ -49,10 +51,17 @@ declare -A LOADS=(
     [insert_2m]="INSERT INTO bids $BIDS FROM generate_series(0::bigint, 1999999) i"
     [insert_20m]="INSERT INTO bids $BIDS FROM generate_series(0::bigint, 19999999) i"
 )
-declare -A ROWS=([copy_2m]=2000000 [insert_2m]=2000000 [insert_20m]=20000000)
+LOADS[groups_1m]=${LOADS[insert_2m]}
+declare -A ROWS=([copy_2m]=2000000 [insert_2m]=2000000 [insert_20m]=20000000 [groups_1m]=2000000)
+ORDER=(copy_2m insert_2m insert_20m groups_1m)
 Q7="SELECT flowstate.tumble(date_time, '10 seconds') AS window_start, max(price) AS top, count(*) AS bids
       FROM bids GROUP BY 1"
 PER_AUCTION="SELECT auction, count(*) AS bids, sum(price) AS revenue FROM bids GROUP BY auction"
+# 1,000,000 groups: two bids per group
+PER_2MS="SELECT flowstate.tumble(date_time, '2 milliseconds') AS window_start, count(*) AS bids, max(price) AS top
+           FROM bids GROUP BY 1"
+declare -A VIEWS=([q7]=$Q7 [per_auction]=$PER_AUCTION [per_2ms]=$PER_2MS)
+views_of() { if [ "$1" = groups_1m ]; then echo per_2ms; else echo q7 per_auction; fi; }
 
 q -d postgres -c "CREATE DATABASE plain" -c "CREATE DATABASE flow"
 q -d flow -c "CREATE EXTENSION flowstate"
@@ -72,10 +81,14 @@ sample_rss() {
         sleep 0.05
     done
 }
+# differ VIEWS...: rows the views and their batch queries do not share
 differ() {
-    q -d flow -c "SELECT (SELECT count(*) FROM ((TABLE q7 EXCEPT ALL $Q7) UNION ALL ($Q7 EXCEPT ALL TABLE q7)) d)
-                       + (SELECT count(*) FROM ((TABLE per_auction EXCEPT ALL $PER_AUCTION)
-                                       UNION ALL ($PER_AUCTION EXCEPT ALL TABLE per_auction)) d)"
+    local n=0 v
+    for v in "$@"; do
+        n=$((n + $(q -d flow -c "SELECT count(*) FROM ((TABLE $v EXCEPT ALL ${VIEWS[$v]})
+                                          UNION ALL (${VIEWS[$v]} EXCEPT ALL TABLE $v)) d")))
+    done
+    echo "$n"
 }
 
 printf 'flowstate bulk-load benchmark: %s, %s cores, %d rounds, logical_decoding_work_mem %s, open_transaction_memory %s\n' \
@@ -83,16 +96,18 @@ printf 'flowstate bulk-load benchmark: %s, %s cores, %d rounds, logical_decoding
     "$(q -d postgres -c 'SHOW logical_decoding_work_mem')" "$(q -d postgres -c 'SHOW flowstate.open_transaction_memory')"
 : > results.txt
 for ((r = 1; r <= ROUNDS; r++)); do
-    for load in copy_2m insert_2m insert_20m; do
+    for load in "${ORDER[@]}"; do
         [ "$load" = insert_20m ] && [ "$r" -gt 1 ] && continue
+        read -r -a views <<< "$(views_of "$load")"
         new_table plain
         q -d plain -c CHECKPOINT
         t0=$(now); q -d plain -c "${LOADS[$load]}" >/dev/null; t1=$(now)
         plain=$(elapsed "$t0" "$t1")
 
         new_table flow
-        q -d flow -c "SELECT flowstate.create_view('q7', \$\$ $Q7 \$\$)" \
-                  -c "SELECT flowstate.create_view('per_auction', \$\$ $PER_AUCTION \$\$)" >/dev/null
+        for v in "${views[@]}"; do
+            q -d flow -c "SELECT flowstate.create_view('$v', \$\$ ${VIEWS[$v]} \$\$)" >/dev/null
+        done
         q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
         q -d flow -c CHECKPOINT
         pid=$(decoder_pid)
@@ -106,21 +121,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
         rss=$(cat rss.txt)
         deltas=$(q -d flow -c "SELECT open_transaction_peak_bytes FROM flowstate.sources WHERE kind = 'logical decoding'")
         streamed=$(( $(slot_stat stream_txns) - streamed0 )); spilled=$(( $(slot_stat spill_txns) - spilled0 ))
-        bad=$(differ)
+        bad=$(differ "${views[@]}")
         printf 'round %d %-10s plain %6.2f s, with views: load %6.2f s, fresh after %6.2f s (%.2fx plain), decoder peak RssAnon %7d kB, open transactions peak %9d bytes, streamed %d, spilled %d, oracle: %s rows differ\n' \
             "$r" "$load" "$plain" "$loaded" "$fresh" "$(echo "$fresh / $plain" | bc -l)" "$rss" "$deltas" \
             "$streamed" "$spilled" "$bad"
         echo "$r $load $plain $loaded $fresh $rss $deltas $streamed $spilled $bad" >> results.txt
-        q -d flow -c "DROP VIEW q7" -c "DROP VIEW per_auction" >/dev/null
+        for v in "${views[@]}"; do q -d flow -c "DROP VIEW $v" >/dev/null; done
     done
 done
 
 med() { awk -v l="$1" -v c="$2" '$2 == l {print $c}' results.txt | median; }
+# the median of each round's ratio: fresh against the plain load of its round
+ratio() { awk -v l="$1" '$2 == l {print $5 / $3}' results.txt | median; }
 echo "medians of $ROUNDS rounds (insert_20m: 1)   plain load   with views: load   fresh    x plain (target <= 1.5)   decoder RssAnon"
-for load in copy_2m insert_2m insert_20m; do
+for load in "${ORDER[@]}"; do
     printf '%-10s %9.0f rows          %6.2f s          %6.2f s   %6.2f s   %5.2fx                    %7.0f kB\n' \
         "$load" "${ROWS[$load]}" "$(med "$load" 3)" "$(med "$load" 4)" "$(med "$load" 5)" \
-        "$(echo "$(med "$load" 5) / $(med "$load" 3)" | bc -l)" "$(med "$load" 6)"
+        "$(ratio "$load")" "$(med "$load" 6)"
 done
 if awk '$10 != 0 {bad = 1} END {exit bad}' results.txt; then
     echo "every view equalled its batch query after every load"
