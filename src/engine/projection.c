@@ -399,7 +399,8 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 		ErrorData  *edata;
 		bool		timed_out = SecurityTimerStop();
 
-		MemoryContextSwitchTo(vr->pending_cxt);
+		/* kept with the dead letter, or for this row only */
+		MemoryContextSwitchTo(record ? vr->pending_cxt : rowcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		if (timed_out)
