@@ -172,7 +172,7 @@ echo
 echo "A bulk load of 500,000 orders in one transaction:"
 t0=$(date +%s.%N)
 $PSQL -q -d flowstate_demo -c "INSERT INTO orders (customer, region, amount)
-    SELECT 1 + i % 500, (ARRAY['north', 'south', 'east', 'west'])[1 + i % 4], 5 + (i * 7919) % 49500 / 100.0
+    SELECT 1 + i % 500, (ARRAY['north', 'south', 'east', 'west'])[1 + i % 4], 5 + (i::bigint * 7919) % 49500 / 100.0
       FROM generate_series(1, 500000) i"
 t1=$(date +%s.%N)
 $PSQL -q -At -d flowstate_demo -c "SELECT flowstate.wait_for()" > /dev/null

@@ -530,15 +530,19 @@ track_scale(int32 *scale, int64 *count, int32 s, int64 n)
 }
 
 static void
-accumulate_numeric(const AggSpec *spec, NumericFields *f, Datum value, int sign)
+accumulate_numeric(const AggSpec *spec, NumericFields *f, Datum value, int sign, bool owned)
 {
+	Datum		old_sx = f->sx;
+	Datum		old_sxx = f->sxx;
 	Numeric		x;
+	bool		x_made;			/* x is a value of ours, not value */
 	int32		scale;
 
 	if (spec->argtype == INT8OID)
 		x = int64_to_numeric(DatumGetInt64(value));
 	else
 		x = DatumGetNumeric(value);
+	x_made = (Pointer) x != DatumGetPointer(value);
 
 	if (numeric_is_nan(x) || numeric_is_inf(x))
 	{
@@ -546,29 +550,49 @@ accumulate_numeric(const AggSpec *spec, NumericFields *f, Datum value, int sign)
 		(void) specials_add(&f->sp, DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 																	   NumericGetDatum(x))),
 							sign);
+		if (owned && x_made)
+			pfree(x);
 		return;
 	}
 
 	f->n += sign;
 	f->sx = numeric_plus(f->sx, x, sign);
 	if (spec->kind == AGG_VAR_NUMERIC)
-		f->sxx = numeric_plus(f->sxx, numeric_mul_opt_error(x, x, NULL), sign);
+	{
+		Numeric		xx = numeric_mul_opt_error(x, x, NULL);
+
+		f->sxx = numeric_plus(f->sxx, xx, sign);
+		if (owned)
+			pfree(xx);
+	}
 
 	scale = DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(x)));
 	if (sign > 0)
 		track_scale(&f->scale, &f->scale_count, scale, 1);
 	else
 		track_scale(&f->del_scale, &f->del_scale_count, scale, 1);
+
+	/* what the new sums replace, and x, are garbage: free them if ours */
+	if (owned)
+	{
+		if (old_sx != (Datum) 0)
+			pfree(DatumGetPointer(old_sx));
+		if (old_sxx != (Datum) 0 && spec->kind == AGG_VAR_NUMERIC)
+			pfree(DatumGetPointer(old_sxx));
+		if (x_made)
+			pfree(x);
+	}
 }
 
 /*
  * AggAccumulate adds (sign > 0) or removes (sign < 0) one input of an
  * aggregate to a delta block.  By-reference values are copied into
- * CurrentMemoryContext when kept.
+ * CurrentMemoryContext when kept; with owned, the block's own values they
+ * replace are freed (no other block points to them).
  */
 void
 AggAccumulate(const AggRuntime *rt, int aggno, char *block, Datum value,
-			  bool isnull, int sign)
+			  bool isnull, int sign, bool owned)
 {
 	const AggSpec *spec = &rt->layout->aggs[aggno];
 
@@ -635,7 +659,7 @@ AggAccumulate(const AggRuntime *rt, int aggno, char *block, Datum value,
 		case AGG_SUM_NUMERIC:
 		case AGG_AVG_NUMERIC:
 		case AGG_VAR_NUMERIC:
-			accumulate_numeric(spec, FIELDS(NumericFields, block, spec), value, sign);
+			accumulate_numeric(spec, FIELDS(NumericFields, block, spec), value, sign, owned);
 			break;
 
 		case AGG_MIN:
@@ -649,6 +673,8 @@ AggAccumulate(const AggRuntime *rt, int aggno, char *block, Datum value,
 					if (!(f->flags & MM_HAS_VAL) ||
 						better(rt, aggno, value, minmax_value(spec, f->val)))
 					{
+						if (owned && !spec->valbyval && (f->flags & MM_HAS_VAL))
+							pfree(DatumGetPointer(f->val));
 						f->val = minmax_store(spec, value);
 						f->flags |= MM_HAS_VAL;
 					}
@@ -659,6 +685,8 @@ AggAccumulate(const AggRuntime *rt, int aggno, char *block, Datum value,
 					if (!(f->flags & MM_HAS_DEL) ||
 						better(rt, aggno, value, minmax_value(spec, f->delval)))
 					{
+						if (owned && !spec->valbyval && (f->flags & MM_HAS_DEL))
+							pfree(DatumGetPointer(f->delval));
 						f->delval = minmax_store(spec, value);
 						f->flags |= MM_HAS_DEL;
 					}

@@ -40,7 +40,7 @@ extern Size AggFieldsSize(const AggSpec *spec);
 extern AggRuntime *AggRuntimeCreate(const ViewLayout *layout);
 
 extern void AggAccumulate(const AggRuntime *rt, int aggno, char *block,
-						  Datum value, bool isnull, int sign);
+						  Datum value, bool isnull, int sign, bool owned);
 extern bool AggMerge(const AggRuntime *rt, char *target, const char *delta);
 extern void AggCombine(const AggRuntime *rt, char *target, const char *delta);
 extern bool AggKeepsFloatSums(const ViewLayout *layout);

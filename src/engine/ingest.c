@@ -172,7 +172,7 @@ batch_group(ViewRuntime *vr, uint32 hash, const Datum *values, const bool *isnul
 
 /* Accumulate the evaluated row (vr->result) into a block. */
 static void
-accumulate(ViewRuntime *vr, char *block, int sign)
+accumulate(ViewRuntime *vr, char *block, int sign, bool owned)
 {
 	const ViewLayout *layout = &vr->def->layout;
 	Datum	   *values = vr->result->tts_values;
@@ -184,10 +184,10 @@ accumulate(ViewRuntime *vr, char *block, int sign)
 			(isnull[vr->filter_col[i]] || !DatumGetBool(values[vr->filter_col[i]])))
 			continue;
 		if (vr->arg_col[i] < 0)
-			AggAccumulate(vr->rt, i, block, (Datum) 0, false, sign);
+			AggAccumulate(vr->rt, i, block, (Datum) 0, false, sign, owned);
 		else
 			AggAccumulate(vr->rt, i, block, values[vr->arg_col[i]],
-						  isnull[vr->arg_col[i]], sign);
+						  isnull[vr->arg_col[i]], sign, owned);
 	}
 	BLOCK_NROWS(block) += sign;
 }
@@ -318,7 +318,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 			MemoryContextSwitchTo(oldcxt);
 			return;
 		}
-		accumulate(vr, lg->delta, sign);
+		accumulate(vr, lg->delta, sign, false);
 		lg->retracted |= sign < 0;
 		if (vr->float_sums)
 			note_magnitude(vr, lg);
@@ -328,7 +328,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	{
 		if (lg->unseen == NULL)
 			lg->unseen = palloc0(vr->def->layout.block_size);
-		accumulate(vr, lg->unseen, sign);
+		accumulate(vr, lg->unseen, sign, false);
 		lg->unseen_retracted |= sign < 0;
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -395,13 +395,15 @@ IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keyn
 
 /*
  * IngestAccumulateRow adds (sign +1) or removes (sign -1) the row just
- * evaluated to a delta block, by-reference values in CurrentMemoryContext;
- * and, for a view with float sums, raises magnitude to its inputs.
+ * evaluated to a delta block whose values are its own (no other block
+ * points to them: the values it replaces are freed), by-reference values in
+ * CurrentMemoryContext; and, for a view with float sums, raises magnitude
+ * to its inputs.
  */
 void
 IngestAccumulateRow(ViewRuntime *vr, char *block, int sign, double *magnitude)
 {
-	accumulate(vr, block, sign);
+	accumulate(vr, block, sign, true);
 	for (int k = 0; k < vr->nsum_floats; k++)
 	{
 		int			i = vr->sum_floats[k];
@@ -474,7 +476,7 @@ IngestAccumulate(ViewRuntime *vr, char *block)
 	MemoryContext oldcxt;
 
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
-	accumulate(vr, block, 1);
+	accumulate(vr, block, 1, false);
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -70,7 +70,7 @@ LANGUAGE sql AS $$
       FROM generate_series(start, start + n - 1) i $$;
 SELECT flowstate.create_view('per_window', $$
     SELECT flowstate.tumble(ts, '10 seconds') AS w, channel, count(*) AS n, max(price) AS hi,
-           min(price) AS lo, sum(price) AS total, avg(price) AS mean
+           min(price) AS lo, sum(price) AS total, avg(price) AS mean, stddev_samp(price) AS sd
       FROM bids GROUP BY 1, 2 $$);
 SELECT flowstate.create_view('per_auction', $$
     SELECT auction, count(*) AS n, sum(price) AS total, max(bidder) AS top_bidder
