@@ -47,3 +47,44 @@ COMMENT ON VIEW flowstate.sources IS
 'source workers of this database: position, lag, throughput and errors';
 
 GRANT SELECT ON flowstate.sources TO PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Hopping and cumulating windows take allowed_lateness: the catalog keeps,
+-- for their panes, the windows they belong to, which decide when a pane is
+-- final (once the earliest window holding it is).  flowstate.is_final
+-- answers for the views that combine panes too.
+-------------------------------------------------------------------------------
+ALTER TABLE flowstate.view
+    ADD COLUMN hop_kind text CHECK (hop_kind IN ('hop', 'cumulate')),
+    ADD COLUMN hop_size interval,
+    ADD COLUMN hop_slide interval;
+
+COMMENT ON COLUMN flowstate.view.hop_kind IS
+'for the panes of a continuous view of hopping or cumulating windows: hop or cumulate';
+COMMENT ON COLUMN flowstate.view.hop_size IS
+'for those panes: the size of the hopping windows, or the largest cumulating window';
+COMMENT ON COLUMN flowstate.view.hop_slide IS
+'for those panes: the slide of the hopping windows, or the step of the cumulating ones';
+
+-- a window of a view is final once it ends, plus allowed_lateness, behind
+-- the watermark; for a view of hopping windows, the windows of hop_size;
+-- of cumulating windows, all those starting at window_start (the largest
+-- ends last); for the panes of hopping windows, once the earliest window
+-- holding the pane is final
+CREATE OR REPLACE FUNCTION flowstate.is_final(view regclass, window_start timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+             WHEN v.hop_view = $1 THEN
+               $2 + make_interval(secs => date_part('epoch', v.hop_size))
+             WHEN v.hop_kind = 'hop' THEN
+               flowstate.tumble($2 + make_interval(secs => date_part('epoch', v.window_size - v.hop_size))
+                                - interval '1 microsecond', v.hop_slide)
+               + make_interval(secs => date_part('epoch', v.hop_slide + v.hop_size))
+             ELSE $2 + make_interval(secs => date_part('epoch', v.window_size))
+           END <= f.final_up_to
+      FROM flowstate.views f JOIN flowstate.view v ON v.view = f.view
+     WHERE (f.view = $1 OR v.hop_view = $1) AND v.window_size IS NOT NULL
+$$;

@@ -333,17 +333,27 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		Oid			panes_relid;
 		ObjectAddress panes_address;
 		ObjectAddress view_address;
-		Datum		args[2];
-		Oid			types[2] = {OIDOID, OIDOID};
+		Datum		args[5];
+		Oid			types[5] = {OIDOID, OIDOID, TEXTOID, INTERVALOID, INTERVALOID};
+		bool		has_hop_columns;
 
 		error_context_stack = errcallback.previous;
-		if (allowed_lateness >= 0 || retention >= 0 || notify || changelog)
+		if (retention >= 0 || notify || changelog)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("allowed_lateness, retention, notify and changelog are not supported for hopping windows yet"),
+					 errmsg("retention, notify and changelog are not supported for hopping or cumulating windows yet"),
 					 errhint("Create the view without them.")));
+		/* the catalog columns of 0.7.0 say how the panes' windows become final */
+		has_hop_columns = get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
+									 "hop_kind") != InvalidAttrNumber;
+		if (allowed_lateness >= 0 && !has_hop_columns)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("allowed_lateness for hopping or cumulating windows needs flowstate 0.7.0"),
+					 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
 		view_relid = HopCreateView(nspid, rv->relname, query, &hop,
 								   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+								   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
 								   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
 		panes_relid = get_relname_relid(psprintf("%s_panes", rv->relname), nspid);
 
@@ -356,8 +366,15 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		SPI_connect();
 		args[0] = ObjectIdGetDatum(view_relid);
 		args[1] = ObjectIdGetDatum(panes_relid);
-		if (SPI_execute_with_args("UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
-								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		args[2] = CStringGetTextDatum(hop.cumulate ? "cumulate" : "hop");
+		args[3] = IntervalPGetDatum(hop.size);
+		args[4] = IntervalPGetDatum(hop.slide);
+		if (SPI_execute_with_args(has_hop_columns ?
+								  "UPDATE flowstate.view SET hop_view = $1, hop_kind = $3, hop_size = $4,"
+								  " hop_slide = $5 WHERE view = $2" :
+								  "UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
+								  has_hop_columns ? 5 : 2, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != 1)
 			elog(ERROR, "could not record the panes of continuous view %s", name);
 		SPI_finish();
 		SetUserIdAndSecContext(save_userid, save_sec);

@@ -396,7 +396,8 @@ spi_run(const char *sql, int expected)
  */
 Oid
 HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
-			  Datum watermark_delay, bool delay_null, Datum memory_limit, bool limit_null)
+			  Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
+			  Datum memory_limit, bool limit_null)
 {
 	RangeTblEntry *src = rt_fetch(1, query->rtable);
 	const char *alias = src->eref->aliasname;
@@ -411,9 +412,10 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 	StringInfoData keys;
 	ListCell   *lc;
 	int			i;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID};
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' '};
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INTERVALOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' ',
+	lateness_null ? 'n' : ' '};
 	List	   *panes_cxt;
 	Oid			panes_relid;
 	Oid			view_relid;
@@ -470,8 +472,10 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 	args[1] = CStringGetTextDatum(q.data);
 	args[2] = watermark_delay;
 	args[3] = memory_limit;
-	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4)",
-							  4, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+	args[4] = allowed_lateness;
+	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4,"
+							  " allowed_lateness => $5)",
+							  5, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not create the panes of a continuous view of hopping windows");
 	CommandCounterIncrement();
 	panes_relid = get_relname_relid(panes_name, nspid);

@@ -30,6 +30,7 @@ extern void CumulateLengths(Interval *step, Interval *max_size, int64 *step_us, 
 extern bool HopFind(Query *query, HopSpec *hop);
 extern Oid	HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 						  Datum watermark_delay, bool delay_null,
+						  Datum allowed_lateness, bool lateness_null,
 						  Datum memory_limit, bool limit_null);
 extern Oid	HopViewPanes(Oid relid);
 

@@ -493,11 +493,12 @@ announce_final(ViewFlush *f)
 	if ((!def->notify && !OidIsValid(def->changelog_relid)) ||
 		!knows_final_windows(vr, f->has_watermark))
 		return;
-	shift = def->watermark_delay_us + def->allowed_lateness_us + def->window.size_us;
+	shift = def->watermark_delay_us + def->allowed_lateness_us;
 	/* windows that start after args[0] and at or before args[1] */
 	types[0] = types[1] = layout->keys[keyno].type;
-	args[0] = Int64GetDatum(f->had_watermark ? f->prev_max_ts - shift : DT_NOBEGIN);
-	args[1] = Int64GetDatum(f->max_ts - shift);
+	args[0] = Int64GetDatum(f->had_watermark ? ViewFinalCutoff(def, f->prev_max_ts - shift) :
+							DT_NOBEGIN);
+	args[1] = Int64GetDatum(ViewFinalCutoff(def, f->max_ts - shift));
 	if (DatumGetInt64(args[1]) <= DatumGetInt64(args[0]))
 		return;
 	state_table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->state_relid)),
@@ -625,8 +626,7 @@ FlushEvictFinal(ViewRuntime *vr)
 
 	if (!knows_final_windows(vr, vr->has_watermark))
 		return;
-	cutoff = vr->max_ts - def->watermark_delay_us - def->allowed_lateness_us -
-		def->window.size_us;
+	cutoff = ViewFinalCutoff(def, vr->max_ts - def->watermark_delay_us - def->allowed_lateness_us);
 	if (vr->final_walked && cutoff < vr->final_cutoff_walked + def->window.size_us &&
 		(!vr->final_left ||
 		 !TimestampDifferenceExceeds(vr->final_walked_at, GetCurrentTimestamp(), 1000)))

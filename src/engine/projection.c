@@ -470,7 +470,7 @@ ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn
 
 	start = DatumGetInt64(vr->result->tts_values[vr->key_col[def->window.keyno]]);
 	watermark = vr->max_ts - def->watermark_delay_us;
-	if (start + def->window.size_us + def->allowed_lateness_us > watermark)
+	if (start > ViewFinalCutoff(def, watermark - def->allowed_lateness_us))
 		return false;
 
 	row = add_pending(vr, slot, lsn);

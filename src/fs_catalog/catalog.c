@@ -90,7 +90,12 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       j OPERATOR(pg_catalog.->>) 'time_zone',"
 								"       (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'retention')::pg_catalog.interval) * 1000000)::int8,"
 								"       coalesce((j OPERATOR(pg_catalog.->>) 'notify')::bool, false),"
-								"       (j OPERATOR(pg_catalog.->>) 'changelog')::pg_catalog.regclass::pg_catalog.oid"
+								"       (j OPERATOR(pg_catalog.->>) 'changelog')::pg_catalog.regclass::pg_catalog.oid,"
+			/* those of 0.7.0 */
+								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
+								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8 END,"
+								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
+								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_slide')::pg_catalog.interval) * 1000000)::int8 END"
 								"  FROM flowstate.view v, LATERAL pg_catalog.to_jsonb(v) j"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -165,6 +170,8 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 			continue;
 		}
 		QueryDescribe(query, def);
+		def->window.hop_size_us = spi_int8(tuple, 15, 0);
+		def->window.hop_slide_us = spi_int8(tuple, 16, 0);
 		def->stream = get_rel_relkind(def->source_relid) == RELKIND_FOREIGN_TABLE;
 		MemoryContextSwitchTo(callercxt);
 		views = lappend(views, def);

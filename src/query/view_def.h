@@ -10,6 +10,7 @@
 #ifndef FLOWSTATE_VIEW_DEF_H
 #define FLOWSTATE_VIEW_DEF_H
 
+#include "datatype/timestamp.h"
 #include "nodes/parsenodes.h"
 
 #include "aggregates/layout.h"
@@ -23,6 +24,9 @@ typedef struct WindowSpec
 	Interval   *size;			/* the window length */
 	int64		size_us;		/* the same in microseconds, 0 if not fixed */
 	bool		range_ok;		/* the window is [start, start + size) of ts */
+	/* the panes of a view of hopping windows (catalog): their hop */
+	int64		hop_size_us;	/* 0: not such panes */
+	int64		hop_slide_us;
 } WindowSpec;
 
 typedef struct ViewDef
@@ -60,5 +64,39 @@ typedef struct ViewDef
 	ViewLayout	layout;
 	WindowSpec	window;
 } ViewDef;
+
+/*
+ * The multiple of b, from the Unix epoch (where windows are aligned), at or
+ * before the timestamp a; b > 0.
+ */
+static inline int64
+window_floor(int64 a, int64 b)
+{
+	int64		unix_epoch = -((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	int64		r = (a - unix_epoch) % b;
+
+	return r < 0 ? a - r - b : a - r;
+}
+
+/*
+ * ViewFinalCutoff: given limit, the watermark minus allowed_lateness, the
+ * largest start of the view's windows that are final: a window is final
+ * once the earliest window holding its rows ends at or before limit.  For
+ * a tumbling window that is the window itself: start + size <= limit.  For
+ * the panes of hopping windows of hop_size every hop_slide, the earliest
+ * window holding pane p starts at the first multiple of hop_slide at or
+ * after p + pane - hop_size; it ends at or before limit while p is at most
+ * floor(limit - hop_size, hop_slide) + hop_size - pane.  (A cumulating
+ * window's earliest window holding a pane ends with it: tumbling.)
+ */
+static inline int64
+ViewFinalCutoff(const ViewDef *def, int64 limit)
+{
+	const WindowSpec *w = &def->window;
+
+	if (w->hop_size_us > 0 && w->hop_slide_us > 0)
+		return window_floor(limit - w->hop_size_us, w->hop_slide_us) + w->hop_size_us - w->size_us;
+	return limit - w->size_us;
+}
 
 #endif							/* FLOWSTATE_VIEW_DEF_H */

@@ -111,7 +111,7 @@ REVOKE ALL ON public.bids_hop, public.bids_hop_panes FROM hop_reader;
 DROP ROLE hop_reader;
 
 -- what a view of hopping windows does not take
-SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0', changelog => true)$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_end, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_end')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w WHERE w.window_start > now() GROUP BY w.window_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''1 minute'', ''4 minutes'') w GROUP BY w.window_start')$$);

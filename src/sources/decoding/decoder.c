@@ -494,8 +494,8 @@ backfill(ViewRuntime *vr)
 	vr->keep_final = vr->def->allowed_lateness_us >= 0 && vr->def->window.size_us > 0 &&
 		vr->persisted_watermark && vr->has_watermark;
 	if (vr->keep_final)
-		vr->final_cutoff = vr->persisted_max_ts - vr->def->watermark_delay_us -
-			vr->def->window.size_us - vr->def->allowed_lateness_us;
+		vr->final_cutoff = ViewFinalCutoff(vr->def, vr->persisted_max_ts - vr->def->watermark_delay_us -
+										   vr->def->allowed_lateness_us);
 	start_transaction();
 	if (vr->keep_final ?
 		!StateTableKeepFinal(vr->def->state_relid, vr->def->window.keyno,
