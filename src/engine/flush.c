@@ -301,13 +301,30 @@ write_offsets(ViewRuntime *vr, const int64 *offsets, int n)
 		elog(ERROR, "could not record the offsets of continuous view %s", vr->def->view_name);
 }
 
-/* Record how far the view's event time has gone, for its watermark after a restart. */
+/*
+ * Record how far the view's event time has gone, for its watermark after a
+ * restart.  Over a stream, as far as any of its workers has merged: that is
+ * what decides lateness once this flush commits (FlushStep).
+ */
 static void
 write_watermark(ViewRuntime *vr)
 {
 	Datum		args[2];
 	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
 
+	if (vr->def->stream)
+	{
+		SharedView *sv = vr->shared;
+
+		LWLockAcquire(&sv->lock, LW_SHARED);
+		if (sv->has_watermark &&
+			(!vr->has_watermark || sv->watermark + vr->def->watermark_delay_us > vr->max_ts))
+		{
+			vr->has_watermark = true;
+			vr->max_ts = sv->watermark + vr->def->watermark_delay_us;
+		}
+		LWLockRelease(&sv->lock);
+	}
 	if (!vr->has_watermark ||
 		(vr->persisted_watermark && vr->persisted_max_ts == vr->max_ts))
 		return;
@@ -709,6 +726,20 @@ FlushStep(FlushJob *job, int budget_ms)
 			f->vr->def->backfilling = false;
 		if (f->opened && !f->vr->def->backfilling)
 			FlushEvictFinal(f->vr);
+		if (f->vr->def->stream && f->vr->persisted_watermark)
+		{
+			/* lateness goes by what is durable now, in every worker */
+			SharedView *sv = f->vr->shared;
+
+			LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+			if (!sv->has_durable_max_ts || f->vr->persisted_max_ts > sv->durable_max_ts)
+			{
+				sv->has_durable_max_ts = true;
+				sv->durable_max_ts = f->vr->persisted_max_ts;
+			}
+			LWLockRelease(&sv->lock);
+			IngestRefreshDurable(f->vr, sv);
+		}
 		if (f->vr->sides_in_flight)
 		{
 			/* the side rows up to the position are readable now */

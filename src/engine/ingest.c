@@ -71,6 +71,8 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	/* the watermark goes on from where the last flush left it */
 	vr->has_watermark = vr->persisted_watermark = def->has_max_event_time;
 	vr->max_ts = vr->persisted_max_ts = def->max_event_time;
+	vr->has_durable_max_ts = def->has_max_event_time;
+	vr->durable_max_ts = def->max_event_time;
 	MemoryContextSwitchTo(oldcxt);
 	return vr;
 }
@@ -551,6 +553,24 @@ IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next)
 	}
 	if (next > vr->next_offsets[partition])
 		vr->next_offsets[partition] = next;
+}
+
+/*
+ * IngestRefreshDurable brings a view over a stream, from its groups in
+ * shared memory sv, the event time its last committed flush recorded
+ * (whichever worker flushed), for the next batch.
+ */
+void
+IngestRefreshDurable(ViewRuntime *vr, SharedView *sv)
+{
+	LWLockAcquire(&sv->lock, LW_SHARED);
+	if (sv->has_durable_max_ts &&
+		(!vr->has_durable_max_ts || sv->durable_max_ts > vr->durable_max_ts))
+	{
+		vr->has_durable_max_ts = true;
+		vr->durable_max_ts = sv->durable_max_ts;
+	}
+	LWLockRelease(&sv->lock);
 }
 
 /*

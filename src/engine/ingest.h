@@ -128,6 +128,10 @@ typedef struct ViewRuntime
 	/* event time */
 	bool		has_watermark;
 	int64		max_ts;			/* largest event time seen */
+	bool		has_durable_max_ts; /* streams: the event time lateness is
+									 * decided with, as of the last committed
+									 * flush (of any worker of the stream) */
+	int64		durable_max_ts;
 	bool		persisted_watermark;	/* flowstate.view has max_event_time */
 	TimestampTz evicted_at;		/* last attempt to evict groups */
 	int64		persisted_max_ts;	/* its value there */
@@ -190,6 +194,7 @@ extern void IngestMergeDelta(ViewRuntime *vr, const Datum *keys, const bool *key
 							 int64 nrows);
 extern void IngestNoteEventTime(ViewRuntime *vr, int64 ts);
 extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
+extern void IngestRefreshDurable(ViewRuntime *vr, SharedView *sv);
 extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
 extern void IngestBatchReset(ViewRuntime *vr);
 extern int	IngestSnapshotAdd(SyncSnapshot *snap);

@@ -464,12 +464,22 @@ ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn
 	if (vr->ts_col < 0 || vr->result->tts_isnull[vr->ts_col])
 		return false;
 	ts = DatumGetInt64(vr->result->tts_values[vr->ts_col]);
-	if (!vr->has_watermark || def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
+	if (def->allowed_lateness_us < 0 || def->window.size_us <= 0 ||
 		vr->result->tts_isnull[vr->key_col[def->window.keyno]])
 		return false;
 
+	/*
+	 * A table's rows are decoded in the same order again after a crash: the
+	 * watermark moves with each.  A stream's partitions are consumed again
+	 * in another interleaving; its rows are judged against the event time
+	 * of the last committed flush, which never goes back: a row late before
+	 * a crash is late again after it (recorded once), a row applied then
+	 * but not flushed may only turn late.
+	 */
+	if (def->stream ? !vr->has_durable_max_ts : !vr->has_watermark)
+		return false;
 	start = DatumGetInt64(vr->result->tts_values[vr->key_col[def->window.keyno]]);
-	watermark = vr->max_ts - def->watermark_delay_us;
+	watermark = (def->stream ? vr->durable_max_ts : vr->max_ts) - def->watermark_delay_us;
 	if (start > ViewFinalCutoff(def, watermark - def->allowed_lateness_us))
 		return false;
 

@@ -128,6 +128,10 @@ typedef struct SharedView
 	bool		paused;			/* its flusher holds reading back for memory */
 	bool		has_watermark;
 	TimestampTz watermark;
+	bool		has_durable_max_ts; /* streams: the largest event time the
+									 * last committed flush recorded, which
+									 * decides lateness (see ProjectionIsLate) */
+	TimestampTz durable_max_ts;
 	int64		backfill_rows;
 	int64		backfill_total;
 	uint64		flush_count;

@@ -815,6 +815,8 @@ merge_views(void)
 			return true;
 		}
 		merged = IngestApplyShared(kv->vr, sv);
+		/* lateness, next batch: the event time of the last committed flush */
+		IngestRefreshDurable(kv->vr, sv);
 		release_view(sv);
 		if (!merged)
 		{
