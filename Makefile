@@ -100,7 +100,7 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows bench-bulk
+bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk
 bench-tables:
 	bash bench/run.sh
 bench-kafka:
@@ -109,10 +109,12 @@ bench-groups:
 	bash bench/groups.sh
 bench-windows:
 	bash bench/windows.sh
+bench-windows-kafka:
+	bash bench/windows_kafka.sh
 bench-bulk:
 	bash bench/bulk.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-bulk
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c
