@@ -20,6 +20,7 @@ OBJS = \
 	src/state/capture.o \
 	src/state/state_table.o \
 	src/aggregates/aggregate.o \
+	src/aggregates/aggregate_spec.o \
 	src/aggregates/aggregate_result.o \
 	src/aggregates/shared_block.o \
 	src/engine/snapshot.o \
