@@ -47,29 +47,7 @@ echo
 
 bench_initdb < /dev/null
 # the consumers on CPU 0, the brokers on the others
-CONSUMER_CPU=() BROKER_CPUS=()
-if [ "$(nproc)" -ge 2 ]; then
-    CONSUMER_CPU=(taskset -c 0) BROKER_CPUS=(taskset -c "1-$(($(nproc) - 1))")
-fi
-"${CONSUMER_CPU[@]}" pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-
-# the mock cluster; its producer sends batches of up to 10,000 messages
-# (the mock serves one batch per partition and fetch, as a broker serves up
-# to max.partition.fetch.bytes)
-coproc KAFKA { "${BROKER_CPUS[@]}" ./kafka_mock linger.ms=1000 queue.buffering.max.messages=4000000 2>kafka.log; }
-stop_all() {
-    pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-    kill "$KAFKA_PID" 2>/dev/null || true
-}
-trap stop_all EXIT
-kafka() {
-    local answer
-    echo "$1" >&"${KAFKA[1]}"
-    read -r answer <&"${KAFKA[0]}"
-    echo "$answer"
-}
-read -r ready BROKERS <&"${KAFKA[0]}"
-[ "$ready" = ready ]
+bench_kafka_start
 
 
 MESSAGES=3000000

@@ -55,3 +55,29 @@ median() { sort -g | awk '{a[NR]=$1} END {printf "%.6f\n", (NR%2) ? a[(NR+1)/2] 
 pct() { sort -g | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1) i=1; printf "%.6f\n", a[i]}'; }
 # CPU seconds a process (or /proc/PID/task/TID thread) has used
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+# bench_kafka_start (after bench_initdb): the server on CPU 0 and the mock
+# Kafka cluster (./kafka_mock, in $WORK) on the others (CONSUMER_CPU and
+# BROKER_CPUS: the commands that pin there), both stopped on exit; sets
+# BROKERS.  The mock's producer sends batches of up to 10,000 messages (the
+# mock serves one batch per partition and fetch, as a broker serves up to
+# max.partition.fetch.bytes).  kafka CMD sends the mock a command and prints
+# its answer.
+bench_kafka_start() {
+    local ready
+    CONSUMER_CPU=() BROKER_CPUS=()
+    if [ "$(nproc)" -ge 2 ]; then
+        CONSUMER_CPU=(taskset -c 0) BROKER_CPUS=(taskset -c "1-$(($(nproc) - 1))")
+    fi
+    "${CONSUMER_CPU[@]}" pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+    coproc KAFKA { "${BROKER_CPUS[@]}" ./kafka_mock linger.ms=1000 queue.buffering.max.messages=4000000 2>kafka.log; }
+    trap 'pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; kill "$KAFKA_PID" 2>/dev/null || true' EXIT
+    read -r ready BROKERS <&"${KAFKA[0]}"
+    [ "$ready" = ready ]
+}
+kafka() {
+    local answer
+    echo "$1" >&"${KAFKA[1]}"
+    read -r answer <&"${KAFKA[0]}"
+    echo "$answer"
+}

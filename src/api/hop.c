@@ -106,16 +106,6 @@ CumulateLengths(Interval *step, Interval *max_size, int64 *step_us, int64 *max_u
 				 errhint("Give a step that divides the size, such as '1 hour' for '1 day'.")));
 }
 
-/* The start of the window of length us from the epoch that holds ts. */
-static int64
-floor_from_epoch(int64 ts, int64 us)
-{
-	int64		epoch = (int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
-	int64		rel = ts - epoch;
-
-	return rel - (((rel % us) + us) % us) + epoch;
-}
-
 extern PGDLLEXPORT Datum flowstate_cumulate(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_cumulate);
 
@@ -136,8 +126,8 @@ flowstate_cumulate(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (TIMESTAMP_NOT_FINITE(ts))
 		return (Datum) 0;
-	start = floor_from_epoch(ts, max_us);
-	for (int64 end = floor_from_epoch(ts, step_us) + step_us; end <= start + max_us; end += step_us)
+	start = WindowFloor(ts, max_us);
+	for (int64 end = WindowFloor(ts, step_us) + step_us; end <= start + max_us; end += step_us)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
@@ -169,7 +159,7 @@ flowstate_hop(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	/* from the latest window start at or before ts */
-	for (start = floor_from_epoch(ts, slide_us); start > ts - size_us; start -= slide_us)
+	for (start = WindowFloor(ts, slide_us); start > ts - size_us; start -= slide_us)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};

@@ -220,9 +220,9 @@ row_overflows(ViewRuntime *vr, const char *base, const char *delta, int sign)
 	return false;
 }
 
-/* Note the largest input the batch adds to or removes from a float sum. */
+/* Raise magnitude, per float sum, to the evaluated row's input. */
 static void
-note_magnitude(ViewRuntime *vr, LocalGroup *lg)
+note_magnitude(ViewRuntime *vr, double *magnitude)
 {
 	const ViewLayout *layout = &vr->def->layout;
 
@@ -232,9 +232,32 @@ note_magnitude(ViewRuntime *vr, LocalGroup *lg)
 		int			col = vr->arg_col[i];
 
 		if (!vr->result->tts_isnull[col])
-			lg->magnitude[i] = Max(lg->magnitude[i],
-								   AggInputMagnitude(layout, i, vr->result->tts_values[col]));
+			magnitude[i] = Max(magnitude[i],
+							   AggInputMagnitude(layout, i, vr->result->tts_values[col]));
 	}
+}
+
+/* Event time goes forward with the rows that arrive. */
+static inline void
+note_event_time(ViewRuntime *vr, int64 ts)
+{
+	if (!vr->has_watermark || ts > vr->max_ts)
+	{
+		vr->max_ts = ts;
+		vr->has_watermark = true;
+	}
+}
+
+/*
+ * Whether a rebuild keeps the state of the key's window, final: its rows
+ * were counted or refused when they came.
+ */
+static inline bool
+kept_final(ViewRuntime *vr, const Datum *keys, const bool *keynulls)
+{
+	int			keyno = vr->def->window.keyno;
+
+	return vr->keep_final && !keynulls[keyno] && DatumGetInt64(keys[keyno]) <= vr->final_cutoff;
 }
 
 /*
@@ -279,33 +302,18 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 		MemoryContextSwitchTo(oldcxt);
 		return;
 	}
-	/* event time goes forward with the rows that arrive */
 	if (sign > 0 && vr->ts_col >= 0 && !vr->result->tts_isnull[vr->ts_col])
-	{
-		int64		ts = DatumGetInt64(vr->result->tts_values[vr->ts_col]);
-
-		if (!vr->has_watermark || ts > vr->max_ts)
-		{
-			vr->max_ts = ts;
-			vr->has_watermark = true;
-		}
-	}
-	/* a rebuild keeps the state of final windows: their rows were counted or refused */
-	if (vr->keep_final && !vr->result->tts_isnull[vr->key_col[vr->def->window.keyno]] &&
-		DatumGetInt64(vr->result->tts_values[vr->key_col[vr->def->window.keyno]]) <= vr->final_cutoff)
-	{
-		MemoryContextSwitchTo(oldcxt);
-		return;
-	}
-	if (lateness && ProjectionIsLate(vr, slot, sign, lsn))
-	{
-		MemoryContextSwitchTo(oldcxt);
-		return;
-	}
+		note_event_time(vr, DatumGetInt64(vr->result->tts_values[vr->ts_col]));
 	for (int i = 0; i < vr->def->layout.nkeys; i++)
 	{
 		keys[i] = vr->result->tts_values[vr->key_col[i]];
 		keynulls[i] = vr->result->tts_isnull[vr->key_col[i]];
+	}
+	if (kept_final(vr, keys, keynulls) ||
+		(lateness && ProjectionIsLate(vr, slot, sign, lsn)))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return;
 	}
 	lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
 	MemoryContextSwitchTo(vr->batch_cxt);
@@ -323,7 +331,7 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 		accumulate(vr, lg->delta, sign, false);
 		lg->retracted |= sign < 0;
 		if (vr->float_sums)
-			note_magnitude(vr, lg);
+			note_magnitude(vr, lg->magnitude);
 		vr->batch_rows++;
 	}
 	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
@@ -406,15 +414,7 @@ void
 IngestAccumulateRow(ViewRuntime *vr, char *block, int sign, double *magnitude)
 {
 	accumulate(vr, block, sign, true);
-	for (int k = 0; k < vr->nsum_floats; k++)
-	{
-		int			i = vr->sum_floats[k];
-		int			col = vr->arg_col[i];
-
-		if (!vr->result->tts_isnull[col])
-			magnitude[i] = Max(magnitude[i],
-							   AggInputMagnitude(&vr->def->layout, i, vr->result->tts_values[col]));
-	}
+	note_magnitude(vr, magnitude);
 }
 
 /*
@@ -431,9 +431,7 @@ IngestMergeDelta(ViewRuntime *vr, const Datum *keys, const bool *keynulls,
 
 	if (vr->skip_txn || vr->dropped || awaits_backfill(vr))
 		return;
-	/* a rebuild keeps the state of final windows */
-	if (vr->keep_final && !keynulls[vr->def->window.keyno] &&
-		DatumGetInt64(keys[vr->def->window.keyno]) <= vr->final_cutoff)
+	if (kept_final(vr, keys, keynulls))
 		return;
 	lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
@@ -465,11 +463,7 @@ IngestNoteEventTime(ViewRuntime *vr, int64 ts)
 {
 	if (vr->skip_txn || vr->dropped)
 		return;
-	if (!vr->has_watermark || ts > vr->max_ts)
-	{
-		vr->max_ts = ts;
-		vr->has_watermark = true;
-	}
+	note_event_time(vr, ts);
 }
 
 void

@@ -109,8 +109,7 @@ struct OpenTxn
 	int32	   *known_ids;
 	Oid		   *known_relids;
 	HTAB	   *aborted;		/* subtransactions rolled back, or NULL */
-	bool		changed;		/* it changed a table */
-	List	   *relids;			/* the tables it changed (OIDs) */
+	List	   *relids;			/* the tables it changed (OIDs), NIL: none */
 	Oid			last_relid;		/* ... the last one */
 	BufFile    *spill;			/* what left memory, or NULL */
 	int64		spilled;
@@ -176,7 +175,6 @@ OpenTxnStart(TransactionId xid, List *views)
 									  ALLOCSET_DEFAULT_SIZES);
 	txn->views = NIL;
 	txn->aborted = NULL;
-	txn->changed = false;
 	txn->relids = NIL;
 	txn->last_relid = InvalidOid;
 	txn->spill = NULL;
@@ -210,7 +208,6 @@ OpenTxnTouch(OpenTxn *txn, Oid relid)
 {
 	MemoryContext oldcxt;
 
-	txn->changed = true;
 	if (relid == txn->last_relid || list_member_oid(txn->relids, relid))
 	{
 		txn->last_relid = relid;
@@ -745,7 +742,7 @@ OpenTxnCommit(OpenTxn *txn, List *views, XLogRecPtr commit_lsn, List **rebuild,
 			  List **missed)
 {
 	ListCell   *lc;
-	bool		changed = txn->changed;
+	bool		changed = txn->relids != NIL;
 	TupleTableSlot **slots = palloc0(sizeof(TupleTableSlot *) * Max(list_length(txn->views), 1));
 	int			n = 0;
 

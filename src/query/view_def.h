@@ -66,16 +66,16 @@ typedef struct ViewDef
 } ViewDef;
 
 /*
- * The multiple of b, from the Unix epoch (where windows are aligned), at or
- * before the timestamp a; b > 0.
+ * WindowFloor: the start of the window of length us, counted from the Unix
+ * epoch (where windows are aligned), that holds the timestamp ts; us > 0.
  */
 static inline int64
-window_floor(int64 a, int64 b)
+WindowFloor(int64 ts, int64 us)
 {
-	int64		unix_epoch = -((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-	int64		r = (a - unix_epoch) % b;
+	int64		epoch = (int64) (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY;
+	int64		rel = ts - epoch;
 
-	return r < 0 ? a - r - b : a - r;
+	return rel - (((rel % us) + us) % us) + epoch;
 }
 
 /*
@@ -95,7 +95,7 @@ ViewFinalCutoff(const ViewDef *def, int64 limit)
 	const WindowSpec *w = &def->window;
 
 	if (w->hop_size_us > 0 && w->hop_slide_us > 0)
-		return window_floor(limit - w->hop_size_us, w->hop_slide_us) + w->hop_size_us - w->size_us;
+		return WindowFloor(limit - w->hop_size_us, w->hop_slide_us) + w->hop_size_us - w->size_us;
 	return limit - w->size_us;
 }
 
