@@ -3,6 +3,10 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "ALTER EXTENSION flowstate UPDATE TO '0.3.0'" to load this file. \quit
 
+-- The catalog first, as flowstate's workers lock it before the state tables
+-- and views: an update that took them first could deadlock with a worker.
+LOCK TABLE flowstate.view IN ACCESS EXCLUSIVE MODE;
+
 -- A continuous view evaluates as its owner (in the library); its state is
 -- served while its owner may read its source (the policy of each state
 -- table, and flowstate.unflushed); dead letters and late events are shown

@@ -3,6 +3,10 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "ALTER EXTENSION flowstate UPDATE TO '0.5.0'" to load this file. \quit
 
+-- The catalog first, as flowstate's workers lock it before the state tables
+-- and views: an update that took them first could deadlock with a worker.
+LOCK TABLE flowstate.view IN ACCESS EXCLUSIVE MODE;
+
 -------------------------------------------------------------------------------
 -- State format 2: each group's partial state is written field by field in
 -- network byte order, with the layout's fingerprint and a checksum, instead

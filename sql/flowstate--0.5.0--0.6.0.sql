@@ -3,6 +3,10 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "ALTER EXTENSION flowstate UPDATE TO '0.6.0'" to load this file. \quit
 
+-- The catalog first, as flowstate's workers lock it before the state tables
+-- and views: an update that took them first could deadlock with a worker.
+LOCK TABLE flowstate.view IN ACCESS EXCLUSIVE MODE;
+
 -------------------------------------------------------------------------------
 -- Time zones: a view evaluates its expressions (WHERE, group keys, aggregate
 -- arguments, FILTER) in the TimeZone of the session that created it, so that

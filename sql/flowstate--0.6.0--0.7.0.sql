@@ -3,6 +3,10 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "ALTER EXTENSION flowstate UPDATE TO '0.7.0'" to load this file. \quit
 
+-- The catalog first, as flowstate's workers lock it before the state tables
+-- and views: an update that took them first could deadlock with a worker.
+LOCK TABLE flowstate.view IN ACCESS EXCLUSIVE MODE;
+
 -------------------------------------------------------------------------------
 -- Large transactions are decoded while they run and their changes gathered
 -- aside until they commit: flowstate.sources shows what the transactions
