@@ -45,7 +45,8 @@ OBJS = \
 	src/api/stats.o \
 	src/api/convert.o \
 	src/api/ddl.o \
-	src/api/hop.o
+	src/api/hop.o \
+	src/api/session.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
@@ -64,7 +65,7 @@ with_llvm = no
 
 # pg_regress: test/sql/*.sql, outputs in test/expected/; one throwaway
 # preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final views_errors views_side views_wait views_memory views_time_zone \
+REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final window_session views_errors views_side views_wait views_memory views_time_zone \
 	views_overflow security oracle partial_states views_partitioned \
 	kafka_options upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress

@@ -47,6 +47,7 @@
 #include "utils/varlena.h"
 
 #include "api/hop.h"
+#include "api/session.h"
 #include "engine/backfill.h"
 #include "workers/launcher.h"
 #include "fs_catalog/partition.h"
@@ -271,6 +272,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int64		memory_limit;
 	int64		retention;
 	HopSpec		hop;
+	SessionSpec session;
+	bool		is_session;
 	bool		notify;
 	bool		changelog;
 	char	   *changelog_name = NULL;
@@ -327,7 +330,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 	query = QueryParse(query_text, &raw);
-	if (HopFind(query, &hop))
+	is_session = SessionFind(query, &session);
+	if (is_session || HopFind(query, &hop))
 	{
 		Oid			view_relid;
 		Oid			panes_relid;
@@ -341,7 +345,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		if (retention >= 0 || notify || changelog)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("retention, notify and changelog are not supported for hopping or cumulating windows yet"),
+					 errmsg("retention, notify and changelog are not supported for hopping, cumulating or session windows yet"),
 					 errhint("Create the view without them.")));
 		/* the catalog columns of 0.7.0 say how the panes' windows become final */
 		has_hop_columns = get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
@@ -351,10 +355,16 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("allowed_lateness for hopping or cumulating windows needs flowstate 0.7.0"),
 					 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
-		view_relid = HopCreateView(nspid, rv->relname, query, &hop,
-								   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-								   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
-								   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
+		if (is_session)
+			view_relid = SessionCreateView(nspid, rv->relname, query, &session,
+										   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+										   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
+										   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
+		else
+			view_relid = HopCreateView(nspid, rv->relname, query, &hop,
+									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+									   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
+									   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
 		panes_relid = get_relname_relid(psprintf("%s_panes", rv->relname), nspid);
 
 		/* the panes go with the view; the catalog says whose panes they are */
@@ -366,9 +376,9 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		SPI_connect();
 		args[0] = ObjectIdGetDatum(view_relid);
 		args[1] = ObjectIdGetDatum(panes_relid);
-		args[2] = CStringGetTextDatum(hop.cumulate ? "cumulate" : "hop");
-		args[3] = IntervalPGetDatum(hop.size);
-		args[4] = IntervalPGetDatum(hop.slide);
+		args[2] = CStringGetTextDatum(is_session ? "session" : hop.cumulate ? "cumulate" : "hop");
+		args[3] = IntervalPGetDatum(is_session ? session.gap : hop.size);
+		args[4] = IntervalPGetDatum(is_session ? session.gap : hop.slide);
 		if (SPI_execute_with_args(has_hop_columns ?
 								  "UPDATE flowstate.view SET hop_view = $1, hop_kind = $3, hop_size = $4,"
 								  " hop_slide = $5 WHERE view = $2" :

@@ -55,8 +55,8 @@ extern PGDLLEXPORT Datum flowstate_hop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_hop);
 
 /* A length of windows in microseconds; refuses what cannot be one. */
-static int64
-window_length(Interval *iv, const char *name)
+int64
+WindowLength(Interval *iv, const char *name)
 {
 	int64		us;
 
@@ -81,8 +81,8 @@ window_length(Interval *iv, const char *name)
 void
 HopLengths(Interval *size, Interval *slide, int64 *size_us, int64 *slide_us)
 {
-	*size_us = window_length(size, "size of a hopping window");
-	*slide_us = window_length(slide, "slide of a hopping window");
+	*size_us = WindowLength(size, "size of a hopping window");
+	*slide_us = WindowLength(slide, "slide of a hopping window");
 	if (*slide_us > *size_us)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -97,8 +97,8 @@ HopLengths(Interval *size, Interval *slide, int64 *size_us, int64 *slide_us)
 void
 CumulateLengths(Interval *step, Interval *max_size, int64 *step_us, int64 *max_us)
 {
-	*step_us = window_length(step, "step of cumulating windows");
-	*max_us = window_length(max_size, "size of cumulating windows");
+	*step_us = WindowLength(step, "step of cumulating windows");
+	*max_us = WindowLength(max_size, "size of cumulating windows");
 	if (*max_us % *step_us != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

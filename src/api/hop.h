@@ -25,6 +25,7 @@ typedef struct HopSpec
 								 * its largest size */
 } HopSpec;
 
+extern int64 WindowLength(Interval *iv, const char *name);
 extern void HopLengths(Interval *size, Interval *slide, int64 *size_us, int64 *slide_us);
 extern void CumulateLengths(Interval *step, Interval *max_size, int64 *step_us, int64 *max_us);
 extern bool HopFind(Query *query, HopSpec *hop);
