@@ -71,7 +71,7 @@ REGRESS = setup catalog workers window_tumbling window_final views window_hop wi
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/
-ISOLATION = extension_lifecycle views_concurrent
+ISOLATION = extension_lifecycle views_concurrent session_merge
 ISOLATION_OPTS = --inputdir=test --temp-config=test/flowstate.conf \
 	--temp-instance=tmp_isolation
 

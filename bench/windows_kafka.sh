@@ -8,7 +8,7 @@
 # librdkafka's mock cluster (test/kafka_mock), consumed by one Kafka worker
 # into each view alone: q7 tumble(10 s) highest price and count, q5
 # hop(10 s, 2 s) count per auction, cum cumulate(10 s, 1 min) count per
-# channel.  Per view: the time from its creation until it has every message,
+# channel, q11 session(gap 10 s) count per bidder.  Per view: the time from its creation until it has every message,
 # the messages per CPU second of its Kafka worker (all its threads: one
 # core's worth of work per message), and the view against its defining
 # query run as a batch query over the same bids in a table.  As in
@@ -60,8 +60,14 @@ declare -A VIEWS=(
     [cum]="SELECT w.window_start, w.window_end, channel, count(*) AS bids
              FROM %s s, LATERAL flowstate.cumulate(s.date_time, '10 seconds', '1 minute') w
             GROUP BY w.window_start, w.window_end, channel"
+    [q11]="SELECT bidder, session_start, count(*) AS bids, max(date_time) AS last_bid
+             FROM (SELECT bidder, date_time,
+                          flowstate.session(date_time, '10 seconds')
+                            OVER (PARTITION BY bidder ORDER BY date_time) AS session_start
+                     FROM %s) s
+            GROUP BY bidder, session_start"
 )
-ORDER=(q7 q5 cum)
+ORDER=(q7 q5 cum q11)
 
 printf 'flowstate windows benchmark through Kafka: %s, %s cores (server on %s), %d rounds of %d bids over %d partitions\n' \
     "$(q -c 'SHOW server_version')" "$(nproc)" "${CONSUMER_CPU[*]:-every CPU}" "$ROUNDS" "$MESSAGES" "$PARTITIONS"

@@ -66,3 +66,25 @@ AS $$
       FROM flowstate.views f JOIN flowstate.view v ON v.view = f.view
      WHERE (f.view = $1 OR v.hop_view = $1) AND v.window_size IS NOT NULL
 $$;
+
+-------------------------------------------------------------------------------
+-- A stream's watermark goes by its partitions: the least, over the
+-- partitions that are not idle (the foreign table's idle_timeout option), of
+-- the largest event time of each.  stream_offsets keeps each partition's, as
+-- of the view's state table, for the watermark after a restart.
+-------------------------------------------------------------------------------
+ALTER TABLE flowstate.stream_offsets ADD COLUMN max_event_time timestamptz;
+
+COMMENT ON COLUMN flowstate.stream_offsets.max_event_time IS
+'the largest event time of the view''s messages of the partition before next_offset: its share of the view''s watermark';
+
+-------------------------------------------------------------------------------
+-- The windows of a view over a stream become final by the event time every
+-- worker of the stream judges lateness with: final_event_time records it as
+-- of the view's last flush, which announces (notify, changelog) and expires
+-- (retention) the windows it makes final.
+-------------------------------------------------------------------------------
+ALTER TABLE flowstate.view ADD COLUMN final_event_time timestamptz;
+
+COMMENT ON COLUMN flowstate.view.final_event_time IS
+'views over a stream: the event time every worker of the stream judged lateness with as the last flush began; the windows final by it were announced';

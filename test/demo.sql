@@ -64,3 +64,15 @@ SELECT flowstate.create_view('orders_per_tokyo_day', $$
            sum(amount) AS revenue
       FROM orders GROUP BY 1, 2 $$);
 RESET TimeZone;
+
+-- shopping sessions: a customer's orders less than 30 seconds apart, kept
+-- in panes of 30 seconds (customer_sessions_panes); a cancelled order in
+-- the middle of a session splits it again
+SELECT flowstate.create_view('customer_sessions', $$
+    SELECT customer, session_start, count(*) AS orders, sum(amount) AS spent,
+           max(placed_at) AS last_order
+      FROM (SELECT customer, placed_at, amount,
+                   flowstate.session(placed_at, '30 seconds')
+                     OVER (PARTITION BY customer ORDER BY placed_at) AS session_start
+              FROM orders) s
+     GROUP BY customer, session_start $$);

@@ -11,10 +11,13 @@
  * with one line:
  *
  *	topic NAME PARTITIONS		create a topic				-> ok
- *	produce TOPIC FILE [keyed]	each line of FILE is a message, line i
+ *	produce TOPIC FILE [keyed|partitioned]
+ *								each line of FILE is a message, line i
  *								going to partition i % PARTITIONS;
- *								"keyed": KEY<TAB>VALUE; a line \null is
- *								a message without a value	-> produced N
+ *								"keyed": KEY<TAB>VALUE; "partitioned":
+ *								PARTITION<TAB>VALUE, to that partition;
+ *								a line \null is a message without a
+ *								value						-> produced N
  *	committed GROUP TOPIC		the offsets the consumer group GROUP
  *								committed for TOPIC, summed over its
  *								partitions (those without count 0)
@@ -60,7 +63,7 @@ partitions_of(const char *topic)
 }
 
 static long
-produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed)
+produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed, int partitioned)
 {
 	FILE	   *in = fopen(file, "rb");
 	char	   *line = NULL;
@@ -82,7 +85,19 @@ produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed)
 
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
-		if (keyed)
+		int32_t		partition = (int32_t) (n % partitions);
+
+		if (partitioned)
+		{
+			char	   *tab = memchr(line, '\t', len);
+
+			if (tab == NULL)
+				fail("no partition in", line);
+			partition = (int32_t) atoi(line);
+			len -= tab + 1 - line;
+			value = tab + 1;
+		}
+		else if (keyed)
 		{
 			char	   *tab = memchr(line, '\t', len);
 
@@ -103,7 +118,7 @@ produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed)
 		{
 			err = rd_kafka_producev(producer,
 									RD_KAFKA_V_TOPIC(topic),
-									RD_KAFKA_V_PARTITION((int32_t) (n % partitions)),
+									RD_KAFKA_V_PARTITION(partition),
 									RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 									RD_KAFKA_V_KEY(key, keylen),
 									RD_KAFKA_V_VALUE(value, (size_t) len),
@@ -228,7 +243,8 @@ main(int argc, char **argv)
 		{
 			if (sscanf(cmd, "produce %1023s %2047s %63s", a, b, c) < 2)
 				fail("bad command", cmd);
-			printf("produced %ld\n", produce(producer, a, b, strcmp(c, "keyed") == 0));
+			printf("produced %ld\n", produce(producer, a, b, strcmp(c, "keyed") == 0,
+											  strcmp(c, "partitioned") == 0));
 		}
 		else if (strcmp(verb, "committed") == 0)
 		{

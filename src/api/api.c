@@ -422,12 +422,6 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				 errmsg("allowed_lateness needs a tumbling window of fixed size"),
 				 errhint("Group by flowstate.tumble(ts, size), date_bin(size, ts, origin) or date_trunc(unit, ts) of a timestamp.")));
 
-	if ((notify || changelog) && stream)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("notify and changelog are not supported for a continuous view over a stream"),
-				 errdetail("The workers of a stream each follow their own watermark, so one may still apply a row to a window another has finished."),
-				 errhint("Create the view without notify and changelog.")));
 	if ((notify || changelog) && allowed_lateness < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -459,12 +453,6 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("retention, notify and changelog need flowstate 0.6.0"),
 				 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
-	if (retention >= 0 && stream)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("retention is not supported for a continuous view over a stream"),
-				 errdetail("The workers of a stream each follow their own watermark, so one may still apply a row to a window another has finished."),
-				 errhint("Create the view without retention.")));
 	if (retention >= 0 && allowed_lateness < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

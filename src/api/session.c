@@ -26,9 +26,10 @@
  * of one pane are less than gap apart, so a pane lies in one session
  * whole; a session is a run of panes of its partition, each starting less
  * than gap after the last event of the one before.  The view <name> users
- * read numbers the sessions over the panes' partial states, in the
- * reader's snapshot, and combines each session's panes
- * (flowstate.partial_states, flowstate.combine, flowstate.finalize).
+ * read numbers the sessions over the panes' partial states, all of them as
+ * one read of the panes shows them (the README's "What a reader sees"),
+ * and combines each session's panes (flowstate.partial_states,
+ * flowstate.combine, flowstate.finalize).
  *
  * So an event that bridges two sessions merges them and a DELETE of that
  * event splits them again: both only change the panes (the pane's min and

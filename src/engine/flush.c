@@ -22,6 +22,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -47,8 +48,8 @@ typedef struct ViewFlush
 {
 	ViewRuntime *vr;
 	FlushItem  *items;
-	int64	   *offsets;		/* Kafka: next offset per partition */
-	int			noffsets;
+	StreamPartition *parts;		/* Kafka: how far, per partition */
+	int			nparts;
 	int			n;
 	int			written;
 	uint64		seq;
@@ -59,6 +60,9 @@ typedef struct ViewFlush
 	int64		max_ts;
 	bool		had_watermark;	/* ... and the one the previous flush recorded */
 	int64		prev_max_ts;
+	bool		has_judged;		/* streams: the event time every worker
+								 * judges with, as the flush began */
+	int64		judged_ts;
 } ViewFlush;
 
 struct FlushJob
@@ -231,20 +235,35 @@ view_still_declared(ViewRuntime *vr)
 	return SPI_processed == 1;
 }
 
+/* Whether flowstate.stream_offsets has max_event_time (0.8.0). */
+static bool
+offsets_have_event_time(void)
+{
+	return get_attnum(get_relname_relid("stream_offsets", get_namespace_oid("flowstate", false)),
+					  "max_event_time") != InvalidAttrNumber;
+}
+
 /*
  * FlushReadOffsets reads back the offsets write_offsets recorded for a
  * view: *offsets[p] is partition p's next offset, -1 where none was
- * recorded; returns the number of partitions.  In a transaction.
+ * recorded, and *max_ts[p] the largest event time of the messages before
+ * it, PG_INT64_MIN where none is known; returns the number of partitions.
+ * In a transaction.
  */
 int
-FlushReadOffsets(int32 view_id, int64 **offsets)
+FlushReadOffsets(int32 view_id, int64 **offsets, int64 **max_ts)
 {
 	Datum		arg = Int32GetDatum(view_id);
 	Oid			type = INT4OID;
 	int			n = 0;
+	bool		has_max = offsets_have_event_time();
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT \"partition\", next_offset FROM flowstate.stream_offsets"
+	if (SPI_execute_with_args(has_max ?
+							  "SELECT \"partition\", next_offset, max_event_time FROM flowstate.stream_offsets"
+							  " WHERE view_id = $1 ORDER BY \"partition\" DESC" :
+							  "SELECT \"partition\", next_offset, NULL::pg_catalog.timestamptz"
+							  "  FROM flowstate.stream_offsets"
 							  " WHERE view_id = $1 ORDER BY \"partition\" DESC",
 							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.stream_offsets");
@@ -253,77 +272,151 @@ FlushReadOffsets(int32 view_id, int64 **offsets)
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		bool		isnull;
 		int32		p = DatumGetInt32(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		ts;
 
 		if (i == 0)
 		{
 			/* the highest partition comes first */
 			n = p + 1;
 			*offsets = SPI_palloc(sizeof(int64) * n);
+			*max_ts = SPI_palloc(sizeof(int64) * n);
 			for (int q = 0; q < n; q++)
+			{
 				(*offsets)[q] = -1;
+				(*max_ts)[q] = PG_INT64_MIN;
+			}
 		}
 		(*offsets)[p] = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+		ts = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 3, &isnull);
+		if (!isnull)
+			(*max_ts)[p] = DatumGetTimestampTz(ts);
 	}
 	if (n == 0)
+	{
 		*offsets = SPI_palloc(sizeof(int64));
+		*max_ts = SPI_palloc(sizeof(int64));
+	}
 	SPI_finish();
 	return n;
 }
 
-/* Record how far each partition of a Kafka stream the view's state goes. */
+/*
+ * Record how far each partition of a Kafka stream the view's state goes:
+ * its next offset, and (catalog column of 0.8.0) the largest event time
+ * before it, the partition's share of the watermark after a restart.
+ */
 static void
-write_offsets(ViewRuntime *vr, const int64 *offsets, int n)
+write_offsets(ViewRuntime *vr, const StreamPartition *parts, int n)
 {
-	Datum		args[3];
-	Oid			types[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
-	Datum	   *parts = palloc(sizeof(Datum) * Max(n, 1));
+	Datum		args[4];
+	Oid			types[4] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum	   *partitions = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *next = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *max_ts = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *ts_nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1];
+	int			lbs[1] = {1};
 	int			m = 0;
+	bool		has_max = offsets_have_event_time();
 
 	for (int p = 0; p < n; p++)
 	{
-		if (offsets[p] < 0)
+		if (parts[p].next < 0)
 			continue;
-		parts[m] = Int32GetDatum(p);
-		next[m++] = Int64GetDatum(offsets[p]);
+		partitions[m] = Int32GetDatum(p);
+		next[m] = Int64GetDatum(parts[p].next);
+		max_ts[m] = TimestampTzGetDatum(parts[p].max_ts);
+		ts_nulls[m++] = parts[p].max_ts == PG_INT64_MIN;
 	}
 	if (m == 0)
 		return;
+	dims[0] = m;
 	args[0] = Int32GetDatum(vr->def->view_id);
-	args[1] = PointerGetDatum(construct_array(parts, m, INT4OID, 4, true, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(partitions, m, INT4OID, 4, true, TYPALIGN_INT));
 	args[2] = PointerGetDatum(construct_array(next, m, INT8OID, 8, FLOAT8PASSBYVAL,
 											  TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("INSERT INTO flowstate.stream_offsets (view_id, \"partition\", next_offset)"
+	args[3] = PointerGetDatum(construct_md_array(max_ts, ts_nulls, 1, dims, lbs, TIMESTAMPTZOID, 8,
+												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args(has_max ?
+							  "INSERT INTO flowstate.stream_offsets (view_id, \"partition\", next_offset, max_event_time)"
+							  " SELECT $1, p, o, t"
+							  "   FROM unnest($2::int4[], $3::int8[], $4::timestamptz[]) AS u (p, o, t)"
+							  " ON CONFLICT (view_id, \"partition\")"
+							  " DO UPDATE SET next_offset = excluded.next_offset,"
+							  " max_event_time = excluded.max_event_time" :
+							  "INSERT INTO flowstate.stream_offsets (view_id, \"partition\", next_offset)"
 							  " SELECT $1, p, o FROM unnest($2::int4[], $3::int8[]) AS u (p, o)"
 							  " ON CONFLICT (view_id, \"partition\")"
 							  " DO UPDATE SET next_offset = excluded.next_offset",
-							  3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+							  has_max ? 4 : 3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record the offsets of continuous view %s", vr->def->view_name);
 }
 
 /*
+ * The event time a view over a stream has reached, given how far its
+ * flush goes in each partition of the topic: the least of the partitions'
+ * largest event times, so that a partition behind the others holds the
+ * watermark back.  A partition that is idle (no message within the
+ * stream's idle_timeout; none is without one) is left out; one that is
+ * not idle and has no event time yet (not consumed yet, or empty) holds
+ * the watermark where it is: false.  When every partition is idle, the
+ * largest of their event times.
+ */
+static bool
+stream_event_time(ViewRuntime *vr, const StreamPartition *parts, int n, int64 *ts)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		idle_us = vr->def->idle_timeout_us;
+	bool		any_active = false;
+	int64		least = PG_INT64_MAX;
+	int64		most = PG_INT64_MIN;
+
+	for (int p = 0; p < n; p++)
+	{
+		if (idle_us >= 0 && now - parts[p].active_at >= idle_us)
+		{
+			most = Max(most, parts[p].max_ts);
+			continue;
+		}
+		if (parts[p].max_ts == PG_INT64_MIN)
+			return false;
+		any_active = true;
+		least = Min(least, parts[p].max_ts);
+	}
+	if (any_active)
+		*ts = least;
+	else if (most != PG_INT64_MIN)
+		*ts = most;
+	else
+		return false;
+	return true;
+}
+
+/*
  * Record how far the view's event time has gone, for its watermark after a
- * restart.  Over a stream, as far as any of its workers has merged: that is
- * what decides lateness once this flush commits (FlushStep).
+ * restart.  Over a stream, as far as its partitions have all gone in the
+ * flush f (stream_event_time): that is what decides lateness, in every
+ * worker of the stream, once this flush commits (FlushStep).
  */
 static void
-write_watermark(ViewRuntime *vr)
+write_watermark(ViewRuntime *vr, ViewFlush *f)
 {
 	Datum		args[2];
 	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
 
 	if (vr->def->stream)
 	{
-		SharedView *sv = vr->shared;
+		int64		ts;
 
-		LWLockAcquire(&sv->lock, LW_SHARED);
-		if (sv->has_watermark &&
-			(!vr->has_watermark || sv->watermark + vr->def->watermark_delay_us > vr->max_ts))
+		/* never back: a partition that comes back from idle is behind */
+		vr->has_watermark = vr->persisted_watermark;
+		vr->max_ts = vr->persisted_max_ts;
+		if (stream_event_time(vr, f->parts, f->nparts, &ts) &&
+			(!vr->has_watermark || ts > vr->max_ts))
 		{
 			vr->has_watermark = true;
-			vr->max_ts = sv->watermark + vr->def->watermark_delay_us;
+			vr->max_ts = ts;
 		}
-		LWLockRelease(&sv->lock);
 	}
 	if (!vr->has_watermark ||
 		(vr->persisted_watermark && vr->persisted_max_ts == vr->max_ts))
@@ -335,6 +428,35 @@ write_watermark(ViewRuntime *vr)
 		elog(ERROR, "could not update flowstate.view");
 	vr->persisted_watermark = true;
 	vr->persisted_max_ts = vr->max_ts;
+}
+
+/*
+ * Record, for a view over a stream, the event time every worker of the
+ * stream judged with when the flush f began (IngestRefreshDurable): the
+ * windows final by it are those the flush announces and expires, and they
+ * are final in every worker.  It only goes forward; it survives restarts
+ * (flowstate.view.final_event_time, 0.8.0), so that a window is announced
+ * once.
+ */
+static void
+write_final_event_time(ViewRuntime *vr, ViewFlush *f)
+{
+	Datum		args[2];
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+
+	if (!f->has_judged || (vr->has_final_ts && f->judged_ts <= vr->final_ts))
+		return;
+	if (get_attnum(vr->def->def_relid == InvalidOid ? InvalidOid :
+				   get_relname_relid("view", get_namespace_oid("flowstate", false)),
+				   "final_event_time") == InvalidAttrNumber)
+		return;
+	args[0] = Int32GetDatum(vr->def->view_id);
+	args[1] = TimestampTzGetDatum(f->judged_ts);
+	if (SPI_execute_with_args("UPDATE flowstate.view SET final_event_time = $2 WHERE view_id = $1",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update flowstate.view");
+	vr->has_final_ts = true;
+	vr->final_ts = f->judged_ts;
 }
 
 static void
@@ -385,12 +507,24 @@ FlushStart(List *views, XLogRecPtr position)
 			(vr->shared->status != VIEW_RUNNING && vr->shared->status != VIEW_FULL))
 			continue;
 		f->vr = vr;
+		if (vr->def->stream)
+		{
+			/*
+			 * A row merged from now on was judged with this event time or a
+			 * later one: none goes to a window final by it, whose groups are
+			 * all in this flush or before it.
+			 */
+			LWLockAcquire(&vr->shared->lock, LW_SHARED);
+			f->has_judged = vr->shared->has_watermark;
+			f->judged_ts = vr->shared->watermark + vr->def->watermark_delay_us;
+			LWLockRelease(&vr->shared->lock);
+		}
 		f->n = StoreFlushBegin(vr->shared, &f->seq, &f->items, &f->truncate, &vr->next_gid,
-							   &f->offsets, &f->noffsets);
+							   &f->parts, &f->nparts);
 		f->opened = f->n > 0 || f->truncate;
 		/* a backfill ends once decoding reached where its snapshot stops */
 		f->finish_backfill = vr->def->backfilling && vr->backfill_snap == NULL;
-		any |= f->opened || f->finish_backfill || vr->pending != NIL || f->noffsets > 0;
+		any |= f->opened || f->finish_backfill || vr->pending != NIL || f->nparts > 0;
 		job->nflush++;
 	}
 	MemoryContextSwitchTo(oldcxt);
@@ -431,7 +565,7 @@ FlushStart(List *views, XLogRecPtr position)
 		ViewRuntime *vr = f->vr;
 
 		/* a view over a stream dropped meanwhile: nothing to record */
-		if (f->noffsets > 0 && !view_still_declared(vr))
+		if (f->nparts > 0 && !view_still_declared(vr))
 		{
 			vr->dropped = true;
 			f->n = 0;
@@ -449,11 +583,20 @@ FlushStart(List *views, XLogRecPtr position)
 			set_status(vr, "running");
 		f->had_watermark = vr->persisted_watermark;
 		f->prev_max_ts = vr->persisted_max_ts;
-		write_watermark(vr);
+		write_watermark(vr, f);
 		f->has_watermark = vr->has_watermark;
 		f->max_ts = vr->max_ts;
-		if (f->noffsets > 0)
-			write_offsets(vr, f->offsets, f->noffsets);
+		if (vr->def->stream)
+		{
+			/* a stream's windows are final by what every worker judges with */
+			f->had_watermark = vr->has_final_ts;
+			f->prev_max_ts = vr->final_ts;
+			write_final_event_time(vr, f);
+			f->has_watermark = vr->has_final_ts;
+			f->max_ts = vr->final_ts;
+		}
+		if (f->nparts > 0)
+			write_offsets(vr, f->parts, f->nparts);
 		/* a failed flush ends the worker: these rows come again after it */
 		vr->sides_in_flight |= (vr->pending != NIL);
 		write_pending(vr);
@@ -470,15 +613,15 @@ FlushStart(List *views, XLogRecPtr position)
 /*
  * Whether this flush knows which windows of a view are final: a view with
  * allowed_lateness over a window of fixed size, whose watermark this flush
- * records, and one writer keeping one watermark (a view over a table, whose
- * decoder is both; a stream's workers each keep theirs).
+ * records (over a stream, the one every worker judges with: see
+ * write_final_event_time).
  */
 static bool
 knows_final_windows(ViewRuntime *vr, bool has_watermark)
 {
 	ViewDef    *def = vr->def;
 
-	return !def->stream && def->allowed_lateness_us >= 0 && def->window.size_us > 0 &&
+	return def->allowed_lateness_us >= 0 && def->window.size_us > 0 &&
 		has_watermark && !vr->dropped;
 }
 
@@ -492,7 +635,8 @@ knows_final_windows(ViewRuntime *vr, bool has_watermark)
  * when the flush commits; its rows, in the view's columns, into the view's
  * changelog table.  Both in the flush's transaction, with the source
  * position: a window is announced once, a crash replays nothing twice.
- * Views over tables only, as for the eviction of final windows.
+ * Over a stream, by the event time every worker judges with (no worker
+ * may still apply a row to such a window).
  */
 static void
 announce_final(ViewFlush *f)
@@ -627,10 +771,10 @@ expire_windows(ViewFlush *f)
 /*
  * FlushEvictFinal drops from shared memory the groups of a view's final
  * windows (those whose end plus allowed_lateness is behind the watermark)
- * once their flush is visible to every snapshot: StoreEvictFinal.  Views
- * over tables only: a stream's workers each have their watermark, and one
- * of them may still apply a row to a window another has finished.  The
- * groups are walked when the watermark has moved a window further since
+ * once their flush is visible to every snapshot: StoreEvictFinal.  Over
+ * a stream, by the event time every worker judged with as the last flush
+ * began (write_final_event_time): a row of such a window is late in every
+ * worker, and costs no lookup of its group.  The groups are walked when the watermark has moved a window further since
  * the last walk, or, a second after it, when groups of final windows
  * were left, flushed too recently (vr->final_left: the memory policy calls
  * it again between flushes).  Never while a flush is under way.
@@ -641,9 +785,10 @@ FlushEvictFinal(ViewRuntime *vr)
 	ViewDef    *def = vr->def;
 	int64		cutoff;
 
-	if (!knows_final_windows(vr, vr->has_watermark))
+	if (!knows_final_windows(vr, def->stream ? vr->has_final_ts : vr->has_watermark))
 		return;
-	cutoff = ViewFinalCutoff(def, vr->max_ts - def->watermark_delay_us - def->allowed_lateness_us);
+	cutoff = ViewFinalCutoff(def, (def->stream ? vr->final_ts : vr->max_ts) -
+							 def->watermark_delay_us - def->allowed_lateness_us);
 	if (vr->final_walked && cutoff < vr->final_cutoff_walked + def->window.size_us &&
 		(!vr->final_left ||
 		 !TimestampDifferenceExceeds(vr->final_walked_at, GetCurrentTimestamp(), 1000)))
@@ -700,10 +845,15 @@ FlushStep(FlushJob *job, int budget_ms)
 	}
 	for (int i = 0; i < job->nflush; i++)
 	{
-		if (!job->flushes[i].opened)
+		ViewFlush  *f = &job->flushes[i];
+
+		/* over a stream, windows become final without changes too */
+		if (!f->opened &&
+			!(f->vr->def->stream && f->vr->has_final_ts &&
+			  (!f->had_watermark || f->max_ts > f->prev_max_ts)))
 			continue;
-		announce_final(&job->flushes[i]);
-		expire_windows(&job->flushes[i]);
+		announce_final(f);
+		expire_windows(f);
 	}
 	PopActiveSnapshot();
 
@@ -738,7 +888,8 @@ FlushStep(FlushJob *job, int budget_ms)
 				sv->durable_max_ts = f->vr->persisted_max_ts;
 			}
 			LWLockRelease(&sv->lock);
-			IngestRefreshDurable(f->vr, sv);
+			/* the flusher, worker 0: its batch under way judged with the last */
+			IngestRefreshDurable(f->vr, sv, 0, false);
 		}
 		if (f->vr->sides_in_flight)
 		{
@@ -782,7 +933,7 @@ FlushOffsets(FlushJob *job, int64 **least)
 
 	for (int i = 0; i < job->nflush; i++)
 		if (!job->flushes[i].vr->dropped)
-			n = Max(n, job->flushes[i].noffsets);
+			n = Max(n, job->flushes[i].nparts);
 	*least = palloc(sizeof(int64) * Max(n, 1));
 	for (int p = 0; p < n; p++)
 	{
@@ -790,7 +941,7 @@ FlushOffsets(FlushJob *job, int64 **least)
 		for (int i = 0; i < job->nflush; i++)
 		{
 			ViewFlush  *f = &job->flushes[i];
-			int64		next = p < f->noffsets ? f->offsets[p] : -1;
+			int64		next = p < f->nparts ? f->parts[p].next : -1;
 
 			if (f->vr->dropped)
 				continue;

@@ -21,7 +21,7 @@ extern XLogRecPtr FlushPosition(FlushJob *job);
 extern void FlushFree(FlushJob *job);
 extern int	FlushOffsets(FlushJob *job, int64 **least);
 extern void FlushWritePending(List *views, Oid source, List *source_rows);
-extern int	FlushReadOffsets(int32 view_id, int64 **offsets);
+extern int	FlushReadOffsets(int32 view_id, int64 **offsets, int64 **max_ts);
 
 struct ViewRuntime;
 extern int64 FlushEvict(struct ViewRuntime *vr, int64 target);

@@ -73,6 +73,8 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->max_ts = vr->persisted_max_ts = def->max_event_time;
 	vr->has_durable_max_ts = def->has_max_event_time;
 	vr->durable_max_ts = def->max_event_time;
+	vr->has_final_ts = def->has_final_event_time;
+	vr->final_ts = def->final_event_time;
 	MemoryContextSwitchTo(oldcxt);
 	return vr;
 }
@@ -238,6 +240,26 @@ note_magnitude(ViewRuntime *vr, double *magnitude)
 }
 
 /* Event time goes forward with the rows that arrive. */
+/* Room in the batch's partition arrays for partition, and more. */
+static void
+grow_partitions(ViewRuntime *vr, int32 partition)
+{
+	int			n = Max(partition + 1, vr->noffsets * 2);
+	MemoryContext oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(vr));
+
+	vr->next_offsets = vr->next_offsets ?
+		repalloc(vr->next_offsets, sizeof(int64) * n) : palloc(sizeof(int64) * n);
+	vr->part_max_ts = vr->part_max_ts ?
+		repalloc(vr->part_max_ts, sizeof(int64) * n) : palloc(sizeof(int64) * n);
+	for (int p = vr->noffsets; p < n; p++)
+	{
+		vr->next_offsets[p] = -1;
+		vr->part_max_ts[p] = PG_INT64_MIN;
+	}
+	vr->noffsets = n;
+	MemoryContextSwitchTo(oldcxt);
+}
+
 static inline void
 note_event_time(ViewRuntime *vr, int64 ts)
 {
@@ -245,6 +267,14 @@ note_event_time(ViewRuntime *vr, int64 ts)
 	{
 		vr->max_ts = ts;
 		vr->has_watermark = true;
+	}
+	/* a stream's watermark goes by its partitions' event times */
+	if (vr->at_message)
+	{
+		if (vr->msg_partition >= vr->noffsets)
+			grow_partitions(vr, vr->msg_partition);
+		if (ts > vr->part_max_ts[vr->msg_partition])
+			vr->part_max_ts[vr->msg_partition] = ts;
 	}
 }
 
@@ -534,17 +564,7 @@ void
 IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next)
 {
 	if (partition >= vr->noffsets)
-	{
-		int			n = Max(partition + 1, vr->noffsets * 2);
-		MemoryContext oldcxt = MemoryContextSwitchTo(GetMemoryChunkContext(vr));
-
-		vr->next_offsets = vr->next_offsets ?
-			repalloc(vr->next_offsets, sizeof(int64) * n) : palloc(sizeof(int64) * n);
-		for (int p = vr->noffsets; p < n; p++)
-			vr->next_offsets[p] = -1;
-		vr->noffsets = n;
-		MemoryContextSwitchTo(oldcxt);
-	}
+		grow_partitions(vr, partition);
 	if (next > vr->next_offsets[partition])
 		vr->next_offsets[partition] = next;
 }
@@ -552,17 +572,36 @@ IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next)
 /*
  * IngestRefreshDurable brings a view over a stream, from its groups in
  * shared memory sv, the event time its last committed flush recorded
- * (whichever worker flushed), for the next batch.
+ * (whichever worker flushed), for the rows it judges from now on.  With
+ * batch_empty (nothing applied is waiting to be merged), worker records
+ * that its batches judge with it from now on; the least over the stream's
+ * workers is the watermark readers see (flowstate.views, is_final): no
+ * worker may still apply a row to a window final by it.
  */
 void
-IngestRefreshDurable(ViewRuntime *vr, SharedView *sv)
+IngestRefreshDurable(ViewRuntime *vr, SharedView *sv, int worker, bool batch_empty)
 {
-	LWLockAcquire(&sv->lock, LW_SHARED);
+	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	if (sv->has_durable_max_ts &&
 		(!vr->has_durable_max_ts || sv->durable_max_ts > vr->durable_max_ts))
 	{
 		vr->has_durable_max_ts = true;
 		vr->durable_max_ts = sv->durable_max_ts;
+	}
+	if (batch_empty && vr->has_durable_max_ts && worker < STORE_MAX_STREAM_WORKERS)
+		sv->judged[worker] = vr->durable_max_ts;
+	if (sv->stream_workers > 0)
+	{
+		int64		least = PG_INT64_MAX;
+
+		for (int i = 0; i < Min(sv->stream_workers, STORE_MAX_STREAM_WORKERS); i++)
+			least = Min(least, sv->judged[i]);
+		if (least != PG_INT64_MIN &&
+			(!sv->has_watermark || least - vr->def->watermark_delay_us > sv->watermark))
+		{
+			sv->has_watermark = true;
+			sv->watermark = least - vr->def->watermark_delay_us;
+		}
 	}
 	LWLockRelease(&sv->lock);
 }

@@ -133,6 +133,10 @@ typedef struct ViewRuntime
 									 * flush (of any worker of the stream) */
 	int64		durable_max_ts;
 	bool		persisted_watermark;	/* flowstate.view has max_event_time */
+	bool		has_final_ts;	/* streams: the event time up to which every
+								 * worker judges (flowstate.view's
+								 * final_event_time, as of the last flush) */
+	int64		final_ts;
 	TimestampTz evicted_at;		/* last attempt to evict groups */
 	int64		persisted_max_ts;	/* its value there */
 
@@ -156,6 +160,8 @@ typedef struct ViewRuntime
 	int32		msg_partition;
 	int64		msg_offset;
 	int64	   *next_offsets;	/* per partition, -1: not in the batch */
+	int64	   *part_max_ts;	/* per partition, the batch's largest event
+								 * time, PG_INT64_MIN: none */
 	int			noffsets;
 
 	TimestampTz last_merge_at;
@@ -194,7 +200,7 @@ extern void IngestMergeDelta(ViewRuntime *vr, const Datum *keys, const bool *key
 							 int64 nrows);
 extern void IngestNoteEventTime(ViewRuntime *vr, int64 ts);
 extern void IngestNoteOffset(ViewRuntime *vr, int32 partition, int64 next);
-extern void IngestRefreshDurable(ViewRuntime *vr, SharedView *sv);
+extern void IngestRefreshDurable(ViewRuntime *vr, SharedView *sv, int worker, bool batch_empty);
 extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
 extern void IngestBatchReset(ViewRuntime *vr);
 extern int	IngestSnapshotAdd(SyncSnapshot *snap);

@@ -458,23 +458,21 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 		return false;
 	}
 	if (vr->noffsets > 0)
-		StoreSetOffsets(sv, vr->next_offsets, vr->noffsets);
+		StoreSetOffsets(sv, vr->next_offsets, vr->part_max_ts, vr->noffsets, GetCurrentTimestamp());
 	sv->rows_applied += vr->batch_rows;
 	sv->late_rows += vr->batch_late;
 	sv->failed_rows += vr->batch_failed;
-	if (vr->has_watermark &&
-		(!sv->has_watermark || vr->max_ts - vr->def->watermark_delay_us > sv->watermark))
-	{
-		sv->has_watermark = true;
-		sv->watermark = vr->max_ts - vr->def->watermark_delay_us;
-	}
+	/* a stream's watermark is that of its last flush (FlushStep) */
 	LWLockRelease(&sv->lock);
 	MemoryContextSwitchTo(oldcxt);
 
 	vr->last_merge_at = GetCurrentTimestamp();
 	IngestBatchReset(vr);
 	for (int p = 0; p < vr->noffsets; p++)
+	{
 		vr->next_offsets[p] = -1;
+		vr->part_max_ts[p] = PG_INT64_MIN;
+	}
 	return true;
 }
 

@@ -95,7 +95,9 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
 								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8 END,"
 								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
-								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_slide')::pg_catalog.interval) * 1000000)::int8 END"
+								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_slide')::pg_catalog.interval) * 1000000)::int8 END,"
+			/* that of 0.8.0 */
+								"       (j OPERATOR(pg_catalog.->>) 'final_event_time')::pg_catalog.timestamptz"
 								"  FROM flowstate.view v, LATERAL pg_catalog.to_jsonb(v) j"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -128,6 +130,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 		{
 			oldcxt = MemoryContextSwitchTo(callercxt);
 			def = palloc0(sizeof(ViewDef));
+			def->idle_timeout_us = -1;
 			def->view_id = (int32) spi_int8(tuple, 1, 0);
 			def->state_relid = state_relid;
 			def->owner = spi_oid(tuple, 10);
@@ -139,6 +142,7 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 		cxt_new = AllocSetContextCreate(cxt, "flowstate view", ALLOCSET_SMALL_SIZES);
 		oldcxt = MemoryContextSwitchTo(cxt_new);
 		def = palloc0(sizeof(ViewDef));
+		def->idle_timeout_us = -1;
 		def->cxt = cxt_new;
 		def->view_id = (int32) spi_int8(tuple, 1, 0);
 		def->view_relid = view_relid;
@@ -172,6 +176,9 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 		QueryDescribe(query, def);
 		def->window.hop_size_us = spi_int8(tuple, 15, 0);
 		def->window.hop_slide_us = spi_int8(tuple, 16, 0);
+		def->final_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
+																  17, &isnull));
+		def->has_final_event_time = !isnull;
 		def->stream = get_rel_relkind(def->source_relid) == RELKIND_FOREIGN_TABLE;
 		MemoryContextSwitchTo(callercxt);
 		views = lappend(views, def);

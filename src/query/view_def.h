@@ -42,12 +42,19 @@ typedef struct ViewDef
 	Oid			source_relid;
 	Oid			owner;			/* the view's owner: what it evaluates runs as */
 	bool		stream;			/* the source is a Kafka stream */
+	int64		idle_timeout_us;	/* the stream's: a partition without
+									 * messages this long leaves the
+									 * watermark; -1: none does */
 	int64		watermark_delay_us;
 	int64		allowed_lateness_us;	/* -1: never late */
 	int64		memory_limit;	/* bytes, 0: flowstate.memory_limit */
 	bool		backfilling;
 	bool		has_max_event_time; /* max_event_time is known */
 	TimestampTz max_event_time; /* largest event time as of the last flush */
+	bool		has_final_event_time;	/* streams: final_event_time is known */
+	TimestampTz final_event_time;	/* streams: the event time every worker
+									 * judged with at the last flush: its
+									 * windows final were announced */
 	int64		retention_us;	/* windows that ended longer ago leave, -1: kept */
 	bool		notify;			/* a NOTIFY on channel per window made final */
 	char	   *channel;		/* schema.name of the view */

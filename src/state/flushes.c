@@ -102,19 +102,20 @@ copy_changed(SharedView *sv, uint64 seq, int64 *next_gid, FlushItem **items)
  */
 int
 StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items, bool *truncate,
-				int64 *next_gid, int64 **offsets, int *noffsets)
+				int64 *next_gid, StreamPartition **parts, int *nparts)
 {
 	int			n;
 	FlushItem  *out;
 
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	/* the stream position the groups are exact at, taken with them */
-	*noffsets = sv->noffsets;
-	*offsets = NULL;
+	*nparts = sv->noffsets;
+	*parts = NULL;
 	if (sv->noffsets > 0)
 	{
-		*offsets = palloc(sizeof(int64) * sv->noffsets);
-		memcpy(*offsets, dsa_get_address(store_area, sv->offsets), sizeof(int64) * sv->noffsets);
+		*parts = palloc(sizeof(StreamPartition) * sv->noffsets);
+		memcpy(*parts, dsa_get_address(store_area, sv->offsets),
+			   sizeof(StreamPartition) * sv->noffsets);
 	}
 	*seq = sv->pending_seq;
 	*truncate = (sv->truncate_seq == *seq);
@@ -228,48 +229,69 @@ bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
 /*
  * StoreSetOffsets records how far a Kafka view's groups go in each
  * partition: next[p] is the next offset of partition p, or -1 where the
- * caller has nothing to say.  Offsets only go forward.  Caller holds the
- * view lock exclusively.
+ * caller has nothing to say; max_ts[p] (if max_ts is not NULL) the largest
+ * event time of its messages up to there, PG_INT64_MIN for none.  Offsets
+ * and event times only go forward.  A partition the caller says something
+ * of was active at now (0: leave as it was), and so was a partition new
+ * here (the time it has to show up before it counts as idle).  Caller
+ * holds the view lock exclusively.
  */
 void
-StoreSetOffsets(SharedView *sv, const int64 *next, int n)
+StoreSetOffsets(SharedView *sv, const int64 *next, const int64 *max_ts, int n, TimestampTz now)
 {
-	int64	   *cur;
+	StreamPartition *cur;
 
 	if (n > sv->noffsets)
 	{
-		dsa_pointer dp = dsa_allocate(store_area, sizeof(int64) * n);
-		int64	   *grown = dsa_get_address(store_area, dp);
+		dsa_pointer dp = dsa_allocate(store_area, sizeof(StreamPartition) * n);
+		StreamPartition *grown = dsa_get_address(store_area, dp);
 
 		for (int p = 0; p < n; p++)
-			grown[p] = -1;
+		{
+			grown[p].next = -1;
+			grown[p].max_ts = PG_INT64_MIN;
+			grown[p].active_at = now;
+		}
 		if (sv->noffsets > 0)
 		{
-			memcpy(grown, dsa_get_address(store_area, sv->offsets), sizeof(int64) * sv->noffsets);
+			memcpy(grown, dsa_get_address(store_area, sv->offsets),
+				   sizeof(StreamPartition) * sv->noffsets);
 			dsa_free(store_area, sv->offsets);
 		}
 		sv->offsets = dp;
-		sv->bytes += sizeof(int64) * (n - sv->noffsets);
+		sv->bytes += sizeof(StreamPartition) * (n - sv->noffsets);
 		sv->noffsets = n;
 	}
 	cur = dsa_get_address(store_area, sv->offsets);
 	for (int p = 0; p < n; p++)
-		if (next[p] > cur[p])
-			cur[p] = next[p];
+	{
+		if (next[p] < 0)
+			continue;
+		if (next[p] > cur[p].next)
+			cur[p].next = next[p];
+		if (max_ts != NULL && max_ts[p] > cur[p].max_ts)
+			cur[p].max_ts = max_ts[p];
+		if (now != 0)
+			cur[p].active_at = now;
+	}
 }
 
 /*
- * StoreGetOffsets copies a Kafka view's offsets (see StoreSetOffsets) in
- * CurrentMemoryContext; returns their count.  Caller holds the view lock.
+ * StoreGetOffsets copies a Kafka view's next offsets (see StoreSetOffsets)
+ * in CurrentMemoryContext; returns their count.  Caller holds the view lock.
  */
 int
 StoreGetOffsets(SharedView *sv, int64 **next)
 {
+	StreamPartition *cur;
+
 	*next = NULL;
 	if (sv->noffsets == 0)
 		return 0;
 	*next = palloc(sizeof(int64) * sv->noffsets);
-	memcpy(*next, dsa_get_address(store_area, sv->offsets), sizeof(int64) * sv->noffsets);
+	cur = dsa_get_address(store_area, sv->offsets);
+	for (int p = 0; p < sv->noffsets; p++)
+		(*next)[p] = cur[p].next;
 	return sv->noffsets;
 }
 

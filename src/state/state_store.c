@@ -324,6 +324,9 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	}
 	sv->stream = stream;
 	sv->evictions = 0;
+	sv->stream_workers = 0;
+	for (int i = 0; i < STORE_MAX_STREAM_WORKERS; i++)
+		sv->judged[i] = PG_INT64_MIN;
 
 	sv->view_id = view_id;
 	sv->view_relid = view_relid;

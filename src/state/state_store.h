@@ -70,6 +70,22 @@ typedef struct StoreEntry
 #define ENTRY_KEY(e)		((e)->data)
 #define ENTRY_BLOCK(e)		((e)->data + (e)->keylen)
 
+/*
+ * How far a view over a Kafka stream goes in one partition of it: the next
+ * offset its groups include, the largest event time of the messages before
+ * it (its share of the watermark), and when a batch last brought messages
+ * of the partition (whether it is idle).
+ */
+/* The most workers a stream has (its "workers" option). */
+#define STORE_MAX_STREAM_WORKERS 64
+
+typedef struct StreamPartition
+{
+	int64		next;			/* -1: none yet */
+	int64		max_ts;			/* PG_INT64_MIN: no event time yet */
+	TimestampTz active_at;		/* 0: no message since the view was loaded */
+} StreamPartition;
+
 typedef struct SharedView
 {
 	StoreKey	key;
@@ -95,7 +111,7 @@ typedef struct SharedView
 	bool		complete;		/* every group of the state table is here */
 	uint64		evictions;		/* changes each time groups leave */
 
-	/* Kafka: per partition, the next offset the groups include (-1: none) */
+	/* Kafka: per partition, how far the groups go (StreamPartition) */
 	dsa_pointer offsets;
 	int32		noffsets;
 
@@ -128,10 +144,17 @@ typedef struct SharedView
 	bool		paused;			/* its flusher holds reading back for memory */
 	bool		has_watermark;
 	TimestampTz watermark;
-	bool		has_durable_max_ts; /* streams: the largest event time the
-									 * last committed flush recorded, which
+	bool		has_durable_max_ts; /* streams: the event time the last
+									 * committed flush recorded, which
 									 * decides lateness (see ProjectionIsLate) */
 	TimestampTz durable_max_ts;
+	int32		stream_workers; /* streams: the workers, and per worker the */
+	int64		judged[STORE_MAX_STREAM_WORKERS];	/* durable_max_ts its
+													 * batch not merged yet
+													 * judges lateness with
+													 * (PG_INT64_MIN: none
+													 * yet): the least is the
+													 * watermark readers see */
 	int64		backfill_rows;
 	int64		backfill_total;
 	uint64		flush_count;
@@ -223,8 +246,9 @@ extern void StoreClear(SharedView *sv); /* exclusive */
 /* flushing, by the writer; these lock */
 extern int	StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items,
 							bool *truncate, int64 *next_gid,
-							int64 **offsets, int *noffsets);
-extern void StoreSetOffsets(SharedView *sv, const int64 *next, int n);
+							StreamPartition **parts, int *nparts);
+extern void StoreSetOffsets(SharedView *sv, const int64 *next, const int64 *max_ts, int n,
+							TimestampTz now);
 extern int	StoreGetOffsets(SharedView *sv, int64 **next);
 extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
 extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,

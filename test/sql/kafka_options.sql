@@ -32,7 +32,7 @@ CREATE USER MAPPING FOR flowstate_app SERVER k
     OPTIONS ("security.protocol" 'sasl_plaintext', "sasl.mechanism" 'PLAIN',
              "sasl.username" 'app', "sasl.password" 's3cret');
 
--- foreign tables: topic, format, delimiter, start, workers, group_id
+-- foreign tables: topic, format, delimiter, start, workers, group_id, idle_timeout
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k$$);
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic '')$$);
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', format 'avro')$$);
@@ -41,6 +41,9 @@ SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', 
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', workers '0')$$);
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', workers 'many')$$);
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', group_id '')$$);
+SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', idle_timeout '0 seconds')$$);
+SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', idle_timeout '1 month')$$);
+SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', idle_timeout 'soon')$$);
 SELECT public.try($$CREATE FOREIGN TABLE s (v int) SERVER k OPTIONS (topic 't', partitions '8')$$);
 -- columns: field or metadata
 SELECT public.try($$CREATE FOREIGN TABLE s (v int OPTIONS (path 'a.b')) SERVER k OPTIONS (topic 't')$$);
@@ -55,7 +58,7 @@ CREATE FOREIGN TABLE public.clicks (
     at      timestamptz OPTIONS (metadata 'timestamp'),
     part    int OPTIONS (metadata 'partition'),
     off     bigint OPTIONS (metadata 'offset'))
-  SERVER k OPTIONS (topic 'clicks', format 'json', start 'latest', workers '2');
+  SERVER k OPTIONS (topic 'clicks', format 'json', start 'latest', workers '2', idle_timeout '30s');
 
 -- a stream is read through continuous views, not directly
 SELECT public.try('SELECT * FROM public.clicks');
@@ -68,9 +71,13 @@ SELECT public.try($$SELECT flowstate.create_view('public.bm', 'SELECT count(*) F
 CREATE FOREIGN TABLE public.bad_csv (v int OPTIONS (field 'second')) SERVER k OPTIONS (topic 't', format 'csv');
 SELECT public.try($$SELECT flowstate.create_view('public.bc', 'SELECT count(*) FROM public.bad_csv')$$);
 
--- no retention over a stream (yet): its workers each follow their watermark
-SELECT public.try($$SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '1 hour')$$);
-SELECT public.try($$SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', notify => true)$$);
+-- retention, notify and changelog over a stream (their windows are final by
+-- the event time every worker judges with), checked as over a table
+SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute'') AS minute, count(*) FROM public.clicks GROUP BY 1',
+                             allowed_lateness => '0', retention => '1 hour', notify => true, changelog => true);
+SELECT to_regclass('public.cr_changelog') IS NOT NULL AS has_changelog;
+SELECT flowstate.drop_view('public.cr');
+SELECT public.try($$SELECT flowstate.create_view('public.cr', 'SELECT flowstate.tumble(ts, ''1 minute''), count(*) FROM public.clicks GROUP BY 1', allowed_lateness => '0', retention => '1 second')$$);
 
 -- a view over a stream: no backfill, no replica identity needed
 SELECT flowstate.create_view('public.clicks_per_minute', $$

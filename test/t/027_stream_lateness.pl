@@ -1,11 +1,12 @@
 # Lateness over a Kafka stream across crashes: two workers, four partitions
 # whose event times lag one another (partition p runs (3 - p) x 20 s
-# behind: the owner's partitions, 0 and 2, lag the other worker's), a
-# view of 1-minute windows with allowed_lateness 0, the workers killed with
-# SIGKILL several times while they hold messages not yet flushed.  Every
-# message ends either in the view or in flowstate.late_events, never both:
-# the view's count plus the late events is the number of messages produced,
-# and so for the sum of their values.
+# behind: the owner's partitions, 0 and 2, lag the other worker's) and a
+# message in 997 five minutes behind its partition, a view of 1-minute
+# windows with allowed_lateness 0, the workers killed with SIGKILL several
+# times while they hold messages not yet flushed.  Every message ends
+# either in the view or in flowstate.late_events, never both: the view's
+# count plus the late events is the number of messages produced, and so
+# for the sum of their values.
 use strict;
 use warnings;
 use FindBin;
@@ -55,7 +56,7 @@ BEGIN
 END $$});
 
 # message i goes to partition i % 4; its event time runs 20 ms a message,
-# (3 - i % 4) x 20 s behind
+# (3 - i % 4) x 20 s behind, and 5 minutes more for one in 997
 my $chunks = 12;
 my $per_chunk = 40_000;
 my $dir = $node->basedir . '/messages';
@@ -67,6 +68,7 @@ for my $c (0 .. $chunks - 1)
 	{
 		my $i = $c * $per_chunk + $j;
 		my $ms = $i * 20 - (3 - $i % 4) * 20_000 + 60_000;
+		$ms -= 300_000 if $i % 997 == 5 && $i > 20_000;
 		my $ts = sprintf('2026-01-01T%02d:%02d:%02d.%03dZ',
 			int($ms / 3_600_000), int($ms / 60000) % 60, int($ms / 1000) % 60, $ms % 1000);
 		print $json qq({"ts":"$ts","k":@{[$i % 10]},"v":$i}\n);

@@ -319,6 +319,7 @@ own_view(KafkaView *kv)
 	ViewRuntime *vr = kv->vr;
 	SharedView *sv;
 	int64	   *offsets;
+	int64	   *max_ts;
 	int			n;
 
 	sv = StoreRegisterView(kv->key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
@@ -328,12 +329,14 @@ own_view(KafkaView *kv)
 	/* a stream's from the start: a decoder that starts leaves it alone */
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
 	sv->stream = true;
+	sv->stream_workers = MyConsumer->stream->workers;
 	LWLockRelease(&sv->lock);
 	IngestLoadState(vr);
-	n = FlushReadOffsets(vr->def->view_id, &offsets);
+	n = FlushReadOffsets(vr->def->view_id, &offsets, &max_ts);
 
+	/* each partition gets a whole idle_timeout before it counts as idle */
 	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	StoreSetOffsets(sv, offsets, n);
+	StoreSetOffsets(sv, offsets, max_ts, n, GetCurrentTimestamp());
 	sv->status = VIEW_RUNNING;
 	LWLockRelease(&sv->lock);
 }
@@ -440,6 +443,34 @@ partition_ends(bool latest, int64 *ends)
 	return ok;
 }
 
+/*
+ * Make each view's partitions in shared memory as many as the topic's,
+ * n: a partition no worker consumed yet holds the watermark back (for its
+ * idle_timeout, if the stream has one) until its first messages came.
+ */
+static void
+note_partitions(int n)
+{
+	int64	   *none = palloc(sizeof(int64) * Max(n, 1));
+	ListCell   *lc;
+
+	for (int p = 0; p < n; p++)
+		none[p] = -1;
+	foreach(lc, MyConsumer->views)
+	{
+		KafkaView  *kv = lfirst(lc);
+		SharedView *sv = find_view(kv);
+
+		if (sv == NULL)
+			continue;
+		LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
+		StoreSetOffsets(sv, none, NULL, n, GetCurrentTimestamp());
+		LWLockRelease(&sv->lock);
+		release_view(sv);
+	}
+	pfree(none);
+}
+
 /* Assign this worker's partitions, each from the least advanced view. */
 static bool
 assign(void)
@@ -457,6 +488,7 @@ assign(void)
 	MyConsumer->npartitions = n;
 	if (!views_ready())
 		return false;
+	note_partitions(n);
 	starts = palloc(sizeof(int64) * Max(n, 1));
 
 	/* views that start in a partition start at its beginning or end */
@@ -617,6 +649,7 @@ read_catalog(void)
 				ViewDef    *def = lfirst(lc);
 				KafkaView  *kv = palloc0(sizeof(KafkaView));
 
+				def->idle_timeout_us = MyConsumer->stream->idle_timeout_us;
 				kv->vr = IngestViewCreate(def, def->cxt);
 				kv->key.dboid = MyDatabaseId;
 				kv->key.relid = def->state_relid;
@@ -816,7 +849,7 @@ merge_views(void)
 		}
 		merged = IngestApplyShared(kv->vr, sv);
 		/* lateness, next batch: the event time of the last committed flush */
-		IngestRefreshDurable(kv->vr, sv);
+		IngestRefreshDurable(kv->vr, sv, MyConsumer->index, merged);
 		release_view(sv);
 		if (!merged)
 		{
@@ -829,25 +862,29 @@ merge_views(void)
 }
 
 /*
- * An idle worker other than the owner checks its views, as a merge does;
- * returns false when it started over.
+ * An idle worker checks its views, as a merge does, and takes the event
+ * time of their last committed flush for lateness (an idle worker must not
+ * hold the watermark readers see back); returns false when it started
+ * over.
  */
 static bool
 check_views(void)
 {
 	ListCell   *lc;
 
-	if (MyConsumer->owner)
-		return true;
 	foreach(lc, MyConsumer->views)
 	{
-		SharedView *sv = current_view(lfirst(lc));
+		KafkaView  *kv = lfirst(lc);
+		SharedView *sv = current_view(kv);
 
 		if (sv == NULL)
 		{
+			if (MyConsumer->owner)
+				continue;
 			start_over();
 			return false;
 		}
+		IngestRefreshDurable(kv->vr, sv, MyConsumer->index, !MyConsumer->unmerged);
 		release_view(sv);
 	}
 	return true;

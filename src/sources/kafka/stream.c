@@ -69,7 +69,7 @@
 
 
 const char *const StreamTableOptions[] = {"topic", "format", "delimiter", "start", "workers",
-"group_id", NULL};
+"group_id", "idle_timeout", NULL};
 const char *const StreamColumnOptions[] = {"field", "metadata", NULL};
 
 static const char *const metadata_names[] = {
@@ -157,6 +157,40 @@ positive_int(DefElem *def, int max)
 }
 
 /*
+ * The idle_timeout of a stream, in microseconds: an interval, positive,
+ * without months.
+ */
+static int64
+idle_timeout(DefElem *def)
+{
+	const char *value = defGetString(def);
+	MemoryContext cxt = CurrentMemoryContext;
+	Interval   *iv = NULL;
+	int64		us = 0;
+
+	/* interval_in only parses (no resource to release): its error is ours */
+	PG_TRY();
+	{
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(value),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	if (iv != NULL && iv->month == 0)
+		us = iv->day * USECS_PER_DAY + iv->time;
+	if (us <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid idle_timeout \"%s\"", value),
+				 errhint("Give a positive interval without months, such as '30 seconds'.")));
+	return us;
+}
+
+/*
  * StreamCheckTableOption refuses a bad option of a stream's foreign table.
  */
 void
@@ -198,6 +232,8 @@ StreamCheckTableOption(DefElem *def)
 	}
 	else if (strcmp(def->defname, "workers") == 0)
 		(void) positive_int(def, 64);
+	else if (strcmp(def->defname, "idle_timeout") == 0)
+		(void) idle_timeout(def);
 	else if (strcmp(def->defname, "group_id") == 0)
 	{
 		if (*value == '\0')
@@ -274,6 +310,7 @@ StreamLoad(Oid relid, MemoryContext cxt)
 	def->format = FORMAT_JSON;
 	def->delimiter = ',';
 	def->workers = 1;
+	def->idle_timeout_us = -1;
 	def->group_id = "flowstate";
 	foreach(lc, table->options)
 	{
@@ -290,6 +327,8 @@ StreamLoad(Oid relid, MemoryContext cxt)
 			def->start_latest = strcmp(value, "latest") == 0;
 		else if (strcmp(opt->defname, "workers") == 0)
 			def->workers = positive_int(opt, 64);
+		else if (strcmp(opt->defname, "idle_timeout") == 0)
+			def->idle_timeout_us = idle_timeout(opt);
 		else if (strcmp(opt->defname, "group_id") == 0)
 			def->group_id = pstrdup(value);
 	}

@@ -72,6 +72,8 @@ typedef struct StreamDef
 	char		delimiter;		/* CSV */
 	bool		start_latest;	/* a view's first offset: latest, else earliest */
 	int			workers;
+	int64		idle_timeout_us;	/* a partition without messages this long
+									 * leaves the watermark; -1: none does */
 	char	   *group_id;
 	List	   *properties;		/* DefElem: librdkafka properties, the
 								 * server's then the user mapping's */
