@@ -88,3 +88,13 @@ ALTER TABLE flowstate.view ADD COLUMN final_event_time timestamptz;
 
 COMMENT ON COLUMN flowstate.view.final_event_time IS
 'views over a stream: the event time every worker of the stream judged lateness with as the last flush began; the windows final by it were announced';
+
+-------------------------------------------------------------------------------
+-- Views of hopping, cumulating and session windows take retention, notify
+-- and changelog: their panes' flush announces the windows of the view that
+-- become final through a function made with the view, <name>_final(lo, hi).
+-------------------------------------------------------------------------------
+ALTER TABLE flowstate.view ADD COLUMN final_function regprocedure;
+
+COMMENT ON COLUMN flowstate.view.final_function IS
+'for the panes of a view of hopping, cumulating or session windows with notify or changelog: the function that gives the rows of its windows made final';

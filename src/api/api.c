@@ -251,6 +251,76 @@ partial_states_installed(void)
 }
 
 /*
+ * Refuse what retention, notify and changelog cannot do for the view name
+ * of windows of extent (their size; for hopping and cumulating windows,
+ * the largest).
+ */
+static void
+check_final_options(Oid nspid, const char *name, int64 allowed_lateness, int64 retention,
+					bool notify, bool changelog, int64 extent)
+{
+	if ((notify || changelog) && allowed_lateness < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("notify and changelog need allowed_lateness"),
+				 errhint("Give allowed_lateness too: windows are announced when they become final, and final only with allowed_lateness.")));
+	if (notify && strlen(get_namespace_name(nspid)) + 1 + strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("the notification channel \"%s.%s\" of the view would be longer than %d bytes",
+						get_namespace_name(nspid), name, NAMEDATALEN - 1),
+				 errhint("Give the view a shorter name.")));
+	if (changelog)
+	{
+		char	   *changelog_name = psprintf("%s_changelog", name);
+
+		if (strlen(changelog_name) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("the changelog table \"%s\" of the view would have a name longer than %d bytes",
+							changelog_name, NAMEDATALEN - 1),
+					 errhint("Give the view a shorter name.")));
+		if (OidIsValid(get_relname_relid(changelog_name, nspid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_TABLE),
+					 errmsg("relation \"%s\" already exists", changelog_name),
+					 errhint("The view's changelog table takes that name: drop the relation, or name the view otherwise.")));
+	}
+	if (retention >= 0 && allowed_lateness < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention needs allowed_lateness"),
+				 errhint("Give allowed_lateness too: windows leave once final, and final only with allowed_lateness.")));
+	if (retention >= 0 && retention < extent + allowed_lateness)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention must be at least the window's size plus allowed_lateness"),
+				 errhint("Give a retention of at least %s.",
+						 DatumGetCString(DirectFunctionCall1(interval_out,
+															 IntervalPGetDatum(microseconds_interval(extent + allowed_lateness)))))));
+}
+
+/*
+ * The changelog table of the view name, as the caller, who owns it: the
+ * view's columns and finalized_at.  Returns it.
+ */
+static Oid
+create_changelog(Oid nspid, const char *name)
+{
+	char	   *changelog_name = psprintf("%s_changelog", name);
+	char	   *qualified = quote_qualified_identifier(get_namespace_name(nspid), changelog_name);
+
+	spi_exec(psprintf("CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", qualified,
+					  quote_qualified_identifier(get_namespace_name(nspid), name)),
+			 SPI_OK_UTILITY);
+	spi_exec(psprintf("ALTER TABLE %s ADD COLUMN finalized_at timestamptz NOT NULL DEFAULT pg_catalog.now()",
+					  qualified),
+			 SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	return get_relname_relid(changelog_name, nspid);
+}
+
+/*
  * flowstate_create_view creates a continuous view (see the file header).
  */
 Datum
@@ -276,7 +346,6 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	bool		is_session;
 	bool		notify;
 	bool		changelog;
-	char	   *changelog_name = NULL;
 	Oid			changelog_relid = InvalidOid;
 	bool		stream;
 	char	   *time_zone;
@@ -335,18 +404,17 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	{
 		Oid			view_relid;
 		Oid			panes_relid;
+		Oid			final_function = InvalidOid;
 		ObjectAddress panes_address;
 		ObjectAddress view_address;
-		Datum		args[5];
-		Oid			types[5] = {OIDOID, OIDOID, TEXTOID, INTERVALOID, INTERVALOID};
+		Datum		args[9];
+		Oid			types[9] = {OIDOID, OIDOID, TEXTOID, INTERVALOID, INTERVALOID,
+		INTERVALOID, BOOLOID, OIDOID, OIDOID};
+		char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		bool		has_hop_columns;
+		int64		extent = is_session ? 0 : hop.size_us;
 
 		error_context_stack = errcallback.previous;
-		if (retention >= 0 || notify || changelog)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("retention, notify and changelog are not supported for hopping, cumulating or session windows yet"),
-					 errhint("Create the view without them.")));
 		/* the catalog columns of 0.7.0 say how the panes' windows become final */
 		has_hop_columns = get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
 									 "hop_kind") != InvalidAttrNumber;
@@ -355,17 +423,39 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("allowed_lateness for hopping or cumulating windows needs flowstate 0.7.0"),
 					 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
+		if ((retention >= 0 || notify || changelog) &&
+			get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
+					   "final_function") == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("retention, notify and changelog for hopping, cumulating or session windows need flowstate 0.8.0"),
+					 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
+		if (retention >= 0 && is_session)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("retention is not supported for session windows yet"),
+					 errhint("Create the view without retention; notify and changelog announce the sessions that become final.")));
+		check_final_options(nspid, rv->relname, allowed_lateness, retention, notify, changelog, extent);
+
 		if (is_session)
 			view_relid = SessionCreateView(nspid, rv->relname, query, &session,
 										   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 										   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
-										   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
+										   PG_GETARG_DATUM(4), PG_ARGISNULL(4),
+										   notify || changelog ? &final_function : NULL);
 		else
 			view_relid = HopCreateView(nspid, rv->relname, query, &hop,
 									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 									   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
-									   PG_GETARG_DATUM(4), PG_ARGISNULL(4));
+									   PG_GETARG_DATUM(4), PG_ARGISNULL(4),
+									   retention, notify || changelog ? &final_function : NULL);
 		panes_relid = get_relname_relid(psprintf("%s_panes", rv->relname), nspid);
+		if (changelog)
+		{
+			SPI_connect();
+			changelog_relid = create_changelog(nspid, rv->relname);
+			SPI_finish();
+		}
 
 		/* the panes go with the view; the catalog says whose panes they are */
 		search_path_nest = SecurityRestrictSearchPath();
@@ -373,17 +463,31 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		ObjectAddressSet(panes_address, RelationRelationId, panes_relid);
 		ObjectAddressSet(view_address, RelationRelationId, view_relid);
 		recordDependencyOn(&panes_address, &view_address, DEPENDENCY_AUTO);
+		if (OidIsValid(changelog_relid))
+			record_dependency(changelog_relid, view_relid, DEPENDENCY_AUTO);
 		SPI_connect();
 		args[0] = ObjectIdGetDatum(view_relid);
 		args[1] = ObjectIdGetDatum(panes_relid);
 		args[2] = CStringGetTextDatum(is_session ? "session" : hop.cumulate ? "cumulate" : "hop");
 		args[3] = IntervalPGetDatum(is_session ? session.gap : hop.size);
 		args[4] = IntervalPGetDatum(is_session ? session.gap : hop.slide);
-		if (SPI_execute_with_args(has_hop_columns ?
+		args[5] = IntervalPGetDatum(microseconds_interval(Max(retention, 0)));
+		nulls[5] = retention >= 0 ? ' ' : 'n';
+		args[6] = BoolGetDatum(notify);
+		args[7] = ObjectIdGetDatum(changelog_relid);
+		nulls[7] = OidIsValid(changelog_relid) ? ' ' : 'n';
+		args[8] = ObjectIdGetDatum(final_function);
+		nulls[8] = OidIsValid(final_function) ? ' ' : 'n';
+		if (SPI_execute_with_args(!has_hop_columns ?
+								  "UPDATE flowstate.view SET hop_view = $1 WHERE view = $2" :
+								  retention >= 0 || notify || changelog ?
 								  "UPDATE flowstate.view SET hop_view = $1, hop_kind = $3, hop_size = $4,"
-								  " hop_slide = $5 WHERE view = $2" :
-								  "UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
-								  has_hop_columns ? 5 : 2, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
+								  " hop_slide = $5, retention = $6, notify = $7, changelog = $8,"
+								  " final_function = $9 WHERE view = $2" :
+								  "UPDATE flowstate.view SET hop_view = $1, hop_kind = $3, hop_size = $4,"
+								  " hop_slide = $5 WHERE view = $2",
+								  !has_hop_columns ? 2 : retention >= 0 || notify || changelog ? 9 : 5,
+								  types, args, nulls, false, 0) != SPI_OK_UPDATE ||
 			SPI_processed != 1)
 			elog(ERROR, "could not record the panes of continuous view %s", name);
 		SPI_finish();
@@ -422,49 +526,13 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 				 errmsg("allowed_lateness needs a tumbling window of fixed size"),
 				 errhint("Group by flowstate.tumble(ts, size), date_bin(size, ts, origin) or date_trunc(unit, ts) of a timestamp.")));
 
-	if ((notify || changelog) && allowed_lateness < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("notify and changelog need allowed_lateness"),
-				 errhint("Give allowed_lateness too: windows are announced when they become final, and final only with allowed_lateness.")));
-	if (notify && strlen(get_namespace_name(nspid)) + 1 + strlen(rv->relname) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("the notification channel \"%s.%s\" of the view would be longer than %d bytes",
-						get_namespace_name(nspid), rv->relname, NAMEDATALEN - 1),
-				 errhint("Give the view a shorter name.")));
-	if (changelog)
-	{
-		changelog_name = psprintf("%s_changelog", rv->relname);
-		if (strlen(changelog_name) >= NAMEDATALEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_NAME_TOO_LONG),
-					 errmsg("the changelog table \"%s\" of the view would have a name longer than %d bytes",
-							changelog_name, NAMEDATALEN - 1),
-					 errhint("Give the view a shorter name.")));
-		if (OidIsValid(get_relname_relid(changelog_name, nspid)))
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_TABLE),
-					 errmsg("relation \"%s\" already exists", changelog_name),
-					 errhint("The view's changelog table takes that name: drop the relation, or name the view otherwise.")));
-	}
 	if (!has_time_zone && (notify || changelog || retention >= 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("retention, notify and changelog need flowstate 0.6.0"),
 				 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
-	if (retention >= 0 && allowed_lateness < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("retention needs allowed_lateness"),
-				 errhint("Give allowed_lateness too: windows leave once final, and final only with allowed_lateness.")));
-	if (retention >= 0 && retention < def.window.size_us + allowed_lateness)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("retention must be at least the window's size plus allowed_lateness"),
-				 errhint("Give a retention of at least %s.",
-						 DatumGetCString(DirectFunctionCall1(interval_out,
-															 IntervalPGetDatum(microseconds_interval(def.window.size_us + allowed_lateness)))))));
+	check_final_options(nspid, rv->relname, allowed_lateness, retention, notify, changelog,
+						def.window.size_us);
 
 	flowstate_nsp = get_namespace_oid("flowstate", false);
 	owner_name = GetUserNameFromId(owner, false);
@@ -533,20 +601,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 
 	/* its changelog table, as the caller, who owns it: the view's columns */
 	if (changelog)
-	{
-		char	   *qualified = quote_qualified_identifier(get_namespace_name(nspid), changelog_name);
-
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "CREATE TABLE %s AS SELECT * FROM %s WITH NO DATA", qualified,
-						 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
-		spi_exec(sql.data, SPI_OK_UTILITY);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN finalized_at timestamptz NOT NULL DEFAULT pg_catalog.now()",
-						 qualified);
-		spi_exec(sql.data, SPI_OK_UTILITY);
-		CommandCounterIncrement();
-		changelog_relid = get_relname_relid(changelog_name, nspid);
-	}
+		changelog_relid = create_changelog(nspid, rv->relname);
 
 	become_superuser(&save_userid, &save_sec);
 	if (OidIsValid(changelog_relid))

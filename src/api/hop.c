@@ -33,7 +33,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -41,6 +43,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -53,6 +56,8 @@
 
 extern PGDLLEXPORT Datum flowstate_hop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_hop);
+
+static int64 IntervalToMicroseconds(Interval *iv);
 
 /* A length of windows in microseconds; refuses what cannot be one. */
 int64
@@ -387,7 +392,7 @@ spi_run(const char *sql, int expected)
 Oid
 HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 			  Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
-			  Datum memory_limit, bool limit_null)
+			  Datum memory_limit, bool limit_null, int64 retention_us, Oid *final_function)
 {
 	RangeTblEntry *src = rt_fetch(1, query->rtable);
 	const char *alias = src->eref->aliasname;
@@ -409,6 +414,11 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 	List	   *panes_cxt;
 	Oid			panes_relid;
 	Oid			view_relid;
+	Oid			window_type = exprType(hop->ts_expr);
+	StringInfoData targets;
+	StringInfoData exprs;
+	StringInfoData windows;
+	char	   *having;
 	bool		first = true;
 
 	if (strlen(panes_name) >= NAMEDATALEN)
@@ -479,44 +489,145 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 		i++;
 	}
 	panes_cxt = deparse_context_for("x", panes_relid);
-	resetStringInfo(&q);
-	appendStringInfoString(&q, "SELECT ");
+	initStringInfo(&targets);
+	initStringInfo(&exprs);
 	foreach(lc, query->targetList)
 	{
 		TargetEntry *tle = lfirst(lc);
+		char	   *expr;
 
 		if (tle->resjunk)
 			continue;
-		appendStringInfo(&q, "%s%s AS %s", first ? "" : ", ",
-						 deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &pc),
-											panes_cxt, true, false),
+		expr = deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &pc),
+								  panes_cxt, true, false);
+		appendStringInfo(&targets, "%s%s AS %s", first ? "" : ", ", expr,
 						 quote_identifier(tle->resname ? tle->resname : "?column?"));
+		appendStringInfo(&exprs, "%s%s", first ? "" : ", ", expr);
 		first = false;
 	}
-	appendStringInfoString(&q, "\n  FROM (SELECT y.window_start, y.window_end");
+	initStringInfo(&windows);
+	appendStringInfoString(&windows, "(SELECT y.window_start, y.window_end");
 	for (i = 0; i < list_length(pc.keys); i++)
-		appendStringInfo(&q, ", y.k%d", i + 1);
+		appendStringInfo(&windows, ", y.k%d", i + 1);
 	for (i = 0; i < list_length(pc.aggrefs); i++)
-		appendStringInfo(&q, ", (y.f).a%d", i + 1);
-	appendStringInfo(&q, "\n          FROM (SELECT h.window_start, h.window_end%s,"
+		appendStringInfo(&windows, ", (y.f).a%d", i + 1);
+	appendStringInfo(&windows, "\n          FROM (SELECT h.window_start, h.window_end%s,"
 					 " flowstate.finalize(flowstate.combine(p.state), NULL::%s) AS f",
 					 keys.data, panes);
-	appendStringInfo(&q, "\n                  FROM flowstate.partial_states(NULL::%s) p,"
+	appendStringInfo(&windows, "\n                  FROM flowstate.partial_states(NULL::%s) p,"
 					 " LATERAL flowstate.%s((p.keys).window_start, %s, %s) h"
-					 "\n                 GROUP BY h.window_start, h.window_end%s) y) x",
+					 "\n                 GROUP BY h.window_start, h.window_end%s) y)",
 					 panes, hop->cumulate ? "cumulate" : "hop",
 					 interval_literal(hop->cumulate ? hop->slide_us : hop->size_us),
 					 interval_literal(hop->cumulate ? hop->size_us : hop->slide_us), keys.data);
-	if (query->havingQual != NULL)
-		appendStringInfo(&q, "\n WHERE %s",
-						 deparse_expression(to_panes_mutator(copyObject(query->havingQual), &pc),
-											panes_cxt, true, false));
+	having = query->havingQual == NULL ? NULL :
+		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &pc), panes_cxt, true, false);
+
+	/* with retention, the windows whose panes are all kept (ViewExpireCutoff) */
+	resetStringInfo(&q);
+	appendStringInfo(&q, "SELECT %s\n  FROM %s x", targets.data, windows.data);
+	if (having != NULL || retention_us >= 0)
+		appendStringInfo(&q, "\n WHERE %s%s%s", having != NULL ? having : "",
+						 having != NULL && retention_us >= 0 ? " AND " : "",
+						 retention_us >= 0 ?
+						 PanesKeptSql(panes_relid, "x.window_end", window_type,
+									  delay_null ? 0 : IntervalToMicroseconds(DatumGetIntervalP(watermark_delay)),
+									  retention_us) : "");
 	spi_run(psprintf("CREATE VIEW %s AS %s", quote_qualified_identifier(nsp, name), q.data),
 			SPI_OK_UTILITY);
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name, nspid);
+	if (final_function != NULL)
+		*final_function = PanesFinalFunction(nspid, name, view_relid, window_type, windows.data,
+											 exprs.data, "x.window_start", "x.window_end",
+											 "x.window_end", having);
 	SPI_finish();
 	return view_relid;
+}
+
+/* Microseconds of an interval without months. */
+static int64
+IntervalToMicroseconds(Interval *iv)
+{
+	return iv->day * USECS_PER_DAY + iv->time;
+}
+
+/*
+ * PanesKeptSql is a condition that the end of a window (end, an expression
+ * of type window_type) is after the windows that retention removed: the
+ * event time the panes' last flush made windows final by (over a stream)
+ * or recorded (over a table), minus delay and retention.  True before the
+ * first flush.
+ */
+char *
+PanesKeptSql(Oid panes_relid, const char *end, Oid window_type, int64 delay_us, int64 retention_us)
+{
+	char	   *horizon = psprintf("(COALESCE(v.final_event_time, v.max_event_time, '-infinity'::pg_catalog.timestamptz)"
+								   " OPERATOR(pg_catalog.-) %s)",
+								   interval_literal(delay_us + retention_us));
+
+	/* the event time of a timestamp (without time zone) is kept as if UTC */
+	if (window_type == TIMESTAMPOID)
+		horizon = psprintf("pg_catalog.timezone('UTC', %s)", horizon);
+	return psprintf("%s OPERATOR(pg_catalog.>) (SELECT %s FROM flowstate.view v"
+					" WHERE v.view OPERATOR(pg_catalog.=) %u::pg_catalog.oid)",
+					end, horizon, panes_relid);
+}
+
+/*
+ * PanesFinalFunction creates, for the view users read of a continuous view
+ * of hopping, cumulating or session windows (view_relid, <name>), the
+ * function <name>_final(lo, hi) that the panes' flush calls to announce
+ * the windows it makes final (announce_final_windows): the windows whose
+ * final expression (of windows, the view's rows before its columns are
+ * computed, as x) is after lo and at or before hi, as their start, end and
+ * the view's row (of exprs), those HAVING keeps.  A function of SQL body
+ * (BEGIN ATOMIC): it names the panes and the view by their oids, and goes
+ * with the view.
+ */
+Oid
+PanesFinalFunction(Oid nspid, const char *name, Oid view_relid, Oid window_type,
+				   const char *windows, const char *exprs, const char *start,
+				   const char *end, const char *final, const char *having)
+{
+	char	   *nsp = get_namespace_name(nspid);
+	char	   *fname = psprintf("%s_final", name);
+	char	   *type = format_type_be(window_type);
+	char	   *view = quote_qualified_identifier(nsp, name);
+	List	   *names = list_make2(makeString(nsp), makeString(fname));
+	Oid			argtypes[2] = {window_type, window_type};
+	Oid			fn;
+	ObjectAddress fn_address;
+	ObjectAddress view_address;
+
+	if (strlen(fname) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("the function \"%s\" of the view would have a name longer than %d bytes",
+						fname, NAMEDATALEN - 1),
+				 errhint("Give the view a shorter name.")));
+	if (OidIsValid(LookupFuncName(names, 2, argtypes, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_FUNCTION),
+				 errmsg("function \"%s\" already exists", fname),
+				 errhint("The view's final windows are read by a function of that name: drop it, or name the view otherwise.")));
+	spi_run(psprintf("CREATE FUNCTION %s(lo %s, hi %s)"
+					 " RETURNS TABLE (window_start %s, window_end %s, r %s)"
+					 " LANGUAGE sql STABLE"
+					 " BEGIN ATOMIC"
+					 " SELECT %s, %s, ROW(%s)::%s FROM %s x"
+					 " WHERE %s OPERATOR(pg_catalog.>) lo AND %s OPERATOR(pg_catalog.<=) hi%s%s;"
+					 " END",
+					 quote_qualified_identifier(nsp, fname), type, type, type, type, view,
+					 start, end, exprs, view, windows, final, final,
+					 having != NULL ? " AND " : "", having != NULL ? having : ""),
+			SPI_OK_UTILITY);
+	CommandCounterIncrement();
+	fn = LookupFuncName(names, 2, argtypes, false);
+	ObjectAddressSet(fn_address, ProcedureRelationId, fn);
+	ObjectAddressSet(view_address, RelationRelationId, view_relid);
+	recordDependencyOn(&fn_address, &view_address, DEPENDENCY_AUTO);
+	return fn;
 }
 
 /*

@@ -32,7 +32,13 @@ extern bool HopFind(Query *query, HopSpec *hop);
 extern Oid	HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 						  Datum watermark_delay, bool delay_null,
 						  Datum allowed_lateness, bool lateness_null,
-						  Datum memory_limit, bool limit_null);
+						  Datum memory_limit, bool limit_null,
+						  int64 retention_us, Oid *final_function);
+extern char *PanesKeptSql(Oid panes_relid, const char *end, Oid window_type,
+						  int64 delay_us, int64 retention_us);
+extern Oid	PanesFinalFunction(Oid nspid, const char *name, Oid view_relid, Oid window_type,
+							   const char *windows, const char *exprs, const char *start,
+							   const char *end, const char *final, const char *having);
 extern Oid	HopViewPanes(Oid relid);
 
 #endif							/* FLOWSTATE_HOP_H */

@@ -413,7 +413,7 @@ partition_by(const char *prefix, int n)
 Oid
 SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *session,
 				  Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
-				  Datum memory_limit, bool limit_null)
+				  Datum memory_limit, bool limit_null, Oid *final_function)
 {
 	Query	   *inner = session->inner;
 	RangeTblEntry *sub = rt_fetch(1, query->rtable);
@@ -439,6 +439,11 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	List	   *panes_cxt;
 	Oid			panes_relid;
 	Oid			view_relid;
+	Oid			window_type = exprType(session->ts_expr);
+	StringInfoData targets;
+	StringInfoData exprs;
+	StringInfoData windows;
+	char	   *having;
 	bool		first = true;
 
 	if (strlen(panes_name) >= NAMEDATALEN)
@@ -505,47 +510,65 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	 * panes combined (y); the query's columns computed over them (x).
 	 */
 	panes_cxt = deparse_context_for("x", panes_relid);
-	resetStringInfo(&q);
-	appendStringInfoString(&q, "SELECT ");
+	initStringInfo(&targets);
+	initStringInfo(&exprs);
 	foreach(lc, query->targetList)
 	{
 		TargetEntry *tle = lfirst(lc);
+		char	   *expr;
 
 		if (tle->resjunk)
 			continue;
-		appendStringInfo(&q, "%s%s AS %s", first ? "" : ", ",
-						 deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &sc),
-											panes_cxt, true, false),
+		expr = deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &sc),
+								  panes_cxt, true, false);
+		appendStringInfo(&targets, "%s%s AS %s", first ? "" : ", ", expr,
 						 quote_identifier(tle->resname ? tle->resname : "?column?"));
+		appendStringInfo(&exprs, "%s%s", first ? "" : ", ", expr);
 		first = false;
 	}
-	appendStringInfo(&q, "\n  FROM (SELECT (y.f).a%d AS window_start%s", nagg + 1, key_list("y", nkeys));
+	initStringInfo(&windows);
+	appendStringInfo(&windows, "(SELECT (y.f).a%d AS window_start%s", nagg + 1, key_list("y", nkeys));
 	for (int i = 0; i < nagg; i++)
-		appendStringInfo(&q, ", (y.f).a%d", i + 1);
-	appendStringInfo(&q, "\n          FROM (SELECT flowstate.finalize(flowstate.combine(s.state), NULL::%s) AS f%s",
+		appendStringInfo(&windows, ", (y.f).a%d", i + 1);
+	appendStringInfo(&windows, ", (y.f).a%d AS last_ts", nagg + 2);
+	appendStringInfo(&windows, "\n          FROM (SELECT flowstate.finalize(flowstate.combine(s.state), NULL::%s) AS f%s",
 					 panes, key_list("s", nkeys));
-	appendStringInfo(&q, "\n                  FROM (SELECT c.*, pg_catalog.sum(c.starts) OVER (%sORDER BY c.window_start) AS session_no",
+	appendStringInfo(&windows, "\n                  FROM (SELECT c.*, pg_catalog.sum(c.starts) OVER (%sORDER BY c.window_start) AS session_no",
 					 partition_by("c", nkeys));
-	appendStringInfo(&q, "\n                          FROM (SELECT b.*, CASE WHEN b.first_ts OPERATOR(pg_catalog.-)"
+	appendStringInfo(&windows, "\n                          FROM (SELECT b.*, CASE WHEN b.first_ts OPERATOR(pg_catalog.-)"
 					 " pg_catalog.lag(b.last_ts) OVER (%sORDER BY b.window_start) OPERATOR(pg_catalog.<) %s"
 					 " THEN 0 ELSE 1 END AS starts",
 					 partition_by("b", nkeys), gap);
-	appendStringInfo(&q, "\n                                  FROM (SELECT (p.keys).window_start%s, p.state,"
+	appendStringInfo(&windows, "\n                                  FROM (SELECT (p.keys).window_start%s, p.state,"
 					 " (z.f).a%d AS first_ts, (z.f).a%d AS last_ts",
 					 key_list("(p.keys)", nkeys), nagg + 1, nagg + 2);
-	appendStringInfo(&q, "\n                                          FROM flowstate.partial_states(NULL::%s) p,"
+	appendStringInfo(&windows, "\n                                          FROM flowstate.partial_states(NULL::%s) p,"
 					 " LATERAL (SELECT flowstate.finalize(p.state, NULL::%s) AS f) z) b) c) s",
 					 panes, panes);
-	appendStringInfo(&q, "\n                 GROUP BY s.session_no%s) y) x", key_list("s", nkeys));
-	if (query->havingQual != NULL)
-		appendStringInfo(&q, "\n WHERE %s",
-						 deparse_expression(to_panes_mutator(copyObject(query->havingQual), &sc),
-											panes_cxt, true, false));
+	appendStringInfo(&windows, "\n                 GROUP BY s.session_no%s) y)", key_list("s", nkeys));
+	having = query->havingQual == NULL ? NULL :
+		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &sc), panes_cxt, true, false);
+	resetStringInfo(&q);
+	appendStringInfo(&q, "SELECT %s\n  FROM %s x", targets.data, windows.data);
+	if (having != NULL)
+		appendStringInfo(&q, "\n WHERE %s", having);
 	if (SPI_execute(psprintf("CREATE VIEW %s AS %s", quote_qualified_identifier(nsp, name), q.data),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create a continuous view of session windows");
 	CommandCounterIncrement();
 	view_relid = get_relname_relid(name, nspid);
+
+	/*
+	 * A session ends gap after its last event, and is final once the pane
+	 * after the one holding its last event is.
+	 */
+	if (final_function != NULL)
+		*final_function = PanesFinalFunction(nspid, name, view_relid, window_type, windows.data,
+											 exprs.data, "x.window_start",
+											 psprintf("x.last_ts OPERATOR(pg_catalog.+) %s", gap),
+											 psprintf("flowstate.tumble(x.last_ts, %s) OPERATOR(pg_catalog.+) %s",
+													  gap, interval_literal(2 * session->gap_us)),
+											 having);
 	SPI_finish();
 	return view_relid;
 }

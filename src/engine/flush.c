@@ -626,6 +626,91 @@ knows_final_windows(ViewRuntime *vr, bool has_watermark)
 }
 
 /*
+ * Run sql, the insert of a view's final rows into its changelog (two
+ * arguments, of types types, the values args), in a subtransaction: a
+ * changelog its owner altered or dropped fails alone, with a warning, and
+ * the flush goes on.  Within SPI.
+ */
+static void
+write_changelog(ViewDef *def, const char *sql, Oid *types, Datum *args)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the changelog of continuous view %s", def->view_name);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("flowstate could not write the changelog of continuous view %s: %s",
+						def->view_name, edata->message),
+				 errhint("Give the changelog table back the view's columns, or create the view again.")));
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * Announce, for the panes of a view of hopping, cumulating or session
+ * windows, the windows of that view this flush makes final: those whose
+ * end (for a session, the end of the pane after its last event's) is,
+ * plus allowed_lateness, behind the watermark it records and not behind
+ * the one the previous flush recorded.  The panes' final function
+ * (flowstate.view.final_function, made with the view) gives their rows,
+ * as the view shows them, with their bounds: a NOTIFY per window on the
+ * view's channel and its rows into the view's changelog table, as for a
+ * view of tumbling windows.  The panes of those windows are all final,
+ * and in the state table or this flush.
+ */
+static void
+announce_final_windows(ViewFlush *f, int64 shift)
+{
+	ViewDef    *def = f->vr->def;
+	Oid			type = def->layout.keys[def->window.keyno].type;
+	Oid			types[3] = {type, type, TEXTOID};
+	Datum		args[3];
+	char	   *fn = quote_qualified_identifier(get_namespace_name(get_func_namespace(def->final_function)),
+												get_func_name(def->final_function));
+
+	if (get_func_name(def->final_function) == NULL)
+		return;
+	args[0] = Int64GetDatum(f->had_watermark ? f->prev_max_ts - shift : DT_NOBEGIN);
+	args[1] = Int64GetDatum(f->max_ts - shift);
+	if (DatumGetInt64(args[1]) <= DatumGetInt64(args[0]))
+		return;
+	args[2] = CStringGetTextDatum(def->channel);
+	SPI_connect();
+	if (def->notify &&
+		SPI_execute_with_args(psprintf("SELECT pg_catalog.pg_notify($3, pg_catalog.json_build_object("
+									   "'view', $3, 'window_start', f.window_start, 'window_end', f.window_end,"
+									   " 'groups', pg_catalog.count(*))::text)"
+									   "  FROM %s($1, $2) f GROUP BY f.window_start, f.window_end"
+									   " ORDER BY f.window_start, f.window_end", fn),
+							  3, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not announce the final windows of continuous view %s", def->view_name);
+	if (OidIsValid(def->changelog_relid) && get_rel_name(def->changelog_relid) != NULL)
+		write_changelog(def, psprintf("INSERT INTO %s SELECT (f.r).* FROM %s($1, $2) f",
+									  quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->changelog_relid)),
+																 get_rel_name(def->changelog_relid)),
+									  fn),
+						types, args);
+	SPI_finish();
+}
+
+/*
  * Announce the windows of a view that this flush makes final: those final
  * as of the watermark it records but not as of the one the previous flush
  * recorded (all of them, for a view's first flush).  Their groups are all
@@ -655,6 +740,11 @@ announce_final(ViewFlush *f)
 		!knows_final_windows(vr, f->has_watermark))
 		return;
 	shift = def->watermark_delay_us + def->allowed_lateness_us;
+	if (OidIsValid(def->final_function))
+	{
+		announce_final_windows(f, shift);
+		return;
+	}
 	/* windows that start after args[0] and at or before args[1] */
 	types[0] = types[1] = layout->keys[keyno].type;
 	args[0] = Int64GetDatum(f->had_watermark ? ViewFinalCutoff(def, f->prev_max_ts - shift) :
@@ -686,41 +776,11 @@ announce_final(ViewFlush *f)
 			elog(ERROR, "could not announce the final windows of continuous view %s", def->view_name);
 	}
 	if (OidIsValid(def->changelog_relid) && get_rel_name(def->changelog_relid) != NULL)
-	{
-		char	   *sql = psprintf("INSERT INTO %s SELECT * FROM (%s) f",
-								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->changelog_relid)),
-															  get_rel_name(def->changelog_relid)),
-								   QueryFinalSql(def, state_table));
-
-		MemoryContext cxt = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
-
-		/* a changelog its owner altered or dropped fails alone: the flush goes on */
-		BeginInternalSubTransaction(NULL);
-		PG_TRY();
-		{
-			if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not write the changelog of continuous view %s", def->view_name);
-			ReleaseCurrentSubTransaction();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("flowstate could not write the changelog of continuous view %s: %s",
-							def->view_name, edata->message),
-					 errhint("Give the changelog table back the view's columns, or create the view again.")));
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
+		write_changelog(def, psprintf("INSERT INTO %s SELECT * FROM (%s) f",
+									  quote_qualified_identifier(get_namespace_name(get_rel_namespace(def->changelog_relid)),
+																 get_rel_name(def->changelog_relid)),
+									  QueryFinalSql(def, state_table)),
+						types, args);
 	SPI_finish();
 }
 
@@ -746,7 +806,7 @@ expire_windows(ViewFlush *f)
 
 	if (def->retention_us < 0 || !knows_final_windows(vr, f->has_watermark))
 		return;
-	cutoff = f->max_ts - def->watermark_delay_us - def->retention_us - def->window.size_us;
+	cutoff = ViewExpireCutoff(def, f->max_ts - def->watermark_delay_us - def->retention_us);
 	for (int i = 0; i < f->n && !wrote_expired; i++)
 	{
 		Datum		values[FLOWSTATE_MAX_KEYS];

@@ -96,8 +96,12 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8 END,"
 								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
 								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_slide')::pg_catalog.interval) * 1000000)::int8 END,"
-			/* that of 0.8.0 */
-								"       (j OPERATOR(pg_catalog.->>) 'final_event_time')::pg_catalog.timestamptz"
+			/* those of 0.8.0 */
+								"       (j OPERATOR(pg_catalog.->>) 'final_event_time')::pg_catalog.timestamptz,"
+								"       (j OPERATOR(pg_catalog.->>) 'hop_kind'),"
+								"       (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8,"
+								"       (j OPERATOR(pg_catalog.->>) 'hop_view')::pg_catalog.regclass::pg_catalog.oid,"
+								"       (j OPERATOR(pg_catalog.->>) 'final_function')::pg_catalog.regprocedure::pg_catalog.oid"
 								"  FROM flowstate.view v, LATERAL pg_catalog.to_jsonb(v) j"
 								" WHERE CASE WHEN $1 = 0"
 								"            THEN (SELECT relkind FROM pg_catalog.pg_class"
@@ -179,6 +183,23 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 		def->final_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
 																  17, &isnull));
 		def->has_final_event_time = !isnull;
+		if (SPI_getvalue(tuple, SPI_tuptable->tupdesc, 18) != NULL)
+		{
+			def->window.panes_of = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 18)[0];
+			def->window.panes_of_size_us = spi_int8(tuple, 19, 0);
+		}
+		def->final_function = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 21, &isnull);
+		if (isnull)
+			def->final_function = InvalidOid;
+		else
+		{
+			/* panes announce the windows of the view users read, on its channel */
+			Oid			hop_view = DatumGetObjectId(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 20, &isnull));
+
+			if (!isnull && get_rel_name(hop_view) != NULL)
+				def->channel = psprintf("%s.%s", get_namespace_name(get_rel_namespace(hop_view)),
+										get_rel_name(hop_view));
+		}
 		def->stream = get_rel_relkind(def->source_relid) == RELKIND_FOREIGN_TABLE;
 		MemoryContextSwitchTo(callercxt);
 		views = lappend(views, def);

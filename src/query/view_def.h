@@ -27,6 +27,9 @@ typedef struct WindowSpec
 	/* the panes of a view of hopping windows (catalog): their hop */
 	int64		hop_size_us;	/* 0: not such panes */
 	int64		hop_slide_us;
+	/* the panes of a view of hopping, cumulating or session windows */
+	char		panes_of;		/* 'h', 'c', 's' (catalog hop_kind), or 0 */
+	int64		panes_of_size_us;	/* their size, largest size or gap */
 } WindowSpec;
 
 typedef struct ViewDef
@@ -59,6 +62,9 @@ typedef struct ViewDef
 	bool		notify;			/* a NOTIFY on channel per window made final */
 	char	   *channel;		/* schema.name of the view */
 	Oid			changelog_relid;	/* rows of windows made final go there */
+	Oid			final_function; /* panes: the rows of the windows of their
+								 * view whose end is in ($1, $2] (notify,
+								 * changelog), or InvalidOid */
 	char	   *time_zone;		/* TimeZone its expressions are evaluated in;
 								 * NULL: the worker's (views before 0.6.0) */
 
@@ -103,6 +109,28 @@ ViewFinalCutoff(const ViewDef *def, int64 limit)
 
 	if (w->hop_size_us > 0 && w->hop_slide_us > 0)
 		return WindowFloor(limit - w->hop_size_us, w->hop_slide_us) + w->hop_size_us - w->size_us;
+	return limit - w->size_us;
+}
+
+/*
+ * ViewExpireCutoff: given limit, the watermark minus retention, the largest
+ * start of the view's windows whose rows go (retention): those of windows
+ * that ended at or before limit.  For a tumbling window, start + size <=
+ * limit.  The panes of hopping windows go once the latest window holding
+ * them, which starts at most at the pane, ended: p + hop_size + pane <=
+ * limit, so that no window still shown lacks one.  Those of cumulating
+ * windows go with the cumulating period that holds them: once its largest
+ * window ended.
+ */
+static inline int64
+ViewExpireCutoff(const ViewDef *def, int64 limit)
+{
+	const WindowSpec *w = &def->window;
+
+	if (w->panes_of == 'h')
+		return limit - w->panes_of_size_us - w->size_us;
+	if (w->panes_of == 'c')
+		return WindowFloor(limit, w->panes_of_size_us) - w->size_us;
 	return limit - w->size_us;
 }
 

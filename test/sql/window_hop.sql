@@ -95,6 +95,13 @@ DELETE FROM public.bids WHERE id % 11 = 0;
 SELECT flowstate.wait_for();
 SELECT * FROM public.check_hop;
 SELECT window_start, window_end, n, top FROM public.bids_hop WHERE auction = 2 ORDER BY 1 LIMIT 4;
+-- TRUNCATE, then rows again
+TRUNCATE public.bids;
+SELECT flowstate.wait_for();
+SELECT * FROM public.check_hop;
+SELECT public.bids(150, 0.3);
+SELECT flowstate.wait_for();
+SELECT * FROM public.check_hop;
 SELECT window_start, window_end, n FROM public.bids_cum WHERE auction = 2 ORDER BY 1, 2 LIMIT 4;
 
 -- a role reads the view only if it may read its panes too (and the source)
@@ -111,7 +118,7 @@ REVOKE ALL ON public.bids_hop, public.bids_hop_panes FROM hop_reader;
 DROP ROLE hop_reader;
 
 -- what a view of hopping windows does not take
-SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0', changelog => true)$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', changelog => true)$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_end, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_end')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''10 minutes'', ''4 minutes'') w WHERE w.window_start > now() GROUP BY w.window_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.bids, LATERAL flowstate.hop(bids.ts, ''1 minute'', ''4 minutes'') w GROUP BY w.window_start')$$);

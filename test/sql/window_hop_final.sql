@@ -101,9 +101,134 @@ SELECT count(*) AS cum_differences FROM (
 SELECT * FROM public.hits_hop WHERE window_end > '2026-01-01 00:28:00+00' AND k IN (0, 2)
  ORDER BY window_start, k;
 
--- what they still do not take
-SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0', retention => '1 hour')$$);
-SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, w.window_end, count(*) FROM public.hits, LATERAL flowstate.cumulate(hits.ts, ''2 minutes'', ''10 minutes'') w GROUP BY w.window_start, w.window_end', allowed_lateness => '0', notify => true)$$);
+-- changelog, notify and retention: a view of hopping or cumulating windows
+-- announces each of its windows once final (its end, plus allowed_lateness,
+-- behind the watermark), with the rows the view shows (HAVING applies),
+-- through <name>_final(lo, hi) made with it; retention removes the panes
+-- no window kept needs, and the view shows the windows that ended less
+-- than retention before the watermark
+CREATE TABLE public.clicks (id serial PRIMARY KEY, ts timestamptz NOT NULL, k int NOT NULL);
+ALTER TABLE public.clicks REPLICA IDENTITY FULL;
+SELECT flowstate.create_view('public.clicks_hop', $$
+    SELECT w.window_start AS ws, w.window_end AS we, k, count(*) AS n
+      FROM public.clicks, LATERAL flowstate.hop(clicks.ts, '4 minutes', '2 minutes') w
+     GROUP BY w.window_start, w.window_end, k HAVING count(*) > 6 $$,
+    allowed_lateness => '1 minute', notify => true, changelog => true, retention => '10 minutes');
+SELECT flowstate.create_view('public.clicks_cum', $$
+    SELECT w.window_end, count(*) AS n
+      FROM public.clicks, LATERAL flowstate.cumulate(clicks.ts, '1 minute', '3 minutes') w
+     GROUP BY w.window_end $$,
+    allowed_lateness => '0', changelog => true, retention => '6 minutes');
+SELECT view, hop_kind, retention, notify, changelog, final_function FROM flowstate.view
+ WHERE hop_view IN ('public.clicks_hop'::regclass, 'public.clicks_cum'::regclass) ORDER BY view::text;
+-- minutes 0 to 29, every 10 seconds, 2 keys (key 1 every 20 seconds)
+INSERT INTO public.clicks (ts, k)
+SELECT '2026-01-01'::timestamptz + i * interval '10 seconds', CASE WHEN i % 2 = 0 THEN 0 ELSE i % 4 END
+  FROM generate_series(0, 179) i;
+SELECT flowstate.wait_for();
+-- differences(view, query): rows the view and the query do not share
+CREATE FUNCTION public.differences(v regclass, q text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ((TABLE %s EXCEPT ALL %s) UNION ALL (%s EXCEPT ALL TABLE %s)) d',
+                   v, q, q, v) INTO n;
+    RETURN n;
+END
+$$;
+CREATE VIEW public.check_final AS
+SELECT (SELECT count(*) FROM ((SELECT ws, we, k, n FROM public.clicks_hop_changelog
+                               EXCEPT ALL
+                               SELECT w.window_start, w.window_end, k, count(*)
+                                 FROM public.clicks, LATERAL flowstate.hop(clicks.ts, '4 minutes', '2 minutes') w
+                                GROUP BY w.window_start, w.window_end, k
+                               HAVING count(*) > 6 AND w.window_end <= (SELECT final_up_to FROM flowstate.views
+                                                                         WHERE view = 'public.clicks_hop_panes'::regclass))
+                              UNION ALL
+                              (SELECT w.window_start, w.window_end, k, count(*)
+                                 FROM public.clicks, LATERAL flowstate.hop(clicks.ts, '4 minutes', '2 minutes') w
+                                GROUP BY w.window_start, w.window_end, k
+                               HAVING count(*) > 6 AND w.window_end <= (SELECT final_up_to FROM flowstate.views
+                                                                         WHERE view = 'public.clicks_hop_panes'::regclass)
+                               EXCEPT ALL
+                               SELECT ws, we, k, n FROM public.clicks_hop_changelog)) d) AS hop_changelog_differences,
+       (SELECT count(*) FROM ((SELECT window_end, n FROM public.clicks_cum_changelog
+                               EXCEPT ALL
+                               SELECT w.window_end, count(*)
+                                 FROM public.clicks, LATERAL flowstate.cumulate(clicks.ts, '1 minute', '3 minutes') w
+                                GROUP BY w.window_end
+                               HAVING w.window_end <= (SELECT final_up_to FROM flowstate.views
+                                                        WHERE view = 'public.clicks_cum_panes'::regclass))
+                              UNION ALL
+                              (SELECT w.window_end, count(*)
+                                 FROM public.clicks, LATERAL flowstate.cumulate(clicks.ts, '1 minute', '3 minutes') w
+                                GROUP BY w.window_end
+                               HAVING w.window_end <= (SELECT final_up_to FROM flowstate.views
+                                                        WHERE view = 'public.clicks_cum_panes'::regclass)
+                               EXCEPT ALL
+                               SELECT window_end, n FROM public.clicks_cum_changelog)) d) AS cum_changelog_differences,
+       -- the views: their batch queries restricted to the windows kept
+       public.differences('public.clicks_hop', $q$
+           SELECT w.window_start, w.window_end, k, count(*)
+             FROM public.clicks, LATERAL flowstate.hop(clicks.ts, '4 minutes', '2 minutes') w
+            GROUP BY w.window_start, w.window_end, k
+           HAVING count(*) > 6 AND w.window_end > (SELECT max_event_time - interval '10 minutes' FROM flowstate.view
+                                                    WHERE view = 'public.clicks_hop_panes'::regclass) $q$) AS hop_differences,
+       public.differences('public.clicks_cum', $q$
+           SELECT w.window_end, count(*)
+             FROM public.clicks, LATERAL flowstate.cumulate(clicks.ts, '1 minute', '3 minutes') w
+            GROUP BY w.window_end
+           HAVING w.window_end > (SELECT max_event_time - interval '6 minutes' FROM flowstate.view
+                                   WHERE view = 'public.clicks_cum_panes'::regclass) $q$) AS cum_differences,
+       (SELECT count(*) FROM (SELECT ws, k FROM public.clicks_hop_changelog GROUP BY ws, k HAVING count(*) > 1) d)
+         + (SELECT count(*) FROM (SELECT window_end FROM public.clicks_cum_changelog GROUP BY window_end HAVING count(*) > 1) d)
+         AS announced_twice;
+-- (the changelog follows each flush: wait for the flush of the last rows)
+CREATE PROCEDURE public.wait_final()
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN (SELECT hop_changelog_differences + cum_changelog_differences = 0 FROM public.check_final);
+        COMMIT;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+-- the watermark is 00:29:50: hopping windows ending by 00:28:50 are final
+-- (of key 0 only: HAVING), cumulating ones ending by 00:29:50
+CALL public.wait_final();
+SELECT * FROM public.check_final;
+SELECT min(ws), max(ws), count(*) FROM public.clicks_hop_changelog;
+SELECT min(ws), max(ws), count(*) FROM public.clicks_hop;
+SELECT min(window_end), max(window_end), count(*) FROM public.clicks_cum;
+-- the panes that retention removed: those no window kept needs
+SELECT min((keys).window_start) AS first_pane_kept FROM flowstate.partial_states(NULL::public.clicks_hop_panes);
+-- ten minutes more, and a late row: each window announced once
+INSERT INTO public.clicks (ts, k)
+SELECT '2026-01-01 00:30:00'::timestamptz + i * interval '10 seconds', CASE WHEN i % 2 = 0 THEN 0 ELSE i % 4 END
+  FROM generate_series(0, 59) i;
+INSERT INTO public.clicks (ts, k) VALUES ('2026-01-01 00:05:00+00', 0);
+SELECT flowstate.wait_for();
+-- (the late row is not in the views: out of the batch queries too)
+DELETE FROM public.clicks WHERE ts = '2026-01-01 00:05:00+00' AND id > 180;
+CALL public.wait_final();
+SELECT * FROM public.check_final;
+SELECT count(*) AS hop_announced, max(we) AS last_end FROM public.clicks_hop_changelog;
+
+-- what they do not take
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', allowed_lateness => '0', retention => '9 minutes')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, w.window_end, count(*) FROM public.hits, LATERAL flowstate.cumulate(hits.ts, ''2 minutes'', ''10 minutes'') w GROUP BY w.window_start, w.window_end', notify => true)$$);
+SELECT public.try($$SELECT flowstate.create_view('public.h', 'SELECT w.window_start, count(*) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''4 minutes'') w GROUP BY w.window_start', retention => '1 hour')$$);
+DELETE FROM flowstate.late_events WHERE view::text LIKE 'clicks%';
+DROP VIEW public.check_final;
+DROP PROCEDURE public.wait_final();
+DROP FUNCTION public.differences(regclass, text);
+SELECT flowstate.drop_view('public.clicks_hop');
+SELECT to_regclass('public.clicks_hop_changelog') AS changelog_after_drop,
+       to_regprocedure('public.clicks_hop_final(timestamptz, timestamptz)') AS function_after_drop;
+DROP VIEW public.clicks_cum;
+DROP TABLE public.clicks;
 
 DELETE FROM flowstate.late_events WHERE view::text LIKE 'hits%';
 DROP PROCEDURE public.wait_late(bigint);

@@ -166,7 +166,7 @@ SELECT flowstate.create_view('public.tap_sessions', $$
       FROM (SELECT k, ts, v,
                    flowstate.session(ts, '1 minute') OVER (PARTITION BY k ORDER BY ts) AS session_start
               FROM public.taps) s
-     GROUP BY k, session_start $$, allowed_lateness => '30 seconds');
+     GROUP BY k, session_start $$, allowed_lateness => '30 seconds', notify => true, changelog => true);
 INSERT INTO public.taps (ts, k, v)
 SELECT '2026-01-01'::timestamptz + i * interval '20 seconds', 0, i FROM generate_series(0, 6) i;
 INSERT INTO public.taps (ts, k, v) VALUES
@@ -195,6 +195,11 @@ CALL public.wait_late(1);
 SELECT view, change, event_time, watermark FROM flowstate.late_events
  WHERE view::text LIKE 'tap_sessions%' ORDER BY event_time;
 SELECT * FROM public.tap_sessions ORDER BY k, session_start;
+-- the sessions final are in the changelog, once each, as the view shows them
+SELECT k, session_start, n, last_tap, total FROM public.tap_sessions_changelog ORDER BY k, session_start;
+SELECT count(*) AS differences FROM (SELECT k, session_start, n, last_tap, total FROM public.tap_sessions_changelog
+                                     EXCEPT ALL
+                                     SELECT * FROM public.tap_sessions WHERE flowstate.is_final('public.tap_sessions', last_tap)) d;
 SELECT public.differences('public.tap_sessions', $q$
     SELECT k, session_start, count(*) AS n, max(ts) AS last_tap, sum(v) AS total
       FROM (SELECT k, ts, v,
