@@ -1,8 +1,10 @@
 # Exactly-once from Kafka: 1,000,000 JSON messages over 8 partitions,
-# produced in chunks while the Kafka worker is killed with SIGKILL three
-# times and the server is stopped in immediate mode once.  At the end the
-# views equal their defining queries run as batch queries over the same
-# messages loaded into a table: nothing lost, nothing counted twice.
+# produced in chunks (each shuffled within the watermark delay of the
+# hopping and cumulating views) while the Kafka worker is killed with
+# SIGKILL three times and the server is stopped in immediate mode once.  At
+# the end the views (tumbling, hopping, cumulating, running) equal their
+# defining queries run as batch queries over the same messages loaded into
+# a table: nothing lost, nothing counted twice, nothing late.
 use strict;
 use warnings;
 use FindBin;
@@ -11,6 +13,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use List::Util qw(shuffle);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -33,30 +36,37 @@ SELECT flowstate.create_view('per_minute', \$\$
       FROM events GROUP BY 1, 2 \$\$);
 SELECT flowstate.create_view('per_key', \$\$
     SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events GROUP BY k \$\$);
--- hopping windows of 2 minutes every 45 seconds, kept in panes of 15 seconds
+-- hopping windows of 2 minutes every 45 seconds, kept in panes of 15
+-- seconds; final 3 minutes behind the event time (the messages of a chunk
+-- come shuffled over 150 seconds: none is late)
 SELECT flowstate.create_view('per_hop', \$\$
     SELECT w.window_start, w.window_end, k % 10 AS k10, count(*) AS n, sum(v) AS total
       FROM events, LATERAL flowstate.hop(events.ts, '2 minutes', '45 seconds') w
-     GROUP BY w.window_start, w.window_end, k % 10 \$\$);
+     GROUP BY w.window_start, w.window_end, k % 10 \$\$,
+    watermark_delay => '3 minutes', allowed_lateness => '0');
 -- cumulating windows: every 30 seconds of each 5 minutes
 SELECT flowstate.create_view('per_cumulate', \$\$
     SELECT w.window_start, w.window_end, count(*) AS n, max(v) AS hi
       FROM events, LATERAL flowstate.cumulate(events.ts, '30 seconds', '5 minutes') w
-     GROUP BY w.window_start, w.window_end \$\$);
+     GROUP BY w.window_start, w.window_end \$\$,
+    watermark_delay => '3 minutes', allowed_lateness => '0');
 -- hours of India (UTC+05:30), which the Kafka worker (in UTC) evaluates too
 SET TimeZone = 'Asia/Kolkata';
 SELECT flowstate.create_view('per_local_hour', \$\$
     SELECT date_trunc('hour', ts) AS hour, k % 10 AS k10, count(*) AS n FROM events GROUP BY 1, 2 \$\$);
 });
 
-# the messages, in 20 chunks of 50,000, and the same rows for the batch query
+# the messages, in 20 chunks of 50,000 (each shuffled), and the same rows
+# for the batch query
 my $chunks = 20;
 my $per_chunk = 50_000;
 my $dir = $node->basedir . '/messages';
 mkdir $dir or die;
+srand(8);
 open my $csv, '>', "$dir/all.csv" or die;
 for my $c (0 .. $chunks - 1)
 {
+	my @lines;
 	open my $json, '>', "$dir/chunk$c.json" or die;
 	for my $j (0 .. $per_chunk - 1)
 	{
@@ -65,9 +75,10 @@ for my $c (0 .. $chunks - 1)
 		my $ts = sprintf('2026-01-01T00:%02d:%02d.%03dZ',
 			int($ms / 60000) % 60, int($ms / 1000) % 60, $ms % 1000);
 		my ($k, $v) = ($i % 100, ($i % 997) / 4);
-		print $json qq({"ts":"$ts","k":$k,"v":$v}\n);
+		push @lines, qq({"ts":"$ts","k":$k,"v":$v}\n);
 		print $csv "$ts,$k,$v\n";
 	}
+	print $json $_ for shuffle @lines;
 	close $json;
 }
 close $csv;
@@ -122,6 +133,8 @@ for my $c (0 .. $chunks - 1)
 
 is($node->safe_psql('postgres', 'SELECT sum(n) FROM per_key'), $chunks * $per_chunk,
 	'per_key counts every message once');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM flowstate.late_events'), '0',
+	'no message shuffled within the watermark delay is late');
 my %batch = (
 	per_minute => q{SELECT k, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS n, sum(v) AS total,
 	                       min(v) AS lo, max(v) AS hi FROM events_batch GROUP BY 1, 2},
