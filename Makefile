@@ -46,6 +46,7 @@ OBJS = \
 	src/api/convert.o \
 	src/api/ddl.o \
 	src/api/hop.o \
+	src/api/panes.o \
 	src/api/session.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
 

@@ -72,10 +72,11 @@ show() {
     $PSQL -d flowstate_demo -c "SELECT window_start, window_end, region, orders, revenue
         FROM revenue_5min WHERE window_end <= now() + interval '1 minute'
         ORDER BY window_start DESC, region LIMIT 4"
-    # the busiest shopping sessions (session windows)
+    # the latest shopping sessions (session windows): a customer's orders
+    # less than 30 seconds apart
     $PSQL -d flowstate_demo -c "SELECT customer, session_start, orders, spent,
             last_order - session_start AS duration
-        FROM customer_sessions ORDER BY orders DESC, last_order DESC LIMIT 3"
+        FROM customer_sessions ORDER BY last_order DESC, customer LIMIT 3"
     # the last windows that became final, from the changelog
     $PSQL -d flowstate_demo -c "SELECT region, window_start, orders, revenue, finalized_at
         FROM revenue_final_changelog ORDER BY window_start DESC, region LIMIT 4"

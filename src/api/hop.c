@@ -33,12 +33,7 @@
  */
 #include "postgres.h"
 
-#include "catalog/dependency.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "fmgr.h"
 #include "funcapi.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -46,18 +41,15 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
-#include "utils/timestamp.h"
 
 #include "api/hop.h"
+#include "api/panes.h"
 #include "query/query.h"
 
 extern PGDLLEXPORT Datum flowstate_hop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_hop);
-
-static int64 IntervalToMicroseconds(Interval *iv);
 
 /* A length of windows in microseconds; refuses what cannot be one. */
 int64
@@ -312,19 +304,6 @@ HopFind(Query *query, HopSpec *hop)
 	return true;
 }
 
-/* An interval of us microseconds, as an SQL literal. */
-static char *
-interval_literal(int64 us)
-{
-	Interval   *iv = palloc0(sizeof(Interval));
-
-	iv->day = (int32) (us / USECS_PER_DAY);
-	iv->time = us % USECS_PER_DAY;
-	return psprintf("%s::pg_catalog.interval",
-					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																		   IntervalPGetDatum(iv)))));
-}
-
 /* How the query's keys and aggregates map to the columns of its panes. */
 typedef struct PaneColumns
 {
@@ -375,15 +354,6 @@ to_panes_mutator(Node *node, PaneColumns *pc)
 	return expression_tree_mutator(node, to_panes_mutator, pc);
 }
 
-static void
-spi_run(const char *sql, int expected)
-{
-	int			ret = SPI_execute(sql, false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "flowstate statement failed (%s): %s", SPI_result_code_string(ret), sql);
-}
-
 /*
  * HopCreateView creates a continuous view of hopping windows, as its
  * caller: its panes (<name>_panes, through flowstate.create_view) and the
@@ -395,38 +365,23 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 			  Datum memory_limit, bool limit_null, int64 retention_us, Oid *final_function)
 {
 	RangeTblEntry *src = rt_fetch(1, query->rtable);
-	const char *alias = src->eref->aliasname;
-	List	   *src_cxt = deparse_context_for(alias, src->relid);
-	char	   *nsp = get_namespace_name(nspid);
-	char	   *panes_name = psprintf("%s_panes", name);
-	char	   *panes = quote_qualified_identifier(nsp, panes_name);
+	List	   *src_cxt = deparse_context_for(src->eref->aliasname, src->relid);
+	char	   *panes = quote_qualified_identifier(get_namespace_name(nspid), psprintf("%s_panes", name));
 	char	   *ts = deparse_expression(hop->ts_expr, src_cxt, true, false);
-	char	   *pane = interval_literal(hop->pane_us);
+	char	   *pane = PanesIntervalLiteral(hop->pane_us);
+	Oid			window_type = exprType(hop->ts_expr);
 	PaneColumns pc = {NIL, NIL};
 	StringInfoData q;
 	StringInfoData keys;
-	ListCell   *lc;
-	int			i;
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INTERVALOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' ',
-	lateness_null ? 'n' : ' '};
-	List	   *panes_cxt;
-	Oid			panes_relid;
-	Oid			view_relid;
-	Oid			window_type = exprType(hop->ts_expr);
 	StringInfoData targets;
 	StringInfoData exprs;
 	StringInfoData windows;
 	char	   *having;
-	bool		first = true;
-
-	if (strlen(panes_name) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("the panes of the view would have a name longer than %d bytes: \"%s\"",
-						NAMEDATALEN - 1, panes_name),
-				 errhint("Give the view a shorter name.")));
+	char	   *kept = NULL;
+	ListCell   *lc;
+	int			i;
+	Oid			panes_relid;
+	Oid			view_relid;
 
 	/* the panes: the same keys and aggregates, per tumbling window of pane_us */
 	foreach(lc, query->groupClause)
@@ -438,12 +393,11 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 	}
 	QueryCollectAggrefs((Node *) query->targetList, &pc.aggrefs);
 	QueryCollectAggrefs(query->havingQual, &pc.aggrefs);
-
 	initStringInfo(&q);
 	initStringInfo(&keys);
-	appendStringInfo(&q, "SELECT flowstate.tumble(%s, %s) AS window_start,"
+	appendStringInfo(&q, "flowstate.tumble(%s, %s) AS window_start,"
 					 " flowstate.tumble(%s, %s) OPERATOR(pg_catalog.+) %s AS window_end",
-					 ts, pane, ts, pane, interval_literal(hop->size_us));
+					 ts, pane, ts, pane, PanesIntervalLiteral(hop->size_us));
 	appendStringInfoString(&keys, "1");
 	i = 0;
 	foreach(lc, pc.keys)
@@ -458,27 +412,11 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 		appendStringInfo(&q, ", %s AS a%d", deparse_expression(lfirst(lc), src_cxt, true, false), i + 1);
 		i++;
 	}
-	appendStringInfo(&q, " FROM %s%s %s",
-					 src->inh ? "" : "ONLY ",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(src->relid)),
-												get_rel_name(src->relid)),
-					 quote_identifier(alias));
-	if (query->jointree->quals != NULL)
-		appendStringInfo(&q, " WHERE %s", deparse_expression(query->jointree->quals, src_cxt, true, false));
-	appendStringInfo(&q, " GROUP BY %s", keys.data);
-
 	SPI_connect();
-	args[0] = CStringGetTextDatum(panes);
-	args[1] = CStringGetTextDatum(q.data);
-	args[2] = watermark_delay;
-	args[3] = memory_limit;
-	args[4] = allowed_lateness;
-	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4,"
-							  " allowed_lateness => $5)",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not create the panes of a continuous view of hopping windows");
-	CommandCounterIncrement();
-	panes_relid = get_relname_relid(panes_name, nspid);
+	panes_relid = PanesCreate(nspid, name, hop->cumulate ? "cumulating" : "hopping", q.data,
+							  src, src_cxt, query->jointree->quals, keys.data,
+							  watermark_delay, delay_null, allowed_lateness, lateness_null,
+							  memory_limit, limit_null);
 
 	/* the view: per window, the panes' partial states combined */
 	resetStringInfo(&keys);
@@ -488,23 +426,10 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 		appendStringInfo(&keys, ", (p.keys).k%d", i + 1);
 		i++;
 	}
-	panes_cxt = deparse_context_for("x", panes_relid);
 	initStringInfo(&targets);
 	initStringInfo(&exprs);
-	foreach(lc, query->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-		char	   *expr;
-
-		if (tle->resjunk)
-			continue;
-		expr = deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &pc),
-								  panes_cxt, true, false);
-		appendStringInfo(&targets, "%s%s AS %s", first ? "" : ", ", expr,
-						 quote_identifier(tle->resname ? tle->resname : "?column?"));
-		appendStringInfo(&exprs, "%s%s", first ? "" : ", ", expr);
-		first = false;
-	}
+	PanesTargets(query->targetList, (Node *(*) (Node *, void *)) to_panes_mutator, &pc,
+				 deparse_context_for("x", panes_relid), &targets, &exprs);
 	initStringInfo(&windows);
 	appendStringInfoString(&windows, "(SELECT y.window_start, y.window_end");
 	for (i = 0; i < list_length(pc.keys); i++)
@@ -518,116 +443,28 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 					 " LATERAL flowstate.%s((p.keys).window_start, %s, %s) h"
 					 "\n                 GROUP BY h.window_start, h.window_end%s) y)",
 					 panes, hop->cumulate ? "cumulate" : "hop",
-					 interval_literal(hop->cumulate ? hop->slide_us : hop->size_us),
-					 interval_literal(hop->cumulate ? hop->size_us : hop->slide_us), keys.data);
+					 PanesIntervalLiteral(hop->cumulate ? hop->slide_us : hop->size_us),
+					 PanesIntervalLiteral(hop->cumulate ? hop->size_us : hop->slide_us), keys.data);
 	having = query->havingQual == NULL ? NULL :
-		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &pc), panes_cxt, true, false);
+		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &pc),
+						   deparse_context_for("x", panes_relid), true, false);
 
 	/* with retention, the windows whose panes are all kept (ViewExpireCutoff) */
-	resetStringInfo(&q);
-	appendStringInfo(&q, "SELECT %s\n  FROM %s x", targets.data, windows.data);
-	if (having != NULL || retention_us >= 0)
-		appendStringInfo(&q, "\n WHERE %s%s%s", having != NULL ? having : "",
-						 having != NULL && retention_us >= 0 ? " AND " : "",
-						 retention_us >= 0 ?
-						 PanesKeptSql(panes_relid, "x.window_end", window_type,
-									  delay_null ? 0 : IntervalToMicroseconds(DatumGetIntervalP(watermark_delay)),
-									  retention_us) : "");
-	spi_run(psprintf("CREATE VIEW %s AS %s", quote_qualified_identifier(nsp, name), q.data),
-			SPI_OK_UTILITY);
-	CommandCounterIncrement();
-	view_relid = get_relname_relid(name, nspid);
+	if (retention_us >= 0)
+	{
+		Interval   *delay = delay_null ? NULL : DatumGetIntervalP(watermark_delay);
+
+		kept = PanesKeptSql(panes_relid, "x.window_end", window_type,
+							delay == NULL ? 0 : delay->day * USECS_PER_DAY + delay->time,
+							retention_us);
+	}
+	view_relid = PanesCreateView(nspid, name, targets.data, windows.data, having, kept);
 	if (final_function != NULL)
 		*final_function = PanesFinalFunction(nspid, name, view_relid, window_type, windows.data,
 											 exprs.data, "x.window_start", "x.window_end",
 											 "x.window_end", having);
 	SPI_finish();
 	return view_relid;
-}
-
-/* Microseconds of an interval without months. */
-static int64
-IntervalToMicroseconds(Interval *iv)
-{
-	return iv->day * USECS_PER_DAY + iv->time;
-}
-
-/*
- * PanesKeptSql is a condition that the end of a window (end, an expression
- * of type window_type) is after the windows that retention removed: the
- * event time the panes' last flush made windows final by (over a stream)
- * or recorded (over a table), minus delay and retention.  True before the
- * first flush.
- */
-char *
-PanesKeptSql(Oid panes_relid, const char *end, Oid window_type, int64 delay_us, int64 retention_us)
-{
-	char	   *horizon = psprintf("(COALESCE(v.final_event_time, v.max_event_time, '-infinity'::pg_catalog.timestamptz)"
-								   " OPERATOR(pg_catalog.-) %s)",
-								   interval_literal(delay_us + retention_us));
-
-	/* the event time of a timestamp (without time zone) is kept as if UTC */
-	if (window_type == TIMESTAMPOID)
-		horizon = psprintf("pg_catalog.timezone('UTC', %s)", horizon);
-	return psprintf("%s OPERATOR(pg_catalog.>) (SELECT %s FROM flowstate.view v"
-					" WHERE v.view OPERATOR(pg_catalog.=) %u::pg_catalog.oid)",
-					end, horizon, panes_relid);
-}
-
-/*
- * PanesFinalFunction creates, for the view users read of a continuous view
- * of hopping, cumulating or session windows (view_relid, <name>), the
- * function <name>_final(lo, hi) that the panes' flush calls to announce
- * the windows it makes final (announce_final_windows): the windows whose
- * final expression (of windows, the view's rows before its columns are
- * computed, as x) is after lo and at or before hi, as their start, end and
- * the view's row (of exprs), those HAVING keeps.  A function of SQL body
- * (BEGIN ATOMIC): it names the panes and the view by their oids, and goes
- * with the view.
- */
-Oid
-PanesFinalFunction(Oid nspid, const char *name, Oid view_relid, Oid window_type,
-				   const char *windows, const char *exprs, const char *start,
-				   const char *end, const char *final, const char *having)
-{
-	char	   *nsp = get_namespace_name(nspid);
-	char	   *fname = psprintf("%s_final", name);
-	char	   *type = format_type_be(window_type);
-	char	   *view = quote_qualified_identifier(nsp, name);
-	List	   *names = list_make2(makeString(nsp), makeString(fname));
-	Oid			argtypes[2] = {window_type, window_type};
-	Oid			fn;
-	ObjectAddress fn_address;
-	ObjectAddress view_address;
-
-	if (strlen(fname) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("the function \"%s\" of the view would have a name longer than %d bytes",
-						fname, NAMEDATALEN - 1),
-				 errhint("Give the view a shorter name.")));
-	if (OidIsValid(LookupFuncName(names, 2, argtypes, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_FUNCTION),
-				 errmsg("function \"%s\" already exists", fname),
-				 errhint("The view's final windows are read by a function of that name: drop it, or name the view otherwise.")));
-	spi_run(psprintf("CREATE FUNCTION %s(lo %s, hi %s)"
-					 " RETURNS TABLE (window_start %s, window_end %s, r %s)"
-					 " LANGUAGE sql STABLE"
-					 " BEGIN ATOMIC"
-					 " SELECT %s, %s, ROW(%s)::%s FROM %s x"
-					 " WHERE %s OPERATOR(pg_catalog.>) lo AND %s OPERATOR(pg_catalog.<=) hi%s%s;"
-					 " END",
-					 quote_qualified_identifier(nsp, fname), type, type, type, type, view,
-					 start, end, exprs, view, windows, final, final,
-					 having != NULL ? " AND " : "", having != NULL ? having : ""),
-			SPI_OK_UTILITY);
-	CommandCounterIncrement();
-	fn = LookupFuncName(names, 2, argtypes, false);
-	ObjectAddressSet(fn_address, ProcedureRelationId, fn);
-	ObjectAddressSet(view_address, RelationRelationId, view_relid);
-	recordDependencyOn(&fn_address, &view_address, DEPENDENCY_AUTO);
-	return fn;
 }
 
 /*

@@ -34,11 +34,6 @@ extern Oid	HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop
 						  Datum allowed_lateness, bool lateness_null,
 						  Datum memory_limit, bool limit_null,
 						  int64 retention_us, Oid *final_function);
-extern char *PanesKeptSql(Oid panes_relid, const char *end, Oid window_type,
-						  int64 delay_us, int64 retention_us);
-extern Oid	PanesFinalFunction(Oid nspid, const char *name, Oid view_relid, Oid window_type,
-							   const char *windows, const char *exprs, const char *start,
-							   const char *end, const char *final, const char *having);
 extern Oid	HopViewPanes(Oid relid);
 
 #endif							/* FLOWSTATE_HOP_H */

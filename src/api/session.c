@@ -44,11 +44,8 @@
  */
 #include "postgres.h"
 
-#include "access/stratnum.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "fmgr.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -60,6 +57,7 @@
 #include "windowapi.h"
 
 #include "api/hop.h"
+#include "api/panes.h"
 #include "api/session.h"
 #include "query/query.h"
 
@@ -370,19 +368,6 @@ to_panes_mutator(Node *node, SessionColumns *sc)
 	return expression_tree_mutator(node, to_panes_mutator, sc);
 }
 
-/* An interval of us microseconds, as an SQL literal. */
-static char *
-interval_literal(int64 us)
-{
-	Interval   *iv = palloc0(sizeof(Interval));
-
-	iv->day = (int32) (us / USECS_PER_DAY);
-	iv->time = us % USECS_PER_DAY;
-	return psprintf("%s::pg_catalog.interval",
-					quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
-																		   IntervalPGetDatum(iv)))));
-}
-
 /* "prefix.k1, prefix.k2, ..." for n keys, each after a comma. */
 static char *
 key_list(const char *prefix, int n)
@@ -418,40 +403,24 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	Query	   *inner = session->inner;
 	RangeTblEntry *sub = rt_fetch(1, query->rtable);
 	RangeTblEntry *src = rt_fetch(1, inner->rtable);
-	const char *alias = src->eref->aliasname;
-	List	   *src_cxt = deparse_context_for(alias, src->relid);
-	char	   *nsp = get_namespace_name(nspid);
-	char	   *panes_name = psprintf("%s_panes", name);
-	char	   *panes = quote_qualified_identifier(nsp, panes_name);
+	List	   *src_cxt = deparse_context_for(src->eref->aliasname, src->relid);
+	char	   *panes = quote_qualified_identifier(get_namespace_name(nspid), psprintf("%s_panes", name));
 	char	   *ts = deparse_expression(session->ts_expr, src_cxt, true, false);
-	char	   *gap = interval_literal(session->gap_us);
+	char	   *gap = PanesIntervalLiteral(session->gap_us);
 	int			nkeys = list_length(session->keys);
+	Oid			window_type = exprType(session->ts_expr);
 	SessionColumns sc = {session, NIL};
 	StringInfoData q;
 	StringInfoData group;
-	ListCell   *lc;
-	int			nagg;
-	bool		has_sublinks = false;
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INTERVALOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' ',
-	lateness_null ? 'n' : ' '};
-	List	   *panes_cxt;
-	Oid			panes_relid;
-	Oid			view_relid;
-	Oid			window_type = exprType(session->ts_expr);
 	StringInfoData targets;
 	StringInfoData exprs;
 	StringInfoData windows;
 	char	   *having;
-	bool		first = true;
-
-	if (strlen(panes_name) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("the panes of the view would have a name longer than %d bytes: \"%s\"",
-						NAMEDATALEN - 1, panes_name),
-				 errhint("Give the view a shorter name.")));
+	ListCell   *lc;
+	int			nagg;
+	bool		has_sublinks = false;
+	Oid			panes_relid;
+	Oid			view_relid;
 
 	/*
 	 * The panes: per key and tumbling window of gap, the aggregates (over
@@ -463,7 +432,7 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	nagg = list_length(sc.aggrefs);
 	initStringInfo(&q);
 	initStringInfo(&group);
-	appendStringInfo(&q, "SELECT flowstate.tumble(%s, %s) AS window_start", ts, gap);
+	appendStringInfo(&q, "flowstate.tumble(%s, %s) AS window_start", ts, gap);
 	appendStringInfoString(&group, "1");
 	foreach(lc, session->keys)
 	{
@@ -481,51 +450,22 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 						 foreach_current_index(lc) + 1);
 	}
 	appendStringInfo(&q, ", pg_catalog.min(%s) AS a%d, pg_catalog.max(%s) AS a%d", ts, nagg + 1, ts, nagg + 2);
-	appendStringInfo(&q, " FROM %s%s %s",
-					 src->inh ? "" : "ONLY ",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(src->relid)),
-												get_rel_name(src->relid)),
-					 quote_identifier(alias));
-	if (inner->jointree->quals != NULL)
-		appendStringInfo(&q, " WHERE %s", deparse_expression(inner->jointree->quals, src_cxt, true, false));
-	appendStringInfo(&q, " GROUP BY %s", group.data);
-
 	SPI_connect();
-	args[0] = CStringGetTextDatum(panes);
-	args[1] = CStringGetTextDatum(q.data);
-	args[2] = watermark_delay;
-	args[3] = memory_limit;
-	args[4] = allowed_lateness;
-	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4,"
-							  " allowed_lateness => $5)",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not create the panes of a continuous view of session windows");
-	CommandCounterIncrement();
-	panes_relid = get_relname_relid(panes_name, nspid);
+	panes_relid = PanesCreate(nspid, name, "session", q.data, src, src_cxt, inner->jointree->quals,
+							  group.data, watermark_delay, delay_null, allowed_lateness, lateness_null,
+							  memory_limit, limit_null);
 
 	/*
 	 * The view: the panes of each key in time order (b); a pane starting a
 	 * gap or more after the last event of the one before starts a session
 	 * (c); sessions numbered by a running count of those (s); each one's
-	 * panes combined (y); the query's columns computed over them (x).
+	 * panes combined (y); the query's columns computed over them (x), which
+	 * has the session's last event too.
 	 */
-	panes_cxt = deparse_context_for("x", panes_relid);
 	initStringInfo(&targets);
 	initStringInfo(&exprs);
-	foreach(lc, query->targetList)
-	{
-		TargetEntry *tle = lfirst(lc);
-		char	   *expr;
-
-		if (tle->resjunk)
-			continue;
-		expr = deparse_expression(to_panes_mutator((Node *) copyObject(tle->expr), &sc),
-								  panes_cxt, true, false);
-		appendStringInfo(&targets, "%s%s AS %s", first ? "" : ", ", expr,
-						 quote_identifier(tle->resname ? tle->resname : "?column?"));
-		appendStringInfo(&exprs, "%s%s", first ? "" : ", ", expr);
-		first = false;
-	}
+	PanesTargets(query->targetList, (Node *(*) (Node *, void *)) to_panes_mutator, &sc,
+				 deparse_context_for("x", panes_relid), &targets, &exprs);
 	initStringInfo(&windows);
 	appendStringInfo(&windows, "(SELECT (y.f).a%d AS window_start%s", nagg + 1, key_list("y", nkeys));
 	for (int i = 0; i < nagg; i++)
@@ -547,16 +487,9 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 					 panes, panes);
 	appendStringInfo(&windows, "\n                 GROUP BY s.session_no%s) y)", key_list("s", nkeys));
 	having = query->havingQual == NULL ? NULL :
-		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &sc), panes_cxt, true, false);
-	resetStringInfo(&q);
-	appendStringInfo(&q, "SELECT %s\n  FROM %s x", targets.data, windows.data);
-	if (having != NULL)
-		appendStringInfo(&q, "\n WHERE %s", having);
-	if (SPI_execute(psprintf("CREATE VIEW %s AS %s", quote_qualified_identifier(nsp, name), q.data),
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not create a continuous view of session windows");
-	CommandCounterIncrement();
-	view_relid = get_relname_relid(name, nspid);
+		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &sc),
+						   deparse_context_for("x", panes_relid), true, false);
+	view_relid = PanesCreateView(nspid, name, targets.data, windows.data, having, NULL);
 
 	/*
 	 * A session ends gap after its last event, and is final once the pane
@@ -567,7 +500,7 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 											 exprs.data, "x.window_start",
 											 psprintf("x.last_ts OPERATOR(pg_catalog.+) %s", gap),
 											 psprintf("flowstate.tumble(x.last_ts, %s) OPERATOR(pg_catalog.+) %s",
-													  gap, interval_literal(2 * session->gap_us)),
+													  gap, PanesIntervalLiteral(2 * session->gap_us)),
 											 having);
 	SPI_finish();
 	return view_relid;
