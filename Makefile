@@ -46,6 +46,7 @@ OBJS = \
 	src/api/convert.o \
 	src/api/ddl.o \
 	src/api/hop.o \
+	src/api/multiset.o \
 	src/api/panes.o \
 	src/api/session.o
 PGFILEDESC = "flowstate - stateful stream processing inside PostgreSQL"
@@ -66,7 +67,7 @@ with_llvm = no
 
 # pg_regress: test/sql/*.sql, outputs in test/expected/; one throwaway
 # preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final window_session views_errors views_side views_wait views_memory views_time_zone \
+REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset views_errors views_side views_wait views_memory views_time_zone \
 	views_overflow security oracle partial_states views_partitioned \
 	kafka_options upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress

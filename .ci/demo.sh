@@ -77,6 +77,12 @@ show() {
     $PSQL -d flowstate_demo -c "SELECT customer, session_start, orders, spent,
             last_order - session_start AS duration
         FROM customer_sessions ORDER BY last_order DESC, customer LIMIT 3"
+    # exact percentiles of the last minute's orders
+    $PSQL -d flowstate_demo -c "SELECT region, minute, orders, round(median::numeric, 2) AS median,
+            round(p95::numeric, 2) AS p95
+        FROM order_percentiles
+        WHERE minute >= date_bin('1 minute', now(), '2000-01-01') - interval '1 minute'
+        ORDER BY minute DESC, region LIMIT 4"
     # the last windows that became final, from the changelog
     $PSQL -d flowstate_demo -c "SELECT region, window_start, orders, revenue, finalized_at
         FROM revenue_final_changelog ORDER BY window_start DESC, region LIMIT 4"
@@ -165,9 +171,10 @@ setsid bash -c '
     done | kcat -P -b "$0" -t page_views' "$BROKERS" > "$DEMO/producer.log" 2>&1 &
 echo $! > "$DEMO/producer.pid"
 
+# until every view runs (the backfills done)
 for _ in $(seq 1 100); do
-    n=$($PSQL -At -d flowstate_demo -c "SELECT count(*) FROM flowstate.views WHERE status = 'running'")
-    [ "$n" = 4 ] && break
+    n=$($PSQL -At -d flowstate_demo -c "SELECT count(*) FROM flowstate.views WHERE status <> 'running'")
+    [ "$n" = 0 ] && break
     sleep 0.1
 done
 

@@ -55,6 +55,8 @@ AS $$
     SELECT CASE
              WHEN v.hop_view = $1 AND v.hop_kind = 'session' THEN
                flowstate.tumble($2, v.hop_size) + make_interval(secs => 2 * date_part('epoch', v.hop_size))
+             WHEN v.hop_view = $1 AND v.hop_kind IS NULL THEN
+               $2 + make_interval(secs => date_part('epoch', v.window_size))
              WHEN v.hop_view = $1 THEN
                $2 + make_interval(secs => date_part('epoch', v.hop_size))
              WHEN v.hop_kind = 'hop' THEN
@@ -98,3 +100,12 @@ ALTER TABLE flowstate.view ADD COLUMN final_function regprocedure;
 
 COMMENT ON COLUMN flowstate.view.final_function IS
 'for the panes of a view of hopping, cumulating or session windows with notify or changelog: the function that gives the rows of its windows made final';
+
+-------------------------------------------------------------------------------
+-- Views with DISTINCT and ordered-set aggregates (count(DISTINCT x),
+-- percentile_cont, mode...) keep, per group and value, its rows and the
+-- other aggregates in a continuous view <name>_values whose hop_view is the
+-- view users read (hop_kind NULL).
+-------------------------------------------------------------------------------
+COMMENT ON COLUMN flowstate.view.hop_view IS
+'for the panes of a view of hopping, cumulating or session windows, or the values of a view with DISTINCT or ordered-set aggregates: the view users read';

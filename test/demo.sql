@@ -76,3 +76,11 @@ SELECT flowstate.create_view('customer_sessions', $$
                      OVER (PARTITION BY customer ORDER BY placed_at) AS session_start
               FROM orders) s
      GROUP BY customer, session_start $$);
+
+-- the median and 95th percentile order per region and minute, exact: kept
+-- as each minute's multiset of amounts (order_percentiles_values)
+SELECT flowstate.create_view('order_percentiles', $$
+    SELECT region, date_bin('1 minute', placed_at, '2000-01-01') AS minute, count(*) AS orders,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY amount::float8) AS median,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY amount::float8) AS p95
+      FROM orders GROUP BY region, minute $$);

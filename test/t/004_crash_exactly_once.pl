@@ -83,6 +83,19 @@ SELECT flowstate.create_view('per_sensor', $$
 SELECT flowstate.create_view('totals', $$
     SELECT count(*) AS n, sum(value) AS total, min(ts) AS first_ts, max(ts) AS last_ts
       FROM readings $$);
+-- aggregates over the multiset of the labels
+SELECT flowstate.create_view('labels', $$
+    SELECT sensor % 10 AS s10, count(*) AS n, count(DISTINCT label) AS labels,
+           string_agg(DISTINCT label, ',') AS all_labels,
+           percentile_disc(0.9) WITHIN GROUP (ORDER BY label) AS p90,
+           mode() WITHIN GROUP (ORDER BY label) AS common
+      FROM readings GROUP BY 1 $$);
+CREATE VIEW labels_batch AS
+    SELECT sensor % 10 AS s10, count(*) AS n, count(DISTINCT label) AS labels,
+           string_agg(DISTINCT label, ',') AS all_labels,
+           percentile_disc(0.9) WITHIN GROUP (ORDER BY label) AS p90,
+           mode() WITHIN GROUP (ORDER BY label) AS common
+      FROM readings GROUP BY 1;
 });
 my @views = qw(per_minute per_sensor totals);
 
@@ -136,6 +149,10 @@ sub check_views
 	{
 		is(differences($node, 'postgres', $view), '0', "$when: $view equals its batch query");
 	}
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM ((TABLE labels EXCEPT ALL TABLE labels_batch)
+		                UNION ALL (TABLE labels_batch EXCEPT ALL TABLE labels)) d}),
+		'0', "$when: labels equals its batch query");
 }
 
 check_views('after the backfill');
