@@ -104,7 +104,7 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk
+bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates
 bench-tables:
 	bash bench/run.sh
 bench-kafka:
@@ -117,8 +117,10 @@ bench-windows-kafka:
 	bash bench/windows_kafka.sh
 bench-bulk:
 	bash bench/bulk.sh
+bench-aggregates:
+	bash bench/aggregates.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c
