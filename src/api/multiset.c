@@ -3,7 +3,8 @@
  * multiset.c
  *	  Continuous views with aggregates over the multiset of a value: count,
  *	  sum and avg of DISTINCT values, array_agg and string_agg of DISTINCT
- *	  values, percentile_disc, percentile_cont and mode.
+ *	  values or of every value in order, percentile_disc, percentile_cont
+ *	  and mode.
  *
  * PostgreSQL gives these no combine function: they need every value of
  * the group.  A continuous view of a query such as
@@ -25,6 +26,8 @@
  *	- count(DISTINCT x), sum(DISTINCT x), avg(DISTINCT x), array_agg and
  *	  string_agg of DISTINCT x: over the values, in their order (as
  *	  PostgreSQL, which sorts the values of a DISTINCT aggregate);
+ *	  array_agg(x ORDER BY x) and string_agg(x, sep ORDER BY x): each value
+ *	  as many times as it came;
  *	- percentile_disc(f): the first value whose running count reaches
  *	  ceil(f * n), n the non-null rows; percentile_cont(f) of float8: the
  *	  values at rows floor and ceil of f * (n - 1) (0-based), interpolated
@@ -66,6 +69,8 @@ typedef enum MultisetKind
 	MS_AVG,						/* avg(DISTINCT x) */
 	MS_ARRAY,					/* array_agg(DISTINCT x) */
 	MS_STRING,					/* string_agg(DISTINCT x, sep) */
+	MS_ARRAY_ALL,				/* array_agg(x ORDER BY x) */
+	MS_STRING_ALL,				/* string_agg(x, sep ORDER BY x) */
 	MS_PERCENTILE_DISC,			/* percentile_disc(f) WITHIN GROUP (ORDER BY x) */
 	MS_PERCENTILE_CONT,			/* percentile_cont(f) WITHIN GROUP (ORDER BY x) */
 	MS_MODE						/* mode() WITHIN GROUP (ORDER BY x) */
@@ -77,7 +82,7 @@ refuse_shape(const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("%s in a continuous view with DISTINCT or ordered-set aggregates", what),
-			 errhint("Such a view takes count, sum, avg, array_agg and string_agg of DISTINCT x, percentile_disc, percentile_cont and mode WITHIN GROUP (ORDER BY x), all over one x, beside the other supported aggregates, with GROUP BY.")));
+			 errhint("Such a view takes count, sum, avg, array_agg and string_agg of DISTINCT x, array_agg and string_agg ORDER BY x, percentile_disc, percentile_cont and mode WITHIN GROUP (ORDER BY x), all over one x, beside the other supported aggregates, with GROUP BY.")));
 }
 
 /* The name of a function of pg_catalog, or NULL for any other. */
@@ -158,10 +163,22 @@ multiset_kind(Aggref *aggref, Node **value)
 	}
 	if (aggref->aggkind != AGGKIND_NORMAL)
 		refuse_shape("hypothetical-set aggregates are not supported");
-	if (aggref->aggdistinct == NIL)
-		refuse_shape(psprintf("ORDER BY in %s without DISTINCT is not supported", name));
 	arg = linitial(aggref->args);
 	*value = (Node *) arg->expr;
+	if (aggref->aggdistinct == NIL)
+	{
+		/* every value, in their order: array_agg and string_agg only */
+		if (list_length(aggref->aggorder) != 1 || !ascending(linitial(aggref->aggorder)) ||
+			!equal(get_sortgroupclause_expr(linitial(aggref->aggorder), aggref->args), *value))
+			refuse_shape(psprintf("ORDER BY in %s other than by its value ascending is not supported", name));
+		if (strcmp(name, "array_agg") == 0 && list_length(aggref->args) == 1)
+			return MS_ARRAY_ALL;
+		if (strcmp(name, "string_agg") == 0 && list_length(aggref->args) == 2 &&
+			IsA(((TargetEntry *) lsecond(aggref->args))->expr, Const))
+			return MS_STRING_ALL;
+		refuse_shape(psprintf("ORDER BY in %s is not supported (only in array_agg(x ORDER BY x) and string_agg(x, 'sep' ORDER BY x))",
+							  format_procedure(aggref->aggfnoid)));
+	}
 
 	/* DISTINCT sorts the values: an ORDER BY may only say so */
 	if (aggref->aggorder != NIL &&
@@ -349,6 +366,18 @@ multiset_sql(Aggref *aggref)
 			return pstrdup("pg_catalog.array_agg(r.v ORDER BY r.v)");
 		case MS_STRING:
 			return psprintf("pg_catalog.string_agg(r.v, %s ORDER BY r.v)",
+							const_sql((Node *) ((TargetEntry *) lsecond(aggref->args))->expr));
+		case MS_ARRAY_ALL:
+			/* each value as many times as it came */
+			return pstrdup("(SELECT pg_catalog.array_agg(u.v ORDER BY u.v)"
+						   " FROM ROWS FROM (pg_catalog.unnest(pg_catalog.array_agg(r.v ORDER BY r.v)),"
+						   " pg_catalog.unnest(pg_catalog.array_agg(r.n ORDER BY r.v))) AS u (v, n),"
+						   " pg_catalog.generate_series(1, u.n) AS g)");
+		case MS_STRING_ALL:
+			return psprintf("(SELECT pg_catalog.string_agg(u.v, %s ORDER BY u.v)"
+							" FROM ROWS FROM (pg_catalog.unnest(pg_catalog.array_agg(r.v ORDER BY r.v)),"
+							" pg_catalog.unnest(pg_catalog.array_agg(r.n ORDER BY r.v))) AS u (v, n),"
+							" pg_catalog.generate_series(1, u.n) AS g)",
 							const_sql((Node *) ((TargetEntry *) lsecond(aggref->args))->expr));
 		case MS_MODE:
 			return psprintf("(pg_catalog.array_agg(r.v ORDER BY r.n DESC, r.v) FILTER (WHERE %s))[1]",

@@ -1,6 +1,6 @@
 -- Aggregates over the multiset of a value: count, sum and avg of DISTINCT
--- values, array_agg and string_agg of DISTINCT values, percentile_disc,
--- percentile_cont and mode.  A view keeps per group and value its rows and
+-- values, array_agg and string_agg of DISTINCT values or of every value in
+-- order, percentile_disc, percentile_cont and mode.  A view keeps per group and value its rows and
 -- its other aggregates (<name>_values) and computes these over the values
 -- and their counts when it is read: exact, after inserts, updates, deletes
 -- and TRUNCATE, equal to its defining query run as a batch query.
@@ -29,7 +29,7 @@ SELECT public.hits(2000, 0.1);
 SELECT flowstate.create_view('public.page_users', $$
     SELECT flowstate.tumble(ts, '10 minutes') AS w, page, count(*) AS hits,
            count(DISTINCT usr) AS users, sum(DISTINCT usr) AS usr_sum, avg(DISTINCT usr) AS usr_avg,
-           max(ms) AS slowest, array_agg(DISTINCT usr) AS who
+           max(ms) AS slowest, array_agg(DISTINCT usr) AS who, array_agg(usr ORDER BY usr) AS every_who
       FROM public.hits GROUP BY 1, 2 $$);
 -- latency percentiles and mode per page
 SELECT flowstate.create_view('public.page_latency', $$
@@ -44,7 +44,7 @@ SELECT flowstate.create_view('public.page_latency', $$
 -- pages per user, as a string, for users with more than 2 pages
 SELECT flowstate.create_view('public.user_pages', $$
     SELECT usr % 10 AS cohort, string_agg(DISTINCT page, ',' ORDER BY page) AS pages,
-           count(DISTINCT page) AS n_pages
+           count(DISTINCT page) AS n_pages, length(string_agg(page, '' ORDER BY page)) AS visits_len
       FROM public.hits GROUP BY 1 HAVING count(DISTINCT page) > 2 $$);
 SELECT view, window_kind FROM flowstate.views
  WHERE view::text IN ('page_users_values', 'page_latency_values', 'user_pages_values') ORDER BY 1;
@@ -64,7 +64,7 @@ CREATE VIEW public.check_multiset AS
 SELECT public.differences('public.page_users', $q$
     SELECT flowstate.tumble(ts, '10 minutes') AS w, page, count(*) AS hits,
            count(DISTINCT usr) AS users, sum(DISTINCT usr) AS usr_sum, avg(DISTINCT usr) AS usr_avg,
-           max(ms) AS slowest, array_agg(DISTINCT usr) AS who
+           max(ms) AS slowest, array_agg(DISTINCT usr) AS who, array_agg(usr ORDER BY usr) AS every_who
       FROM public.hits GROUP BY 1, 2 $q$) AS page_users,
        public.differences('public.page_latency', $q$
     SELECT page, count(ms) AS n,
@@ -77,7 +77,7 @@ SELECT public.differences('public.page_users', $q$
       FROM public.hits WHERE ts < '2026-01-01 00:50:00+00' GROUP BY page $q$) AS page_latency,
        public.differences('public.user_pages', $q$
     SELECT usr % 10 AS cohort, string_agg(DISTINCT page, ',' ORDER BY page) AS pages,
-           count(DISTINCT page) AS n_pages
+           count(DISTINCT page) AS n_pages, length(string_agg(page, '' ORDER BY page)) AS visits_len
       FROM public.hits GROUP BY 1 HAVING count(DISTINCT page) > 2 $q$) AS user_pages,
        (SELECT count(*) FROM public.page_users) AS page_users_rows,
        (SELECT count(*) FROM public.page_latency) AS page_latency_rows,
@@ -129,7 +129,8 @@ SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, count
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, percentile_cont(1.5) WITHIN GROUP (ORDER BY ms) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms DESC) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY ms) FROM public.hits GROUP BY page')$$);
-SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array_agg(usr ORDER BY usr) FROM public.hits GROUP BY page')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array_agg(usr ORDER BY usr DESC) FROM public.hits GROUP BY page')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array_agg(usr ORDER BY ms) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, rank(3) WITHIN GROUP (ORDER BY usr) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, count(DISTINCT usr) FROM public.hits GROUP BY page', allowed_lateness => '0', notify => true)$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1')$$);
