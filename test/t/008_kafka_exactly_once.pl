@@ -50,6 +50,11 @@ SELECT flowstate.create_view('per_cumulate', \$\$
       FROM events, LATERAL flowstate.cumulate(events.ts, '30 seconds', '5 minutes') w
      GROUP BY w.window_start, w.window_end \$\$,
     watermark_delay => '3 minutes', allowed_lateness => '0');
+-- keys seen per minute, and their median: over the multiset of k
+SELECT flowstate.create_view('per_minute_keys', \$\$
+    SELECT flowstate.tumble(ts, '1 minute') AS minute, count(DISTINCT k) AS keys,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY k) AS median_k
+      FROM events GROUP BY 1 \$\$);
 -- hours of India (UTC+05:30), which the Kafka worker (in UTC) evaluates too
 SET TimeZone = 'Asia/Kolkata';
 SELECT flowstate.create_view('per_local_hour', \$\$
@@ -139,6 +144,9 @@ my %batch = (
 	per_minute => q{SELECT k, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS n, sum(v) AS total,
 	                       min(v) AS lo, max(v) AS hi FROM events_batch GROUP BY 1, 2},
 	per_key => q{SELECT k, count(*) AS n, avg(v) AS mean, max(ts) AS last FROM events_batch GROUP BY k},
+	per_minute_keys => q{SELECT flowstate.tumble(ts, '1 minute') AS minute, count(DISTINCT k) AS keys,
+	                            percentile_disc(0.5) WITHIN GROUP (ORDER BY k) AS median_k
+	                       FROM events_batch GROUP BY 1},
 	per_local_hour => q{SELECT date_trunc('hour', ts) AS hour, k % 10 AS k10, count(*) AS n
 	                      FROM events_batch GROUP BY 1, 2},
 	per_hop => q{SELECT w.window_start, w.window_end, k % 10 AS k10, count(*) AS n, sum(v) AS total
