@@ -414,7 +414,8 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		INTERVALOID, BOOLOID, OIDOID, OIDOID};
 		char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		bool		has_hop_columns;
-		int64		extent = is_session ? 0 : hop.size_us;
+		/* a session is final gap after its last pane ends: two gaps */
+		int64		extent = is_session ? 2 * session.gap_us : hop.size_us;
 
 		error_context_stack = errcallback.previous;
 		if (MultisetAggregates(query))
@@ -437,11 +438,6 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("retention, notify and changelog for hopping, cumulating or session windows need flowstate 0.8.0"),
 					 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
-		if (retention >= 0 && is_session)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("retention is not supported for session windows yet"),
-					 errhint("Create the view without retention; notify and changelog announce the sessions that become final.")));
 		check_final_options(nspid, rv->relname, allowed_lateness, retention, notify, changelog, extent);
 
 		if (is_session)
@@ -449,7 +445,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 										   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 										   PG_GETARG_DATUM(3), PG_ARGISNULL(3),
 										   PG_GETARG_DATUM(4), PG_ARGISNULL(4),
-										   notify || changelog ? &final_function : NULL);
+										   retention, notify || changelog ? &final_function : NULL);
 		else
 			view_relid = HopCreateView(nspid, rv->relname, query, &hop,
 									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),

@@ -398,7 +398,7 @@ partition_by(const char *prefix, int n)
 Oid
 SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *session,
 				  Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
-				  Datum memory_limit, bool limit_null, Oid *final_function)
+				  Datum memory_limit, bool limit_null, int64 retention_us, Oid *final_function)
 {
 	Query	   *inner = session->inner;
 	RangeTblEntry *sub = rt_fetch(1, query->rtable);
@@ -416,6 +416,7 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	StringInfoData exprs;
 	StringInfoData windows;
 	char	   *having;
+	char	   *kept = NULL;
 	ListCell   *lc;
 	int			nagg;
 	bool		has_sublinks = false;
@@ -489,7 +490,16 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	having = query->havingQual == NULL ? NULL :
 		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &sc),
 						   deparse_context_for("x", panes_relid), true, false);
-	view_relid = PanesCreateView(nspid, name, targets.data, windows.data, having, NULL);
+	/* with retention, the sessions that ended less than it ago */
+	if (retention_us >= 0)
+	{
+		Interval   *delay = delay_null ? NULL : DatumGetIntervalP(watermark_delay);
+
+		kept = PanesKeptSql(panes_relid, psprintf("(x.last_ts OPERATOR(pg_catalog.+) %s)", gap),
+							window_type, delay == NULL ? 0 : delay->day * USECS_PER_DAY + delay->time,
+							retention_us);
+	}
+	view_relid = PanesCreateView(nspid, name, targets.data, windows.data, having, kept);
 
 	/*
 	 * A session ends gap after its last event, and is final once the pane

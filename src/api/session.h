@@ -28,6 +28,7 @@ extern bool SessionFind(Query *query, SessionSpec *session);
 extern Oid	SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *session,
 							  Datum watermark_delay, bool delay_null,
 							  Datum allowed_lateness, bool lateness_null,
-							  Datum memory_limit, bool limit_null, Oid *final_function);
+							  Datum memory_limit, bool limit_null, int64 retention_us,
+							  Oid *final_function);
 
 #endif							/* FLOWSTATE_SESSION_H */

@@ -785,6 +785,29 @@ announce_final(ViewFlush *f)
 }
 
 /*
+ * The state table column (1-based, a<n>) of the panes of a view of session
+ * windows that holds min or max (name) of their event time, without
+ * FILTER: their first or last event.
+ */
+static int
+event_time_column(ViewDef *def, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, def->aggrefs)
+	{
+		Aggref	   *aggref = lfirst(lc);
+
+		if (aggref->aggfilter == NULL && list_length(aggref->args) == 1 &&
+			strcmp(get_func_name(aggref->aggfnoid), name) == 0 &&
+			equal(((TargetEntry *) linitial(aggref->args))->expr, def->window.ts_expr))
+			return foreach_current_index(lc) + 1;
+	}
+	elog(ERROR, "continuous view %s keeps no %s of its event time", def->view_name, name);
+	return 0;
+}
+
+/*
  * Expire the windows of a view that ended longer ago than its retention,
  * behind the watermark this flush records: delete their rows from the state
  * table, in the flush's transaction, after its groups are written.  They
@@ -817,7 +840,16 @@ expire_windows(ViewFlush *f)
 	}
 	if (!wrote_expired && vr->expired_once && cutoff < vr->expired_cutoff + def->window.size_us)
 		return;
-	n = StateTableExpire(def->state_relid, keyno, layout->keys[keyno].type, cutoff);
+	if (def->window.panes_of == 's')
+	{
+		/* the panes of a view of sessions go by whole sessions */
+		n = StateTableExpireSessions(def->state_relid, layout->nkeys,
+									 event_time_column(def, "min"), event_time_column(def, "max"),
+									 layout->keys[keyno].type, def->window.panes_of_size_us,
+									 f->max_ts - def->watermark_delay_us - def->retention_us);
+	}
+	else
+		n = StateTableExpire(def->state_relid, keyno, layout->keys[keyno].type, cutoff);
 	vr->expired_cutoff = cutoff;
 	vr->expired_once = true;
 	if (n > 0)
@@ -834,8 +866,9 @@ expire_windows(ViewFlush *f)
  * once their flush is visible to every snapshot: StoreEvictFinal.  Over
  * a stream, by the event time every worker judged with as the last flush
  * began (write_final_event_time): a row of such a window is late in every
- * worker, and costs no lookup of its group.  The groups are walked when the watermark has moved a window further since
- * the last walk, or, a second after it, when groups of final windows
+ * worker, and costs no lookup of its group.  The groups are walked when
+ * the watermark has moved a window further since the last walk, or, a
+ * second after it, when groups of final windows
  * were left, flushed too recently (vr->final_left: the memory policy calls
  * it again between flushes).  Never while a flush is under way.
  */

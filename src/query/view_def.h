@@ -131,6 +131,7 @@ ViewExpireCutoff(const ViewDef *def, int64 limit)
 		return limit - w->panes_of_size_us - w->size_us;
 	if (w->panes_of == 'c')
 		return WindowFloor(limit, w->panes_of_size_us) - w->size_us;
+	/* (sessions go whole: StateTableExpireSessions; this bounds their panes) */
 	return limit - w->size_us;
 }
 

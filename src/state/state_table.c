@@ -536,6 +536,53 @@ StateTableExpire(Oid relid, int keyno, Oid keytype, int64 cutoff)
 }
 
 /*
+ * StateTableExpireSessions deletes from the state table of the panes of a
+ * view of session windows (keys k1, the pane, then k2..k<nkeys>, the
+ * sessions' partition; aggregates a<first_col> and a<last_col> the first
+ * and last event time of each pane) the panes of the sessions that ended at
+ * or before
+ * horizon: numbered per partition in pane order, as the view numbers them,
+ * a session ending gap after its last event.  Whole sessions go, never a
+ * part of one.  Returns the number of rows deleted.  In a transaction.
+ */
+int64
+StateTableExpireSessions(Oid relid, int nkeys, int first_col, int last_col, Oid tstype,
+						 int64 gap_us, int64 horizon)
+{
+	StringInfoData part;
+	char	   *sql;
+	Interval   *gap = palloc0(sizeof(Interval));
+	Datum		args[2];
+	Oid			types[2] = {INTERVALOID, tstype};
+	int64		n;
+
+	initStringInfo(&part);
+	for (int i = 2; i <= nkeys; i++)
+		appendStringInfo(&part, "%sk%d", i == 2 ? "PARTITION BY " : ", ", i);
+	gap->time = gap_us;
+	args[0] = IntervalPGetDatum(gap);
+	args[1] = Int64GetDatum(horizon);
+	sql = psprintf("DELETE FROM %1$s WHERE gid IN ("
+				   " SELECT d.gid FROM ("
+				   "  SELECT c.gid, pg_catalog.max(c.last_ts) OVER (%2$s%3$ssession_no) AS session_last"
+				   "    FROM (SELECT b.*, pg_catalog.sum(b.starts) OVER (%2$s ORDER BY b.k1) AS session_no"
+				   "            FROM (SELECT s.*, a%4$d AS last_ts,"
+				   "                         CASE WHEN a%5$d OPERATOR(pg_catalog.-) pg_catalog.lag(a%4$d) OVER (%2$s ORDER BY k1)"
+				   "                              OPERATOR(pg_catalog.<) $1 THEN 0 ELSE 1 END AS starts"
+				   "                    FROM %1$s s) b) c) d"
+				   "  WHERE d.session_last OPERATOR(pg_catalog.+) $1 OPERATOR(pg_catalog.<=) $2)",
+				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											  get_rel_name(relid)),
+				   part.data, nkeys > 1 ? ", " : "PARTITION BY ", last_col, first_col);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not expire the sessions of state table %u", relid);
+	n = (int64) SPI_processed;
+	SPI_finish();
+	return n;
+}
+
+/*
  * StateTableTruncate deletes every row of a state table (a view whose
  * backfill did not finish starts again, a truncated source) and keeps it
  * locked until the transaction ends.  Returns false if it was dropped.

@@ -74,6 +74,8 @@ extern bool StateLookup(StateScan *s, const Datum *keys, const bool *keynulls, S
 extern void StateScanEnd(StateScan *s);
 extern bool StateTableTruncate(Oid relid);
 extern int64 StateTableExpire(Oid relid, int keyno, Oid keytype, int64 cutoff);
+extern int64 StateTableExpireSessions(Oid relid, int nkeys, int first_col, int last_col,
+									  Oid tstype, int64 gap_us, int64 horizon);
 extern bool StateTableKeepFinal(Oid relid, int keyno, int64 cutoff, int64 *max_gid);
 
 #endif							/* FLOWSTATE_STATE_TABLE_H */

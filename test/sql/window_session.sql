@@ -211,6 +211,51 @@ DROP PROCEDURE public.wait_late(bigint);
 SELECT flowstate.drop_view('public.tap_sessions');
 DROP TABLE public.taps;
 
+-- retention: the sessions that ended (their last event plus the gap)
+-- longer than retention before the watermark leave the panes' state table,
+-- whole, and the view; retention is at least twice the gap plus
+-- allowed_lateness (such a session is final)
+CREATE TABLE public.logins (id serial PRIMARY KEY, ts timestamptz NOT NULL, u int NOT NULL);
+ALTER TABLE public.logins REPLICA IDENTITY FULL;
+SELECT flowstate.create_view('public.login_sessions', $$
+    SELECT u, session_start, count(*) AS n, max(ts) AS last_login
+      FROM (SELECT u, ts, flowstate.session(ts, '1 minute') OVER (PARTITION BY u ORDER BY ts) AS session_start
+              FROM public.logins) s
+     GROUP BY u, session_start $$, allowed_lateness => '0', retention => '5 minutes');
+-- every 3 minutes a burst of 6 logins 20 seconds apart, users 0 and 1 in
+-- turn; user 2 every 30 seconds, one session of 28 minutes: it goes whole
+-- or not at all
+INSERT INTO public.logins (ts, u)
+SELECT '2026-01-01'::timestamptz + m * interval '3 minutes' + s * interval '20 seconds', m % 2
+  FROM generate_series(0, 9) m, generate_series(0, 5) s
+UNION ALL
+SELECT '2026-01-01'::timestamptz + i * interval '30 seconds', 2 FROM generate_series(0, 56) i;
+SELECT flowstate.wait_for();
+-- (the flush that records the watermark expires the sessions)
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN (SELECT max_event_time FROM flowstate.view
+                    WHERE view = 'public.login_sessions_panes'::regclass) = '2026-01-01 00:28:40+00';
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+-- the watermark is 00:28:40: the sessions that ended by 00:23:40 are gone
+SELECT * FROM public.login_sessions ORDER BY session_start, u;
+SELECT public.differences('public.login_sessions', $q$
+    SELECT u, session_start, count(*) AS n, max(ts) AS last_login
+      FROM (SELECT u, ts, flowstate.session(ts, '1 minute') OVER (PARTITION BY u ORDER BY ts) AS session_start
+              FROM public.logins) s
+     GROUP BY u, session_start
+    HAVING max(ts) + interval '1 minute' > (SELECT max_event_time - interval '5 minutes' FROM flowstate.view
+                                             WHERE view = 'public.login_sessions_panes'::regclass) $q$) AS differences_but_gone;
+SELECT state_table AS login_state FROM flowstate.view WHERE view = 'public.login_sessions_panes'::regclass \gset
+SELECT min(k1) AS first_pane_kept, count(*) AS panes_kept FROM :login_state;
+SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT u, session_start, count(*) FROM (SELECT u, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY u ORDER BY ts) AS session_start FROM public.logins) s GROUP BY u, session_start', allowed_lateness => '0', retention => '1 minute')$$);
+SELECT flowstate.drop_view('public.login_sessions');
+DROP TABLE public.logins;
+
 -- what a view of session windows does not take
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, session_start, count(*) FROM (SELECT usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY usr) AS session_start FROM public.clicks) s GROUP BY usr, session_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, session_start, count(*) FROM (SELECT usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY usr ORDER BY ts DESC) AS session_start FROM public.clicks) s GROUP BY usr, session_start')$$);
@@ -225,7 +270,6 @@ SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, sessio
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, session_start, count(*) FROM (SELECT usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY usr ORDER BY ts) AS session_start, row_number() OVER () AS r FROM public.clicks) s GROUP BY usr, session_start')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, flowstate.session(max(ts), ''1 minute'') OVER (ORDER BY max(ts)) FROM public.clicks GROUP BY usr')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT c.usr, session_start, count(*) FROM (SELECT usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY usr ORDER BY ts) AS session_start FROM public.clicks) s JOIN public.clicks c ON c.usr = s.usr GROUP BY c.usr, session_start')$$);
-SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, session_start, count(*) FROM (SELECT usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY usr ORDER BY ts) AS session_start FROM public.clicks) s GROUP BY usr, session_start', allowed_lateness => '0', retention => '1 hour')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT usr, session_start, count(*) FROM (SELECT usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY usr ORDER BY ts) AS session_start FROM public.clicks) s GROUP BY usr, session_start ORDER BY 1')$$);
 
 -- drop_view drops the view and its panes, and so does DROP VIEW
