@@ -413,10 +413,11 @@ HopCreateView(Oid nspid, const char *name, Query *query, HopSpec *hop,
 		i++;
 	}
 	SPI_connect();
-	panes_relid = PanesCreate(nspid, name, hop->cumulate ? "cumulating" : "hopping", q.data,
+	panes_relid = PanesCreate(nspid, name, "_panes",
+							  hop->cumulate ? "cumulating windows" : "hopping windows", q.data,
 							  src, src_cxt, query->jointree->quals, keys.data,
 							  watermark_delay, delay_null, allowed_lateness, lateness_null,
-							  memory_limit, limit_null);
+							  memory_limit, limit_null, (Datum) 0, true);
 
 	/* the view: per window, the panes' partial states combined */
 	resetStringInfo(&keys);

@@ -41,11 +41,8 @@
 
 #include <math.h>
 
-#include "access/stratnum.h"
 #include "catalog/pg_namespace.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -324,18 +321,6 @@ to_values_mutator(Node *node, MultisetColumns *mc)
 	return expression_tree_mutator(node, to_values_mutator, mc);
 }
 
-/* "prefix.k1, prefix.k2, ..." for n keys. */
-static char *
-key_list(const char *prefix, int n)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	for (int i = 0; i < n; i++)
-		appendStringInfo(&s, "%s%s.k%d", i == 0 ? "" : ", ", prefix, i + 1);
-	return s.data;
-}
-
 /* A constant, as SQL. */
 static char *
 const_sql(Node *node)
@@ -429,30 +414,18 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 {
 	RangeTblEntry *src = rt_fetch(1, query->rtable);
 	List	   *src_cxt = deparse_context_for(src->eref->aliasname, src->relid);
-	char	   *nsp = get_namespace_name(nspid);
-	char	   *values_name = psprintf("%s_values", name);
-	char	   *values = quote_qualified_identifier(nsp, values_name);
+	char	   *values = quote_qualified_identifier(get_namespace_name(nspid), psprintf("%s_values", name));
 	int			nkeys = list_length(spec->keys);
 	MultisetColumns mc = {spec, NIL, NIL};
-	StringInfoData q;
+	StringInfoData select;
 	StringInfoData group;
 	StringInfoData targets;
 	StringInfoData exprs;
 	StringInfoData windows;
 	ListCell   *lc;
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INTERVALOID, INTERVALOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' ',
-	lateness_null ? 'n' : ' ', retention_null ? 'n' : ' '};
 	Oid			values_relid;
 	Oid			view_relid;
 
-	if (strlen(values_name) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("the values of the view would have a name longer than %d bytes: \"%s\"",
-						NAMEDATALEN - 1, values_name),
-				 errhint("Give the view a shorter name.")));
 	foreach(lc, spec->aggrefs)
 	{
 		Node	   *value = NULL;
@@ -468,45 +441,28 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 	 * aggregates; then, for the view's columns only, one column per
 	 * multiset aggregate (the row count again, which takes no room).
 	 */
-	initStringInfo(&q);
+	initStringInfo(&select);
 	initStringInfo(&group);
-	appendStringInfoString(&q, "SELECT ");
 	foreach(lc, spec->keys)
 	{
-		appendStringInfo(&q, "%s AS k%d, ", deparse_expression(lfirst(lc), src_cxt, true, false),
+		appendStringInfo(&select, "%s AS k%d, ", deparse_expression(lfirst(lc), src_cxt, true, false),
 						 foreach_current_index(lc) + 1);
 		appendStringInfo(&group, "%d, ", foreach_current_index(lc) + 1);
 	}
-	appendStringInfo(&q, "%s AS v, pg_catalog.count(*) AS a0",
+	appendStringInfo(&select, "%s AS v, pg_catalog.count(*) AS a0",
 					 deparse_expression(spec->value, src_cxt, true, false));
 	appendStringInfo(&group, "%d", nkeys + 1);
 	foreach(lc, mc.plain)
-		appendStringInfo(&q, ", %s AS a%d", deparse_expression(lfirst(lc), src_cxt, true, false),
+		appendStringInfo(&select, ", %s AS a%d", deparse_expression(lfirst(lc), src_cxt, true, false),
 						 foreach_current_index(lc) + 1);
 	foreach(lc, mc.multiset)
-		appendStringInfo(&q, ", pg_catalog.count(*) AS m%d", foreach_current_index(lc) + 1);
-	appendStringInfo(&q, " FROM %s%s %s",
-					 src->inh ? "" : "ONLY ",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(src->relid)),
-												get_rel_name(src->relid)),
-					 quote_identifier(src->eref->aliasname));
-	if (query->jointree->quals != NULL)
-		appendStringInfo(&q, " WHERE %s", deparse_expression(query->jointree->quals, src_cxt, true, false));
-	appendStringInfo(&q, " GROUP BY %s", group.data);
+		appendStringInfo(&select, ", pg_catalog.count(*) AS m%d", foreach_current_index(lc) + 1);
 
 	SPI_connect();
-	args[0] = CStringGetTextDatum(values);
-	args[1] = CStringGetTextDatum(q.data);
-	args[2] = watermark_delay;
-	args[3] = memory_limit;
-	args[4] = allowed_lateness;
-	args[5] = retention;
-	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4,"
-							  " allowed_lateness => $5, retention => $6)",
-							  6, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not create the values of a continuous view");
-	CommandCounterIncrement();
-	values_relid = get_relname_relid(values_name, nspid);
+	values_relid = PanesCreate(nspid, name, "_values", "DISTINCT or ordered-set aggregates",
+							   select.data, src, src_cxt, query->jointree->quals, group.data,
+							   watermark_delay, delay_null, allowed_lateness, lateness_null,
+							   memory_limit, limit_null, retention, retention_null);
 
 	/*
 	 * The view: the values of each group with their counts (b), the
@@ -515,13 +471,13 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 	 * computed (y), the query's columns over them (x).
 	 */
 	initStringInfo(&windows);
-	appendStringInfo(&windows, "(SELECT %s, NULL AS v, (y.f).a0", key_list("y", nkeys));
+	appendStringInfo(&windows, "(SELECT %s, NULL AS v, (y.f).a0", PanesKeyList("y", nkeys, false));
 	for (int i = 0; i < list_length(mc.plain); i++)
 		appendStringInfo(&windows, ", (y.f).a%d", i + 1);
 	for (int i = 0; i < list_length(mc.multiset); i++)
 		appendStringInfo(&windows, ", y.m%d", i + 1);
 	appendStringInfo(&windows, "\n          FROM (SELECT %s, flowstate.finalize(flowstate.combine(r.state), NULL::%s) AS f",
-					 key_list("r", nkeys), values);
+					 PanesKeyList("r", nkeys, false), values);
 	foreach(lc, mc.multiset)
 		appendStringInfo(&windows, ",\n                       %s AS m%d", multiset_sql(lfirst(lc)),
 						 foreach_current_index(lc) + 1);
@@ -529,12 +485,12 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 					 " pg_catalog.sum(CASE WHEN b.v IS NOT NULL THEN b.n END) OVER (PARTITION BY %s) AS nn,"
 					 " pg_catalog.sum(CASE WHEN b.v IS NOT NULL THEN b.n END)"
 					 " OVER (PARTITION BY %s ORDER BY b.v ROWS UNBOUNDED PRECEDING) AS cum",
-					 key_list("b", nkeys), key_list("b", nkeys));
+					 PanesKeyList("b", nkeys, false), PanesKeyList("b", nkeys, false));
 	appendStringInfo(&windows, "\n                          FROM (SELECT %s, (p.keys).v, p.state, (z.f).a0 AS n"
 					 "\n                                  FROM flowstate.partial_states(NULL::%s) p,"
 					 " LATERAL (SELECT flowstate.finalize(p.state, NULL::%s) AS f) z) b) r"
 					 "\n                 GROUP BY %s) y)",
-					 key_list("(p.keys)", nkeys), values, values, key_list("r", nkeys));
+					 PanesKeyList("(p.keys)", nkeys, false), values, values, PanesKeyList("r", nkeys, false));
 	initStringInfo(&targets);
 	initStringInfo(&exprs);
 	PanesTargets(query->targetList, (Node *(*) (Node *, void *)) to_values_mutator, &mc,

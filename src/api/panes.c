@@ -55,31 +55,34 @@ PanesIntervalLiteral(int64 us)
 }
 
 /*
- * PanesCreate creates, as its caller, the panes <name>_panes of a view of
- * windows of kind (for messages): "SELECT select_list FROM source WHERE
- * quals GROUP BY group_by" through flowstate.create_view, src the source's
- * range table entry, deparsed in src_cxt, with the view's watermark_delay,
- * allowed_lateness and memory_limit.  Returns them.  Within SPI.
+ * PanesCreate creates, as its caller, the continuous view <name><suffix>
+ * (the panes of a view of windows of kind, for messages; or the values of
+ * a view with multiset aggregates): "SELECT select_list FROM source WHERE
+ * quals GROUP BY group_by" through flowstate.create_view, src the
+ * source's range table entry, deparsed in src_cxt, with the view's
+ * watermark_delay, allowed_lateness, memory_limit and retention (each a
+ * Datum and whether it is null).  Returns it.  Within SPI.
  */
 Oid
-PanesCreate(Oid nspid, const char *name, const char *kind, const char *select_list,
-			RangeTblEntry *src, List *src_cxt, Node *quals, const char *group_by,
-			Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
-			Datum memory_limit, bool limit_null)
+PanesCreate(Oid nspid, const char *name, const char *suffix, const char *kind,
+			const char *select_list, RangeTblEntry *src, List *src_cxt, Node *quals,
+			const char *group_by, Datum watermark_delay, bool delay_null,
+			Datum allowed_lateness, bool lateness_null, Datum memory_limit, bool limit_null,
+			Datum retention, bool retention_null)
 {
 	char	   *nsp = get_namespace_name(nspid);
-	char	   *panes_name = psprintf("%s_panes", name);
+	char	   *panes_name = psprintf("%s%s", name, suffix);
 	StringInfoData q;
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INTERVALOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' ',
-	lateness_null ? 'n' : ' '};
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INTERVALOID, INTERVALOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', delay_null ? 'n' : ' ', limit_null ? 'n' : ' ',
+	lateness_null ? 'n' : ' ', retention_null ? 'n' : ' '};
 
 	if (strlen(panes_name) >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("the panes of the view would have a name longer than %d bytes: \"%s\"",
-						NAMEDATALEN - 1, panes_name),
+				 errmsg("the %s of the view would have a name longer than %d bytes: \"%s\"",
+						suffix + 1, NAMEDATALEN - 1, panes_name),
 				 errhint("Give the view a shorter name.")));
 	initStringInfo(&q);
 	appendStringInfo(&q, "SELECT %s FROM %s%s %s", select_list,
@@ -96,12 +99,25 @@ PanesCreate(Oid nspid, const char *name, const char *kind, const char *select_li
 	args[2] = watermark_delay;
 	args[3] = memory_limit;
 	args[4] = allowed_lateness;
+	args[5] = retention;
 	if (SPI_execute_with_args("SELECT flowstate.create_view($1, $2, watermark_delay => $3, memory_limit => $4,"
-							  " allowed_lateness => $5)",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not create the panes of a continuous view of %s windows", kind);
+							  " allowed_lateness => $5, retention => $6)",
+							  6, argtypes, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not create the %s of a continuous view of %s", suffix + 1, kind);
 	CommandCounterIncrement();
 	return get_relname_relid(panes_name, nspid);
+}
+
+/* "prefix.k1, prefix.k2, ..." for n keys, each after a comma with comma. */
+char *
+PanesKeyList(const char *prefix, int n, bool comma)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&s, "%s%s.k%d", i > 0 || comma ? ", " : "", prefix, i + 1);
+	return s.data;
 }
 
 /*

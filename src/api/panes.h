@@ -13,11 +13,12 @@
 #include "nodes/parsenodes.h"
 
 extern char *PanesIntervalLiteral(int64 us);
-extern Oid	PanesCreate(Oid nspid, const char *name, const char *kind, const char *select_list,
-						RangeTblEntry *src, List *src_cxt, Node *quals, const char *group_by,
-						Datum watermark_delay, bool delay_null,
-						Datum allowed_lateness, bool lateness_null,
-						Datum memory_limit, bool limit_null);
+extern Oid	PanesCreate(Oid nspid, const char *name, const char *suffix, const char *kind,
+						const char *select_list, RangeTblEntry *src, List *src_cxt, Node *quals,
+						const char *group_by, Datum watermark_delay, bool delay_null,
+						Datum allowed_lateness, bool lateness_null, Datum memory_limit,
+						bool limit_null, Datum retention, bool retention_null);
+extern char *PanesKeyList(const char *prefix, int n, bool comma);
 extern void PanesTargets(List *target_list, Node *(*mutator) (Node *node, void *context),
 						 void *context, List *panes_cxt, StringInfo targets, StringInfo exprs);
 extern Oid	PanesCreateView(Oid nspid, const char *name, const char *targets,

@@ -368,23 +368,11 @@ to_panes_mutator(Node *node, SessionColumns *sc)
 	return expression_tree_mutator(node, to_panes_mutator, sc);
 }
 
-/* "prefix.k1, prefix.k2, ..." for n keys, each after a comma. */
-static char *
-key_list(const char *prefix, int n)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	for (int i = 0; i < n; i++)
-		appendStringInfo(&s, ", %s.k%d", prefix, i + 1);
-	return s.data;
-}
-
 /* "PARTITION BY prefix.k1, ..." or nothing, for n keys. */
 static char *
 partition_by(const char *prefix, int n)
 {
-	char	   *keys = key_list(prefix, n);
+	char	   *keys = PanesKeyList(prefix, n, true);
 
 	return n == 0 ? "" : psprintf("PARTITION BY %s ", keys + 2);
 }
@@ -452,9 +440,10 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	}
 	appendStringInfo(&q, ", pg_catalog.min(%s) AS a%d, pg_catalog.max(%s) AS a%d", ts, nagg + 1, ts, nagg + 2);
 	SPI_connect();
-	panes_relid = PanesCreate(nspid, name, "session", q.data, src, src_cxt, inner->jointree->quals,
-							  group.data, watermark_delay, delay_null, allowed_lateness, lateness_null,
-							  memory_limit, limit_null);
+	panes_relid = PanesCreate(nspid, name, "_panes", "session windows", q.data, src, src_cxt,
+							  inner->jointree->quals, group.data, watermark_delay, delay_null,
+							  allowed_lateness, lateness_null, memory_limit, limit_null,
+							  (Datum) 0, true);
 
 	/*
 	 * The view: the panes of each key in time order (b); a pane starting a
@@ -468,12 +457,12 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 	PanesTargets(query->targetList, (Node *(*) (Node *, void *)) to_panes_mutator, &sc,
 				 deparse_context_for("x", panes_relid), &targets, &exprs);
 	initStringInfo(&windows);
-	appendStringInfo(&windows, "(SELECT (y.f).a%d AS window_start%s", nagg + 1, key_list("y", nkeys));
+	appendStringInfo(&windows, "(SELECT (y.f).a%d AS window_start%s", nagg + 1, PanesKeyList("y", nkeys, true));
 	for (int i = 0; i < nagg; i++)
 		appendStringInfo(&windows, ", (y.f).a%d", i + 1);
 	appendStringInfo(&windows, ", (y.f).a%d AS last_ts", nagg + 2);
 	appendStringInfo(&windows, "\n          FROM (SELECT flowstate.finalize(flowstate.combine(s.state), NULL::%s) AS f%s",
-					 panes, key_list("s", nkeys));
+					 panes, PanesKeyList("s", nkeys, true));
 	appendStringInfo(&windows, "\n                  FROM (SELECT c.*, pg_catalog.sum(c.starts) OVER (%sORDER BY c.window_start) AS session_no",
 					 partition_by("c", nkeys));
 	appendStringInfo(&windows, "\n                          FROM (SELECT b.*, CASE WHEN b.first_ts OPERATOR(pg_catalog.-)"
@@ -482,11 +471,11 @@ SessionCreateView(Oid nspid, const char *name, Query *query, SessionSpec *sessio
 					 partition_by("b", nkeys), gap);
 	appendStringInfo(&windows, "\n                                  FROM (SELECT (p.keys).window_start%s, p.state,"
 					 " (z.f).a%d AS first_ts, (z.f).a%d AS last_ts",
-					 key_list("(p.keys)", nkeys), nagg + 1, nagg + 2);
+					 PanesKeyList("(p.keys)", nkeys, true), nagg + 1, nagg + 2);
 	appendStringInfo(&windows, "\n                                          FROM flowstate.partial_states(NULL::%s) p,"
 					 " LATERAL (SELECT flowstate.finalize(p.state, NULL::%s) AS f) z) b) c) s",
 					 panes, panes);
-	appendStringInfo(&windows, "\n                 GROUP BY s.session_no%s) y)", key_list("s", nkeys));
+	appendStringInfo(&windows, "\n                 GROUP BY s.session_no%s) y)", PanesKeyList("s", nkeys, true));
 	having = query->havingQual == NULL ? NULL :
 		deparse_expression(to_panes_mutator(copyObject(query->havingQual), &sc),
 						   deparse_context_for("x", panes_relid), true, false);
