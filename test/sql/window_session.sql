@@ -224,12 +224,15 @@ SELECT flowstate.create_view('public.login_sessions', $$
      GROUP BY u, session_start $$, allowed_lateness => '0', retention => '5 minutes');
 -- every 3 minutes a burst of 6 logins 20 seconds apart, users 0 and 1 in
 -- turn; user 2 every 30 seconds, one session of 28 minutes: it goes whole
--- or not at all
+-- or not at all.  In time order: the watermark follows the rows of a
+-- transaction one by one, and allowed_lateness is 0
 INSERT INTO public.logins (ts, u)
-SELECT '2026-01-01'::timestamptz + m * interval '3 minutes' + s * interval '20 seconds', m % 2
-  FROM generate_series(0, 9) m, generate_series(0, 5) s
-UNION ALL
-SELECT '2026-01-01'::timestamptz + i * interval '30 seconds', 2 FROM generate_series(0, 56) i;
+SELECT ts, u FROM (
+    SELECT '2026-01-01'::timestamptz + m * interval '3 minutes' + s * interval '20 seconds' AS ts, m % 2 AS u
+      FROM generate_series(0, 9) m, generate_series(0, 5) s
+    UNION ALL
+    SELECT '2026-01-01'::timestamptz + i * interval '30 seconds', 2 FROM generate_series(0, 56) i) l
+ ORDER BY ts, u;
 SELECT flowstate.wait_for();
 -- (the flush that records the watermark expires the sessions)
 DO $$
@@ -252,6 +255,7 @@ SELECT public.differences('public.login_sessions', $q$
                                              WHERE view = 'public.login_sessions_panes'::regclass) $q$) AS differences_but_gone;
 SELECT state_table AS login_state FROM flowstate.view WHERE view = 'public.login_sessions_panes'::regclass \gset
 SELECT min(k1) AS first_pane_kept, count(*) AS panes_kept FROM :login_state;
+SELECT count(*) AS late FROM flowstate.late_events WHERE view = 'public.login_sessions_panes'::regclass;
 SELECT public.try($$SELECT flowstate.create_view('public.s', 'SELECT u, session_start, count(*) FROM (SELECT u, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY u ORDER BY ts) AS session_start FROM public.logins) s GROUP BY u, session_start', allowed_lateness => '0', retention => '1 minute')$$);
 SELECT flowstate.drop_view('public.login_sessions');
 DROP TABLE public.logins;
