@@ -330,8 +330,8 @@ const_sql(Node *node)
 
 /*
  * The SQL of a multiset aggregate over r, the values of a group: r.v, its
- * count r.n, and (for percentiles) r.nn, the group's non-null rows, and
- * r.cum, their running count up to r.v.
+ * count r.n, and (computed for percentiles only) r.nn, the group's
+ * non-null rows, and r.cum, their running count up to r.v.
  */
 static char *
 multiset_sql(Aggref *aggref)
@@ -425,15 +425,19 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 	ListCell   *lc;
 	Oid			values_relid;
 	Oid			view_relid;
+	bool		percentiles = false;
 
 	foreach(lc, spec->aggrefs)
 	{
 		Node	   *value = NULL;
 
-		if (multiset_kind(lfirst(lc), &value) == MS_NONE)
+		MultisetKind kind = multiset_kind(lfirst(lc), &value);
+
+		if (kind == MS_NONE)
 			mc.plain = lappend(mc.plain, lfirst(lc));
 		else
 			mc.multiset = lappend(mc.multiset, lfirst(lc));
+		percentiles |= kind == MS_PERCENTILE_DISC || kind == MS_PERCENTILE_CONT;
 	}
 
 	/*
@@ -481,11 +485,15 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 	foreach(lc, mc.multiset)
 		appendStringInfo(&windows, ",\n                       %s AS m%d", multiset_sql(lfirst(lc)),
 						 foreach_current_index(lc) + 1);
-	appendStringInfo(&windows, "\n                  FROM (SELECT b.*,"
-					 " pg_catalog.sum(CASE WHEN b.v IS NOT NULL THEN b.n END) OVER (PARTITION BY %s) AS nn,"
-					 " pg_catalog.sum(CASE WHEN b.v IS NOT NULL THEN b.n END)"
-					 " OVER (PARTITION BY %s ORDER BY b.v ROWS UNBOUNDED PRECEDING) AS cum",
-					 PanesKeyList("b", nkeys, false), PanesKeyList("b", nkeys, false));
+	/* the running counts only percentiles need: a sort of the values */
+	if (percentiles)
+		appendStringInfo(&windows, "\n                  FROM (SELECT b.*,"
+						 " pg_catalog.sum(CASE WHEN b.v IS NOT NULL THEN b.n END) OVER (PARTITION BY %s) AS nn,"
+						 " pg_catalog.sum(CASE WHEN b.v IS NOT NULL THEN b.n END)"
+						 " OVER (PARTITION BY %s ORDER BY b.v ROWS UNBOUNDED PRECEDING) AS cum",
+						 PanesKeyList("b", nkeys, false), PanesKeyList("b", nkeys, false));
+	else
+		appendStringInfoString(&windows, "\n                  FROM (SELECT b.*");
 	appendStringInfo(&windows, "\n                          FROM (SELECT %s, (p.keys).v, p.state, (z.f).a0 AS n"
 					 "\n                                  FROM flowstate.partial_states(NULL::%s) p,"
 					 " LATERAL (SELECT flowstate.finalize(p.state, NULL::%s) AS f) z) b) r"

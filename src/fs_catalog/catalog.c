@@ -92,14 +92,11 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 								"       coalesce((j OPERATOR(pg_catalog.->>) 'notify')::bool, false),"
 								"       (j OPERATOR(pg_catalog.->>) 'changelog')::pg_catalog.regclass::pg_catalog.oid,"
 			/* those of 0.7.0 */
-								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
-								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8 END,"
-								"       CASE WHEN j OPERATOR(pg_catalog.->>) 'hop_kind' = 'hop' THEN"
-								"         (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_slide')::pg_catalog.interval) * 1000000)::int8 END,"
+								"       j OPERATOR(pg_catalog.->>) 'hop_kind',"
+								"       (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8,"
+								"       (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_slide')::pg_catalog.interval) * 1000000)::int8,"
 			/* those of 0.8.0 */
 								"       (j OPERATOR(pg_catalog.->>) 'final_event_time')::pg_catalog.timestamptz,"
-								"       (j OPERATOR(pg_catalog.->>) 'hop_kind'),"
-								"       (pg_catalog.date_part('epoch', (j OPERATOR(pg_catalog.->>) 'hop_size')::pg_catalog.interval) * 1000000)::int8,"
 								"       (j OPERATOR(pg_catalog.->>) 'hop_view')::pg_catalog.regclass::pg_catalog.oid,"
 								"       (j OPERATOR(pg_catalog.->>) 'final_function')::pg_catalog.regprocedure::pg_catalog.oid"
 								"  FROM flowstate.view v, LATERAL pg_catalog.to_jsonb(v) j"
@@ -178,23 +175,22 @@ CatalogLoadViews(MemoryContext cxt, CatalogKnownView known, Oid stream)
 			continue;
 		}
 		QueryDescribe(query, def);
-		def->window.hop_size_us = spi_int8(tuple, 15, 0);
-		def->window.hop_slide_us = spi_int8(tuple, 16, 0);
-		def->final_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
-																  17, &isnull));
-		def->has_final_event_time = !isnull;
-		if (SPI_getvalue(tuple, SPI_tuptable->tupdesc, 18) != NULL)
+		if (SPI_getvalue(tuple, SPI_tuptable->tupdesc, 15) != NULL)
 		{
-			def->window.panes_of = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 18)[0];
-			def->window.panes_of_size_us = spi_int8(tuple, 19, 0);
+			def->window.panes_of = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 15)[0];
+			def->window.panes_of_size_us = spi_int8(tuple, 16, 0);
+			def->window.hop_slide_us = spi_int8(tuple, 17, 0);
 		}
-		def->final_function = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 21, &isnull);
+		def->final_event_time = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
+																  18, &isnull));
+		def->has_final_event_time = !isnull;
+		def->final_function = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 20, &isnull);
 		if (isnull)
 			def->final_function = InvalidOid;
 		else
 		{
 			/* panes announce the windows of the view users read, on its channel */
-			Oid			hop_view = DatumGetObjectId(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 20, &isnull));
+			Oid			hop_view = DatumGetObjectId(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 19, &isnull));
 
 			if (!isnull && get_rel_name(hop_view) != NULL)
 				def->channel = psprintf("%s.%s", get_namespace_name(get_rel_namespace(hop_view)),

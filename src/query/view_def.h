@@ -24,12 +24,10 @@ typedef struct WindowSpec
 	Interval   *size;			/* the window length */
 	int64		size_us;		/* the same in microseconds, 0 if not fixed */
 	bool		range_ok;		/* the window is [start, start + size) of ts */
-	/* the panes of a view of hopping windows (catalog): their hop */
-	int64		hop_size_us;	/* 0: not such panes */
-	int64		hop_slide_us;
 	/* the panes of a view of hopping, cumulating or session windows */
 	char		panes_of;		/* 'h', 'c', 's' (catalog hop_kind), or 0 */
 	int64		panes_of_size_us;	/* their size, largest size or gap */
+	int64		hop_slide_us;	/* their slide, step or gap */
 } WindowSpec;
 
 typedef struct ViewDef
@@ -107,8 +105,9 @@ ViewFinalCutoff(const ViewDef *def, int64 limit)
 {
 	const WindowSpec *w = &def->window;
 
-	if (w->hop_size_us > 0 && w->hop_slide_us > 0)
-		return WindowFloor(limit - w->hop_size_us, w->hop_slide_us) + w->hop_size_us - w->size_us;
+	if (w->panes_of == 'h' && w->hop_slide_us > 0)
+		return WindowFloor(limit - w->panes_of_size_us, w->hop_slide_us) + w->panes_of_size_us -
+			w->size_us;
 	return limit - w->size_us;
 }
 

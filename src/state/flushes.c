@@ -233,35 +233,14 @@ bucket_unlink(SharedView *sv, dsa_pointer dp, StoreEntry *e)
  * event time of its messages up to there, PG_INT64_MIN for none.  Offsets
  * and event times only go forward.  A partition the caller says something
  * of was active at now (0: leave as it was), and so was a partition new
- * here (the time it has to show up before it counts as idle).  Caller
- * holds the view lock exclusively.
+ * here (StoreNotePartitions).  Caller holds the view lock exclusively.
  */
 void
 StoreSetOffsets(SharedView *sv, const int64 *next, const int64 *max_ts, int n, TimestampTz now)
 {
 	StreamPartition *cur;
 
-	if (n > sv->noffsets)
-	{
-		dsa_pointer dp = dsa_allocate(store_area, sizeof(StreamPartition) * n);
-		StreamPartition *grown = dsa_get_address(store_area, dp);
-
-		for (int p = 0; p < n; p++)
-		{
-			grown[p].next = -1;
-			grown[p].max_ts = PG_INT64_MIN;
-			grown[p].active_at = now;
-		}
-		if (sv->noffsets > 0)
-		{
-			memcpy(grown, dsa_get_address(store_area, sv->offsets),
-				   sizeof(StreamPartition) * sv->noffsets);
-			dsa_free(store_area, sv->offsets);
-		}
-		sv->offsets = dp;
-		sv->bytes += sizeof(StreamPartition) * (n - sv->noffsets);
-		sv->noffsets = n;
-	}
+	StoreNotePartitions(sv, n, now);
 	cur = dsa_get_address(store_area, sv->offsets);
 	for (int p = 0; p < n; p++)
 	{
@@ -274,6 +253,39 @@ StoreSetOffsets(SharedView *sv, const int64 *next, const int64 *max_ts, int n, T
 		if (now != 0)
 			cur[p].active_at = now;
 	}
+}
+
+/*
+ * StoreNotePartitions makes a Kafka view's partitions at least n: those
+ * new here have no offset nor event time yet and were active at now (the
+ * time they have to show up before they count as idle).  Caller holds the
+ * view lock exclusively.
+ */
+void
+StoreNotePartitions(SharedView *sv, int n, TimestampTz now)
+{
+	dsa_pointer dp;
+	StreamPartition *grown;
+
+	if (n <= sv->noffsets)
+		return;
+	dp = dsa_allocate(store_area, sizeof(StreamPartition) * n);
+	grown = dsa_get_address(store_area, dp);
+	for (int p = 0; p < n; p++)
+	{
+		grown[p].next = -1;
+		grown[p].max_ts = PG_INT64_MIN;
+		grown[p].active_at = now;
+	}
+	if (sv->noffsets > 0)
+	{
+		memcpy(grown, dsa_get_address(store_area, sv->offsets),
+			   sizeof(StreamPartition) * sv->noffsets);
+		dsa_free(store_area, sv->offsets);
+	}
+	sv->offsets = dp;
+	sv->bytes += sizeof(StreamPartition) * (n - sv->noffsets);
+	sv->noffsets = n;
 }
 
 /*

@@ -249,6 +249,7 @@ extern int	StoreFlushBegin(SharedView *sv, uint64 *seq, FlushItem **items,
 							StreamPartition **parts, int *nparts);
 extern void StoreSetOffsets(SharedView *sv, const int64 *next, const int64 *max_ts, int n,
 							TimestampTz now);
+extern void StoreNotePartitions(SharedView *sv, int n, TimestampTz now);
 extern int	StoreGetOffsets(SharedView *sv, int64 **next);
 extern void StoreFlushXid(SharedView *sv, uint64 seq, TransactionId xid);
 extern void StoreFlushEnd(SharedView *sv, uint64 seq, FlushItem *items, int n,

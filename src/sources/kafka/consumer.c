@@ -451,24 +451,19 @@ partition_ends(bool latest, int64 *ends)
 static void
 note_partitions(int n)
 {
-	int64	   *none = palloc(sizeof(int64) * Max(n, 1));
 	ListCell   *lc;
 
-	for (int p = 0; p < n; p++)
-		none[p] = -1;
 	foreach(lc, MyConsumer->views)
 	{
-		KafkaView  *kv = lfirst(lc);
-		SharedView *sv = find_view(kv);
+		SharedView *sv = find_view(lfirst(lc));
 
 		if (sv == NULL)
 			continue;
 		LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-		StoreSetOffsets(sv, none, NULL, n, GetCurrentTimestamp());
+		StoreNotePartitions(sv, n, GetCurrentTimestamp());
 		LWLockRelease(&sv->lock);
 		release_view(sv);
 	}
-	pfree(none);
 }
 
 /* Assign this worker's partitions, each from the least advanced view. */
