@@ -60,13 +60,6 @@ new_table() {
       -c "CREATE TABLE t (k int, u1k int, u1m int, v float8)" \
       -c "ALTER TABLE t REPLICA IDENTITY FULL"
 }
-decoder_pid() { q -d flow -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder' AND datname = 'flow'"; }
-# the relation that holds a view's groups: itself, or its values
-state_view() {
-    local values
-    values=$(q -d flow -c "SELECT to_regclass('$1_values')")
-    if [ -n "$values" ]; then echo "$1_values"; else echo "$1"; fi
-}
 
 printf 'flowstate aggregates benchmark: %s, %s cores, %d rounds, %d rows\n' \
     "$(q -d postgres -c 'SHOW server_version')" "$(nproc)" "$ROUNDS" "$ROWS"
@@ -101,7 +94,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-med() { awk -v v="$1" -v c="$2" '$2 == v {print $c}' results.txt | median; }
 plain=$(awk '{print $3}' results.txt | median)
 echo "medians of $ROUNDS rounds, $ROWS rows    fresh     x plain   decoder us/row   x fast   groups    bytes/group   full read"
 for v in "${ORDER[@]}"; do

@@ -71,7 +71,6 @@ new_table() {
       -c "CREATE TABLE bids (auction int, bidder int, price int, channel text, date_time timestamptz NOT NULL)" \
       -c "ALTER TABLE bids REPLICA IDENTITY FULL"
 }
-decoder_pid() { q -d flow -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder' AND datname = 'flow'"; }
 slot_stat() { q -d flow -c "SELECT $1 FROM pg_stat_replication_slots WHERE slot_name LIKE 'flowstate%'"; }
 # sample_rss PID FILE: the largest RssAnon (kB) of PID, every 50 ms, into FILE
 sample_rss() {
@@ -130,7 +129,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-med() { awk -v l="$1" -v c="$2" '$2 == l {print $c}' results.txt | median; }
 # the median of each round's ratio: fresh against the plain load of its round
 ratio() { awk -v l="$1" '$2 == l {print $5 / $3}' results.txt | median; }
 echo "medians of $ROUNDS rounds (insert_20m: 1)   plain load   with views: load   fresh    x plain (target <= 1.5)   decoder RssAnon"

@@ -56,6 +56,20 @@ pct() { sort -g | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999); if (i<1)
 # CPU seconds a process (or /proc/PID/task/TID thread) has used
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
+# med LABEL COLUMN: the median of the COLUMNth field of results.txt's lines
+# whose second field is LABEL
+med() { awk -v v="$1" -v c="$2" '$2 == v {print $c}' results.txt | median; }
+
+# decoder_pid: the decoder of database flow
+decoder_pid() { q -d flow -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder' AND datname = 'flow'"; }
+
+# state_view VIEW: the continuous view that holds VIEW's groups in database
+# flow: itself, its panes (hopping, cumulating, session windows) or its
+# values (DISTINCT and ordered-set aggregates)
+state_view() {
+    q -d flow -c "SELECT coalesce(to_regclass('$1_panes'), to_regclass('$1_values'), '$1'::regclass)"
+}
+
 # bench_kafka_start (after bench_initdb): the server on CPU 0 and the mock
 # Kafka cluster (./kafka_mock, in $WORK) on the others (CONSUMER_CPU and
 # BROKER_CPUS: the commands that pin there), both stopped on exit; sets

@@ -95,13 +95,6 @@ rows_cpu_us() {
     q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
     echo "($(cpu_seconds "$1") - $c0) * 1000000 / 100000" | bc -l
 }
-decoder_pid() { q -d flow -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder' AND datname = 'flow'"; }
-# the relation that holds a view's groups: itself, or its panes
-state_view() {
-    local panes
-    panes=$(q -d flow -c "SELECT to_regclass('$1_panes')")
-    if [ -n "$panes" ]; then echo "$1_panes"; else echo "$1"; fi
-}
 
 printf 'flowstate windows benchmark: %s, %s cores, %d rounds, %d bids\n' \
     "$(q -d postgres -c 'SHOW server_version')" "$(nproc)" "$ROUNDS" "$ROWS"
@@ -149,7 +142,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-med() { awk -v v="$1" -v c="$2" '$2 == v {print $c}' results.txt | median; }
 plain=$(awk '{print $3}' results.txt | median)
 echo "medians of $ROUNDS rounds, $ROWS bids       fresh     x plain   rows per decoder CPU-s   groups   bytes   full read"
 for v in "${ORDER[@]}"; do

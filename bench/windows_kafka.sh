@@ -101,7 +101,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-med() { awk -v v="$1" -v c="$2" '$2 == v {print $c}' results.txt | median; }
 echo "medians of $ROUNDS rounds, $MESSAGES bids     fresh after    bids/s    bids per CPU-s (target >= 300,000)"
 for v in "${ORDER[@]}"; do
     printf '%-4s                                  %7.2f s   %9.0f   %9.0f\n' \

@@ -12,7 +12,7 @@ use FindBin;
 use Exporter 'import';
 
 our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
-  install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed);
+  install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed messages_accounted);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
 sub new_node
@@ -162,9 +162,11 @@ COPY (SELECT) TO PROGRAM :'cmd';
 }
 
 # install_stream_progress(node, db): public.stream_progress(view, wait),
-# for kill_unflushed(): the messages a view over a stream shows and those
-# its durable offsets cover, as 'applied durable', in one snapshot; with
-# wait, once the first exceed the second (at most 10 s)
+# for kill_unflushed(): the messages a view over a stream (whose count is
+# n) shows or recorded as late events, and those its durable offsets cover,
+# as 'applied durable', in one snapshot; with wait, once the first exceed
+# the second (at most 10 s).  For a view that keeps its state in
+# <view>_panes, the panes' late events and offsets.
 sub install_stream_progress
 {
 	my ($node, $db) = @_;
@@ -173,19 +175,41 @@ CREATE FUNCTION public.stream_progress(view regclass, wait_unflushed boolean)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     deadline timestamptz := clock_timestamp() + interval '10 seconds';
+    state regclass := coalesce(to_regclass(view::text || '_panes'), view);
     applied bigint;
     durable bigint;
 BEGIN
     LOOP
-        EXECUTE format('SELECT (SELECT sum(n) FROM %s),
+        EXECUTE format('SELECT (SELECT coalesce(sum(n), 0) FROM %s)
+                             + (SELECT count(*) FROM flowstate.late_events WHERE view = %L::regclass),
                                (SELECT coalesce(sum(next_offset), 0) FROM flowstate.stream_offsets o
                                   JOIN flowstate.view v USING (view_id) WHERE v.view = %L::regclass)',
-                       view, view) INTO applied, durable;
+                       view, state, state) INTO applied, durable;
         EXIT WHEN NOT wait_unflushed OR applied > durable OR clock_timestamp() > deadline;
         PERFORM pg_sleep(0.001);
     END LOOP;
     RETURN applied || ' ' || durable;
 END $$});
+}
+
+# messages_accounted(node, db, view, produced): once the view over a stream
+# (of count n and sum total of the messages' v) and its late events hold
+# produced messages (at most 30 s), (whether they did, messages in the
+# view, late events, sum of v over both)
+sub messages_accounted
+{
+	my ($node, $db, $view, $produced) = @_;
+	my $held = defined wait_until(30, sub {
+		$node->safe_psql($db, qq{
+			SELECT (SELECT coalesce(sum(n), 0) FROM $view)
+			     + (SELECT count(*) FROM flowstate.late_events WHERE view = '$view'::regclass)})
+		  >= $produced });
+	return ($held, split /\|/, $node->safe_psql($db, qq{
+		SELECT (SELECT sum(n) FROM $view),
+		       (SELECT count(*) FROM flowstate.late_events WHERE view = '$view'::regclass),
+		       (SELECT sum(total) FROM $view)
+		     + (SELECT coalesce(sum((payload::jsonb ->> 'v')::bigint), 0) FROM flowstate.late_events
+		         WHERE view = '$view'::regclass)}));
 }
 
 # kill_unflushed(node, db, view, pid_sql, signal): wait (up to 10 s) until

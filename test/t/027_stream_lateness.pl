@@ -33,27 +33,7 @@ SELECT flowstate.create_view('per_minute', \$\$
     SELECT k, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS n, sum(v) AS total
       FROM events GROUP BY 1, 2 \$\$, allowed_lateness => '0');
 });
-# progress(wait): the messages the view applied or recorded late, and those
-# its durable offsets cover, as 'applied durable'; with wait, once the first
-# exceed the second (at most 10 s)
-$node->safe_psql('postgres', q{
-CREATE FUNCTION public.progress(wait_unflushed boolean) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-    applied bigint;
-    durable bigint;
-BEGIN
-    LOOP
-        SELECT (SELECT coalesce(sum(n), 0) FROM per_minute)
-             + (SELECT count(*) FROM flowstate.late_events WHERE view = 'per_minute'::regclass),
-               (SELECT coalesce(sum(next_offset), 0) FROM flowstate.stream_offsets o
-                  JOIN flowstate.view v USING (view_id) WHERE v.view = 'per_minute'::regclass)
-          INTO applied, durable;
-        EXIT WHEN NOT wait_unflushed OR applied > durable OR clock_timestamp() > deadline;
-        PERFORM pg_sleep(0.001);
-    END LOOP;
-    RETURN applied || ' ' || durable;
-END $$});
+install_stream_progress($node, 'postgres');
 
 # message i goes to partition i % 4; its event time runs 20 ms a message,
 # (3 - i % 4) x 20 s behind, and 5 minutes more for one in 997
@@ -92,7 +72,7 @@ for my $c (0 .. $chunks - 1)
 	my $log_offset = -s $node->logfile;
 	# while the chunk is consumed, messages applied or late but not flushed
 	my @sample = split / /, kill9_sampled($node, 'postgres',
-		q{SELECT (SELECT min(pid) FROM flowstate.sources WHERE kind = 'kafka'), public.progress(true)}) // '';
+		q{SELECT (SELECT min(pid) FROM flowstate.sources WHERE kind = 'kafka'), public.stream_progress('per_minute', true)}) // '';
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	ok(@sample == 2 && $sample[0] > $sample[1],
 		"chunk $c: killed while messages applied or late were not flushed ($sample[0] against "
@@ -105,17 +85,8 @@ for my $c (0 .. $chunks - 1)
 is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't', 'all consumed');
 
 # late events are written before the batch they belong to is applied
-ok(defined wait_until(30, sub {
-	$node->safe_psql('postgres', q{
-		SELECT (SELECT coalesce(sum(n), 0) FROM per_minute)
-		     + (SELECT count(*) FROM flowstate.late_events WHERE view = 'per_minute'::regclass)})
-	  >= $produced }), 'every message is in the view or a late event');
-my ($n, $late, $total) = split /\|/, $node->safe_psql('postgres', q{
-	SELECT (SELECT sum(n) FROM per_minute),
-	       (SELECT count(*) FROM flowstate.late_events WHERE view = 'per_minute'::regclass),
-	       (SELECT sum(total) FROM per_minute)
-	     + (SELECT coalesce(sum((payload::jsonb ->> 'v')::bigint), 0) FROM flowstate.late_events
-	         WHERE view = 'per_minute'::regclass)});
+my ($held, $n, $late, $total) = messages_accounted($node, 'postgres', 'per_minute', $produced);
+ok($held, 'every message is in the view or a late event');
 note("messages in the view: $n, late events: $late");
 cmp_ok($late, '>', 0, 'some messages were late');
 is($n + $late, $produced, 'the view and the late events hold each message once');

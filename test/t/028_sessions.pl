@@ -315,27 +315,8 @@ my $stream_query = q{
 $node->safe_psql('postgres', qq{
 SELECT flowstate.create_view('public.stream_visits', \$q\$ $stream_query \$q\$,
                              watermark_delay => '15 minutes', allowed_lateness => '0');
--- stream_progress(wait): the messages the panes applied or recorded late,
--- and those their durable offsets cover, as 'applied durable'; with wait,
--- once the first exceed the second (at most 10 s)
-CREATE FUNCTION public.stream_progress(wait_unflushed boolean) RETURNS text LANGUAGE plpgsql AS \$\$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-    applied bigint;
-    durable bigint;
-BEGIN
-    LOOP
-        SELECT (SELECT coalesce(sum(n), 0) FROM public.stream_visits)
-             + (SELECT count(*) FROM flowstate.late_events WHERE view = 'public.stream_visits_panes'::regclass),
-               (SELECT coalesce(sum(next_offset), 0) FROM flowstate.stream_offsets o
-                  JOIN flowstate.view v USING (view_id) WHERE v.view = 'public.stream_visits_panes'::regclass)
-          INTO applied, durable;
-        EXIT WHEN NOT wait_unflushed OR applied > durable OR clock_timestamp() > deadline;
-        PERFORM pg_sleep(0.001);
-    END LOOP;
-    RETURN applied || ' ' || durable;
-END \$\$;
 });
+install_stream_progress($node, 'postgres');
 ok(defined wait_until(30, sub {
 	query(q{SELECT count(*) FROM flowstate.sources WHERE kind = 'kafka' AND state = 'running'}) eq '2' }),
 	'two workers consume the stream');
@@ -416,7 +397,7 @@ for my $c (0 .. $chunks - 1)
 		my $psql = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
 			'<', \$in, '>', \$out, '2>', \$err);
 		$in .= qq{SELECT (SELECT pid FROM flowstate.sources WHERE source = '$source') AS victim,
-		                 public.stream_progress(true) AS sample \\gset
+		                 public.stream_progress('public.stream_visits', true) AS sample \\gset
 \\echo sample: :sample
 \\set cmd 'kill -KILL ' :victim
 COPY (SELECT) TO PROGRAM :'cmd';
@@ -424,7 +405,7 @@ COPY (SELECT) TO PROGRAM :'cmd';
 		ok(defined wait_until(10, sub {
 			$psql->pump_nb;
 			query(q{SELECT count(*) FROM pg_stat_activity
-			         WHERE query LIKE '%stream_progress(true)%' AND pid <> pg_backend_pid()}) eq '1' }),
+			         WHERE query LIKE '%stream_progress(''public.stream_visits'', true)%' AND pid <> pg_backend_pid()}) eq '1' }),
 			"chunk $c: the sampling runs");
 		is(kafka_command($kafka, "produce clicks $file"), 'produced ' . scalar(@messages), "chunk $c produced");
 		$psql->finish;

@@ -48,27 +48,7 @@ my $listener = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('post
 $lin .= qq{LISTEN "public.per_minute";\nSELECT 'listening';\n};
 $listener->pump until $lout =~ /listening/ || $timer->is_expired;
 ok($lout =~ /listening/, 'a client listens on the channel public.per_minute');
-# progress(): the messages the view applied or recorded late, and those its
-# durable offsets cover, as 'applied durable', once the first exceed the
-# second (at most 10 s)
-$node->safe_psql('postgres', q{
-CREATE FUNCTION public.progress() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-    applied bigint;
-    durable bigint;
-BEGIN
-    LOOP
-        SELECT (SELECT coalesce(sum(n), 0) FROM per_minute)
-             + (SELECT count(*) FROM flowstate.late_events WHERE view = 'per_minute'::regclass),
-               (SELECT coalesce(sum(next_offset), 0) FROM flowstate.stream_offsets o
-                  JOIN flowstate.view v USING (view_id) WHERE v.view = 'per_minute'::regclass)
-          INTO applied, durable;
-        EXIT WHEN applied > durable OR clock_timestamp() > deadline;
-        PERFORM pg_sleep(0.001);
-    END LOOP;
-    RETURN applied || ' ' || durable;
-END $$});
+install_stream_progress($node, 'postgres');
 
 # produce(name, [partition, milliseconds after 2026-01-01, v], ...)
 my $dir = $node->basedir . '/messages';
@@ -207,7 +187,7 @@ for my $c (0 .. 5)
 	my $psql = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
 		'<', \$in, '>', \$out, '2>', \$err);
 	$in .= qq{SELECT (SELECT min(pid) FROM flowstate.sources WHERE kind = 'kafka') AS victim,
-	                 public.progress() AS sample \\gset
+	                 public.stream_progress('per_minute', true) AS sample \\gset
 \\echo sample: :sample
 \\set cmd 'kill -KILL ' :victim
 COPY (SELECT) TO PROGRAM :'cmd';
@@ -215,7 +195,7 @@ COPY (SELECT) TO PROGRAM :'cmd';
 	ok(defined wait_until(10, sub {
 		$psql->pump_nb;
 		$node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
-		         WHERE query LIKE '%public.progress()%' AND pid <> pg_backend_pid()}) eq '1' }),
+		         WHERE query LIKE '%stream_progress(''per_minute'', true)%' AND pid <> pg_backend_pid()}) eq '1' }),
 		"chunk $c: the sampling runs");
 	is(produce("chunk$c", @msgs), 'produced 20000', "chunk $c produced");
 	$psql->finish;
@@ -238,17 +218,8 @@ is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}),
 cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM final_before}), '>', 10,
 	'windows were final before the crashes');
 
-ok(defined wait_until(30, sub {
-	$node->safe_psql('postgres', q{
-		SELECT (SELECT coalesce(sum(n), 0) FROM per_minute)
-		     + (SELECT count(*) FROM flowstate.late_events WHERE view = 'per_minute'::regclass)})
-	  >= $produced }), 'every message is in the view or a late event');
-my ($n, $late, $total) = split /\|/, $node->safe_psql('postgres', q{
-	SELECT (SELECT sum(n) FROM per_minute),
-	       (SELECT count(*) FROM flowstate.late_events WHERE view = 'per_minute'::regclass),
-	       (SELECT sum(total) FROM per_minute)
-	     + (SELECT coalesce(sum((payload::jsonb ->> 'v')::bigint), 0) FROM flowstate.late_events
-	         WHERE view = 'per_minute'::regclass)});
+my ($held, $n, $late, $total) = messages_accounted($node, 'postgres', 'per_minute', $produced);
+ok($held, 'every message is in the view or a late event');
 note("messages in the view: $n, late events: $late");
 is($late, $behind + 1, 'the messages 20 minutes back were late, and only they (and the one at 12 minutes)');
 is($n + $late, $produced, 'the view and the late events hold each message once');
