@@ -21,6 +21,7 @@ OBJS = \
 	src/state/state_table.o \
 	src/aggregates/aggregate.o \
 	src/aggregates/aggregate_spec.o \
+	src/aggregates/generic.o \
 	src/aggregates/aggregate_result.o \
 	src/aggregates/shared_block.o \
 	src/engine/snapshot.o \
@@ -67,7 +68,7 @@ with_llvm = no
 
 # pg_regress: test/sql/*.sql, outputs in test/expected/; one throwaway
 # preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset views_errors views_side views_wait views_memory views_time_zone \
+REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset aggregates_generic aggregates_user views_errors views_side views_wait views_memory views_time_zone \
 	views_overflow security oracle partial_states views_partitioned \
 	kafka_options upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress

@@ -83,6 +83,12 @@ show() {
         FROM order_percentiles
         WHERE minute >= date_bin('1 minute', now(), '2000-01-01') - interval '1 minute'
         ORDER BY minute DESC, region LIMIT 4"
+    # sketches of 10 minutes combined into hours: distinct customers (hll)
+    # and the 99th percentile amount (t-digest)
+    $PSQL -d flowstate_demo -c "SELECT region, date_bin('1 hour', w, '2000-01-01') AS hour,
+            sum(orders) AS orders, round(hll_cardinality(hll_union_agg(customers))) AS customers,
+            round(tdigest_percentile(amounts, 0.99)::numeric, 2) AS p99_amount
+        FROM region_sketches GROUP BY 1, 2 ORDER BY hour DESC, region LIMIT 4"
     # the last windows that became final, from the changelog
     $PSQL -d flowstate_demo -c "SELECT region, window_start, orders, revenue, finalized_at
         FROM revenue_final_changelog ORDER BY window_start DESC, region LIMIT 4"

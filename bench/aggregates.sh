@@ -9,6 +9,12 @@
 #   dist_1k   count(DISTINCT u1k) per k % 10: 1,000 distinct values a group;
 #   dist_1m   count(DISTINCT u1m) per k % 10: 100,000 a group, 1,000,000 in all;
 #   p95       percentile_cont(0.95) and percentile_disc(0.5) of v per k % 10;
+#   generic   count(*), g_sum(u1k), g_avg(u1k) per k: user-defined aggregates
+#             with the support functions of sum(int4) and avg(int4), which
+#             take the generic path (their own functions, called through
+#             fmgr): the cost of that path beside fast;
+#   hll_1m    hll_cardinality(hll_add_agg(hll_hash_integer(u1m))) per k % 10:
+#             the hll extension's sketch of dist_1m's distinct counts;
 # and measures, per view, the time until it is fresh, the decoder's CPU per
 # row (decoding, aggregating, flushing), the groups and bytes of shared
 # memory (those of <name>_values for the multiset views: one group per
@@ -50,11 +56,17 @@ declare -A VIEWS=(
     [dist_1m]="SELECT k % 10 AS g, count(*) AS n, count(DISTINCT u1m) AS users FROM t GROUP BY 1"
     [p95]="SELECT k % 10 AS g, percentile_cont(0.95) WITHIN GROUP (ORDER BY v) AS p95,
                   percentile_disc(0.5) WITHIN GROUP (ORDER BY v) AS median FROM t GROUP BY 1"
+    [generic]="SELECT k, count(*) AS n, g_sum(u1k) AS total, g_avg(u1k) AS mean FROM t GROUP BY k"
+    [hll_1m]="SELECT k % 10 AS g, count(*) AS n,
+                     hll_cardinality(hll_add_agg(hll_hash_integer(u1m))) AS users FROM t GROUP BY 1"
 )
-ORDER=(fast dist_1k dist_1m p95)
+ORDER=(fast generic dist_1k dist_1m hll_1m p95)
 
 q -d postgres -c "CREATE DATABASE plain" -c "CREATE DATABASE flow"
-q -d flow -c "CREATE EXTENSION flowstate"
+q -d flow -c "CREATE EXTENSION flowstate" -c "CREATE EXTENSION hll" \
+  -c "CREATE AGGREGATE g_sum(int4) (SFUNC = int4_sum, STYPE = int8, COMBINEFUNC = int8pl)" \
+  -c "CREATE AGGREGATE g_avg(int4) (SFUNC = int4_avg_accum, STYPE = int8[], COMBINEFUNC = int4_avg_combine,
+                                    FINALFUNC = int8_avg, INITCOND = '{0,0}')"
 new_table() {
     q -d "$1" -c "DROP TABLE IF EXISTS t CASCADE" \
       -c "CREATE TABLE t (k int, u1k int, u1m int, v float8)" \

@@ -77,6 +77,16 @@ SELECT flowstate.create_view('customer_sessions', $$
               FROM orders) s
      GROUP BY customer, session_start $$);
 
+-- distinct customers (an hll sketch) and the amounts (a t-digest) per
+-- region and 10 minutes: sketches that combine into any coarser window
+CREATE EXTENSION IF NOT EXISTS hll;
+CREATE EXTENSION IF NOT EXISTS tdigest;
+SELECT flowstate.create_view('region_sketches', $$
+    SELECT region, date_bin('10 minutes', placed_at, '2000-01-01') AS w, count(*) AS orders,
+           hll_add_agg(hll_hash_integer(customer)) AS customers,
+           tdigest(amount::float8, 100) AS amounts
+      FROM orders GROUP BY region, w $$);
+
 -- the median and 95th percentile order per region and minute, exact: kept
 -- as each minute's multiset of amounts (order_percentiles_values)
 SELECT flowstate.create_view('order_percentiles', $$

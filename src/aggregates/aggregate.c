@@ -316,6 +316,15 @@ AggAccumulate(const AggRuntime *rt, int aggno, char *block, Datum value,
 {
 	const AggSpec *spec = &rt->layout->aggs[aggno];
 
+	/* a generic aggregate cannot take inputs back: its group is recomputed */
+	if (spec->kind == AGG_GENERIC)
+	{
+		if (sign < 0)
+			FIELDS(GenericFields, block, spec)->ndeleted++;
+		else
+			elog(ERROR, "rows enter generic aggregates through their transition function");
+		return;
+	}
 	/* every native aggregate ignores NULL inputs; count(*) gets none */
 	if (isnull)
 		return;
@@ -425,6 +434,9 @@ AggAccumulate(const AggRuntime *rt, int aggno, char *block, Datum value,
 					f->nfalse += sign;
 				break;
 			}
+
+		case AGG_GENERIC:
+			break;				/* above */
 	}
 }
 
@@ -605,6 +617,12 @@ AggMerge(const AggRuntime *rt, char *target, const char *delta)
 						return false;
 					break;
 				}
+
+			case AGG_GENERIC:
+				if (FIELDS(GenericFields, delta, spec)->ndeleted > 0)
+					return false;
+				AggGenericCombine(spec, target, delta);
+				break;
 		}
 	}
 	return true;
@@ -743,6 +761,10 @@ AggCombine(const AggRuntime *rt, char *t, const char *d)
 			case AGG_BOOL_OR:
 				FIELDS(BoolFields, t, spec)->ntrue += FIELDS(BoolFields, d, spec)->ntrue;
 				FIELDS(BoolFields, t, spec)->nfalse += FIELDS(BoolFields, d, spec)->nfalse;
+				break;
+
+			case AGG_GENERIC:
+				AggGenericCombine(spec, t, d);
 				break;
 		}
 	}

@@ -29,6 +29,9 @@ typedef enum CompareKind
 typedef struct AggRuntime
 {
 	const ViewLayout *layout;
+	bool		has_generic;	/* AGG_GENERIC aggregates */
+	bool		needs_xact;		/* merging needs a transaction: generic
+								 * aggregates' functions may read the catalog */
 	CompareKind cmpkind[FLOWSTATE_MAX_AGGS];
 	FmgrInfo	cmp[FLOWSTATE_MAX_AGGS];
 } AggRuntime;
@@ -38,6 +41,12 @@ extern const char *AggSupportedList(void);
 extern void AggLayoutPlace(ViewLayout *layout);
 extern Size AggFieldsSize(const AggSpec *spec);
 extern AggRuntime *AggRuntimeCreate(const ViewLayout *layout);
+extern bool AggHasGeneric(const ViewLayout *layout);
+extern bool AggGenericPrepare(const ViewLayout *layout);
+extern const char *AggGenericRefusal(Oid aggfnoid, int nargs);
+extern Oid	AggGenericTransType(const AggSpec *spec);
+extern bool AggAdvanceRow(const AggRuntime *rt, int aggno, char *block,
+						  const Datum *args, const bool *nulls);
 
 extern void AggAccumulate(const AggRuntime *rt, int aggno, char *block,
 						  Datum value, bool isnull, int sign, bool owned);

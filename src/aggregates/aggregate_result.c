@@ -29,6 +29,10 @@
  *	  min/max				nn int64, flags int32, val, delval: by value in
  *							the type's length (1, 2, 4 or 8 bytes), else as a var
  *	  bool_and/bool_or		ntrue int64, nfalse int64
+ *	  generic (generic.c)	ndeleted int64, flags int32, the transition
+ *							state as a min/max value is written: by value
+ *							in its type's length, else a var (an internal
+ *							state: its serialization function's bytes)
  *	crc			uint32	CRC-32C of every byte before it
  *
  * float8 is its IEEE 754 bits as an int64 (pq_sendfloat8); specials are
@@ -469,6 +473,10 @@ AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 				*value = BoolGetDatum(f->ntrue > 0);
 				return;
 			}
+
+		case AGG_GENERIC:
+			AggGenericFinalize(spec, block, value, isnull);
+			return;
 	}
 	*value = (Datum) 0;
 	*isnull = true;
@@ -539,6 +547,13 @@ AggLayoutFingerprint(const ViewLayout *layout)
 		h = mix_object(h, a->inputcollid);
 		h = mix(h, (uint32) a->vallen);
 		h = mix(h, (uint32) a->valbyval);
+		if (a->kind == AGG_GENERIC)
+		{
+			h = mix_object(h, a->aggfnoid);
+			h = mix(h, (uint32) a->nargs);
+			for (int j = 0; j < a->nargs; j++)
+				h = mix_object(h, a->argtypes[j]);
+		}
 	}
 	return h;
 }
@@ -680,6 +695,16 @@ put_fields(StringInfo buf, const AggSpec *spec, const char *block)
 
 				pq_sendint64(buf, f->ntrue);
 				pq_sendint64(buf, f->nfalse);
+				return;
+			}
+
+		case AGG_GENERIC:
+			{
+				const GenericFields *f = FIELDS(GenericFields, block, spec);
+
+				pq_sendint64(buf, f->ndeleted);
+				pq_sendint32(buf, f->flags);
+				put_minmax(buf, spec, f->state);
 				return;
 			}
 	}
@@ -991,6 +1016,18 @@ get_fields(StateReader *r, const AggSpec *spec, char *block)
 
 				f->ntrue = get_count(r);
 				f->nfalse = get_count(r);
+				return;
+			}
+
+		case AGG_GENERIC:
+			{
+				GenericFields *f = FIELDS(GenericFields, block, spec);
+
+				f->ndeleted = get_count(r);
+				f->flags = (int32) get_uint32(r);
+				if ((f->flags & ~GEN_HAS_STATE) != 0 && r->problem == NULL)
+					r->problem = "it holds unknown flags";
+				f->state = get_minmax(r, spec);
 				return;
 			}
 	}

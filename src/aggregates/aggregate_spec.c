@@ -150,6 +150,28 @@ AggIdentify(Aggref *aggref, AggSpec *spec)
 			return spec->vallen != -2;
 		}
 	}
+
+	/* any other aggregate with a combine function (generic.c) */
+	if (AggGenericRefusal(aggref->aggfnoid, list_length(aggref->args)) == NULL)
+	{
+		Oid			transtype;
+		int			i = 0;
+		ListCell   *lc;
+
+		spec->kind = AGG_GENERIC;
+		spec->nargs = list_length(aggref->args);
+		foreach(lc, aggref->aggargtypes)
+			spec->argtypes[i++] = lfirst_oid(lc);
+		transtype = AggGenericTransType(spec);
+		if (transtype == INTERNALOID)
+		{
+			spec->vallen = -1;	/* serialized */
+			spec->valbyval = false;
+		}
+		else
+			get_typlenbyval(transtype, &spec->vallen, &spec->valbyval);
+		return true;
+	}
 	return false;
 }
 
@@ -159,8 +181,10 @@ AggIdentify(Aggref *aggref, AggSpec *spec)
 const char *
 AggSupportedList(void)
 {
-	return "count, sum, avg, min, max, variance, var_samp, var_pop, stddev, "
-		"stddev_samp, stddev_pop, bool_and, bool_or and every";
+	return "count, sum, avg, min, max, the variance family, bool_and, bool_or and every "
+		"natively; count, sum and avg with DISTINCT, string_agg and array_agg with DISTINCT "
+		"or ORDER BY, percentile_cont, percentile_disc and mode over a multiset of values; "
+		"and any aggregate with a combine function";
 }
 
 /* AggFieldsSize: the bytes of an aggregate's fields in the local form. */
@@ -192,6 +216,8 @@ AggFieldsSize(const AggSpec *spec)
 		case AGG_BOOL_AND:
 		case AGG_BOOL_OR:
 			return sizeof(BoolFields);
+		case AGG_GENERIC:
+			return sizeof(GenericFields);
 	}
 	elog(ERROR, "unknown flowstate aggregate kind %d", spec->kind);
 	return 0;
@@ -230,6 +256,10 @@ AggLayoutPlace(ViewLayout *layout)
 					layout->var_offsets[layout->nvars++] = offset + offsetof(MinMaxFields, delval);
 				}
 				break;
+			case AGG_GENERIC:
+				if (!spec->valbyval)
+					layout->var_offsets[layout->nvars++] = offset + offsetof(GenericFields, state);
+				break;
 			default:
 				break;
 		}
@@ -249,6 +279,11 @@ AggRuntimeCreate(const ViewLayout *layout)
 	AggRuntime *rt = palloc0(sizeof(AggRuntime));
 
 	rt->layout = layout;
+	rt->has_generic = AggHasGeneric(layout);
+	/* their functions may read the catalog (type caches), even in C */
+	rt->needs_xact = rt->has_generic;
+	if (rt->has_generic)
+		(void) AggGenericPrepare(layout);
 	for (int i = 0; i < layout->naggs; i++)
 	{
 		const AggSpec *spec = &layout->aggs[i];
@@ -287,4 +322,14 @@ AggRuntimeCreate(const ViewLayout *layout)
 		}
 	}
 	return rt;
+}
+
+/* AggHasGeneric: whether a layout has generic aggregates (generic.c). */
+bool
+AggHasGeneric(const ViewLayout *layout)
+{
+	for (int i = 0; i < layout->naggs; i++)
+		if (layout->aggs[i].kind == AGG_GENERIC)
+			return true;
+	return false;
 }

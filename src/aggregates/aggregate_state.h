@@ -90,6 +90,17 @@ typedef struct BoolFields		/* AGG_BOOL_AND, AGG_BOOL_OR */
 	int64		nfalse;
 } BoolFields;
 
+#define GEN_HAS_STATE	0x01
+
+typedef struct GenericFields	/* AGG_GENERIC (generic.c) */
+{
+	int64		ndeleted;		/* inputs removed, in a delta */
+	Datum		state;			/* the transition state: by value, else a var
+								 * field (0: NULL) */
+	int32		flags;			/* GEN_HAS_STATE: else the initial state */
+	int32		pad;
+} GenericFields;
+
 #define FIELDS(type, block, spec)	((type *) ((block) + (spec)->offset))
 
 /*
@@ -118,5 +129,12 @@ numeric_or_zero(Datum d)
 {
 	return d == (Datum) 0 ? int64_to_numeric(0) : DatumGetNumeric(d);
 }
+
+/* generic.c */
+extern bool AggGenericAdvance(const AggSpec *spec, const char *block, const Datum *args,
+							  const bool *nulls, GenericFields *out);
+extern void AggGenericCombine(const AggSpec *spec, char *t, const char *d);
+extern void AggGenericFinalize(const AggSpec *spec, const char *block, Datum *value,
+							   bool *isnull);
 
 #endif							/* FLOWSTATE_AGGREGATE_STATE_H */

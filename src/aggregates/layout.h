@@ -33,6 +33,7 @@
 #define FLOWSTATE_MAX_KEYS	32
 #define FLOWSTATE_MAX_AGGS	64
 #define FLOWSTATE_MAX_VARS	(2 * FLOWSTATE_MAX_AGGS)
+#define FLOWSTATE_MAX_GENERIC_ARGS 6
 
 /* The native aggregates and the fields each keeps (aggregate.c). */
 typedef enum AggKind
@@ -51,7 +52,10 @@ typedef enum AggKind
 	AGG_MIN,					/* min(x) of any btree-ordered type */
 	AGG_MAX,					/* max(x) of any btree-ordered type */
 	AGG_BOOL_AND,				/* bool_and, every */
-	AGG_BOOL_OR					/* bool_or */
+	AGG_BOOL_OR,				/* bool_or */
+	AGG_GENERIC					/* any aggregate with a combine function,
+								 * through its own support functions
+								 * (generic.c) */
 } AggKind;
 
 /* Which member of the variance family an AGG_VAR_* computes. */
@@ -86,8 +90,10 @@ typedef struct AggSpec
 	int32		restypmod;
 	Oid			rescollation;
 	Oid			inputcollid;	/* collation of comparisons (min/max) */
-	int16		vallen;			/* min/max: length of the value type */
-	bool		valbyval;		/* min/max: value type passed by value */
+	int16		vallen;			/* min/max: length of the value type; generic:
+								 * of the transition type (-1 for internal,
+								 * kept serialized) */
+	bool		valbyval;		/* min/max, generic: passed by value */
 	bool		has_filter;		/* FILTER (WHERE ...) */
 	int16		input;			/* the first aggregate with the same arguments
 								 * and FILTER (itself if none) */
@@ -95,6 +101,8 @@ typedef struct AggSpec
 								 * aggregate whose packed fields are its own */
 	int16		count_of;		/* min/max: the aggregate whose packed count of
 								 * non-null inputs is its own, or -1 */
+	int16		nargs;			/* generic: its arguments */
+	Oid			argtypes[FLOWSTATE_MAX_GENERIC_ARGS];	/* generic: their types */
 	int32		offset;			/* of this aggregate's fields in the block */
 	int32		shared_offset;	/* of its fields in the packed form */
 } AggSpec;

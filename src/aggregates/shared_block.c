@@ -42,6 +42,8 @@
  *	min/max				nn int64 (unless count_of), val: by value in the
  *						type's length, else a var
  *	bool_and/bool_or	ntrue int64, nfalse int64
+ *	generic				flags uint8, the transition state: by value in
+ *						its type's length, else a var
  *
  *-------------------------------------------------------------------------
  */
@@ -93,6 +95,8 @@ can_share_fields(const AggSpec *spec)
 		case AGG_MIN:
 		case AGG_MAX:
 			return spec->valbyval;
+		case AGG_GENERIC:
+			return false;
 		default:
 			return true;
 	}
@@ -147,6 +151,8 @@ packed_size(const AggSpec *spec)
 		case AGG_BOOL_AND:
 		case AGG_BOOL_OR:
 			return 8 + 8;
+		case AGG_GENERIC:
+			return 1 + (spec->valbyval ? spec->vallen : VAR_SIZE);
 	}
 	elog(ERROR, "unknown flowstate aggregate kind %d", spec->kind);
 	return 0;
@@ -225,6 +231,10 @@ AggLayoutPack(ViewLayout *layout)
 					layout->var_shared[var++] = offset + (spec->count_of >= 0 ? 0 : 8);
 					layout->var_shared[var++] = -1;	/* delval: a delta's only */
 				}
+				break;
+			case AGG_GENERIC:
+				if (!spec->valbyval)
+					layout->var_shared[var++] = offset + 1;
 				break;
 			default:
 				break;
@@ -362,6 +372,22 @@ AggPack(const ViewLayout *layout, const char *block, char *shared)
 				put(&p, &((const BoolFields *) f)->ntrue, 8);
 				put(&p, &((const BoolFields *) f)->nfalse, 8);
 				break;
+			case AGG_GENERIC:
+				{
+					const GenericFields *v = (const GenericFields *) f;
+					uint8		flags = (uint8) v->flags;
+
+					Assert(v->ndeleted == 0);
+					put(&p, &flags, 1);
+					if (spec->valbyval)
+					{
+						flat_store_byval(p, spec->vallen, v->state);
+						p += spec->vallen;
+					}
+					else
+						p += VAR_SIZE;
+					break;
+				}
 		}
 	}
 	Assert(p == shared + layout->shared_size);
@@ -463,6 +489,22 @@ AggUnpack(const ViewLayout *layout, const char *shared, char *block)
 				get(&p, &((BoolFields *) f)->ntrue, 8);
 				get(&p, &((BoolFields *) f)->nfalse, 8);
 				break;
+			case AGG_GENERIC:
+				{
+					GenericFields *v = (GenericFields *) f;
+					uint8		flags;
+
+					get(&p, &flags, 1);
+					v->flags = flags;
+					if (spec->valbyval)
+					{
+						v->state = flat_fetch_byval(p, spec->vallen);
+						p += spec->vallen;
+					}
+					else
+						p += VAR_SIZE;
+					break;
+				}
 		}
 	}
 }

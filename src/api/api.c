@@ -322,6 +322,64 @@ create_changelog(Oid nspid, const char *name)
 }
 
 /*
+ * Create a continuous view with DISTINCT or ordered-set aggregates
+ * (multiset.c), over tumbling windows or none, or over hopping or
+ * cumulating windows (hop), as the caller; the catalog says whose values
+ * <name>_values holds.
+ */
+static Oid
+create_multiset_view(FunctionCallInfo fcinfo, Oid nspid, const char *name, Query *query,
+					 MultisetSpec *multiset, const HopSpec *hop, bool final_options)
+{
+	Oid			view_relid;
+	Oid			values_relid;
+	ObjectAddress values_address;
+	ObjectAddress view_address;
+	Datum		args[2];
+	Oid			types[2] = {OIDOID, OIDOID};
+	Oid			save_userid;
+	int			save_sec;
+	int			search_path_nest;
+
+	if (final_options)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify and changelog are not supported for a continuous view with DISTINCT or ordered-set aggregates yet"),
+				 errhint("Create the view without them.")));
+	if (get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
+				   "final_function") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("DISTINCT and ordered-set aggregates need flowstate 0.8.0"),
+				 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
+	view_relid = MultisetCreateView(nspid, name, query, multiset, hop,
+									PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+									PG_GETARG_DATUM(3), PG_ARGISNULL(3),
+									PG_GETARG_DATUM(4), PG_ARGISNULL(4),
+									PG_NARGS() > 5 ? PG_GETARG_DATUM(5) : (Datum) 0,
+									PG_NARGS() <= 5 || PG_ARGISNULL(5));
+	values_relid = get_relname_relid(psprintf("%s_values", name), nspid);
+
+	/* the values go with the view; the catalog says whose they are */
+	search_path_nest = SecurityRestrictSearchPath();
+	become_superuser(&save_userid, &save_sec);
+	ObjectAddressSet(values_address, RelationRelationId, values_relid);
+	ObjectAddressSet(view_address, RelationRelationId, view_relid);
+	recordDependencyOn(&values_address, &view_address, DEPENDENCY_AUTO);
+	SPI_connect();
+	args[0] = ObjectIdGetDatum(view_relid);
+	args[1] = ObjectIdGetDatum(values_relid);
+	if (SPI_execute_with_args("UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not record the values of continuous view %s", name);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SecurityRestoreSearchPath(search_path_nest);
+	return view_relid;
+}
+
+/*
  * flowstate_create_view creates a continuous view (see the file header).
  */
 Datum
@@ -419,10 +477,21 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 
 		error_context_stack = errcallback.previous;
 		if (MultisetAggregates(query))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("DISTINCT and ordered-set aggregates are not supported in a continuous view of hopping, cumulating or session windows yet"),
-					 errhint("Group by flowstate.tumble(), or keep the distinct values as a GROUP BY key of the view.")));
+		{
+			if (is_session)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("DISTINCT and ordered-set aggregates are not supported in a continuous view of session windows yet"),
+						 errhint("Group by flowstate.tumble() or flowstate.hop(), or keep the distinct values as a GROUP BY key of the view.")));
+			if (!PG_ARGISNULL(2) || !PG_ARGISNULL(3) || retention >= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("watermark_delay, allowed_lateness and retention are not supported for hopping or cumulating windows with DISTINCT or ordered-set aggregates yet"),
+						 errhint("Create the view without them, or over tumbling windows.")));
+			(void) MultisetFind(query, true, &multiset);
+			PG_RETURN_OID(create_multiset_view(fcinfo, nspid, rv->relname, query, &multiset, &hop,
+											   notify || changelog));
+		}
 		/* the catalog columns of 0.7.0 say how the panes' windows become final */
 		has_hop_columns = get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
 									 "hop_kind") != InvalidAttrNumber;
@@ -498,52 +567,11 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 		SecurityRestoreSearchPath(search_path_nest);
 		PG_RETURN_OID(view_relid);
 	}
-	if (MultisetFind(query, &multiset))
+	if (MultisetFind(query, false, &multiset))
 	{
-		Oid			view_relid;
-		Oid			values_relid;
-		ObjectAddress values_address;
-		ObjectAddress view_address;
-		Datum		args[2];
-		Oid			types[2] = {OIDOID, OIDOID};
-
 		error_context_stack = errcallback.previous;
-		if (notify || changelog)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("notify and changelog are not supported for a continuous view with DISTINCT or ordered-set aggregates yet"),
-					 errhint("Create the view without them.")));
-		if (get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
-					   "final_function") == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("DISTINCT and ordered-set aggregates need flowstate 0.8.0"),
-					 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
-		view_relid = MultisetCreateView(nspid, rv->relname, query, &multiset,
-										PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-										PG_GETARG_DATUM(3), PG_ARGISNULL(3),
-										PG_GETARG_DATUM(4), PG_ARGISNULL(4),
-										PG_NARGS() > 5 ? PG_GETARG_DATUM(5) : (Datum) 0,
-										PG_NARGS() <= 5 || PG_ARGISNULL(5));
-		values_relid = get_relname_relid(psprintf("%s_values", rv->relname), nspid);
-
-		/* the values go with the view; the catalog says whose they are */
-		search_path_nest = SecurityRestrictSearchPath();
-		become_superuser(&save_userid, &save_sec);
-		ObjectAddressSet(values_address, RelationRelationId, values_relid);
-		ObjectAddressSet(view_address, RelationRelationId, view_relid);
-		recordDependencyOn(&values_address, &view_address, DEPENDENCY_AUTO);
-		SPI_connect();
-		args[0] = ObjectIdGetDatum(view_relid);
-		args[1] = ObjectIdGetDatum(values_relid);
-		if (SPI_execute_with_args("UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
-								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
-			SPI_processed != 1)
-			elog(ERROR, "could not record the values of continuous view %s", name);
-		SPI_finish();
-		SetUserIdAndSecContext(save_userid, save_sec);
-		SecurityRestoreSearchPath(search_path_nest);
-		PG_RETURN_OID(view_relid);
+		PG_RETURN_OID(create_multiset_view(fcinfo, nspid, rv->relname, query, &multiset, NULL,
+										   notify || changelog));
 	}
 	QueryCheck(query);
 	(void) ExecCheckRTPerms(query->rtable, true);

@@ -35,6 +35,12 @@
  *	  those tied.
  * All the multiset's aggregates of a view are over one argument.
  *
+ * Over hopping or cumulating windows (flowstate.hop, flowstate.cumulate),
+ * <name>_values is kept per pane instead (hop.c): its window key is the
+ * pane, flowstate.tumble(ts, pane); a read adds up, per window and value,
+ * the states of the window's panes (flowstate.combine) before it computes
+ * the multiset's aggregates as above.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -53,6 +59,7 @@
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
 
+#include "api/hop.h"
 #include "api/multiset.h"
 #include "api/panes.h"
 #include "query/query.h"
@@ -235,27 +242,31 @@ MultisetAggregates(Query *query)
  * all such aggregates over one argument.  False for queries without.
  */
 bool
-MultisetFind(Query *query, MultisetSpec *spec)
+MultisetFind(Query *query, bool windows, MultisetSpec *spec)
 {
 	ListCell   *lc;
 
 	memset(spec, 0, sizeof(MultisetSpec));
 	if (!MultisetAggregates(query))
 		return false;
-	if (query->sortClause != NIL)
-		refuse_shape("ORDER BY is not supported (order the rows when you read the view)");
-	if (query->limitCount != NULL || query->limitOffset != NULL)
-		refuse_shape("LIMIT and OFFSET are not supported");
-	if (query->distinctClause != NIL || query->hasWindowFuncs || query->groupingSets != NIL ||
-		query->cteList != NIL || query->setOperations != NULL || query->hasTargetSRFs ||
-		query->hasSubLinks)
-		refuse_shape("DISTINCT, window functions, GROUPING SETS, WITH, set operations, set-returning functions and subqueries are not supported");
-	if (list_length(query->rtable) != 1 || list_length(query->jointree->fromlist) != 1 ||
-		!IsA(linitial(query->jointree->fromlist), RangeTblRef) ||
-		rt_fetch(1, query->rtable)->rtekind != RTE_RELATION)
-		refuse_shape("a FROM clause other than one table or stream is not supported");
-	if (query->groupClause == NIL)
-		refuse_shape("a query without GROUP BY is not supported");
+	/* (over hopping windows, HopFind checked the query's shape) */
+	if (!windows)
+	{
+		if (query->sortClause != NIL)
+			refuse_shape("ORDER BY is not supported (order the rows when you read the view)");
+		if (query->limitCount != NULL || query->limitOffset != NULL)
+			refuse_shape("LIMIT and OFFSET are not supported");
+		if (query->distinctClause != NIL || query->hasWindowFuncs || query->groupingSets != NIL ||
+			query->cteList != NIL || query->setOperations != NULL || query->hasTargetSRFs ||
+			query->hasSubLinks)
+			refuse_shape("DISTINCT, window functions, GROUPING SETS, WITH, set operations, set-returning functions and subqueries are not supported");
+		if (list_length(query->rtable) != 1 || list_length(query->jointree->fromlist) != 1 ||
+			!IsA(linitial(query->jointree->fromlist), RangeTblRef) ||
+			rt_fetch(1, query->rtable)->rtekind != RTE_RELATION)
+			refuse_shape("a FROM clause other than one table or stream is not supported");
+		if (query->groupClause == NIL)
+			refuse_shape("a query without GROUP BY is not supported");
+	}
 
 	QueryCollectAggrefs((Node *) query->targetList, &spec->aggrefs);
 	QueryCollectAggrefs(query->havingQual, &spec->aggrefs);
@@ -407,8 +418,71 @@ multiset_sql(Aggref *aggref)
  * multiset of a value, as its caller: its values (<name>_values, through
  * flowstate.create_view) and the view <name> over them.  Returns the view.
  */
+/*
+ * Over hopping or cumulating windows: which of the defining query's
+ * windows' columns a group key is (1 window_start, 2 window_end), or 0.
+ */
+static int
+window_column(Node *key)
+{
+	if (IsA(key, Var) && ((Var *) key)->varno == 2 && ((Var *) key)->varlevelsup == 0)
+		return ((Var *) key)->varattno;
+	return 0;
+}
+
+/*
+ * The values' rows per window (hop: NULL for none): each group's values
+ * with their states, and the rows of each (n).  Over hopping or
+ * cumulating windows, the states of a window's panes added up per value.
+ */
+static char *
+values_rows(const char *values, MultisetSpec *spec, const HopSpec *hop)
+{
+	int			nkeys = list_length(spec->keys);
+	StringInfoData b;
+	StringInfoData keys;
+	int			pane_key = -1;
+	ListCell   *lc;
+
+	initStringInfo(&b);
+	if (hop == NULL)
+	{
+		appendStringInfo(&b, "(SELECT %s, (p.keys).v, p.state, (z.f).a0 AS n"
+						 "\n                                  FROM flowstate.partial_states(NULL::%s) p,"
+						 " LATERAL (SELECT flowstate.finalize(p.state, NULL::%s) AS f) z)",
+						 PanesKeyList("(p.keys)", nkeys, false), values, values);
+		return b.data;
+	}
+	initStringInfo(&keys);
+	foreach(lc, spec->keys)
+	{
+		int			col = window_column(lfirst(lc));
+		int			i = foreach_current_index(lc);
+
+		if (col != 0 && pane_key < 0)
+			pane_key = i;
+		appendStringInfo(&keys, "%s%s AS k%d", i > 0 ? ", " : "",
+						 col == 1 ? "h.window_start" : col == 2 ? "h.window_end" :
+						 psprintf("(p.keys).k%d", i + 1), i + 1);
+	}
+	Assert(pane_key >= 0);
+	appendStringInfo(&b, "(SELECT c.*, (flowstate.finalize(c.state, NULL::%s)).a0 AS n"
+					 "\n                                  FROM (SELECT %s, (p.keys).v,"
+					 " flowstate.combine(p.state) AS state"
+					 "\n                                          FROM flowstate.partial_states(NULL::%s) p,"
+					 " LATERAL flowstate.%s((p.keys).k%d, %s, %s) h"
+					 "\n                                         GROUP BY ",
+					 values, keys.data, values, hop->cumulate ? "cumulate" : "hop", pane_key + 1,
+					 PanesIntervalLiteral(hop->cumulate ? hop->slide_us : hop->size_us),
+					 PanesIntervalLiteral(hop->cumulate ? hop->size_us : hop->slide_us));
+	for (int i = 1; i <= nkeys + 1; i++)
+		appendStringInfo(&b, "%s%d", i > 1 ? ", " : "", i);
+	appendStringInfoString(&b, ") c)");
+	return b.data;
+}
+
 Oid
-MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec,
+MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec, const HopSpec *hop,
 				   Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
 				   Datum memory_limit, bool limit_null, Datum retention, bool retention_null)
 {
@@ -426,6 +500,7 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 	Oid			values_relid;
 	Oid			view_relid;
 	bool		percentiles = false;
+	bool		has_pane = false;
 
 	foreach(lc, spec->aggrefs)
 	{
@@ -449,8 +524,25 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 	initStringInfo(&group);
 	foreach(lc, spec->keys)
 	{
-		appendStringInfo(&select, "%s AS k%d, ", deparse_expression(lfirst(lc), src_cxt, true, false),
-						 foreach_current_index(lc) + 1);
+		char	   *key;
+
+		/*
+		 * Over hopping windows, the first of the windows' columns is the
+		 * pane's start (values_rows finds the windows from it), the other
+		 * one (if grouped by) the pane's start plus size, which adds no group.
+		 */
+		if (hop == NULL || window_column(lfirst(lc)) == 0)
+			key = deparse_expression(lfirst(lc), src_cxt, true, false);
+		else
+		{
+			key = psprintf("flowstate.tumble(%s, %s)",
+						   deparse_expression(hop->ts_expr, src_cxt, true, false),
+						   PanesIntervalLiteral(hop->pane_us));
+			if (has_pane)
+				key = psprintf("%s OPERATOR(pg_catalog.+) %s", key, PanesIntervalLiteral(hop->size_us));
+			has_pane = true;
+		}
+		appendStringInfo(&select, "%s AS k%d, ", key, foreach_current_index(lc) + 1);
 		appendStringInfo(&group, "%d, ", foreach_current_index(lc) + 1);
 	}
 	appendStringInfo(&select, "%s AS v, pg_catalog.count(*) AS a0",
@@ -494,11 +586,9 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 						 PanesKeyList("b", nkeys, false), PanesKeyList("b", nkeys, false));
 	else
 		appendStringInfoString(&windows, "\n                  FROM (SELECT b.*");
-	appendStringInfo(&windows, "\n                          FROM (SELECT %s, (p.keys).v, p.state, (z.f).a0 AS n"
-					 "\n                                  FROM flowstate.partial_states(NULL::%s) p,"
-					 " LATERAL (SELECT flowstate.finalize(p.state, NULL::%s) AS f) z) b) r"
+	appendStringInfo(&windows, "\n                          FROM %s b) r"
 					 "\n                 GROUP BY %s) y)",
-					 PanesKeyList("(p.keys)", nkeys, false), values, values, PanesKeyList("r", nkeys, false));
+					 values_rows(values, spec, hop), PanesKeyList("r", nkeys, false));
 	initStringInfo(&targets);
 	initStringInfo(&exprs);
 	PanesTargets(query->targetList, (Node *(*) (Node *, void *)) to_values_mutator, &mc,

@@ -19,8 +19,11 @@ typedef struct MultisetSpec
 } MultisetSpec;
 
 extern bool MultisetAggregates(Query *query);
-extern bool MultisetFind(Query *query, MultisetSpec *spec);
+struct HopSpec;
+
+extern bool MultisetFind(Query *query, bool windows, MultisetSpec *spec);
 extern Oid	MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec,
+							   const struct HopSpec *hop,
 							   Datum watermark_delay, bool delay_null,
 							   Datum allowed_lateness, bool lateness_null,
 							   Datum memory_limit, bool limit_null,

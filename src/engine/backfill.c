@@ -372,7 +372,7 @@ recompute_by_query(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sn
 			store_row(slot, row, vr->def->source_relid);
 			if (IngestEvaluateKey(vr, slot, keys, keynulls) &&
 				GroupKeyEqual(vr->gk, keys, keynulls, lg->values, lg->isnull))
-				IngestAccumulate(vr, lg->base);
+				IngestAccumulate(vr, slot, lg->base);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -415,7 +415,7 @@ recompute_by_scan(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 			if (table[i]->hash == hash &&
 				GroupKeyEqual(vr->gk, table[i]->values, table[i]->isnull, keys, keynulls))
 			{
-				IngestAccumulate(vr, table[i]->base);
+				IngestAccumulate(vr, slot, table[i]->base);
 				break;
 			}
 		}

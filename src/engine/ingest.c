@@ -184,6 +184,9 @@ accumulate(ViewRuntime *vr, char *block, int sign, bool owned)
 
 	for (int i = 0; i < layout->naggs; i++)
 	{
+		/* generic aggregates take rows in ProjectionAdvance */
+		if (sign > 0 && layout->aggs[i].kind == AGG_GENERIC)
+			continue;
 		if (vr->filter_col[i] >= 0 &&
 			(isnull[vr->filter_col[i]] || !DatumGetBool(values[vr->filter_col[i]])))
 			continue;
@@ -326,6 +329,8 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	Datum		keys[FLOWSTATE_MAX_KEYS];
 	bool		keynulls[FLOWSTATE_MAX_KEYS];
 	LocalGroup *lg;
+	bool		to_delta;
+	bool		to_unseen;
 
 	if (!ProjectionEvaluate(vr, slot, lsn, true))
 	{
@@ -347,27 +352,44 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 	}
 	lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
 	MemoryContextSwitchTo(vr->batch_cxt);
-	if (lg->skip_snap < 0 || !txn_seen[lg->skip_snap])
+	to_delta = lg->skip_snap < 0 || !txn_seen[lg->skip_snap];
+	to_unseen = unseen_snap >= 0 && !txn_seen[unseen_snap];
+	if (to_unseen && lg->unseen == NULL)
+		lg->unseen = palloc0(vr->def->layout.block_size);
+	if (to_delta && vr->refuse_overflow &&
+		row_overflows(vr, group_base(vr, lg), lg->delta, sign))
 	{
 		/* a message that would overflow a float sum is refused whole */
-		if (vr->refuse_overflow &&
-			row_overflows(vr, group_base(vr, lg), lg->delta, sign))
+		ProjectionRefuse(vr, slot, lsn, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+						 "value out of range: overflow");
+		MemoryContextSwitchTo(oldcxt);
+		return;
+	}
+	if (vr->rt->has_generic && sign > 0 && (to_delta || to_unseen))
+	{
+		char	   *blocks[2];
+		int			n = 0;
+
+		if (to_delta)
+			blocks[n++] = lg->delta;
+		if (to_unseen)
+			blocks[n++] = lg->unseen;
+		if (!ProjectionAdvance(vr, slot, lsn, true, blocks, n))
 		{
-			ProjectionRefuse(vr, slot, lsn, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-							 "value out of range: overflow");
 			MemoryContextSwitchTo(oldcxt);
 			return;
 		}
+	}
+	if (to_delta)
+	{
 		accumulate(vr, lg->delta, sign, false);
 		lg->retracted |= sign < 0;
 		if (vr->float_sums)
 			note_magnitude(vr, lg->magnitude);
 		vr->batch_rows++;
 	}
-	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
+	if (to_unseen)
 	{
-		if (lg->unseen == NULL)
-			lg->unseen = palloc0(vr->def->layout.block_size);
 		accumulate(vr, lg->unseen, sign, false);
 		lg->unseen_retracted |= sign < 0;
 	}
@@ -440,11 +462,16 @@ IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keyn
  * CurrentMemoryContext; and, for a view with float sums, raises magnitude
  * to its inputs.
  */
-void
-IngestAccumulateRow(ViewRuntime *vr, char *block, int sign, double *magnitude)
+bool
+IngestAccumulateRow(ViewRuntime *vr, TupleTableSlot *slot, char *block, int sign,
+					double *magnitude)
 {
+	if (vr->rt->has_generic && sign > 0 &&
+		!ProjectionAdvance(vr, slot, InvalidXLogRecPtr, false, &block, 1))
+		return false;
 	accumulate(vr, block, sign, true);
 	note_magnitude(vr, magnitude);
+	return true;
 }
 
 /*
@@ -497,12 +524,15 @@ IngestNoteEventTime(ViewRuntime *vr, int64 ts)
 }
 
 void
-IngestAccumulate(ViewRuntime *vr, char *block)
+IngestAccumulate(ViewRuntime *vr, TupleTableSlot *slot, char *block)
 {
 	MemoryContext oldcxt;
 
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
-	accumulate(vr, block, 1, false);
+	/* a row whose transition fails was a dead letter when it came */
+	if (!vr->rt->has_generic ||
+		ProjectionAdvance(vr, slot, InvalidXLogRecPtr, false, &block, 1))
+		accumulate(vr, block, 1, false);
 	MemoryContextSwitchTo(oldcxt);
 }
 

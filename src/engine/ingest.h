@@ -178,6 +178,8 @@ typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
 
 /* projection.c */
 extern void ProjectionCompile(ViewRuntime *vr);
+extern bool ProjectionAdvance(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
+							  bool record, char **blocks, int nblocks);
 extern bool ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn,
 							   bool record);
 extern bool ProjectionIsLate(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
@@ -193,8 +195,9 @@ extern void IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPt
 extern void IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot);
 extern void IngestTruncate(ViewRuntime *vr);
 extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
-extern void IngestAccumulate(ViewRuntime *vr, char *block);
-extern void IngestAccumulateRow(ViewRuntime *vr, char *block, int sign, double *magnitude);
+extern void IngestAccumulate(ViewRuntime *vr, TupleTableSlot *slot, char *block);
+extern bool IngestAccumulateRow(ViewRuntime *vr, TupleTableSlot *slot, char *block, int sign,
+								double *magnitude);
 extern void IngestMergeDelta(ViewRuntime *vr, const Datum *keys, const bool *keynulls,
 							 const char *delta, bool retracted, const double *magnitude,
 							 int64 nrows);

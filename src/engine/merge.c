@@ -212,9 +212,17 @@ IngestComputeMerged(ViewRuntime *vr)
 	int32		size = vr->def->layout.block_size;
 	int			stale = 0;
 	MemoryContext oldcxt;
+	MemoryContext callercxt = CurrentMemoryContext;
+	/* generic aggregates' functions may read the catalog */
+	bool		own_xact = vr->rt->needs_xact && !vr->dropped && !IsTransactionState();
 
 	if (vr->dropped)
 		return 0;
+	if (own_xact)
+	{
+		StartTransactionCommand();
+		MemoryContextSwitchTo(callercxt);
+	}
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
 	LWLockAcquire(&sv->lock, LW_SHARED);
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
@@ -256,6 +264,11 @@ IngestComputeMerged(ViewRuntime *vr)
 	}
 	LWLockRelease(&sv->lock);
 	MemoryContextSwitchTo(oldcxt);
+	if (own_xact)
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(callercxt);
+	}
 	return stale;
 }
 

@@ -454,10 +454,18 @@ OpenTxnRow(OpenTxn *txn, TransactionId subxid, ViewRuntime *vr,
 		}
 		g = txn_group(txn, tv, subxid, keys, keynulls);
 		MemoryContextSwitchTo(txn->data);
-		IngestAccumulateRow(vr, g->delta, sign, g->magnitude);
-		MemoryContextSwitchTo(oldcxt);
-		g->nrows++;
-		g->retracted |= sign < 0;
+		if (IngestAccumulateRow(vr, slot, g->delta, sign, g->magnitude))
+		{
+			MemoryContextSwitchTo(oldcxt);
+			g->nrows++;
+			g->retracted |= sign < 0;
+		}
+		else
+		{
+			/* a transition failed: evaluated again at the commit */
+			MemoryContextSwitchTo(oldcxt);
+			keep_row(txn, tv, subxid, slot, sign, lsn);
+		}
 	}
 	if (++rows_since_check >= CHECK_EVERY_ROWS)
 		OpenTxnStop();

@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "aggregates/aggregate_state.h"
 #include "engine/ingest.h"
 #include "fs_catalog/security.h"
 
@@ -153,6 +154,14 @@ compile(ViewRuntime *vr)
 			add_column(&tlist, (Expr *) copyObject(((TargetEntry *) linitial(aggref->args))->expr));
 			vr->arg_col[i] = list_length(tlist) - 1;
 		}
+		/* a generic aggregate's other arguments follow its first */
+		if (def->layout.aggs[i].kind == AGG_GENERIC)
+		{
+			ListCell   *arg;
+
+			for_each_from(arg, aggref->args, 1)
+				add_column(&tlist, (Expr *) copyObject(((TargetEntry *) lfirst(arg))->expr));
+		}
 		i++;
 	}
 	vr->ts_col = -1;
@@ -172,7 +181,8 @@ compile(ViewRuntime *vr)
 	}
 
 	vr->guarded = calls_not_internal((Node *) tlist, NULL) ||
-		calls_not_internal((Node *) def->where, NULL);
+		calls_not_internal((Node *) def->where, NULL) ||
+		AggGenericPrepare(&def->layout);
 
 	vr->econtext = CreateStandaloneExprContext();
 	desc = ExecTypeFromTL(tlist);
@@ -326,36 +336,22 @@ add_pending(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn)
 }
 
 /*
- * ProjectionEvaluate evaluates the defining query on a row into
- * vr->result.  Returns false when WHERE rejects the row or an expression
- * fails (vr->last_failed tells which); a failure becomes a dead letter if
- * record (not when a recompute reads again a row that came before).
+ * Run step on the row just evaluated (or about to be) as the view's owner,
+ * read-only, under the evaluation timer, and in a subtransaction with a
+ * snapshot when the view calls functions other than the server's own.
+ * Returns what step returns, or false when it fails: the failure becomes a
+ * dead letter if record (not when a recompute reads again a row that came
+ * before).
  */
-bool
-ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record)
+static bool
+run_guarded(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record,
+			bool (*step) (ViewRuntime *vr, void *arg), void *arg)
 {
-	ExprContext *ec = vr->econtext;
-	MemoryContext rowcxt = ec->ecxt_per_tuple_memory;
+	MemoryContext rowcxt = vr->econtext->ecxt_per_tuple_memory;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 	SecuritySave save;
 
-	ResetExprContext(ec);
-	ec->ecxt_scantuple = slot;
-	vr->last_failed = false;
-	if (vr->compile_error)
-	{
-		vr->last_failed = true;
-		if (record)
-		{
-			PendingRow *row = add_pending(vr, slot, lsn);
-
-			row->error = vr->compile_error;
-			memcpy(row->sqlstate, vr->compile_sqlstate, 5);
-			vr->batch_failed++;
-		}
-		return false;
-	}
 	if (vr->guarded)
 	{
 		/*
@@ -370,20 +366,7 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 	SecurityTimerStart();
 	PG_TRY();
 	{
-		if (vr->qual && !ExecQual(vr->qual, ec))
-			ok = false;
-		else
-		{
-			(void) ExecProject(vr->proj);
-			for (int i = 0; i < vr->def->layout.nkeys; i++)
-			{
-				int			col = vr->key_col[i];
-
-				if (!vr->result->tts_isnull[col] && vr->def->layout.keys[i].typlen == -1)
-					vr->result->tts_values[col] =
-						PointerGetDatum(PG_DETOAST_DATUM(vr->result->tts_values[col]));
-			}
-		}
+		ok = step(vr, arg);
 		(void) SecurityTimerStop();
 		SecurityLeave(&save);
 		if (vr->guarded)
@@ -430,6 +413,133 @@ ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool r
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(rowcxt);
+	return ok;
+}
+
+/* WHERE, then the projection of the row into vr->result. */
+static bool
+evaluate_step(ViewRuntime *vr, void *arg)
+{
+	if (vr->qual && !ExecQual(vr->qual, vr->econtext))
+		return false;
+	(void) ExecProject(vr->proj);
+	for (int i = 0; i < vr->def->layout.nkeys; i++)
+	{
+		int			col = vr->key_col[i];
+
+		if (!vr->result->tts_isnull[col] && vr->def->layout.keys[i].typlen == -1)
+			vr->result->tts_values[col] =
+				PointerGetDatum(PG_DETOAST_DATUM(vr->result->tts_values[col]));
+	}
+	return true;
+}
+
+/*
+ * ProjectionEvaluate evaluates the defining query on a row into
+ * vr->result.  Returns false when WHERE rejects the row or an expression
+ * fails (vr->last_failed tells which); a failure becomes a dead letter if
+ * record (not when a recompute reads again a row that came before).
+ */
+bool
+ProjectionEvaluate(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record)
+{
+	ExprContext *ec = vr->econtext;
+
+	ResetExprContext(ec);
+	ec->ecxt_scantuple = slot;
+	vr->last_failed = false;
+	if (vr->compile_error)
+	{
+		vr->last_failed = true;
+		if (record)
+		{
+			PendingRow *row = add_pending(vr, slot, lsn);
+
+			row->error = vr->compile_error;
+			memcpy(row->sqlstate, vr->compile_sqlstate, 5);
+			vr->batch_failed++;
+		}
+		return false;
+	}
+	return run_guarded(vr, slot, lsn, record, evaluate_step, NULL);
+}
+
+typedef struct AdvanceArgs
+{
+	char	  **blocks;
+	int			nblocks;
+	MemoryContext cxt;
+} AdvanceArgs;
+
+/*
+ * The transitions of the generic aggregates: every new state first, then
+ * into the blocks, so that a row whose transition fails changes none.
+ */
+static bool
+advance_step(ViewRuntime *vr, void *arg)
+{
+	AdvanceArgs *a = arg;
+	const ViewLayout *layout = &vr->def->layout;
+	Datum	   *values = vr->result->tts_values;
+	bool	   *isnull = vr->result->tts_isnull;
+	GenericFields out[2][FLOWSTATE_MAX_AGGS];
+	bool		changed[2][FLOWSTATE_MAX_AGGS];
+	MemoryContext oldcxt = MemoryContextSwitchTo(a->cxt);
+
+	Assert(a->nblocks <= 2);
+	for (int b = 0; b < a->nblocks; b++)
+	{
+		for (int i = 0; i < layout->naggs; i++)
+		{
+			const AggSpec *spec = &layout->aggs[i];
+			int			col = vr->arg_col[i];
+
+			changed[b][i] = false;
+			if (spec->kind != AGG_GENERIC ||
+				(vr->filter_col[i] >= 0 &&
+				 (isnull[vr->filter_col[i]] || !DatumGetBool(values[vr->filter_col[i]]))))
+				continue;
+			changed[b][i] = AggGenericAdvance(spec, a->blocks[b],
+											  col >= 0 ? &values[col] : NULL,
+											  col >= 0 ? &isnull[col] : NULL,
+											  &out[b][i]);
+		}
+	}
+	for (int b = 0; b < a->nblocks; b++)
+	{
+		for (int i = 0; i < layout->naggs; i++)
+		{
+			const AggSpec *spec = &layout->aggs[i];
+			GenericFields *f;
+
+			if (!changed[b][i])
+				continue;
+			f = FIELDS(GenericFields, a->blocks[b], spec);
+			/* a delta's state is its own */
+			if (!spec->valbyval && f->state != (Datum) 0 && f->state != out[b][i].state)
+				pfree(DatumGetPointer(f->state));
+			*f = out[b][i];
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return true;
+}
+
+/*
+ * ProjectionAdvance adds the row just evaluated (ProjectionEvaluate) to
+ * the generic aggregates of up to two delta blocks, their new states in
+ * CurrentMemoryContext.  Returns false, changing no block, when a
+ * transition function fails: the row is then a dead letter if record.
+ */
+bool
+ProjectionAdvance(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record,
+				  char **blocks, int nblocks)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	AdvanceArgs a = {blocks, nblocks, cxt};
+	bool		ok = run_guarded(vr, slot, lsn, record, advance_step, &a);
+
+	MemoryContextSwitchTo(cxt);
 	return ok;
 }
 

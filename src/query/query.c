@@ -294,7 +294,13 @@ check_aggref(Aggref *aggref)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("aggregate function %s is not supported in a continuous view",
 						format_procedure(aggref->aggfnoid)),
-				 errhint("Supported aggregates are %s.", AggSupportedList())));
+				 errdetail("A continuous view adds partial states together: %s.",
+						   AggGenericRefusal(aggref->aggfnoid, list_length(aggref->args)) ?
+						   AggGenericRefusal(aggref->aggfnoid, list_length(aggref->args)) :
+						   "its state cannot be kept"),
+				 errhint("Give the aggregate a combine function (CREATE AGGREGATE ... COMBINEFUNC, "
+						 "with SERIALFUNC and DESERIALFUNC for an internal state), or use one of: %s.",
+						 AggSupportedList())));
 	check_immutable((Node *) aggref->args, "in the aggregate arguments");
 	check_immutable((Node *) aggref->aggfilter, "in FILTER clauses");
 }

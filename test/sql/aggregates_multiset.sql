@@ -46,8 +46,21 @@ SELECT flowstate.create_view('public.user_pages', $$
     SELECT usr % 10 AS cohort, string_agg(DISTINCT page, ',' ORDER BY page) AS pages,
            count(DISTINCT page) AS n_pages, length(string_agg(page, '' ORDER BY page)) AS visits_len
       FROM public.hits GROUP BY 1 HAVING count(DISTINCT page) > 2 $$);
+-- distinct users and their median per page, over hopping windows of 20
+-- minutes every 5 (the values kept per pane of 5 minutes), and the users
+-- of each quarter hour so far, every 5 minutes (cumulating windows)
+SELECT flowstate.create_view('public.page_users_hop', $$
+    SELECT w.window_start, w.window_end, page, count(*) AS hits, count(DISTINCT usr) AS users,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY usr) AS median_usr, max(ms) AS slowest
+      FROM public.hits, LATERAL flowstate.hop(hits.ts, '20 minutes', '5 minutes') w
+     GROUP BY w.window_start, w.window_end, page $$);
+SELECT flowstate.create_view('public.users_so_far', $$
+    SELECT w.window_end, count(DISTINCT usr) AS users, sum(DISTINCT usr) AS usr_sum
+      FROM public.hits, LATERAL flowstate.cumulate(hits.ts, '5 minutes', '15 minutes') w
+     GROUP BY w.window_end HAVING count(*) > 10 $$);
 SELECT view, window_kind FROM flowstate.views
- WHERE view::text IN ('page_users_values', 'page_latency_values', 'user_pages_values') ORDER BY 1;
+ WHERE view::text IN ('page_users_values', 'page_latency_values', 'user_pages_values',
+                      'page_users_hop_values', 'users_so_far_values') ORDER BY 1;
 
 -- differences(view, query): rows the view and the query do not share
 CREATE FUNCTION public.differences(v regclass, q text) RETURNS bigint
@@ -79,7 +92,18 @@ SELECT public.differences('public.page_users', $q$
     SELECT usr % 10 AS cohort, string_agg(DISTINCT page, ',' ORDER BY page) AS pages,
            count(DISTINCT page) AS n_pages, length(string_agg(page, '' ORDER BY page)) AS visits_len
       FROM public.hits GROUP BY 1 HAVING count(DISTINCT page) > 2 $q$) AS user_pages,
+       public.differences('public.page_users_hop', $q$
+    SELECT w.window_start, w.window_end, page, count(*) AS hits, count(DISTINCT usr) AS users,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY usr) AS median_usr, max(ms) AS slowest
+      FROM public.hits, LATERAL flowstate.hop(hits.ts, '20 minutes', '5 minutes') w
+     GROUP BY w.window_start, w.window_end, page $q$) AS page_users_hop,
+       public.differences('public.users_so_far', $q$
+    SELECT w.window_end, count(DISTINCT usr) AS users, sum(DISTINCT usr) AS usr_sum
+      FROM public.hits, LATERAL flowstate.cumulate(hits.ts, '5 minutes', '15 minutes') w
+     GROUP BY w.window_end HAVING count(*) > 10 $q$) AS users_so_far,
        (SELECT count(*) FROM public.page_users) AS page_users_rows,
+       (SELECT count(*) FROM public.page_users_hop) AS page_users_hop_rows,
+       (SELECT count(*) FROM public.users_so_far) AS users_so_far_rows,
        (SELECT count(*) FROM public.page_latency) AS page_latency_rows,
        (SELECT count(*) FROM public.user_pages) AS user_pages_rows;
 
@@ -133,7 +157,8 @@ SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array_agg(usr ORDER BY ms) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, rank(3) WITHIN GROUP (ORDER BY usr) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, count(DISTINCT usr) FROM public.hits GROUP BY page', allowed_lateness => '0', notify => true)$$);
-SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1', allowed_lateness => '1 minute')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, s, count(DISTINCT usr) FROM (SELECT page, usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY page ORDER BY ts) AS s FROM public.hits) h GROUP BY 1, 2')$$);
 
 -- drop_view drops the view and its values, and so does DROP VIEW
 DROP VIEW public.check_multiset;
@@ -142,6 +167,8 @@ SELECT to_regclass('public.page_users_values') AS values_after_drop;
 DROP VIEW public.page_latency;
 SELECT to_regclass('public.page_latency_values') AS values_after_drop_view;
 SELECT flowstate.drop_view('public.user_pages');
+SELECT flowstate.drop_view('public.page_users_hop');
+SELECT flowstate.drop_view('public.users_so_far');
 SELECT count(*) AS values_in_catalog FROM flowstate.view WHERE hop_view IS NOT NULL;
 DROP FUNCTION public.differences(regclass, text);
 DROP FUNCTION public.hits(int, float8);

@@ -1,7 +1,8 @@
 # Two workers sharing a stream of 8 partitions (each consumes 4) give the
 # same views as one worker, also across a SIGKILL of one of them and the
-# failure of the owner alone; views added to and dropped from a running
-# stream.
+# failure of the owner alone, for native aggregates and for those kept
+# through their support functions (one in SQL); views added to and dropped
+# from a running stream.
 use strict;
 use warnings;
 use FindBin;
@@ -32,6 +33,18 @@ SELECT flowstate.create_view('by_one', \$\$
 SELECT flowstate.create_view('by_two', \$\$
     SELECT k, date_bin('10 seconds', ts, '2026-01-01') AS w, count(*) AS n, sum(v) AS total,
            min(v) AS lo, max(v) AS hi FROM events_two GROUP BY 1, 2 \$\$);
+-- aggregates through their support functions, one of them in SQL (run in
+-- a transaction by the workers, which combine their states)
+CREATE FUNCTION sq_step(int8, int) RETURNS int8 LANGUAGE sql IMMUTABLE STRICT
+    AS 'SELECT \$1 + \$2::int8 * \$2';
+CREATE AGGREGATE sum_sq(int) (SFUNC = sq_step, STYPE = int8, COMBINEFUNC = int8pl, INITCOND = '0');
+CREATE FUNCTION sq_combine(int8, int8) RETURNS int8 LANGUAGE sql IMMUTABLE STRICT
+    AS 'SELECT \$1 + \$2';
+CREATE AGGREGATE sum_sq_sql(int) (SFUNC = int4_sum, STYPE = int8, COMBINEFUNC = sq_combine);
+SELECT flowstate.create_view('by_two_generic', \$\$
+    SELECT k, count(*) AS n, sum_sq(k) AS sq, sum_sq_sql(k) AS s, bit_xor(k * 7919) AS x,
+           sum(make_interval(secs => v)) AS secs
+      FROM events_two GROUP BY k \$\$);
 });
 ok(defined wait_until(30, sub {
 	$node->safe_psql('postgres', q{
@@ -157,6 +170,12 @@ for my $round (1 .. 3)
 }
 is($node->safe_psql('postgres', q{SELECT batch_differences('by_one')}), '0',
 	'the view of the other stream equals its defining query over every message too');
+is($node->safe_psql('postgres', q{
+	WITH b AS (SELECT k, count(*) AS n, sum_sq(k) AS sq, sum_sq_sql(k) AS s, bit_xor(k * 7919) AS x,
+	                  sum(make_interval(secs => v)) AS secs FROM events_batch GROUP BY k)
+	SELECT count(*) FROM ((TABLE by_two_generic EXCEPT ALL TABLE b) UNION ALL
+	                      (TABLE b EXCEPT ALL TABLE by_two_generic)) d}), '0',
+	'two workers, aggregates through their support functions (one in SQL): the view equals its defining query');
 
 # the durable offsets reach each stream's consumer group, for monitoring:
 # every partition's, whichever worker consumes it

@@ -834,11 +834,20 @@ merge_views(void)
 	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
-		SharedView *sv = current_view(kv);
+		MemoryContext cxt = CurrentMemoryContext;
+		/* an aggregate's functions in SQL need a transaction to combine states */
+		bool		own_xact = kv->vr->rt->needs_xact && !IsTransactionState();
+		SharedView *sv;
 		bool		merged;
 
+		if (own_xact)
+			StartTransactionCommand();
+		sv = current_view(kv);
 		if (sv == NULL)
 		{
+			if (own_xact)
+				CommitTransactionCommand();
+			MemoryContextSwitchTo(cxt);
 			start_over();
 			return true;
 		}
@@ -846,6 +855,9 @@ merge_views(void)
 		/* lateness, next batch: the event time of the last committed flush */
 		IngestRefreshDurable(kv->vr, sv, MyConsumer->index, merged);
 		release_view(sv);
+		if (own_xact)
+			CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
 		if (!merged)
 		{
 			MyConsumer->unmerged = MyConsumer->worker->merge_refused = true;
