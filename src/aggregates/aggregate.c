@@ -771,8 +771,10 @@ AggCombine(const AggRuntime *rt, char *t, const char *d)
 }
 
 /*
- * AggKeepsFloatSums tells whether a layout has sums of floats, which can
- * overflow (AggWouldOverflow).
+ * AggKeepsFloatSums tells whether a layout's groups can fall in error
+ * (AggResultOverflows): sums of floats, which can overflow
+ * (AggWouldOverflow), and generic aggregates, whose states can fail to
+ * combine.
  */
 bool
 AggKeepsFloatSums(const ViewLayout *layout)
@@ -781,7 +783,8 @@ AggKeepsFloatSums(const ViewLayout *layout)
 	{
 		AggKind		kind = (AggKind) layout->aggs[i].kind;
 
-		if (kind == AGG_SUM_FLOAT || kind == AGG_AVG_FLOAT || kind == AGG_VAR_FLOAT)
+		if (kind == AGG_SUM_FLOAT || kind == AGG_AVG_FLOAT || kind == AGG_VAR_FLOAT ||
+			kind == AGG_GENERIC)
 			return true;
 	}
 	return false;
@@ -893,6 +896,9 @@ AggResultOverflows(const ViewLayout *layout, int aggno, const char *block)
 					return false;
 				return !isfinite(f->sx) || !isfinite(f->sxx);
 			}
+
+		case AGG_GENERIC:
+			return (FIELDS(GenericFields, block, spec)->flags & GEN_FAILED) != 0;
 
 		default:
 			return false;

@@ -45,6 +45,7 @@ extern bool AggHasGeneric(const ViewLayout *layout);
 extern bool AggGenericPrepare(const ViewLayout *layout);
 extern const char *AggGenericRefusal(Oid aggfnoid, int nargs);
 extern Oid	AggGenericTransType(const AggSpec *spec);
+extern void AggGenericFail(const ViewLayout *layout, char *block);
 extern bool AggAdvanceRow(const AggRuntime *rt, int aggno, char *block,
 						  const Datum *args, const bool *nulls);
 

@@ -78,6 +78,7 @@
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
 #include "aggregates/aggregate.h"
@@ -289,6 +290,13 @@ AggFinalize(const ViewLayout *layout, int aggno, const char *block,
 	*isnull = false;
 	if (AggResultOverflows(layout, aggno, block))
 	{
+		if (overflow == NULL && spec->kind == AGG_GENERIC)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("partial states of aggregate %s could not be combined in a group of this view",
+							format_procedure(spec->aggfnoid)),
+					 errdetail("Its combine function failed, as its rows make the defining query fail run as a batch query (a sum out of its type's range, say)."),
+					 errhint("Delete the rows that make it fail; the group is recomputed then.")));
 		if (overflow == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -1025,7 +1033,7 @@ get_fields(StateReader *r, const AggSpec *spec, char *block)
 
 				f->ndeleted = get_count(r);
 				f->flags = (int32) get_uint32(r);
-				if ((f->flags & ~GEN_HAS_STATE) != 0 && r->problem == NULL)
+				if ((f->flags & ~(GEN_HAS_STATE | GEN_FAILED)) != 0 && r->problem == NULL)
 					r->problem = "it holds unknown flags";
 				f->state = get_minmax(r, spec);
 				return;

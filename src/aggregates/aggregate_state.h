@@ -91,13 +91,16 @@ typedef struct BoolFields		/* AGG_BOOL_AND, AGG_BOOL_OR */
 } BoolFields;
 
 #define GEN_HAS_STATE	0x01
+#define GEN_FAILED		0x02	/* states that could not be combined: the
+								 * group is in error (AggResultOverflows) */
 
 typedef struct GenericFields	/* AGG_GENERIC (generic.c) */
 {
 	int64		ndeleted;		/* inputs removed, in a delta */
 	Datum		state;			/* the transition state: by value, else a var
 								 * field (0: NULL) */
-	int32		flags;			/* GEN_HAS_STATE: else the initial state */
+	int32		flags;			/* GEN_HAS_STATE: else the initial state;
+								 * GEN_FAILED */
 	int32		pad;
 } GenericFields;
 

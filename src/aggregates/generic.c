@@ -540,6 +540,13 @@ AggGenericCombine(const AggSpec *spec, char *t, const char *d)
 	bool		rnull;
 	Datum		result;
 
+	/* a group in error stays so (until rows leave it: recomputed) */
+	if ((tf->flags | df->flags) & GEN_FAILED)
+	{
+		tf->flags |= GEN_FAILED;
+		tf->ndeleted = ndeleted;
+		return;
+	}
 	if (!(df->flags & GEN_HAS_STATE))
 	{
 		tf->ndeleted = ndeleted;
@@ -564,9 +571,51 @@ AggGenericCombine(const AggSpec *spec, char *t, const char *d)
 		tf->ndeleted = ndeleted;
 		return;
 	}
-	result = call(&gi->combine, gi->inputcollid, 2, args, nulls, &rnull);
-	save_state(gi, spec, result, rnull, tf);
+	if (OidIsValid(gi->combine.run_as) || OidIsValid(gi->serial.run_as) ||
+		OidIsValid(gi->deserial.run_as))
+	{
+		/* functions of other languages: their errors are the caller's */
+		result = call(&gi->combine, gi->inputcollid, 2, args, nulls, &rnull);
+		save_state(gi, spec, result, rnull, tf);
+	}
+	else
+	{
+		/*
+		 * A C function's error (a sum out of its type's range) puts the
+		 * group in error, as a float sum that overflows: its reads fail,
+		 * and so does the batch query; the worker goes on.
+		 */
+		MemoryContext cxt = CurrentMemoryContext;
+		GenericFields combined = *tf;
+
+		PG_TRY();
+		{
+			result = call(&gi->combine, gi->inputcollid, 2, args, nulls, &rnull);
+			save_state(gi, spec, result, rnull, &combined);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+			combined.flags |= GEN_FAILED;
+		}
+		PG_END_TRY();
+		*tf = combined;
+	}
 	tf->ndeleted = ndeleted;
+}
+
+/*
+ * AggGenericFail puts a block's generic aggregates in error: a row its
+ * recompute cannot add, which alone it can (AggGenericAdvance), fails the
+ * group as a whole, as it fails the batch query.
+ */
+void
+AggGenericFail(const ViewLayout *layout, char *block)
+{
+	for (int i = 0; i < layout->naggs; i++)
+		if (layout->aggs[i].kind == AGG_GENERIC)
+			FIELDS(GenericFields, block, &layout->aggs[i])->flags |= GEN_FAILED;
 }
 
 /*

@@ -168,7 +168,7 @@ ApiCapture(Oid relid, MemoryContext query_cxt, const uint32 *part_hash)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("value out of range: overflow"),
-				 errdetail("%lld %s of continuous view \"%s\" %s a float sum or variance out of range.",
+				 errdetail("%lld %s of continuous view \"%s\" %s a float sum or variance out of range, or an aggregate whose partial states could not be combined.",
 						   (long long) cap->overflowed,
 						   cap->overflowed == 1 ? "group" : "groups",
 						   get_rel_name(cap->view_relid),

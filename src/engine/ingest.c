@@ -297,7 +297,9 @@ kept_final(ViewRuntime *vr, const Datum *keys, const bool *keynulls)
  * The state a group of the batch adds its delta to: the recomputed or
  * emptied one, else what shared memory held when the batch first touched
  * the group (NULL: nothing, a new group).  A group that left shared memory
- * counts as new here.
+ * counts as new here, and so does every group for a worker of a stream
+ * other than its owner, which holds no view of its own between merges (a
+ * sum the merge finds out of range puts its group in error).
  */
 static const char *
 group_base(ViewRuntime *vr, LocalGroup *lg)
@@ -307,7 +309,7 @@ group_base(ViewRuntime *vr, LocalGroup *lg)
 
 	if (lg->base)
 		return lg->base;
-	if (lg->stored_read)
+	if (lg->stored_read || sv == NULL)
 		return lg->stored;
 	lg->stored_read = true;
 	LWLockAcquire(&sv->lock, LW_SHARED);
@@ -374,10 +376,25 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 			blocks[n++] = lg->delta;
 		if (to_unseen)
 			blocks[n++] = lg->unseen;
-		if (!ProjectionAdvance(vr, slot, lsn, true, blocks, n))
+		if (!ProjectionAdvance(vr, slot, lsn, vr->def->stream, blocks, n))
 		{
-			MemoryContextSwitchTo(oldcxt);
-			return;
+			char	   *alone = palloc0(vr->def->layout.block_size);
+
+			/*
+			 * A message is refused whole, a dead letter (as one that would
+			 * overflow a float sum).  A row that fails alone is a dead
+			 * letter; one that fails only with the group's other rows (a
+			 * sum out of range) puts the group in error, as it fails the
+			 * batch query.
+			 */
+			if (vr->def->stream ||
+				!ProjectionAdvance(vr, slot, lsn, true, &alone, 1))
+			{
+				MemoryContextSwitchTo(oldcxt);
+				return;
+			}
+			for (int b = 0; b < n; b++)
+				AggGenericFail(&vr->def->layout, blocks[b]);
 		}
 	}
 	if (to_delta)
@@ -529,10 +546,24 @@ IngestAccumulate(ViewRuntime *vr, TupleTableSlot *slot, char *block)
 	MemoryContext oldcxt;
 
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
-	/* a row whose transition fails was a dead letter when it came */
 	if (!vr->rt->has_generic ||
 		ProjectionAdvance(vr, slot, InvalidXLogRecPtr, false, &block, 1))
 		accumulate(vr, block, 1, false);
+	else
+	{
+		/*
+		 * A row whose transition fails alone was a dead letter when it
+		 * came; one that fails only with the group's other rows (a sum out
+		 * of range) puts the group in error.
+		 */
+		char	   *alone = palloc0(vr->def->layout.block_size);
+
+		if (ProjectionAdvance(vr, slot, InvalidXLogRecPtr, false, &alone, 1))
+		{
+			accumulate(vr, block, 1, false);
+			AggGenericFail(&vr->def->layout, block);
+		}
+	}
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -43,7 +43,7 @@ CREATE FUNCTION sq_combine(int8, int8) RETURNS int8 LANGUAGE sql IMMUTABLE STRIC
 CREATE AGGREGATE sum_sq_sql(int) (SFUNC = int4_sum, STYPE = int8, COMBINEFUNC = sq_combine);
 SELECT flowstate.create_view('by_two_generic', \$\$
     SELECT k, count(*) AS n, sum_sq(k) AS sq, sum_sq_sql(k) AS s, bit_xor(k * 7919) AS x,
-           sum(make_interval(secs => v)) AS secs
+           sum(make_interval(secs => v)) AS secs, max(floor(v)::float8) + sum(floor(v)::float8) AS f
       FROM events_two GROUP BY k \$\$);
 });
 ok(defined wait_until(30, sub {
@@ -172,10 +172,11 @@ is($node->safe_psql('postgres', q{SELECT batch_differences('by_one')}), '0',
 	'the view of the other stream equals its defining query over every message too');
 is($node->safe_psql('postgres', q{
 	WITH b AS (SELECT k, count(*) AS n, sum_sq(k) AS sq, sum_sq_sql(k) AS s, bit_xor(k * 7919) AS x,
-	                  sum(make_interval(secs => v)) AS secs FROM events_batch GROUP BY k)
+	                  sum(make_interval(secs => v)) AS secs, max(floor(v)::float8) + sum(floor(v)::float8) AS f
+	             FROM events_batch GROUP BY k)
 	SELECT count(*) FROM ((TABLE by_two_generic EXCEPT ALL TABLE b) UNION ALL
 	                      (TABLE b EXCEPT ALL TABLE by_two_generic)) d}), '0',
-	'two workers, aggregates through their support functions (one in SQL): the view equals its defining query');
+	'two workers, aggregates through their support functions (one in SQL) and a float sum: the view equals its defining query');
 
 # the durable offsets reach each stream's consumer group, for monitoring:
 # every partition's, whichever worker consumes it

@@ -54,7 +54,7 @@ ok(defined wait_until(60, sub {
 		SELECT groups_in_memory < groups / 2 FROM flowstate.views WHERE view = 'sensor_totals'::regclass}) eq 't' }),
 	'most groups left shared memory');
 is(outcome(), 'value out of range: overflow | value out of range: overflow | '
-	. '3 groups of continuous view "sensor_totals" have a float sum or variance out of range.',
+	. '3 groups of continuous view "sensor_totals" have a float sum or variance out of range, or an aggregate whose partial states could not be combined.',
 	'reads fail as the batch query does, counting the groups out of range');
 is($node->safe_psql('postgres', q{
 	SELECT status || ' / ' || last_error FROM flowstate.views WHERE view = 'sensor_totals'::regclass}),
@@ -66,7 +66,7 @@ kill 'KILL', decoder_pid($node, 'postgres');
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 ok($node->poll_query_until('postgres', q{SELECT flowstate.wait_for(timeout => '120s')}), 'back after kill -9');
 is(outcome(), 'value out of range: overflow | value out of range: overflow | '
-	. '3 groups of continuous view "sensor_totals" have a float sum or variance out of range.',
+	. '3 groups of continuous view "sensor_totals" have a float sum or variance out of range, or an aggregate whose partial states could not be combined.',
 	'after kill -9, the same three groups are out of range');
 
 # rows leave: the groups are read back from the state table and recomputed
@@ -74,7 +74,7 @@ $node->safe_psql('postgres', q{DELETE FROM readings WHERE id IN (SELECT min(id) 
                                 WHERE sensor IN (5, 6) AND x = 1e308 GROUP BY sensor)});
 is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't', 'deletes applied');
 is(outcome(), 'value out of range: overflow | value out of range: overflow | '
-	. '1 group of continuous view "sensor_totals" has a float sum or variance out of range.',
+	. '1 group of continuous view "sensor_totals" has a float sum or variance out of range, or an aggregate whose partial states could not be combined.',
 	'two groups are back in range');
 $node->safe_psql('postgres', q{DELETE FROM readings WHERE sensor = 7 AND x = 1e308});
 is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't', 'deletes applied');
