@@ -101,12 +101,14 @@ CREATE VIEW labels_batch AS
 -- the same over hopping windows (the labels kept per pane)
 SELECT flowstate.create_view('labels_hop', $$
     SELECT w.window_start, sensor % 5 AS s5, count(*) AS n, count(DISTINCT label) AS labels,
-           percentile_disc(0.5) WITHIN GROUP (ORDER BY label) AS median
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY label) AS median,
+           array_agg(label ORDER BY label) AS every_label
       FROM readings, LATERAL flowstate.hop(readings.ts, '30 minutes', '10 minutes') w
      GROUP BY w.window_start, sensor % 5 $$);
 CREATE VIEW labels_hop_batch AS
     SELECT w.window_start, sensor % 5 AS s5, count(*) AS n, count(DISTINCT label) AS labels,
-           percentile_disc(0.5) WITHIN GROUP (ORDER BY label) AS median
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY label) AS median,
+           array_agg(label ORDER BY label) AS every_label
       FROM readings, LATERAL flowstate.hop(readings.ts, '30 minutes', '10 minutes') w
      GROUP BY w.window_start, sensor % 5;
 -- aggregates kept through their support functions: a row that leaves a
