@@ -335,8 +335,8 @@ create_multiset_view(FunctionCallInfo fcinfo, Oid nspid, const char *name, Query
 	Oid			values_relid;
 	ObjectAddress values_address;
 	ObjectAddress view_address;
-	Datum		args[2];
-	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		args[5];
+	Oid			types[5] = {OIDOID, OIDOID, TEXTOID, INTERVALOID, INTERVALOID};
 	Oid			save_userid;
 	int			save_sec;
 	int			search_path_nest;
@@ -360,7 +360,11 @@ create_multiset_view(FunctionCallInfo fcinfo, Oid nspid, const char *name, Query
 									PG_NARGS() <= 5 || PG_ARGISNULL(5));
 	values_relid = get_relname_relid(psprintf("%s_values", name), nspid);
 
-	/* the values go with the view; the catalog says whose they are */
+	/*
+	 * The values go with the view; the catalog says whose they are and,
+	 * over hopping or cumulating windows, how their panes become final (a
+	 * pane is late once every window holding it is: ViewFinalCutoff).
+	 */
 	search_path_nest = SecurityRestrictSearchPath();
 	become_superuser(&save_userid, &save_sec);
 	ObjectAddressSet(values_address, RelationRelationId, values_relid);
@@ -369,8 +373,17 @@ create_multiset_view(FunctionCallInfo fcinfo, Oid nspid, const char *name, Query
 	SPI_connect();
 	args[0] = ObjectIdGetDatum(view_relid);
 	args[1] = ObjectIdGetDatum(values_relid);
-	if (SPI_execute_with_args("UPDATE flowstate.view SET hop_view = $1 WHERE view = $2",
-							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
+	if (hop != NULL)
+	{
+		args[2] = CStringGetTextDatum(hop->cumulate ? "cumulate" : "hop");
+		args[3] = IntervalPGetDatum(hop->size);
+		args[4] = IntervalPGetDatum(hop->slide);
+	}
+	if (SPI_execute_with_args(hop == NULL ?
+							  "UPDATE flowstate.view SET hop_view = $1 WHERE view = $2" :
+							  "UPDATE flowstate.view SET hop_view = $1, hop_kind = $3, hop_size = $4,"
+							  " hop_slide = $5 WHERE view = $2",
+							  hop == NULL ? 2 : 5, types, args, NULL, false, 0) != SPI_OK_UPDATE ||
 		SPI_processed != 1)
 		elog(ERROR, "could not record the values of continuous view %s", name);
 	SPI_finish();
@@ -483,11 +496,18 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("DISTINCT and ordered-set aggregates are not supported in a continuous view of session windows yet"),
 						 errhint("Group by flowstate.tumble() or flowstate.hop(), or keep the distinct values as a GROUP BY key of the view.")));
-			if (!PG_ARGISNULL(2) || !PG_ARGISNULL(3) || retention >= 0)
+			if (retention >= 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("watermark_delay, allowed_lateness and retention are not supported for hopping or cumulating windows with DISTINCT or ordered-set aggregates yet"),
-						 errhint("Create the view without them, or over tumbling windows.")));
+						 errmsg("retention is not supported for hopping or cumulating windows with DISTINCT or ordered-set aggregates yet"),
+						 errhint("Create the view without it, or over tumbling windows.")));
+			if (allowed_lateness >= 0 &&
+				get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
+						   "hop_kind") == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("allowed_lateness for hopping or cumulating windows needs flowstate 0.7.0"),
+						 errhint("Run ALTER EXTENSION flowstate UPDATE.")));
 			(void) MultisetFind(query, true, &multiset);
 			PG_RETURN_OID(create_multiset_view(fcinfo, nspid, rv->relname, query, &multiset, &hop,
 											   notify || changelog));

@@ -39,7 +39,9 @@
  * <name>_values is kept per pane instead (hop.c): its window key is the
  * pane, flowstate.tumble(ts, pane); a read adds up, per window and value,
  * the states of the window's panes (flowstate.combine) before it computes
- * the multiset's aggregates as above.
+ * the multiset's aggregates as above.  The catalog records the windows
+ * with <name>_values (hop_kind, hop_size, hop_slide), so that its panes
+ * become final, and rows late, as those of a view of hopping windows.
  *
  *-------------------------------------------------------------------------
  */

@@ -157,8 +157,45 @@ SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, array_agg(usr ORDER BY ms) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, rank(3) WITHIN GROUP (ORDER BY usr) FROM public.hits GROUP BY page')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, count(DISTINCT usr) FROM public.hits GROUP BY page', allowed_lateness => '0', notify => true)$$);
-SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.hits, LATERAL flowstate.hop(hits.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1', allowed_lateness => '1 minute')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, s, count(DISTINCT usr) FROM (SELECT page, usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY page ORDER BY ts) AS s FROM public.hits) h GROUP BY 1, 2')$$);
+
+-- over hopping windows with allowed_lateness: a row is late once the
+-- earliest window holding its pane is final (here 10-minute windows every
+-- 4, in panes of 2 minutes; the watermark at the latest event time, 11
+-- minutes of lateness)
+CREATE TABLE public.taps (id int PRIMARY KEY, ts timestamptz NOT NULL, usr int);
+ALTER TABLE public.taps REPLICA IDENTITY FULL;
+INSERT INTO public.taps SELECT i, '2026-01-01'::timestamptz + i * interval '20 seconds', i % 17
+  FROM generate_series(1, 180) i;
+SELECT flowstate.create_view('public.tap_users', $$
+    SELECT w.window_start, count(*) AS taps, count(DISTINCT usr) AS users
+      FROM public.taps, LATERAL flowstate.hop(taps.ts, '10 minutes', '4 minutes') w
+     GROUP BY w.window_start $$, allowed_lateness => '11 minutes');
+SELECT view, window_kind FROM flowstate.views WHERE view::text = 'tap_users_values';
+SELECT flowstate.wait_for();
+SELECT public.wait_durable();
+-- the latest event is at 01:00, so windows that end by 00:49 are final:
+-- the row at 00:12 is late; the one at 00:47 is not (its pane, 00:46 to
+-- 00:48, is in the window 00:40 to 00:50 too, though the pane itself ended
+-- before 00:49); nor is the one at 00:52
+INSERT INTO public.taps VALUES (1001, '2026-01-01 00:12:00+00', 99),
+                               (1002, '2026-01-01 00:47:00+00', 98),
+                               (1003, '2026-01-01 00:52:00+00', 97);
+SELECT flowstate.wait_for();
+SELECT public.wait_durable();
+SELECT view, event_time, payload FROM flowstate.late_events
+ WHERE view::text LIKE 'tap_users%' ORDER BY event_time;
+SELECT public.differences('public.tap_users', $q$
+    SELECT w.window_start, count(*) AS taps, count(DISTINCT usr) AS users
+      FROM public.taps, LATERAL flowstate.hop(taps.ts, '10 minutes', '4 minutes') w
+     WHERE (ts, usr) NOT IN (SELECT (payload::jsonb ->> 'ts')::timestamptz, (payload::jsonb ->> 'usr')::int
+                               FROM flowstate.late_events WHERE view::text LIKE 'tap_users%')
+     GROUP BY w.window_start $q$) AS tap_users_differences,
+       (SELECT users FROM public.tap_users WHERE window_start = '2026-01-01 00:40:00+00') AS users_at_0040;
+SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.taps, LATERAL flowstate.hop(taps.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1', allowed_lateness => '1 minute', retention => '1 hour')$$);
+DELETE FROM flowstate.late_events WHERE view::text LIKE 'tap_users%';
+SELECT flowstate.drop_view('public.tap_users');
+DROP TABLE public.taps;
 
 -- drop_view drops the view and its values, and so does DROP VIEW
 DROP VIEW public.check_multiset;
