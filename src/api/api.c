@@ -496,11 +496,9 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("DISTINCT and ordered-set aggregates are not supported in a continuous view of session windows yet"),
 						 errhint("Group by flowstate.tumble() or flowstate.hop(), or keep the distinct values as a GROUP BY key of the view.")));
-			if (retention >= 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("retention is not supported for hopping or cumulating windows with DISTINCT or ordered-set aggregates yet"),
-						 errhint("Create the view without it, or over tumbling windows.")));
+			/* (notify and changelog are refused below) */
+			check_final_options(nspid, rv->relname, allowed_lateness, retention, false, false,
+								hop.size_us);
 			if (allowed_lateness >= 0 &&
 				get_attnum(get_relname_relid("view", get_namespace_oid("flowstate", false)),
 						   "hop_kind") == InvalidAttrNumber)

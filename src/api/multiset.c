@@ -41,7 +41,9 @@
  * the states of the window's panes (flowstate.combine) before it computes
  * the multiset's aggregates as above.  The catalog records the windows
  * with <name>_values (hop_kind, hop_size, hop_slide), so that its panes
- * become final, and rows late, as those of a view of hopping windows.
+ * become final, rows late and panes go with retention as those of a view
+ * of hopping windows; with retention, <name> shows the windows whose
+ * panes are all kept.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,6 +59,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/ruleutils.h"
@@ -483,6 +486,36 @@ values_rows(const char *values, MultisetSpec *spec, const HopSpec *hop)
 	return b.data;
 }
 
+/*
+ * Over hopping or cumulating windows with retention, the windows whose
+ * panes are all kept (as hop.c's): a condition on the end of the window,
+ * window_end, or window_start plus size.
+ */
+static char *
+windows_kept(MultisetSpec *spec, const HopSpec *hop, Oid values_relid,
+			 Datum watermark_delay, bool delay_null, Datum retention)
+{
+	Interval   *delay = delay_null ? NULL : DatumGetIntervalP(watermark_delay);
+	Interval   *kept = DatumGetIntervalP(retention);
+	char	   *end = NULL;
+	ListCell   *lc;
+
+	foreach(lc, spec->keys)
+	{
+		int			col = window_column(lfirst(lc));
+
+		if (col == 2)
+			end = psprintf("x.k%d", foreach_current_index(lc) + 1);
+		else if (col == 1 && end == NULL)
+			end = psprintf("(x.k%d OPERATOR(pg_catalog.+) %s)", foreach_current_index(lc) + 1,
+						   PanesIntervalLiteral(hop->size_us));
+	}
+	Assert(end != NULL);
+	return PanesKeptSql(values_relid, end, exprType(hop->ts_expr),
+						delay == NULL ? 0 : delay->day * USECS_PER_DAY + delay->time,
+						kept->day * USECS_PER_DAY + kept->time);
+}
+
 Oid
 MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec, const HopSpec *hop,
 				   Datum watermark_delay, bool delay_null, Datum allowed_lateness, bool lateness_null,
@@ -599,7 +632,9 @@ MultisetCreateView(Oid nspid, const char *name, Query *query, MultisetSpec *spec
 								 query->havingQual == NULL ? NULL :
 								 deparse_expression(to_values_mutator(copyObject(query->havingQual), &mc),
 													deparse_context_for("x", values_relid), true, false),
-								 NULL);
+								 hop != NULL && !retention_null ?
+								 windows_kept(spec, hop, values_relid, watermark_delay, delay_null,
+											  retention) : NULL);
 	SPI_finish();
 	return view_relid;
 }

@@ -159,7 +159,7 @@ SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, rank(
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, count(DISTINCT usr) FROM public.hits GROUP BY page', allowed_lateness => '0', notify => true)$$);
 SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT page, s, count(DISTINCT usr) FROM (SELECT page, usr, flowstate.session(ts, ''1 minute'') OVER (PARTITION BY page ORDER BY ts) AS s FROM public.hits) h GROUP BY 1, 2')$$);
 
--- over hopping windows with allowed_lateness: a row is late once the
+-- over hopping windows with allowed_lateness and retention: a row is late once the
 -- earliest window holding its pane is final (here 10-minute windows every
 -- 4, in panes of 2 minutes; the watermark at the latest event time, 11
 -- minutes of lateness)
@@ -170,7 +170,7 @@ INSERT INTO public.taps SELECT i, '2026-01-01'::timestamptz + i * interval '20 s
 SELECT flowstate.create_view('public.tap_users', $$
     SELECT w.window_start, count(*) AS taps, count(DISTINCT usr) AS users
       FROM public.taps, LATERAL flowstate.hop(taps.ts, '10 minutes', '4 minutes') w
-     GROUP BY w.window_start $$, allowed_lateness => '11 minutes');
+     GROUP BY w.window_start $$, allowed_lateness => '11 minutes', retention => '30 minutes');
 SELECT view, window_kind FROM flowstate.views WHERE view::text = 'tap_users_values';
 SELECT flowstate.wait_for();
 SELECT public.wait_durable();
@@ -190,9 +190,15 @@ SELECT public.differences('public.tap_users', $q$
       FROM public.taps, LATERAL flowstate.hop(taps.ts, '10 minutes', '4 minutes') w
      WHERE (ts, usr) NOT IN (SELECT (payload::jsonb ->> 'ts')::timestamptz, (payload::jsonb ->> 'usr')::int
                                FROM flowstate.late_events WHERE view::text LIKE 'tap_users%')
+       AND w.window_start OPERATOR(pg_catalog.+) interval '10 minutes' > '2026-01-01 00:30:00+00'
      GROUP BY w.window_start $q$) AS tap_users_differences,
        (SELECT users FROM public.tap_users WHERE window_start = '2026-01-01 00:40:00+00') AS users_at_0040;
-SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.taps, LATERAL flowstate.hop(taps.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1', allowed_lateness => '1 minute', retention => '1 hour')$$);
+-- with retention, the windows that ended more than 30 minutes before the
+-- watermark are gone, and so are the panes no window kept needs
+SELECT min(window_start) AS first_window FROM public.tap_users;
+SELECT min(k1) > '2026-01-01 00:18:00+00' AS old_panes_gone, count(*) > 0 AS panes_kept
+  FROM public.tap_users_values;
+SELECT public.try($$SELECT flowstate.create_view('public.m', 'SELECT w.window_start, count(DISTINCT usr) FROM public.taps, LATERAL flowstate.hop(taps.ts, ''10 minutes'', ''5 minutes'') w GROUP BY 1', allowed_lateness => '1 minute', retention => '5 minutes')$$);
 DELETE FROM flowstate.late_events WHERE view::text LIKE 'tap_users%';
 SELECT flowstate.drop_view('public.tap_users');
 DROP TABLE public.taps;
