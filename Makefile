@@ -23,6 +23,7 @@ OBJS = \
 	src/aggregates/aggregate_spec.o \
 	src/aggregates/generic.o \
 	src/aggregates/aggregate_result.o \
+	src/aggregates/state_format.o \
 	src/aggregates/shared_block.o \
 	src/engine/snapshot.o \
 	src/engine/ingest.o \

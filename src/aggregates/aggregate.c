@@ -16,7 +16,8 @@
  *
  * Which aggregates are native, their fields and their place in a block are
  * in aggregate_spec.c, the fields in aggregate_state.h; final results,
- * PostgreSQL's own, and the serialized state are in aggregate_result.c.  Float sums and variances
+ * PostgreSQL's own, are in aggregate_result.c, the serialized state in
+ * state_format.c.  Float sums and variances
  * can differ from the batch query in the last digits only, by the order of
  * the additions.
  *
@@ -771,10 +772,8 @@ AggCombine(const AggRuntime *rt, char *t, const char *d)
 }
 
 /*
- * AggKeepsFloatSums tells whether a layout's groups can fall in error
- * (AggResultOverflows): sums of floats, which can overflow
- * (AggWouldOverflow), and generic aggregates, whose states can fail to
- * combine.
+ * AggKeepsFloatSums tells whether a layout has sums of floats, which can
+ * overflow (AggWouldOverflow).
  */
 bool
 AggKeepsFloatSums(const ViewLayout *layout)
@@ -783,11 +782,21 @@ AggKeepsFloatSums(const ViewLayout *layout)
 	{
 		AggKind		kind = (AggKind) layout->aggs[i].kind;
 
-		if (kind == AGG_SUM_FLOAT || kind == AGG_AVG_FLOAT || kind == AGG_VAR_FLOAT ||
-			kind == AGG_GENERIC)
+		if (kind == AGG_SUM_FLOAT || kind == AGG_AVG_FLOAT || kind == AGG_VAR_FLOAT)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * AggCanOverflow tells whether a layout's groups can fall in error
+ * (AggResultOverflows): float sums out of range, and generic aggregates
+ * whose states failed to combine.
+ */
+bool
+AggCanOverflow(const ViewLayout *layout)
+{
+	return AggKeepsFloatSums(layout) || AggHasGeneric(layout);
 }
 
 /*

@@ -54,6 +54,7 @@ extern void AggAccumulate(const AggRuntime *rt, int aggno, char *block,
 extern bool AggMerge(const AggRuntime *rt, char *target, const char *delta);
 extern void AggCombine(const AggRuntime *rt, char *target, const char *delta);
 extern bool AggKeepsFloatSums(const ViewLayout *layout);
+extern bool AggCanOverflow(const ViewLayout *layout);
 extern bool AggWouldOverflow(const AggRuntime *rt, int aggno, const char *base,
 							 const char *delta, Datum value, int sign);
 extern bool AggResultOverflows(const ViewLayout *layout, int aggno, const char *block);

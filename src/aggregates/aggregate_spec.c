@@ -6,7 +6,7 @@
  *	  looks up to run them (the comparison functions of min and max).
  *
  * aggregate.c accumulates and merges the fields; aggregate_result.c turns
- * them into results and serialized states.
+ * them into results, state_format.c into serialized states.
  *
  *-------------------------------------------------------------------------
  */

@@ -3,7 +3,7 @@
  * aggregate_state.h
  *	  The fields each native aggregate keeps in a group's state block
  *	  (aggregate.c accumulates and merges them, aggregate_result.c turns
- *	  them into results and serialized state).
+ *	  them into results, state_format.c into serialized state).
  *
  *-------------------------------------------------------------------------
  */

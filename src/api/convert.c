@@ -6,7 +6,7 @@
  *	  once and drops.
  *
  * Up to 0.4.0 a group's state was the memory image of its block
- * (aggregate_result.c, format 1); from 0.5.0 it is written field by field
+ * (state_format.c, format 1); from 0.5.0 it is written field by field
  * (format 2).  The conversion reads each state of format 1 with the
  * structs of this library, whose layout is that of the image on the same
  * server, and writes it again in format 2.  Until the update commits the

@@ -60,6 +60,7 @@ IngestViewCreate(ViewDef *def, MemoryContext cxt)
 	vr->gk = GroupKeysCreate(&def->layout);
 	vr->rt = AggRuntimeCreate(&def->layout);
 	vr->float_sums = AggKeepsFloatSums(&def->layout);
+	vr->can_overflow = AggCanOverflow(&def->layout);
 	vr->refuse_overflow = vr->float_sums && def->stream;
 	for (int i = 0; i < def->layout.naggs; i++)
 		if (def->layout.aggs[i].kind == AGG_SUM_FLOAT || def->layout.aggs[i].kind == AGG_AVG_FLOAT)
@@ -323,6 +324,31 @@ group_base(ViewRuntime *vr, LocalGroup *lg)
 	return lg->stored;
 }
 
+/*
+ * Add the row just evaluated to the generic aggregates of blocks
+ * (ProjectionAdvance).  When a transition fails: with group_errors, a row
+ * that fails only with the group's other rows (a sum out of range) puts
+ * the groups in error, as it fails the batch query, and counts; a row
+ * that fails alone does not count: returns false, a dead letter if record.
+ */
+static bool
+advance(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record, bool group_errors,
+		char **blocks, int n)
+{
+	char	   *alone;
+
+	if (ProjectionAdvance(vr, slot, lsn, record && !group_errors, blocks, n))
+		return true;
+	if (!group_errors)
+		return false;
+	alone = palloc0(vr->def->layout.block_size);
+	if (!ProjectionAdvance(vr, slot, lsn, record, &alone, 1))
+		return false;
+	for (int b = 0; b < n; b++)
+		AggGenericFail(&vr->def->layout, blocks[b]);
+	return true;
+}
+
 /* Evaluate a row and accumulate it into its group of the batch. */
 static void
 ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool lateness)
@@ -376,25 +402,11 @@ ingest_row(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn, bool
 			blocks[n++] = lg->delta;
 		if (to_unseen)
 			blocks[n++] = lg->unseen;
-		if (!ProjectionAdvance(vr, slot, lsn, vr->def->stream, blocks, n))
+		/* a message is refused whole, a dead letter (as one that would overflow a float sum) */
+		if (!advance(vr, slot, lsn, true, !vr->def->stream, blocks, n))
 		{
-			char	   *alone = palloc0(vr->def->layout.block_size);
-
-			/*
-			 * A message is refused whole, a dead letter (as one that would
-			 * overflow a float sum).  A row that fails alone is a dead
-			 * letter; one that fails only with the group's other rows (a
-			 * sum out of range) puts the group in error, as it fails the
-			 * batch query.
-			 */
-			if (vr->def->stream ||
-				!ProjectionAdvance(vr, slot, lsn, true, &alone, 1))
-			{
-				MemoryContextSwitchTo(oldcxt);
-				return;
-			}
-			for (int b = 0; b < n; b++)
-				AggGenericFail(&vr->def->layout, blocks[b]);
+			MemoryContextSwitchTo(oldcxt);
+			return;
 		}
 	}
 	if (to_delta)
@@ -546,24 +558,9 @@ IngestAccumulate(ViewRuntime *vr, TupleTableSlot *slot, char *block)
 	MemoryContext oldcxt;
 
 	oldcxt = MemoryContextSwitchTo(vr->batch_cxt);
-	if (!vr->rt->has_generic ||
-		ProjectionAdvance(vr, slot, InvalidXLogRecPtr, false, &block, 1))
+	/* (a row failing alone was a dead letter when it came: not again) */
+	if (!vr->rt->has_generic || advance(vr, slot, InvalidXLogRecPtr, false, true, &block, 1))
 		accumulate(vr, block, 1, false);
-	else
-	{
-		/*
-		 * A row whose transition fails alone was a dead letter when it
-		 * came; one that fails only with the group's other rows (a sum out
-		 * of range) puts the group in error.
-		 */
-		char	   *alone = palloc0(vr->def->layout.block_size);
-
-		if (ProjectionAdvance(vr, slot, InvalidXLogRecPtr, false, &alone, 1))
-		{
-			accumulate(vr, block, 1, false);
-			AggGenericFail(&vr->def->layout, block);
-		}
-	}
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -94,6 +94,7 @@ typedef struct ViewRuntime
 	int			filter_col[FLOWSTATE_MAX_AGGS];	/* -1: no FILTER */
 	int			ts_col;			/* event time of the window, -1 if none */
 	bool		float_sums;		/* has float sums, which can overflow */
+	bool		can_overflow;	/* groups can fall in error (AggCanOverflow) */
 	bool		refuse_overflow;	/* refuses rows that would overflow them
 									 * (streams: rows never leave) */
 	int			sum_floats[FLOWSTATE_MAX_AGGS];	/* float sums and averages */

@@ -111,7 +111,7 @@ IngestLoadGroups(ViewRuntime *vr)
 				MemoryContextSwitchTo(oldcxt);
 				lg->loaded_gid = row.gid;
 				lg->loaded_tid = row.tid;
-				lg->loaded_overflowed = vr->float_sums &&
+				lg->loaded_overflowed = vr->can_overflow &&
 					AggOverflowed(&vr->def->layout, row.block);
 			}
 		}
@@ -178,7 +178,7 @@ IngestLoadState(ViewRuntime *vr)
 			break;
 		}
 		rows++;
-		if (vr->float_sums && AggOverflowed(&vr->def->layout, row.block))
+		if (vr->can_overflow && AggOverflowed(&vr->def->layout, row.block))
 			overflowed++;
 		vr->next_gid = Max(vr->next_gid, row.gid + 1);
 		if (!complete || sv->bytes >= limit / 2 ||
@@ -384,7 +384,7 @@ IngestApplyShared(ViewRuntime *vr, SharedView *sv)
 						lg->base = row.block;
 						lg->loaded_gid = row.gid;
 						lg->loaded_tid = row.tid;
-						lg->loaded_overflowed = vr->float_sums &&
+						lg->loaded_overflowed = vr->can_overflow &&
 							AggOverflowed(layout, row.block);
 					}
 				}

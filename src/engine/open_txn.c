@@ -32,7 +32,7 @@
  *
  * Memory: the deltas of all open transactions take at most
  * flowstate.open_transaction_memory; past it, the largest transaction's are
- * written to a temporary file (as block images: aggregate_result.c) and
+ * written to a temporary file (as block images: state_format.c) and
  * memory starts over; the commit reads the file back before what is left in
  * memory.  Dead letters are not kept here: a failed row is kept whole, and
  * fails again at the commit.

@@ -351,7 +351,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->bytes = sizeof(dsa_pointer) * bucket_slots(sv, STORE_INITIAL_BUCKETS);
 	sv->memory_limit = memory_limit;
 	sv->groups = 0;
-	sv->float_sums = AggKeepsFloatSums(layout);
+	sv->can_overflow = AggCanOverflow(layout);
 	sv->overflowed = 0;
 	sv->rows_applied = sv->late_rows = sv->failed_rows = sv->recomputed = 0;
 	sv->rows_per_second = 0;
@@ -756,7 +756,7 @@ StoreFinish(SharedView *sv, StoreWrite *w, uint32 hash, const char *key,
 	dsa_pointer *buckets;
 	uint32		b;
 
-	if (sv->float_sums)
+	if (sv->can_overflow)
 	{
 		bool		was = w->is_new ? (gid != 0 && w->stored_overflowed) : e->overflowed;
 
@@ -833,7 +833,7 @@ StoreAddGroup(SharedView *sv, uint32 hash, const char *key, Size keylen,
 	if (!StorePrepare(sv, &w, InvalidDsaPointer, keylen, block))
 		return InvalidDsaPointer;
 	/* a loaded group is as out of range as its row: counted already */
-	w.stored_overflowed = gid != 0 && sv->float_sums && AggOverflowed(&sv->layout, block);
+	w.stored_overflowed = gid != 0 && sv->can_overflow && AggOverflowed(&sv->layout, block);
 	return StoreFinish(sv, &w, hash, key, block, gid, tid, changed);
 }
 

@@ -129,7 +129,7 @@ typedef struct SharedView
 	int64		bytes;
 	int64		memory_limit;
 	int64		groups;			/* live groups, in memory or not */
-	bool		float_sums;		/* the layout has float sums */
+	bool		can_overflow;	/* its groups can fall in error (AggCanOverflow) */
 	int64		overflowed;		/* groups out of range (AggOverflowed), in
 								 * memory or not */
 	uint64		rows_applied;

@@ -158,7 +158,7 @@ StateTableCreate(const ViewLayout *layout, const char *qualified_name, const cha
 
 /*
  * Whether the installed extension is older than 0.5.0, whose update
- * converts the states to format 2 (aggregate_result.c): until then states
+ * converts the states to format 2 (state_format.c): until then states
  * are written in format 1, which a library before 0.5.0 reads too.  Asked
  * with the state table locked, which the conversion locks exclusively, and
  * of a fresh catalog snapshot (pg_extension has no syscache): a flush after
