@@ -24,15 +24,28 @@ bash "$ROOT/.ci/check-deps.sh"
 
 status=0
 rm -rf "$DIR/tmp_check"
-run make installcheck PG_CONFIG="$PG_BIN/pg_config" ${PROVE_FLAGS:+PROVE_FLAGS="'$PROVE_FLAGS'"} || status=$?
+out="$DIR/installcheck.out"
+set +e
+run make installcheck PG_CONFIG="$PG_BIN/pg_config" ${PROVE_FLAGS:+PROVE_FLAGS="'$PROVE_FLAGS'"} 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
 
 if [ "$status" -ne 0 ]; then
     for f in "$DIR/regression.diffs" "$DIR/output_iso/regression.diffs"; do
-        [ -f "$f" ] && { echo "=== $f"; cat "$f"; }
+        [ -f "$f" ] && { echo "=== $f (first 300 lines)"; head -n 300 "$f"; }
     done
-    for f in "$DIR"/tmp_check/log/*; do
-        [ -f "$f" ] && { echo "=== $f (last 80 lines)"; tail -n 80 "$f"; }
+    # the logs of the TAP files that failed: their own and their servers'
+    for t in $(grep -oE '^test/t/[0-9]+_[a-z0-9_]+\.pl' "$out" | sort -u); do
+        n=$(basename "$t" .pl)
+        grep -qE "^$t +\(Wstat|^$t .*(Dubious|Failed)" "$out" || continue
+        for f in "$DIR/tmp_check/log/regress_log_$n" "$DIR/tmp_check/log/${n}"_*.log; do
+            [ -f "$f" ] && { echo "=== $f (last 120 lines)"; tail -n 120 "$f"; }
+        done
     done
+    # last, so that a truncated output still shows what failed
+    echo "=== what failed"
+    grep -E '\.\.\. +(FAILED|failed)|^not ok|Dubious|^test/t/.*(Wstat|Failed)|^Failed [0-9]+/|^make.*Error' "$out" | head -n 60 || true
+    grep -E '(^|\) )(not ok|#   Failed test)' "$DIR"/tmp_check/log/regress_log_* 2>/dev/null | head -n 40 || true
     echo "flowstate: tests FAILED after $(( $(date +%s) - start )) s" >&2
     exit "$status"
 fi

@@ -11,7 +11,7 @@ use IPC::Run;
 use FindBin;
 use Exporter 'import';
 
-our @EXPORT = qw(new_node managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
+our @EXPORT = qw(new_node set_flush_interval managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
   install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed messages_accounted);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
@@ -224,6 +224,20 @@ sub kill_unflushed
 	my $sample = kill9_sampled($node, $db,
 		"SELECT ($pid_sql), public.stream_progress('$view', true)", $signal);
 	return [ split / /, $sample // '' ];
+}
+
+# set_flush_interval(node, interval): flowstate.flush_interval for the
+# whole server from now on (ALTER SYSTEM and a reload; undef resets it).
+# A test that must catch a view holding what is not durable yet widens the
+# window so, instead of racing the flushes.
+sub set_flush_interval
+{
+	my ($node, $interval) = @_;
+	$node->safe_psql('postgres',
+		defined $interval ? "ALTER SYSTEM SET flowstate.flush_interval = '$interval'"
+		  : 'ALTER SYSTEM RESET flowstate.flush_interval');
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	return;
 }
 
 # drop_decoder_slot(node): terminate the decoding worker and drop its

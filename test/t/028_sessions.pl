@@ -391,7 +391,9 @@ for my $c (0 .. $chunks - 1)
 	if (my $source = $kill{$c})
 	{
 		# killed while the panes hold messages of the chunk whose offsets are
-		# not durable: the sampling runs before the chunk is produced
+		# not durable: the sampling runs before the chunk is produced, and
+		# flushes wait meanwhile
+		set_flush_interval($node, '10s');
 		my $log_offset = -s $node->logfile;
 		my ($in, $out, $err) = ('', '', '');
 		my $psql = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
@@ -418,6 +420,7 @@ COPY (SELECT) TO PROGRAM :'cmd';
 		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 		ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p == 2 }),
 			"chunk $c: the two Kafka workers are back");
+		set_flush_interval($node, undef);
 	}
 	else
 	{

@@ -182,6 +182,7 @@ for my $c (0 .. 5)
 		     = (SELECT sum(next_offset) FROM flowstate.stream_offsets o
 		          JOIN flowstate.view v USING (view_id) WHERE v.view = 'per_minute'::regclass)}) eq 't' }),
 		"chunk $c: what came before is durable");
+	set_flush_interval($node, '10s');
 	my $log_offset = -s $node->logfile;
 	my ($in, $out, $err) = ('', '', '');
 	my $psql = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
@@ -207,6 +208,7 @@ COPY (SELECT) TO PROGRAM :'cmd';
 		  . ($sample[1] // '?') . ' durable)');
 	ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p == 2 }),
 		"chunk $c: the Kafka workers are back");
+	set_flush_interval($node, undef);
 	is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
 		"chunk $c consumed after the crash");
 	is($node->safe_psql('postgres', q{
