@@ -33,6 +33,8 @@ OBJS = \
 	src/engine/projection.o \
 	src/engine/backfill.o \
 	src/engine/flush.o \
+	src/engine/history.o \
+	src/engine/history_writer.o \
 	src/sources/decoding/output_plugin.o \
 	src/sources/decoding/change_sink.o \
 	src/sources/decoding/decoder.o \
@@ -41,6 +43,8 @@ OBJS = \
 	src/sources/kafka/fdw.o \
 	src/sources/kafka/consumer.o \
 	src/api/api.o \
+	src/api/catalog_change.o \
+	src/api/history.o \
 	src/api/reader.o \
 	src/api/partial_state.o \
 	src/api/read_filter.o \
@@ -69,13 +73,13 @@ with_llvm = no
 
 # pg_regress: test/sql/*.sql, outputs in test/expected/; one throwaway
 # preloaded server (test/flowstate.conf)
-REGRESS = setup catalog workers window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset aggregates_generic aggregates_user views_errors views_side views_wait views_memory views_time_zone \
+REGRESS = setup catalog workers history window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset aggregates_generic aggregates_user views_errors views_side views_wait views_memory views_time_zone \
 	views_overflow security oracle partial_states views_partitioned \
 	kafka_options upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/
-ISOLATION = extension_lifecycle views_concurrent session_merge
+ISOLATION = extension_lifecycle views_concurrent session_merge history_concurrent
 ISOLATION_OPTS = --inputdir=test --temp-config=test/flowstate.conf \
 	--temp-instance=tmp_isolation
 
@@ -106,9 +110,11 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates
+bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history
 bench-tables:
 	bash bench/run.sh
+bench-history:
+	bash bench/history.sh
 bench-kafka:
 	bash bench/kafka.sh
 bench-groups:
@@ -122,7 +128,7 @@ bench-bulk:
 bench-aggregates:
 	bash bench/aggregates.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

@@ -96,6 +96,12 @@ show() {
     $PSQL -d flowstate_demo -c "SELECT tokyo_day, (tokyo_day AT TIME ZONE 'Asia/Tokyo')::date AS date_in_tokyo,
             region, orders, revenue
         FROM orders_per_tokyo_day ORDER BY tokyo_day DESC, region LIMIT 4"
+    # the history of the orders shipped last: placed, then shipped
+    $PSQL -d flowstate_demo -c "SELECT id, status, version, valid_from, valid_to
+        FROM order_history
+        WHERE id IN (SELECT id FROM order_history WHERE version = 2 ORDER BY valid_from DESC LIMIT 2)
+        ORDER BY id, version"
+    $PSQL -d flowstate_demo -c "SELECT history, status, versions_written, last_change FROM flowstate.histories"
     $PSQL -d flowstate_demo -c "SELECT page, minute, views, round(avg_ms) AS avg_ms, slowest
         FROM page_views_per_minute
         WHERE minute >= flowstate.tumble(now(), '1 minute') - interval '1 minute'
@@ -200,6 +206,11 @@ awk -v a="$t0" -v b="$t1" -v c="$t2" \
 $PSQL -d flowstate_demo -c "SELECT streamed_transactions, pg_size_pretty(open_transaction_peak_bytes) AS deltas_peak,
         pg_size_pretty(spilled_bytes) AS spilled
     FROM flowstate.sources WHERE kind = 'logical decoding'"
+
+# an SCD type-2 history of the orders: each status an order went through,
+# from now on (the orders there become version 1)
+$PSQL -q -d flowstate_demo -c "SELECT flowstate.create_history('order_history', 'orders', '{id}',
+                                                               tracked => '{status}')" > /dev/null
 
 # the generator: 20 transactions a second, until demo.sh stop
 cp "$ROOT/test/demo_orders.pgbench" "$DEMO/orders.pgbench"

@@ -46,6 +46,7 @@
 #include "utils/pg_lsn.h"
 #include "utils/varlena.h"
 
+#include "api/api.h"
 #include "api/hop.h"
 #include "api/multiset.h"
 #include "api/session.h"
@@ -67,31 +68,6 @@ extern PGDLLEXPORT Datum flowstate_on_sql_drop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_on_sql_drop);
 extern PGDLLEXPORT Datum flowstate_rewrite_view(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_rewrite_view);
-
-/* This transaction changed the views of its database: tell the workers at commit. */
-static bool views_changed = false;
-static bool callback_registered = false;
-
-static void
-views_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT && views_changed)
-		LauncherViewsChanged(MyDatabaseId);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		views_changed = false;
-}
-
-static void
-note_views_changed(void)
-{
-	if (!callback_registered)
-	{
-		RegisterXactCallback(views_xact_callback, NULL);
-		callback_registered = true;
-	}
-	views_changed = true;
-}
 
 /* Run what follows as the bootstrap superuser; returns what to restore. */
 static void
@@ -780,7 +756,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	SecurityRestoreSearchPath(search_path_nest);
 
 	(void) watermark_delay;
-	note_views_changed();
+	ApiNoteCatalogChanged();
 	PG_RETURN_OID(def.view_relid);
 }
 
@@ -988,13 +964,14 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(save_userid, save_sec);
 	SecurityRestoreSearchPath(nest);
 
-	note_views_changed();
+	ApiNoteCatalogChanged();
 	PG_RETURN_VOID();
 }
 
 /*
  * flowstate_on_sql_drop is the sql_drop event trigger: the catalog row of a
- * continuous view goes with its view, definition or state table.
+ * continuous view goes with its view, definition or state table, that of a
+ * history with its table or its source.
  */
 Datum
 flowstate_on_sql_drop(PG_FUNCTION_ARGS)
@@ -1020,7 +997,8 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from flowstate.view");
 	if (SPI_processed > 0)
-		note_views_changed();
+		ApiNoteCatalogChanged();
+	ApiHistoriesDropped();
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	SecurityRestoreSearchPath(nest);
@@ -1028,8 +1006,8 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 }
 
 /*
- * flowstate_wait_for waits until every continuous view of the database
- * shows all transactions committed up to lsn (default: now), and every
+ * flowstate_wait_for waits until every continuous view and history of the
+ * database shows all transactions committed up to lsn (default: now), and every
  * view over a Kafka stream all the messages its partitions held when the
  * stream's workers last looked, after the call.
  */
@@ -1167,6 +1145,9 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 			if (done && OidIsValid(streams[i]))
 				done = LauncherStreamCaughtUp(MyDatabaseId, streams[i], start);
 		}
+		/* and every history */
+		if (done && ApiHistoriesPending(lsn))
+			done = false;
 		if (done)
 			return true;
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), (int) Min(timeout_ms, INT_MAX)))
@@ -1176,14 +1157,14 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 		 * A source paused for memory waits for snapshots older than the
 		 * views' flushes to end, this query's maybe: do not wait with it.
 		 */
-		if (LauncherSourcePaused(MyDatabaseId, streams[waiting]))
+		if (LauncherSourcePaused(MyDatabaseId, n > 0 ? streams[waiting] : InvalidOid))
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg(OidIsValid(streams[waiting]) ?
+					 errmsg(n > 0 && OidIsValid(streams[waiting]) ?
 							"flowstate consumption of stream \"%s\" is paused for memory" :
 							"flowstate decoding is paused for memory",
-							OidIsValid(streams[waiting]) ? get_rel_name(streams[waiting]) : ""),
+							n > 0 && OidIsValid(streams[waiting]) ? get_rel_name(streams[waiting]) : ""),
 					 errdetail("Continuous views over their memory_limit keep flushed groups that older snapshots may still read; see flowstate.sources."),
 					 errhint("End long-running transactions and call flowstate.wait_for() again, or increase flowstate.memory_limit.")));
 			return false;

@@ -2,7 +2,9 @@
  *
  * api.h
  *	  What the SQL functions of continuous views share: the groups a
- *	  reader's snapshot takes from shared memory (reader.c).
+ *	  reader's snapshot takes from shared memory (reader.c), the workers
+ *	  told of a changed catalog (catalog_change.c), histories caught up
+ *	  (history.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -17,5 +19,8 @@ extern bool ApiCaptureHolds(Capture *cap, int64 gid);
 extern int32 ApiCaptureNumber(Capture *cap);
 extern Capture *ApiCaptureNumbered(int32 number);
 extern void ApiCheckReader(Oid view_relid, Oid state_relid, Oid def_relid);
+extern void ApiNoteCatalogChanged(void);
+extern bool ApiHistoriesPending(XLogRecPtr lsn);
+extern void ApiHistoriesDropped(void);
 
 #endif							/* FLOWSTATE_API_H */

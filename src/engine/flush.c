@@ -39,6 +39,7 @@
 
 #include "fs_catalog/catalog.h"
 #include "engine/flush.h"
+#include "engine/history.h"
 #include "engine/ingest.h"
 #include "query/query.h"
 #include "state/group.h"
@@ -72,6 +73,7 @@ struct FlushJob
 	int			nflush;
 	int			current;		/* the view being written */
 	ViewFlush  *flushes;
+	HistoryFlush *histories;	/* what the histories write */
 };
 
 /*
@@ -484,7 +486,7 @@ set_status(ViewRuntime *vr, const char *status)
  * starts its backfill again.  Returns NULL when there is nothing to write.
  */
 FlushJob *
-FlushStart(List *views, XLogRecPtr position)
+FlushStart(List *views, List *histories, XLogRecPtr position)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "flowstate flush",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -527,6 +529,8 @@ FlushStart(List *views, XLogRecPtr position)
 		any |= f->opened || f->finish_backfill || vr->pending != NIL || f->nparts > 0;
 		job->nflush++;
 	}
+	job->histories = HistoryFlushBegin(histories, cxt);
+	any |= job->histories != NULL;
 	MemoryContextSwitchTo(oldcxt);
 	if (!any)
 	{
@@ -936,6 +940,12 @@ FlushStep(FlushJob *job, int budget_ms)
 			return false;
 		}
 	}
+	/* the histories' versions, in slices too */
+	if (!HistoryFlushWrite(job->histories, start, budget_ms))
+	{
+		PopActiveSnapshot();
+		return false;
+	}
 	for (int i = 0; i < job->nflush; i++)
 	{
 		ViewFlush  *f = &job->flushes[i];
@@ -958,6 +968,7 @@ FlushStep(FlushJob *job, int budget_ms)
 	}
 	CommitTransactionCommand();
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	HistoryFlushEnd(job->histories);
 
 	for (int i = 0; i < job->nflush; i++)
 	{

@@ -15,7 +15,7 @@
 
 typedef struct FlushJob FlushJob;
 
-extern FlushJob *FlushStart(List *views, XLogRecPtr position);
+extern FlushJob *FlushStart(List *views, List *histories, XLogRecPtr position);
 extern bool FlushStep(FlushJob *job, int budget_ms);
 extern XLogRecPtr FlushPosition(FlushJob *job);
 extern void FlushFree(FlushJob *job);

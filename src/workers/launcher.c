@@ -754,6 +754,29 @@ LauncherDecoderLatch(Oid dboid)
 }
 
 /*
+ * LauncherDecoderDurable returns the position up to which a database's
+ * running decoding worker made its views and histories durable (invalid
+ * if none runs), and asks it to flush up to lsn as soon as it has applied
+ * it.
+ */
+XLogRecPtr
+LauncherDecoderDurable(Oid dboid, XLogRecPtr lsn)
+{
+	WorkerSlot *slot;
+	XLogRecPtr	durable = InvalidXLogRecPtr;
+
+	LWLockAcquire(Flowstate->lock, LW_EXCLUSIVE);
+	slot = SlotFind(WORKER_DECODER, dboid);
+	if (slot != NULL && slot->state == SLOT_RUNNING)
+	{
+		durable = slot->durable_lsn;
+		slot->flush_asked_lsn = Max(slot->flush_asked_lsn, lsn);
+	}
+	LWLockRelease(Flowstate->lock);
+	return durable;
+}
+
+/*
  * LauncherSourcePaused tells whether the worker that feeds a view of a
  * database holds reading back for memory: the decoding worker for a view
  * over a table (stream invalid), any worker of its stream for a view over

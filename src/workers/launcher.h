@@ -8,6 +8,7 @@
 #ifndef FLOWSTATE_LAUNCHER_H
 #define FLOWSTATE_LAUNCHER_H
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 
@@ -17,6 +18,7 @@ extern void LauncherRequestManager(Oid dboid);
 extern void LauncherWakeManager(Oid dboid);
 extern void LauncherViewsChanged(Oid dboid);
 extern Latch *LauncherDecoderLatch(Oid dboid);
+extern XLogRecPtr LauncherDecoderDurable(Oid dboid, XLogRecPtr lsn);
 extern bool LauncherSourcePaused(Oid dboid, Oid stream);
 extern void LauncherWakeAtCommit(void);
 extern bool LauncherStreamCaughtUp(Oid dboid, Oid relid, TimestampTz since);

@@ -96,7 +96,9 @@ read_catalog(CatalogSummary *summary)
 		ret = SPI_execute("SELECT (SELECT count(*) FROM flowstate.view v"
 						  "          JOIN pg_catalog.pg_class c ON c.oid = v.source"
 						  "         WHERE c.relkind <> 'f'),"
-						  " (SELECT count(*) FROM flowstate.history)",
+						  " (SELECT count(*) FROM flowstate.history h"
+						  "          JOIN pg_catalog.pg_class c ON c.oid = h.source"
+						  "         WHERE c.relkind = 'r')",
 						  true, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "flowstate catalog query returned %d", ret);
@@ -312,7 +314,8 @@ manager_loop(MemoryContext ManagerContext, MemoryContext LoopContext)
 			confirmed = true;
 		}
 
-		drop_unused_slot(want_decoder(summary.views > 0) && summary.views == 0);
+		drop_unused_slot(want_decoder(summary.views + summary.histories > 0) &&
+						 summary.views + summary.histories == 0);
 		want_streams(&summary);
 
 		snprintf(activity, sizeof(activity),

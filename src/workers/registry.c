@@ -289,6 +289,22 @@ SlotDeclareExit(WorkerExit how)
 }
 
 /*
+ * SlotFlushAsked tells whether a backend waits for the calling worker's
+ * position to be durable (flowstate.wait_for() and histories) up to a
+ * point it has applied but not flushed yet.
+ */
+bool
+SlotFlushAsked(XLogRecPtr applied, XLogRecPtr durable)
+{
+	XLogRecPtr	asked;
+
+	LWLockAcquire(Flowstate->lock, LW_SHARED);
+	asked = MySlot->flush_asked_lsn;
+	LWLockRelease(Flowstate->lock);
+	return asked > durable && applied >= asked;
+}
+
+/*
  * SlotSetActivity publishes what the calling worker is doing.
  */
 void

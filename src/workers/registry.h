@@ -93,6 +93,9 @@ typedef struct WorkerSlot
 	int64		streamed_txns;	/* ... how many were applied at commit */
 	TimestampTz caught_up_at;	/* last time it saw no message behind */
 	TimestampTz catch_up_asked_at;	/* a backend waits for that (wait_for) */
+	XLogRecPtr	flush_asked_lsn;	/* decoder: a backend waits for the
+									 * histories to be durable up to here
+									 * (wait_for) */
 	TimestampTz views_registered_at;	/* the owner (worker 0): when it
 										 * registered the views */
 } WorkerSlot;
@@ -151,6 +154,7 @@ extern void SlotSetConfirmed(void);
 extern bool SlotStopRequested(void);
 extern void SlotSetProgress(SourceProgress *progress);
 extern uint64 SlotCatalogGeneration(void);
+extern bool SlotFlushAsked(XLogRecPtr applied, XLogRecPtr durable);
 
 extern void WakeLauncher(void);
 

@@ -108,6 +108,7 @@ struct SourceWorker
 	MemoryContext loop_cxt;		/* reset at the end of every iteration */
 
 	List	   *views;			/* ViewRuntime, kept by read_catalog */
+	List	   *histories;		/* HistoryRuntime (the decoder), kept likewise */
 	bool		flushes;		/* this worker flushes and evicts its views
 								 * (the decoder; worker 0 of a stream) */
 	bool		catalog_stale;	/* the source wants the catalog read again */

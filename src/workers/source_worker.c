@@ -113,7 +113,7 @@ SourceFlushStart(SourceWorker *w)
 	if (!w->flushes || !w->cb->flush_position(w, &position))
 		return false;
 	w->last_flush = GetCurrentTimestamp();
-	w->flush_job = FlushStart(w->views, position);
+	w->flush_job = FlushStart(w->views, w->histories, position);
 	if (w->flush_job != NULL)
 		return true;
 	pgstat_report_stat(false);
@@ -151,13 +151,17 @@ SourceFlushNow(SourceWorker *w)
 
 /*
  * Whether the views want a flush before the interval: side rows pile up
- * in one, or a flowstate.wait_for() waits for its side rows.
+ * in one, or a flowstate.wait_for() waits for its side rows or for the
+ * histories.
  */
 static bool
 flush_wanted(SourceWorker *w)
 {
 	ListCell   *lc;
 
+	if (w->histories != NIL &&
+		SlotFlushAsked(w->progress.applied_lsn, w->progress.durable_lsn))
+		return true;
 	foreach(lc, w->views)
 	{
 		ViewRuntime *vr = lfirst(lc);

@@ -215,6 +215,26 @@ SELECT * FROM public.added_sums ORDER BY w;
 SELECT public.same('public.added_sums') AS differences;
 DROP TABLE public.added CASCADE;
 
+-- an UPDATE leaves a large value stored out of line unchanged: the WAL
+-- has only its pointer, and the view reads it from the old row
+CREATE TABLE public.docs (id int PRIMARY KEY, kind text, body text);
+ALTER TABLE public.docs REPLICA IDENTITY FULL;
+ALTER TABLE public.docs ALTER COLUMN body SET STORAGE EXTERNAL;
+INSERT INTO public.docs SELECT i, 'draft', repeat(md5(i::text), 200 + i) FROM generate_series(1, 3) i;
+SELECT flowstate.create_view('public.doc_kinds', $$
+    SELECT kind, count(*) AS n, max(body) AS last_body, sum(length(body)) AS chars
+      FROM public.docs GROUP BY kind $$);
+SELECT flowstate.wait_for();
+UPDATE public.docs SET kind = 'final' WHERE id <= 2;
+BEGIN;
+UPDATE public.docs SET kind = 'review' WHERE id = 3;
+UPDATE public.docs SET kind = 'final' WHERE id = 3;
+COMMIT;
+SELECT flowstate.wait_for();
+SELECT kind, n, md5(last_body), chars FROM public.doc_kinds ORDER BY kind;
+SELECT public.same('public.doc_kinds') AS differences;
+DROP TABLE public.docs CASCADE;
+
 -- drop_view and DROP VIEW drop the view with its definition and state
 SELECT flowstate.drop_view('public.totals');
 SELECT public.try($$SELECT flowstate.drop_view('public.totals')$$);

@@ -27,6 +27,7 @@
 #include "utils/rel.h"
 
 #include "engine/backfill.h"
+#include "engine/history.h"
 #include "engine/ingest.h"
 #include "engine/open_txn.h"
 #include "fs_catalog/partition.h"
@@ -37,7 +38,11 @@
  * of the change at hand: its rows go aside (open_txn.c) until it commits.
  */
 static OpenTxn *streaming = NULL;
+static TransactionId streaming_xid = InvalidTransactionId;
 static TransactionId streaming_subxid = InvalidTransactionId;
+
+/* The transaction decoded at its commit. */
+static TransactionId decoded_xid = InvalidTransactionId;
 
 /* A row of a change to a view: into its batch, or aside while streaming. */
 static inline void
@@ -61,6 +66,9 @@ source_slot(SourceRel *src, Relation rel)
 
 		if (src->slot)
 			ExecDropSingleTupleTableSlot(src->slot);
+		if (src->old_slot)
+			ExecDropSingleTupleTableSlot(src->old_slot);
+		src->old_slot = NULL;
 		src->slot = MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(desc),
 											 &TTSOpsHeapTuple);
 		src->natts = desc->natts;
@@ -73,21 +81,24 @@ static void
 sink_begin(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
 {
 	MyDecoder->txn_changed = false;
+	decoded_xid = xid;
 	IngestTxnBegin(MyDecoder->worker->views, xid, commit_lsn);
 }
 
 /*
- * Replace the unchanged toasted values an UPDATE's new row leaves out (the
- * WAL has only their pointers) by those of the old row, which a table with
- * REPLICA IDENTITY FULL logs whole.
+ * Store an UPDATE's new row in slot, with the unchanged toasted values it
+ * leaves out (the WAL has only their pointers, whose chunks decoding must
+ * not read) taken from the old row, which a table with REPLICA IDENTITY
+ * FULL logs whole.  The slot then holds a tuple of its own, formed from
+ * those values.
  */
 static void
 store_new_row(TupleTableSlot *slot, HeapTuple newtuple, HeapTuple oldtuple)
 {
 	TupleDesc	desc = slot->tts_tupleDescriptor;
 	bool		unchanged = false;
-	Datum	   *oldvalues;
-	bool	   *oldnulls;
+	Datum	   *values;
+	bool	   *nulls;
 
 	ExecStoreHeapTuple(newtuple, slot, false);
 	for (int i = 0; i < desc->natts; i++)
@@ -107,22 +118,34 @@ store_new_row(TupleTableSlot *slot, HeapTuple newtuple, HeapTuple oldtuple)
 		return;
 
 	slot_getallattrs(slot);
-	oldvalues = palloc(sizeof(Datum) * desc->natts);
-	oldnulls = palloc(sizeof(bool) * desc->natts);
-	heap_deform_tuple(oldtuple, desc, oldvalues, oldnulls);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(oldtuple, desc, values, nulls);
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attlen == -1 && !slot->tts_isnull[i] &&
-			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(slot->tts_values[i])))
+		/* the new value, unless it is a pointer to the old one */
+		if (att->attlen != -1 || slot->tts_isnull[i] ||
+			!VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(slot->tts_values[i])))
 		{
-			slot->tts_values[i] = oldvalues[i];
-			slot->tts_isnull[i] = oldnulls[i];
+			values[i] = slot->tts_values[i];
+			nulls[i] = slot->tts_isnull[i];
 		}
 	}
-	/* keep the values: the slot becomes a copy */
+
+	/*
+	 * A virtual row of those values, made a tuple of the slot's own: a
+	 * heap tuple slot materialized over the stored tuple would copy that
+	 * tuple, pointers and all.
+	 */
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
 	ExecMaterializeSlot(slot);
+	pfree(values);
+	pfree(nulls);
 }
 
 /*
@@ -300,9 +323,92 @@ apply_change(List *views, Relation rel, ReorderBufferChange *change,
 	ExecClearTuple(slot);
 }
 
+/* The transaction and subtransaction of the change at hand. */
+static inline TransactionId
+change_xid(TransactionId *subxid)
+{
+	*subxid = streaming != NULL ? streaming_subxid : InvalidTransactionId;
+	return streaming != NULL ? streaming_xid : decoded_xid;
+}
+
+/*
+ * A change of a table with histories: the row it leaves and, for an
+ * UPDATE, the row before (an UPDATE of the key ends the old key).  A table
+ * that no longer logs whole old rows fails its histories.
+ */
+static void
+history_change(SourceRel *src, Relation rel, ReorderBufferChange *change)
+{
+	HeapTuple	oldtuple = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	HeapTuple	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	TupleTableSlot *slot = source_slot(src, rel);
+	TransactionId subxid;
+	TransactionId xid = change_xid(&subxid);
+	ListCell   *lc;
+
+	if (change->action != REORDER_BUFFER_CHANGE_INSERT &&
+		(oldtuple == NULL || rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL))
+	{
+		foreach(lc, src->histories)
+			HistoryFail(lfirst(lc), psprintf("table %s no longer has REPLICA IDENTITY FULL",
+											 RelationGetRelationName(rel)));
+		return;
+	}
+	if (src->old_slot == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
+
+		src->old_slot = MakeSingleTupleTableSlot(slot->tts_tupleDescriptor, &TTSOpsHeapTuple);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			ExecStoreHeapTuple(newtuple, slot, false);
+			foreach(lc, src->histories)
+				HistoryChange(lfirst(lc), xid, subxid, HISTORY_UPSERT, NULL, slot);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			ExecStoreHeapTuple(oldtuple, src->old_slot, false);
+			store_new_row(slot, newtuple, oldtuple);
+			foreach(lc, src->histories)
+				HistoryChange(lfirst(lc), xid, subxid, HISTORY_UPSERT, src->old_slot, slot);
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			ExecStoreHeapTuple(oldtuple, src->old_slot, false);
+			foreach(lc, src->histories)
+				HistoryChange(lfirst(lc), xid, subxid, HISTORY_DELETE, src->old_slot, NULL);
+			break;
+		default:
+			break;
+	}
+	ExecClearTuple(src->old_slot);
+	ExecClearTuple(slot);
+}
+
+/* A TRUNCATE of tables: their histories. */
+static void
+history_truncate(int nrelations, Relation *relations)
+{
+	TransactionId subxid;
+	TransactionId xid = change_xid(&subxid);
+
+	for (int i = 0; i < nrelations; i++)
+	{
+		Oid			relid = RelationGetRelid(relations[i]);
+		SourceRel  *src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
+		ListCell   *lc;
+
+		if (src == NULL)
+			continue;
+		foreach(lc, src->histories)
+			HistoryChange(lfirst(lc), xid, subxid, HISTORY_TRUNCATE, NULL, NULL);
+	}
+}
+
 /*
  * A change of a table goes to the views over it and, for a partition, to
- * the views over the partitioned tables above it.
+ * the views over the partitioned tables above it, and to its histories.
  */
 static void
 sink_change(void *arg, Relation rel, ReorderBufferChange *change)
@@ -324,8 +430,10 @@ sink_change(void *arg, Relation rel, ReorderBufferChange *change)
 		return;
 	MyDecoder->batch_changes++;
 
-	if (src != NULL)
+	if (src != NULL && src->views != NIL)
 		apply_change(src->views, rel, change, source_slot(src, rel), NULL, NULL);
+	if (src != NULL && src->histories != NIL)
+		history_change(src, rel, change);
 	if (leaf != NULL)
 	{
 		foreach(lc, leaf->targets)
@@ -346,6 +454,7 @@ static void
 sink_truncate(void *arg, int nrelations, Relation *relations)
 {
 	MyDecoder->txn_changed = true;
+	history_truncate(nrelations, relations);
 	for (int i = 0; i < nrelations; i++)
 	{
 		Oid			relid = RelationGetRelid(relations[i]);
@@ -398,10 +507,12 @@ sink_message(void *arg, const char *prefix, Size size, const char *message)
 }
 
 static void
-sink_commit(void *arg, TransactionId xid)
+sink_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn, TimestampTz commit_time)
 {
 	if (MyDecoder->txn_changed)
 		SyncNoteXid(xid);
+	HistoryCommit(MyDecoder->worker->histories, xid, commit_lsn, commit_time);
+	decoded_xid = InvalidTransactionId;
 	MyDecoder->worker->progress.transactions++;
 }
 
@@ -410,6 +521,7 @@ static void
 sink_stream_start(void *arg, TransactionId xid)
 {
 	streaming = OpenTxnStart(xid, MyDecoder->worker->views);
+	streaming_xid = xid;
 }
 
 /* ... and ends: what the open transactions hold is kept within bounds. */
@@ -447,6 +559,7 @@ rebuild_after(List *views)
 static void
 sink_stream_truncate(void *arg, TransactionId xid, int nrelations, Relation *relations)
 {
+	history_truncate(nrelations, relations);
 	for (int i = 0; i < nrelations; i++)
 	{
 		Oid			relid = RelationGetRelid(relations[i]);
@@ -488,7 +601,7 @@ sink_stream_message(void *arg, TransactionId xid, const char *prefix, Size size,
  * batches, as the changes of a transaction decoded at its commit would.
  */
 static void
-sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
+sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn, TimestampTz commit_time)
 {
 	OpenTxn    *txn = OpenTxnFind(xid);
 	List	   *rebuild = NIL;
@@ -500,6 +613,7 @@ sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
 	bool		changed;
 
 	streaming = NULL;
+	HistoryCommit(MyDecoder->worker->histories, xid, commit_lsn, commit_time);
 	if (txn == NULL)
 		return;
 
@@ -536,6 +650,7 @@ sink_stream_abort(void *arg, TransactionId xid, TransactionId subxid)
 {
 	streaming = NULL;
 	OpenTxnAbort(xid, subxid);
+	HistoryAbort(xid, subxid);
 }
 
 /*

@@ -59,6 +59,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
+#include "storage/sinval.h"
 #include "storage/standby.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
@@ -71,6 +72,7 @@
 #include "utils/timestamp.h"
 
 #include "engine/backfill.h"
+#include "engine/history.h"
 #include "fs_catalog/catalog.h"
 #include "sources/decoding/output_plugin.h"
 #include "engine/flush.h"
@@ -104,13 +106,27 @@ DecodingWorker *MyDecoder = NULL;
  * transactions out of other backends' horizons and snapshots: right while
  * decoding, whose catalog needs the slot protects, and wrong for the
  * transactions that read sources and write state tables.  The mark is
- * therefore held only while decoding.  Caches are invalidated at each
- * switch, as logicalfuncs.c does: decoding fills them with entries of the
- * catalog's past.
+ * therefore held only while decoding.
+ *
+ * Decoding fills the caches with entries of the catalog as of the WAL it
+ * reads; the rest of the worker needs today's.  The two differ only while
+ * the decoding has not passed a catalog change that has committed: the
+ * caches are invalidated at a switch (as logicalfuncs.c does at every
+ * one) while the WAL read is behind the point where the worker last
+ * learnt of a catalog change (an invalidation message received: its
+ * commit is before the WAL insert position of that moment).  Once past it,
+ * the decoding itself applied the change's invalidations where it read
+ * its commit, and both catalogs are the same: invalidating at every
+ * switch rebuilt the source tables' entries several hundred times a
+ * second under a load of small transactions.  always forces it (the
+ * decoding context was just made).
  */
 static void
-set_decoding(bool decoding)
+set_decoding(bool decoding, bool always)
 {
+	static uint64 seen_messages = 0;
+	static XLogRecPtr catalog_changed_at = InvalidXLogRecPtr;
+
 	Assert(!IsTransactionOrTransactionBlock());
 	LWLockAcquire(ProcArrayLock, LW_EXCLUSIVE);
 	if (decoding)
@@ -119,7 +135,16 @@ set_decoding(bool decoding)
 		MyProc->statusFlags &= ~PROC_IN_LOGICAL_DECODING;
 	ProcGlobal->statusFlags[MyProc->pgxactoff] = MyProc->statusFlags;
 	LWLockRelease(ProcArrayLock);
-	InvalidateSystemCaches();
+
+	AcceptInvalidationMessages();
+	if (SharedInvalidMessageCounter != seen_messages)
+	{
+		seen_messages = SharedInvalidMessageCounter;
+		catalog_changed_at = GetXLogInsertRecPtr();
+	}
+	if (always || MyDecoder->ctx == NULL ||
+		MyDecoder->ctx->reader->EndRecPtr < catalog_changed_at)
+		InvalidateSystemCaches();
 }
 
 static void
@@ -233,7 +258,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 	in_xact = IsTransactionState();
 	if (!in_xact)
 	{
-		set_decoding(true);
+		set_decoding(true, false);
 		CurrentResourceOwner = MyDecoder->resowner;
 	}
 
@@ -277,7 +302,7 @@ decode_until(XLogRecPtr target, bool budgeted)
 	/* transaction management while replaying may have changed it */
 	CurrentResourceOwner = old;
 	if (!in_xact)
-		set_decoding(false);
+		set_decoding(false, false);
 	else
 		InvalidateSystemCaches();
 
@@ -322,7 +347,7 @@ ensure_slot(void)
 	FreeDecodingContext(ctx);
 	ReplicationSlotPersist();
 	ReplicationSlotRelease();
-	set_decoding(false);
+	set_decoding(false, true);
 	ereport(LOG,
 			(errmsg("flowstate created replication slot \"%s\"", MyDecoder->slot_name)));
 	return true;
@@ -347,7 +372,25 @@ setup_origin(void)
 	return lsn;
 }
 
-/* Rebuild the map from tables to their views. */
+/* The entry of a table in the map, new or not. */
+static SourceRel *
+source_rel(Oid relid)
+{
+	bool		found;
+	SourceRel  *src = hash_search(MyDecoder->sources, &relid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		src->views = NIL;
+		src->histories = NIL;
+		src->slot = NULL;
+		src->old_slot = NULL;
+		src->natts = 0;
+	}
+	return src;
+}
+
+/* Rebuild the map from tables to their views and histories. */
 static void
 index_sources(void)
 {
@@ -365,18 +408,21 @@ index_sources(void)
 	foreach(lc, MyDecoder->worker->views)
 	{
 		ViewRuntime *vr = lfirst(lc);
-		bool		found;
-		SourceRel  *src = hash_search(MyDecoder->sources, &vr->def->source_relid, HASH_ENTER, &found);
+		SourceRel  *src = source_rel(vr->def->source_relid);
 		MemoryContext oldcxt;
 
-		if (!found)
-		{
-			src->views = NIL;
-			src->slot = NULL;
-			src->natts = 0;
-		}
 		oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
 		src->views = lappend(src->views, vr);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	foreach(lc, MyDecoder->worker->histories)
+	{
+		HistoryRuntime *h = lfirst(lc);
+		SourceRel  *src = source_rel(HistorySource(h));
+		MemoryContext oldcxt;
+
+		oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
+		src->histories = lappend(src->histories, h);
 		MemoryContextSwitchTo(oldcxt);
 	}
 }
@@ -443,6 +489,13 @@ read_catalog(void)
 		keep = lappend(keep, vr);
 		MemoryContextSwitchTo(oldcxt);
 	}
+	if (present)
+	{
+		List	   *old = MyDecoder->worker->histories;
+
+		MyDecoder->worker->histories = HistoryReadCatalog(old, MyDecoder->views_cxt);
+		list_free(old);
+	}
 	commit_transaction();
 	if (!present)
 		return false;
@@ -459,6 +512,40 @@ read_catalog(void)
 	index_sources();
 	OpenTxnViewsChanged(keep);
 	return true;
+}
+
+/*
+ * Decode up to lsn, where a backfill's snapshot stops, in batches that keep
+ * every view within its memory: a new view too is flushed and evicted
+ * meanwhile, though it stays backfilling in the catalog (a crash starts its
+ * backfill again).
+ */
+static void
+decode_up_to(XLogRecPtr lsn)
+{
+	XLogFlush(lsn);
+	for (;;)
+	{
+		bool		done = reached(MyDecoder->ctx->reader->EndRecPtr, lsn);
+
+		/* (a view to rebuild holds back flushes: no waiting for memory then) */
+		if (SourceEnforceMemory(MyDecoder->worker) && !done && !DecodingRebuildPending())
+		{
+			SourceReportPause(MyDecoder->worker, true);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 DECODER_IDLE_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		SourceReportPause(MyDecoder->worker, false);
+		if (!done)
+			(void) decode_until(lsn, true);
+		MyDecoder->position = IngestSettle(MyDecoder->worker->views, MyDecoder->position, catch_up);
+		if (done)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -521,45 +608,42 @@ backfill(ViewRuntime *vr)
 	SyncSnapshotDone(snap);
 	commit_transaction();
 
-	/*
-	 * Decode up to where the snapshot stops, the view skipping what the
-	 * snapshot saw, in batches that keep every view within its memory: the
-	 * new view too is flushed and evicted meanwhile, though it stays
-	 * backfilling in the catalog (a crash starts its backfill again).
-	 */
+	/* decode up to where the snapshot stops, the view skipping what it saw */
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
 	vr->shared->status = VIEW_RUNNING;
 	LWLockRelease(&vr->shared->lock);
 	vr->backfill_snap = snap;
-	XLogFlush(snap->lsn);
-	for (;;)
-	{
-		bool		done = reached(MyDecoder->ctx->reader->EndRecPtr, snap->lsn);
-
-		/* (a view to rebuild holds back flushes: no waiting for memory then) */
-		if (SourceEnforceMemory(MyDecoder->worker) && !done && !DecodingRebuildPending())
-		{
-			SourceReportPause(MyDecoder->worker, true);
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 DECODER_IDLE_MS, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			continue;
-		}
-		SourceReportPause(MyDecoder->worker, false);
-		if (!done)
-			(void) decode_until(snap->lsn, true);
-		MyDecoder->position = IngestSettle(MyDecoder->worker->views, MyDecoder->position, catch_up);
-		if (done)
-			break;
-		CHECK_FOR_INTERRUPTS();
-	}
+	decode_up_to(snap->lsn);
 	vr->backfill_snap = NULL;
 	vr->keep_final = false;
 
 	ereport(LOG,
 			(errmsg("flowstate finished backfilling continuous view \"%s\"",
 					vr->def->view_name)));
+}
+
+/*
+ * Backfill a new history: version 1 of each row its source holds under a
+ * snapshot synchronised with the position, then decode up to where the
+ * snapshot stops, the history skipping what it saw.  Until a flush records
+ * it running, a crash starts it over.
+ */
+static void
+history_backfill(HistoryRuntime *h)
+{
+	MemoryContext oldcxt;
+	SyncSnapshot *snap;
+
+	pgstat_report_activity(STATE_RUNNING, "backfilling a history");
+	start_transaction();
+	oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
+	snap = SyncSnapshotTake(MyDecoder->views_cxt);
+	MemoryContextSwitchTo(oldcxt);
+	HistoryBackfill(h, snap);
+	SyncSnapshotDone(snap);
+	commit_transaction();
+	decode_up_to(snap->lsn);
+	HistoryBackfillCaughtUp(h);
 }
 
 /*
@@ -643,6 +727,11 @@ decoding_prepare(SourceWorker *w)
 		else if (vr->def->backfilling && vr->shared->status == VIEW_STARTING)
 			backfill(vr);
 	}
+	foreach(lc, w->histories)
+	{
+		if (HistoryWantsBackfill(lfirst(lc)))
+			history_backfill(lfirst(lc));
+	}
 	return true;
 }
 
@@ -694,12 +783,14 @@ decoding_close(SourceWorker *w, WorkerExit how)
 		MyDecoder->ctx = NULL;
 	}
 	OpenTxnForgetAll();
+	HistoryForgetOpen();
 	if (MyReplicationSlot != NULL)
 		ReplicationSlotRelease();
 
 	start_transaction();
 	any_views = CatalogExtensionPresent() &&
-		CatalogLoadViews(CurrentMemoryContext, SourceKnownView, InvalidOid) != NIL;
+		(CatalogLoadViews(CurrentMemoryContext, SourceKnownView, InvalidOid) != NIL ||
+		 HistoryAny());
 	commit_transaction();
 	if (!any_views)
 	{
@@ -775,6 +866,13 @@ decoding_open(SourceWorker *w)
 			vr->shared->status = VIEW_STARTING;
 			LWLockRelease(&vr->shared->lock);
 		}
+		/* a history cannot be rebuilt: its past is not in its source */
+		foreach(lc, w->histories)
+		{
+			if (!HistoryWantsBackfill(lfirst(lc)))
+				HistoryFail(lfirst(lc), psprintf("replication slot \"%s\" was missing: changes were lost",
+												 MyDecoder->slot_name));
+		}
 		origin_lsn = InvalidXLogRecPtr;
 	}
 
@@ -785,7 +883,7 @@ decoding_open(SourceWorker *w)
 													  .segment_close = wal_segment_close),
 										   NULL, NULL, NULL);
 	MyDecoder->ctx->output_writer_private = &MyDecoder->sink;
-	set_decoding(false);
+	set_decoding(false, true);
 	XLogBeginRead(MyDecoder->ctx->reader, MyReplicationSlot->data.restart_lsn);
 	MyDecoder->position = Max(MyReplicationSlot->data.confirmed_flush, origin_lsn);
 	MyDecoder->durable = MyDecoder->position;

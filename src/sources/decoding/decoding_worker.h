@@ -26,7 +26,9 @@ typedef struct SourceRel
 {
 	Oid			relid;
 	List	   *views;			/* ViewRuntime */
+	List	   *histories;		/* HistoryRuntime */
 	TupleTableSlot *slot;
+	TupleTableSlot *old_slot;	/* histories: the row before an UPDATE */
 	int			natts;
 } SourceRel;
 

@@ -82,7 +82,7 @@ decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	DecoderSink *sink = sink_of(ctx);
 
 	if (sink && sink->commit)
-		sink->commit(sink->arg, txn->xid);
+		sink->commit(sink->arg, txn->xid, commit_lsn, txn->xact_time.commit_time);
 }
 
 /* A transactional message of the transaction (see partition.c). */
@@ -159,7 +159,7 @@ decoder_stream_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	DecoderSink *sink = sink_of(ctx);
 
 	if (sink && sink->stream_commit)
-		sink->stream_commit(sink->arg, txn->xid, commit_lsn);
+		sink->stream_commit(sink->arg, txn->xid, commit_lsn, txn->xact_time.commit_time);
 }
 
 /* txn is the subtransaction rolled back, or the top-level transaction. */

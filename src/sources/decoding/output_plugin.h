@@ -18,7 +18,8 @@ typedef struct DecoderSink
 	void		(*begin) (void *arg, TransactionId xid, XLogRecPtr commit_lsn);
 	void		(*change) (void *arg, Relation rel, ReorderBufferChange *change);
 	void		(*truncate) (void *arg, int nrelations, Relation *relations);
-	void		(*commit) (void *arg, TransactionId xid);
+	void		(*commit) (void *arg, TransactionId xid, XLogRecPtr commit_lsn,
+							   TimestampTz commit_time);
 	void		(*message) (void *arg, const char *prefix, Size size, const char *message);
 
 	/*
@@ -36,7 +37,8 @@ typedef struct DecoderSink
 									Relation *relations);
 	void		(*stream_message) (void *arg, TransactionId xid, const char *prefix,
 								   Size size, const char *message);
-	void		(*stream_commit) (void *arg, TransactionId xid, XLogRecPtr commit_lsn);
+	void		(*stream_commit) (void *arg, TransactionId xid, XLogRecPtr commit_lsn,
+								  TimestampTz commit_time);
 	void		(*stream_abort) (void *arg, TransactionId xid, TransactionId subxid);
 	RepOriginId skip_origin;	/* transactions of this origin are not decoded */
 	void	   *arg;

@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * history_internal.h
+ *	  What the files of histories share: a history as the decoder keeps it
+ *	  (history.c) and writes it (history_writer.c).  Private to engine/.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FLOWSTATE_HISTORY_INTERNAL_H
+#define FLOWSTATE_HISTORY_INTERNAL_H
+
+#include "executor/spi.h"
+#include "fmgr.h"
+
+#include "engine/history.h"
+
+/* the prepared statements of a history's writes */
+typedef enum HistoryPlan
+{
+	PLAN_REPLACE,				/* overwrite a key's current version */
+	PLAN_TRUNCATE,				/* end every current version */
+	/* for a batch of keys */
+	PLAN_BATCH_CURRENT,			/* their current versions */
+	PLAN_BATCH_TYPE1,			/* type-1 columns into every version */
+	PLAN_BATCH_CLOSE,			/* end their current versions */
+	PLAN_BATCH_INSERT,			/* begin versions */
+	NUM_PLANS
+} HistoryPlan;
+
+struct HistoryRuntime
+{
+	int32		id;
+	Oid			source;
+	Oid			relid;			/* the history table */
+	char	   *name;			/* qualified, for messages and SQL */
+	char	   *source_name;
+	MemoryContext cxt;			/* all of it */
+
+	/* key, tracked and type-1 columns, in this order */
+	int			ncols;
+	int			nkey;
+	int			ntracked;
+	int			ntype1;
+	char	  **colnames;
+	AttrNumber *attnums;		/* in the source */
+	Oid		   *types;
+	Oid		   *collations;
+	int16	   *typlens;
+	bool	   *typbyvals;
+	FmgrInfo   *eq;				/* tracked columns: the type's equality, or
+								 * fn_oid InvalidOid to compare images */
+	FmgrInfo   *out;			/* key columns: output functions */
+	Oid		   *arraytypes;		/* the columns' array types, for batches */
+	char	   *typaligns;
+
+	char		on_delete;		/* 'c'lose, 't'ombstone, 'i'gnore */
+	bool		truncate_closes;
+
+	bool		backfilling;	/* as the catalog says */
+	bool		backfill_wanted;	/* ... and the backfill still to read */
+	SyncSnapshot *snap;			/* while decoding up to where it stops */
+	bool		caught_up;		/* the next flush records it running */
+	bool		failed;
+
+	MemoryContext pending_cxt;	/* the committed changes not in a flush */
+	List	   *pending;		/* HistoryEntry */
+
+	SPIPlanPtr	plans[NUM_PLANS];
+};
+
+/* a committed change of a key (or a TRUNCATE), as the history writes it */
+typedef struct HistoryEntry
+{
+	HistoryChangeKind kind;
+	TimestampTz ts;
+	Datum	   *values;			/* ncols */
+	bool	   *nulls;
+	char	   *key;			/* the key's text */
+} HistoryEntry;
+
+/* history_writer.c */
+extern char *HistoryColumnList(HistoryRuntime *h);
+extern void HistoryCheckOwner(HistoryRuntime *h);
+extern int	HistoryWriteBatch(HistoryRuntime *h, List *entries, int from, int to);
+extern void HistoryWriteTruncate(HistoryRuntime *h, TimestampTz ts);
+extern void HistoryFreePlans(HistoryRuntime *h);
+
+#endif							/* FLOWSTATE_HISTORY_INTERNAL_H */
