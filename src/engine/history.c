@@ -14,9 +14,11 @@
  * advances the replication origin (HistoryFlushWrite): a crash replays
  * exactly what the history misses.
  *
- * The versions themselves are written by history_writer.c.  A history whose write fails (its table changed by hand) is marked failed
- * with the reason, in the flush's transaction; the other histories and the
- * views go on.
+ * The versions themselves are written by history_writer.c.  A history
+ * whose write fails (its table changed by hand) is marked failed with the
+ * reason, in the flush's transaction; the other histories and the views go
+ * on.  So is one the decoder cannot follow (HistoryFail: its source's old
+ * rows no longer logged whole, the slot found missing).
  *
  * A new history starts from the rows of its source, version 1 each, read
  * under a snapshot synchronised with the decoding (HistoryBackfill); the
@@ -84,6 +86,7 @@ typedef struct FlushItem
 	MemoryContext entries_cxt;
 	bool		record_running;
 	bool		locked;			/* its catalog row, by this flush */
+	bool		recorded_failure;	/* why the decoder failed it */
 	int			next;			/* the next entry to write */
 	int64		written;
 	TimestampTz last_change;
@@ -708,9 +711,11 @@ HistoryFail(HistoryRuntime *h, const char *why)
 			 errmsg("history %s is no longer kept: %s", h->name, why),
 			 errhint("Fix the cause, then drop the history and create it again.")));
 	h->failed = true;
+	/* the changes it had are dropped; the next flush records why */
+	MemoryContextReset(h->pending_cxt);
+	h->pending = NIL;
 	oldcxt = MemoryContextSwitchTo(h->cxt);
-	/* kept in the pending context's stead: the flush writes it */
-	h->pending = list_make1(pstrdup(why));
+	h->failure = pstrdup(why);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -730,7 +735,7 @@ HistoryFlushBegin(List *histories, MemoryContext cxt)
 		HistoryRuntime *h = lfirst(lc);
 		FlushItem  *item;
 
-		if (h->pending == NIL && !h->caught_up)
+		if (h->pending == NIL && !h->caught_up && h->failure == NULL)
 			continue;
 		if (f == NULL)
 		{
@@ -781,10 +786,11 @@ write_history(FlushItem *item, TimestampTz start, int budget_ms)
 			return true;
 		}
 		item->locked = true;
-		if (h->failed)
+		if (h->failure != NULL)
 		{
 			/* the reason HistoryFail kept */
-			record_failure(h->id, linitial(item->entries));
+			record_failure(h->id, h->failure);
+			item->recorded_failure = true;
 			return true;
 		}
 	}
@@ -907,5 +913,10 @@ HistoryFlushEnd(HistoryFlush *f)
 		}
 		if (item->entries_cxt != NULL)
 			MemoryContextDelete(item->entries_cxt);
+		if (item->recorded_failure)
+		{
+			pfree(item->h->failure);
+			item->h->failure = NULL;
+		}
 	}
 }

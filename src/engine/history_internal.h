@@ -61,6 +61,7 @@ struct HistoryRuntime
 	SyncSnapshot *snap;			/* while decoding up to where it stops */
 	bool		caught_up;		/* the next flush records it running */
 	bool		failed;
+	char	   *failure;		/* why the decoder failed it, for the next flush */
 
 	MemoryContext pending_cxt;	/* the committed changes not in a flush */
 	List	   *pending;		/* HistoryEntry */
