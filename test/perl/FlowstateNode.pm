@@ -11,7 +11,7 @@ use IPC::Run;
 use FindBin;
 use Exporter 'import';
 
-our @EXPORT = qw(new_node set_flush_interval managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
+our @EXPORT = qw(new_node set_flush_interval install_decoder_unflushed unflushed_at_crash managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
   install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed messages_accounted);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
@@ -224,6 +224,41 @@ sub kill_unflushed
 	my $sample = kill9_sampled($node, $db,
 		"SELECT ($pid_sql), public.stream_progress('$view', true)", $signal);
 	return [ split / /, $sample // '' ];
+}
+
+# install_decoder_unflushed(node, db): public.decoder_unflushed(), which
+# returns 'applied_lsn durable_lsn' of the decoder once (at most 10 s) it has
+# applied past its durable position: a crash right after it must decode
+# again what lies between
+sub install_decoder_unflushed
+{
+	my ($node, $db) = @_;
+	$node->safe_psql($db, q{
+CREATE FUNCTION public.decoder_unflushed() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '10 seconds';
+    s record;
+BEGIN
+    LOOP
+        SELECT applied_lsn, durable_lsn INTO s FROM flowstate.sources WHERE kind = 'logical decoding';
+        EXIT WHEN s.applied_lsn > s.durable_lsn OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.001);
+    END LOOP;
+    RETURN s.applied_lsn || ' ' || s.durable_lsn;
+END $$});
+	return;
+}
+
+# unflushed_at_crash(when, sample): passes when the sample of
+# decoder_unflushed() shows the crash came with decoded changes not flushed
+sub unflushed_at_crash
+{
+	my ($when, $sample) = @_;
+	note("$when: applied and durable positions at the crash: " . ($sample // 'none'));
+	my ($applied, $durable) = map { my ($hi, $lo) = split m{/}; hex($hi) * 2**32 + hex($lo) }
+	  grep { m{^[0-9A-F]+/[0-9A-F]+$} } split / /, $sample // '';
+	ok(defined $durable && $applied > $durable,
+		"$when: the crash came while the decoder had applied changes it had not flushed");
 }
 
 # set_flush_interval(node, interval): flowstate.flush_interval for the

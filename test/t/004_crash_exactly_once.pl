@@ -40,34 +40,7 @@ SELECT i % 40, '2026-01-01'::timestamptz + (i % 7200) * interval '1 second',
 });
 install_oracle($node, 'postgres');
 
-# decoder_unflushed(): once (at most 10 s) the decoder has applied past its
-# durable position, 'applied_lsn durable_lsn'; a crash right after it must
-# decode again what lies between
-$node->safe_psql('postgres', q{
-CREATE FUNCTION public.decoder_unflushed() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-    s record;
-BEGIN
-    LOOP
-        SELECT applied_lsn, durable_lsn INTO s FROM flowstate.sources WHERE kind = 'logical decoding';
-        EXIT WHEN s.applied_lsn > s.durable_lsn OR clock_timestamp() > deadline;
-        PERFORM pg_sleep(0.001);
-    END LOOP;
-    RETURN s.applied_lsn || ' ' || s.durable_lsn;
-END $$});
-
-# unflushed_at_crash(when, sample): the crash came with decoded changes not
-# yet flushed
-sub unflushed_at_crash
-{
-	my ($when, $sample) = @_;
-	note("$when: applied and durable positions at the crash: " . ($sample // 'none'));
-	my ($applied, $durable) = map { my ($hi, $lo) = split m{/}; hex($hi) * 2**32 + hex($lo) }
-	  grep { m{^[0-9A-F]+/[0-9A-F]+$} } split / /, $sample // '';
-	ok(defined $durable && $applied > $durable,
-		"$when: the crash came while the decoder had applied changes it had not flushed");
-}
+install_decoder_unflushed($node, 'postgres');
 
 # created over rows that are already there: they are backfilled
 $node->safe_psql('postgres', q{

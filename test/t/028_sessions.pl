@@ -217,18 +217,6 @@ sub start_writers
 		'>', \$out, '2>', \$err);
 }
 
-# unflushed_at_crash(when, sample): the crash came with decoded changes not
-# yet flushed
-sub unflushed_at_crash
-{
-	my ($when, $sample) = @_;
-	note("$when: applied and durable positions at the crash: " . ($sample // 'none'));
-	my ($applied, $durable) = map { my ($hi, $lo) = split m{/}; hex($hi) * 2**32 + hex($lo) }
-	  grep { m{^[0-9A-F]+/[0-9A-F]+$} } split / /, $sample // '';
-	ok(defined $durable && $applied > $durable,
-		"$when: the crash came while the decoder had applied changes it had not flushed");
-}
-
 for my $round (1 .. 5)
 {
 	my $immediate = $round == 5;

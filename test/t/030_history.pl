@@ -197,30 +197,7 @@ my $decoder_back = sub {
 	};
 };
 
-# decoder_unflushed() (004): the decoder has applied past its durable position
-$node->safe_psql('postgres', q{
-CREATE FUNCTION public.decoder_unflushed() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-    s record;
-BEGIN
-    LOOP
-        SELECT applied_lsn, durable_lsn INTO s FROM flowstate.sources WHERE kind = 'logical decoding';
-        EXIT WHEN s.applied_lsn > s.durable_lsn OR clock_timestamp() > deadline;
-        PERFORM pg_sleep(0.001);
-    END LOOP;
-    RETURN s.applied_lsn || ' ' || s.durable_lsn;
-END $$});
-
-sub unflushed_at_crash
-{
-	my ($when, $sample) = @_;
-	note("$when: applied and durable positions at the crash: " . ($sample // 'none'));
-	my ($applied, $durable) = map { my ($hi, $lo) = split m{/}; hex($hi) * 2**32 + hex($lo) }
-	  grep { m{^[0-9A-F]+/[0-9A-F]+$} } split / /, $sample // '';
-	ok(defined $durable && $applied > $durable,
-		"$when: the crash came while the decoder had applied changes it had not flushed");
-}
+install_decoder_unflushed($node, 'postgres');
 
 for my $round (1 .. 3)
 {
