@@ -35,6 +35,7 @@ OBJS = \
 	src/engine/flush.o \
 	src/engine/history.o \
 	src/engine/history_writer.o \
+	src/engine/history_stream.o \
 	src/sources/decoding/output_plugin.o \
 	src/sources/decoding/change_sink.o \
 	src/sources/decoding/decoder.o \

@@ -4,8 +4,10 @@
 # orders table (test/demo.sql) fed by a generator (pgbench running
 # test/demo_orders.pgbench) and three continuous views over it; and a Kafka
 # topic of page views on librdkafka's mock cluster (test/kafka_mock), fed
-# by kcat, with a continuous view over it; and a bulk load of 500,000
-# orders in one transaction.  The views are printed as they change.  Usage: demo.sh [start|watch|stop|status]
+# by kcat, with a continuous view over it; a topic of prices, keyed by
+# product, whose messages arrive out of order, with an SCD type-2 history
+# sequenced by their time; and a bulk load of 500,000 orders in one
+# transaction.  The views are printed as they change.  Usage: demo.sh [start|watch|stop|status]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
@@ -39,7 +41,7 @@ stop() {
         rm -f "$DEMO/generator.pid"
     fi
     # the page view producer and the mock cluster: process groups of their own
-    for pidfile in "$DEMO/producer.pid" "$DEMO/kafka.pid"; do
+    for pidfile in "$DEMO/producer.pid" "$DEMO/prices.pid" "$DEMO/kafka.pid"; do
         if [ -f "$pidfile" ]; then
             kill -- "-$(cat "$pidfile")" 2>/dev/null || true
             rm -f "$pidfile"
@@ -101,6 +103,10 @@ show() {
         FROM order_history
         WHERE id IN (SELECT id FROM order_history WHERE version = 2 ORDER BY valid_from DESC LIMIT 2)
         ORDER BY id, version"
+    # the latest prices of a product, from a stream whose messages come out of
+    # order: each version ends where the next begins
+    $PSQL -d flowstate_demo -c "SELECT sku, price, version, valid_from, valid_to
+        FROM price_history WHERE sku = 'sku-1' ORDER BY version DESC LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT history, status, versions_written, last_change FROM flowstate.histories"
     $PSQL -d flowstate_demo -c "SELECT page, minute, views, round(avg_ms) AS avg_ms, slowest
         FROM page_views_per_minute
@@ -152,8 +158,9 @@ for _ in $(seq 1 100); do
 done
 BROKERS=$(awk '/^ready / {print $2}' "$DEMO/kafka.out")
 echo "topic page_views 4" > "$DEMO/kafka.in"
+echo "topic prices 2" > "$DEMO/kafka.in"
 for _ in $(seq 1 100); do
-    grep -q '^ok' "$DEMO/kafka.out" && break
+    [ "$(grep -c '^ok' "$DEMO/kafka.out")" = 2 ] && break
     sleep 0.1
 done
 $PSQL -d flowstate_demo -v ON_ERROR_STOP=1 -v brokers="$BROKERS" <<'SQL'
@@ -165,6 +172,12 @@ SELECT flowstate.create_view('page_views_per_minute', $$
     SELECT page, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS views,
            avg(ms) AS avg_ms, max(ms) AS slowest
       FROM page_views GROUP BY page, minute $$);
+-- prices of products, keyed by product: each message the price from "at";
+-- they arrive up to seconds out of order, and the history puts them in place
+CREATE FOREIGN TABLE prices (sku text OPTIONS (metadata 'key'), price numeric NOT NULL,
+                             at timestamptz NOT NULL)
+  SERVER kafka OPTIONS (topic 'prices', format 'json', start 'earliest');
+SELECT flowstate.create_history('price_history', 'prices', '{sku}', sequence_column => 'at');
 SQL
 
 # the page view producer: about 100 messages a second, one in 500 malformed
@@ -182,6 +195,16 @@ setsid bash -c '
         done
     done | kcat -P -b "$0" -t page_views' "$BROKERS" > "$DEMO/producer.log" 2>&1 &
 echo $! > "$DEMO/producer.pid"
+
+# the price producer: a new price of one of five products every half
+# second, stamped up to 3 seconds back (late messages)
+setsid bash -c '
+    while sleep 0.5; do
+        at=$(date -u -d "-$((RANDOM % 3000)) msec" +%Y-%m-%dT%H:%M:%S.%3NZ)
+        printf "sku-%d|{\"price\":%d.%02d,\"at\":\"%s\"}\n" \
+            $((1 + RANDOM % 5)) $((10 + RANDOM % 5)) $((RANDOM % 100)) "$at"
+    done | kcat -P -K "|" -b "$0" -t prices' "$BROKERS" > "$DEMO/prices.log" 2>&1 &
+echo $! > "$DEMO/prices.pid"
 
 # until every view runs (the backfills done)
 for _ in $(seq 1 100); do
@@ -211,6 +234,8 @@ $PSQL -d flowstate_demo -c "SELECT streamed_transactions, pg_size_pretty(open_tr
 # from now on (the orders there become version 1)
 $PSQL -q -d flowstate_demo -c "SELECT flowstate.create_history('order_history', 'orders', '{id}',
                                                                tracked => '{status}')" > /dev/null
+# its backfill, handed over to the changes (the generator starts after it)
+$PSQL -q -At -d flowstate_demo -c "SELECT flowstate.wait_for(timeout => '120 s')" > /dev/null
 
 # the generator: 20 transactions a second, until demo.sh stop
 cp "$ROOT/test/demo_orders.pgbench" "$DEMO/orders.pgbench"

@@ -16,6 +16,8 @@
  *								going to partition i % PARTITIONS;
  *								"keyed": KEY<TAB>VALUE; "partitioned":
  *								PARTITION<TAB>VALUE, to that partition;
+ *								"timed": MILLISECONDS<TAB>KEY<TAB>VALUE,
+ *								the message's timestamp (Unix epoch);
  *								a line \null is a message without a
  *								value						-> produced N
  *	committed GROUP TOPIC		the offsets the consumer group GROUP
@@ -63,7 +65,8 @@ partitions_of(const char *topic)
 }
 
 static long
-produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed, int partitioned)
+produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed, int partitioned,
+		int timed)
 {
 	FILE	   *in = fopen(file, "rb");
 	char	   *line = NULL;
@@ -86,7 +89,19 @@ produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed, in
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		int32_t		partition = (int32_t) (n % partitions);
+		int64_t		timestamp = 0;	/* now */
 
+		if (timed)
+		{
+			char	   *tab = memchr(line, '\t', len);
+
+			if (tab == NULL)
+				fail("no timestamp in", line);
+			timestamp = strtoll(line, NULL, 10);
+			len -= tab + 1 - line;
+			memmove(line, tab + 1, len + 1);
+			keyed = 1;
+		}
 		if (partitioned)
 		{
 			char	   *tab = memchr(line, '\t', len);
@@ -122,6 +137,7 @@ produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed, in
 									RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 									RD_KAFKA_V_KEY(key, keylen),
 									RD_KAFKA_V_VALUE(value, (size_t) len),
+									RD_KAFKA_V_TIMESTAMP(timestamp),
 									RD_KAFKA_V_END);
 			if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				break;
@@ -244,7 +260,8 @@ main(int argc, char **argv)
 			if (sscanf(cmd, "produce %1023s %2047s %63s", a, b, c) < 2)
 				fail("bad command", cmd);
 			printf("produced %ld\n", produce(producer, a, b, strcmp(c, "keyed") == 0,
-											  strcmp(c, "partitioned") == 0));
+											  strcmp(c, "partitioned") == 0,
+											  strcmp(c, "timed") == 0));
 		}
 		else if (strcmp(verb, "committed") == 0)
 		{

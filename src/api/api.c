@@ -1146,7 +1146,7 @@ wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
 				done = LauncherStreamCaughtUp(MyDatabaseId, streams[i], start);
 		}
 		/* and every history */
-		if (done && ApiHistoriesPending(lsn))
+		if (done && ApiHistoriesPending(lsn, start))
 			done = false;
 		if (done)
 			return true;

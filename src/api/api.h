@@ -20,7 +20,7 @@ extern int32 ApiCaptureNumber(Capture *cap);
 extern Capture *ApiCaptureNumbered(int32 number);
 extern void ApiCheckReader(Oid view_relid, Oid state_relid, Oid def_relid);
 extern void ApiNoteCatalogChanged(void);
-extern bool ApiHistoriesPending(XLogRecPtr lsn);
+extern bool ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since);
 extern void ApiHistoriesDropped(void);
 
 #endif							/* FLOWSTATE_API_H */

@@ -37,30 +37,51 @@ PG_FUNCTION_INFO_V1(flowstate_unregister_history);
 /*
  * ApiHistoriesPending tells whether a history of the database still misses
  * changes committed up to lsn: one is backfilling, or the decoder has not
- * made lsn durable yet (it is asked to, once it has applied it).  Used by
- * flowstate.wait_for().
+ * made lsn durable yet (it is asked to, once it has applied it); or a
+ * stream's worker has not written every message it saw since since (it
+ * reports itself caught up only then).  Used by flowstate.wait_for().
  */
 bool
-ApiHistoriesPending(XLogRecPtr lsn)
+ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since)
 {
 	int64		histories = 0;
 	int64		backfilling = 0;
+	List	   *streams = NIL;
+	bool		pending = false;
+	ListCell   *lc;
 
 	SPI_connect();
 	if (HistoryCatalogReady() &&
-		SPI_execute("SELECT count(*), count(*) FILTER (WHERE h.status = 'backfilling')"
+		SPI_execute("SELECT count(*) FILTER (WHERE c.relkind = 'r'),"
+					"       count(*) FILTER (WHERE c.relkind = 'r' AND h.status = 'backfilling'),"
+					"       array_agg(DISTINCT h.source::oid) FILTER (WHERE c.relkind = 'f')"
 					"  FROM flowstate.history h JOIN pg_catalog.pg_class c ON c.oid = h.source"
-					" WHERE c.relkind = 'r' AND h.status <> 'failed'", false, 1) == SPI_OK_SELECT)
+					" WHERE h.status <> 'failed'", false, 1) == SPI_OK_SELECT)
 	{
 		bool		isnull;
+		Datum		d;
 
 		histories = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		backfilling = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &elems, NULL, &n);
+			for (int i = 0; i < n; i++)
+				streams = lappend_oid(streams, DatumGetObjectId(elems[i]));
+		}
 	}
 	SPI_finish();
+	/* a stream's: every message its worker saw since the call, written */
+	foreach(lc, streams)
+		pending |= !LauncherStreamCaughtUp(MyDatabaseId, lfirst_oid(lc), since);
 	if (histories == 0)
-		return false;
-	return LauncherDecoderDurable(MyDatabaseId, lsn) < lsn || backfilling > 0;
+		return pending;
+	return pending || LauncherDecoderDurable(MyDatabaseId, lsn) < lsn || backfilling > 0;
 }
 
 /*
@@ -139,7 +160,7 @@ check_source_readable(Oid source, ArrayType *columns)
 
 /* Run SQL on the catalog as the bootstrap superuser. */
 static void
-catalog_write(const char *sql, int nargs, Oid *types, Datum *args)
+catalog_write(const char *sql, int nargs, Oid *types, Datum *args, const char *nulls)
 {
 	Oid			save_userid;
 	int			save_sec;
@@ -147,7 +168,7 @@ catalog_write(const char *sql, int nargs, Oid *types, Datum *args)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
-	if (SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0) < 0)
+	if (SPI_execute_with_args(sql, nargs, types, args, nulls, false, 0) < 0)
 		elog(ERROR, "could not write flowstate.history");
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -155,36 +176,60 @@ catalog_write(const char *sql, int nargs, Oid *types, Datum *args)
 
 /*
  * flowstate.register_history(history, source, key, tracked, type1,
- * on_delete, on_truncate): enter a history, made by create_history, in
- * the catalog.
+ * on_delete, on_truncate, sequence_column, delete_column, changes): enter
+ * a history, made by create_history, in the catalog.  A stream's history
+ * (changes, its table of messages, not null) runs from the start: it has
+ * no backfill.  The last three arguments are 0.10.0's; 0.9.0's function
+ * has the first seven.
  */
 Datum
 flowstate_register_history(PG_FUNCTION_ARGS)
 {
 	Oid			history = PG_GETARG_OID(0);
 	Oid			source = PG_GETARG_OID(1);
-	Oid			types[7] = {OIDOID, OIDOID, NAMEARRAYOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, TEXTOID};
-	Datum		args[7];
+	Oid			types[10] = {OIDOID, OIDOID, NAMEARRAYOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, TEXTOID,
+	NAMEOID, NAMEOID, OIDOID};
+	Datum		args[10] = {0};
+	char		nulls[10];
+	bool		stream = PG_NARGS() == 10 && !PG_ARGISNULL(9);
 
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 10; i++)
 	{
-		if (PG_ARGISNULL(i))
+		nulls[i] = i >= PG_NARGS() || PG_ARGISNULL(i) ? 'n' : ' ';
+		if (i < 7 && nulls[i] == 'n')
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("the arguments of flowstate.register_history() must not be null"),
 					 errhint("Call flowstate.create_history().")));
-		args[i] = PG_GETARG_DATUM(i);
+		if (nulls[i] == ' ')
+			args[i] = PG_GETARG_DATUM(i);
 	}
 	check_owner(history);
+	if (stream)
+		check_owner(DatumGetObjectId(args[9]));
 	for (int i = 2; i <= 4; i++)
 		check_source_readable(source, PG_GETARG_ARRAYTYPE_P(i));
+	for (int i = 7; i <= 8; i++)
+		if (nulls[i] == ' ')
+			check_source_readable(source, construct_array(&args[i], 1, NAMEOID, NAMEDATALEN,
+														  false, TYPALIGN_CHAR));
 
-	catalog_write("INSERT INTO flowstate.history (history_schema, history_name, history, source,"
+	catalog_write(PG_NARGS() == 10 ?
+				  "INSERT INTO flowstate.history (history_schema, history_name, history, source,"
+				  "  key_columns, tracked_columns, type1_columns, delete_policy, truncate_policy,"
+				  "  sequence_column, delete_column, changes, status, started_at)"
+				  " SELECT n.nspname, c.relname, $1::regclass, $2::regclass, $3, $4, $5, $6, $7,"
+				  "        $8, $9, $10::regclass,"
+				  "        CASE WHEN $10 IS NULL THEN 'backfilling' ELSE 'running' END,"
+				  "        CASE WHEN $10 IS NULL THEN NULL ELSE pg_catalog.now() END"
+				  "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+				  "  WHERE c.oid = $1" :
+				  "INSERT INTO flowstate.history (history_schema, history_name, history, source,"
 				  "  key_columns, tracked_columns, type1_columns, delete_policy, truncate_policy)"
 				  " SELECT n.nspname, c.relname, $1::regclass, $2::regclass, $3, $4, $5, $6, $7"
 				  "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 				  "  WHERE c.oid = $1",
-				  7, types, args);
+				  PG_NARGS() == 10 ? 10 : 7, types, args, nulls);
 	ApiNoteCatalogChanged();
 	PG_RETURN_VOID();
 }
@@ -198,7 +243,7 @@ flowstate_unregister_history(PG_FUNCTION_ARGS)
 	Datum		arg = ObjectIdGetDatum(history);
 
 	check_owner(history);
-	catalog_write("DELETE FROM flowstate.history WHERE history = $1::regclass", 1, &type, &arg);
+	catalog_write("DELETE FROM flowstate.history WHERE history = $1::regclass", 1, &type, &arg, NULL);
 	ApiNoteCatalogChanged();
 	PG_RETURN_VOID();
 }

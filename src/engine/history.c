@@ -90,6 +90,8 @@ typedef struct FlushItem
 	int			next;			/* the next entry to write */
 	int64		written;
 	TimestampTz last_change;
+	int64	   *offsets;		/* a stream's: the next offsets it reached */
+	int			noffsets;
 } FlushItem;
 
 struct HistoryFlush
@@ -188,6 +190,21 @@ start_history(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	h->name = TextDatumGetCString(SPI_getbinval(tup, desc, 10, &isnull));
 	h->source_name = TextDatumGetCString(SPI_getbinval(tup, desc, 11, &isnull));
 	h->pending_cxt = AllocSetContextCreate(cxt, "flowstate history changes", ALLOCSET_DEFAULT_SIZES);
+	if (!heap_attisnull(tup, 14, desc))
+	{
+		char	   *seq = SPI_getvalue(tup, desc, 12);
+		char	   *del = SPI_getvalue(tup, desc, 13);
+
+		h->stream = true;
+		h->changes = SPI_getvalue(tup, desc, 14);
+		h->sequence_att = seq ? get_attnum(h->source, seq) : 0;
+		h->delete_att = del ? get_attnum(h->source, del) : 0;
+		/* gone: the history fails below */
+		if (h->sequence_att == InvalidAttrNumber && seq != NULL)
+			h->sequence_att = -1;
+		if (h->delete_att == InvalidAttrNumber && del != NULL)
+			h->delete_att = -1;
+	}
 
 	h->ncols = h->nkey + h->ntracked + h->ntype1;
 	h->colnames = palloc(sizeof(char *) * h->ncols);
@@ -260,33 +277,66 @@ start_history(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	}
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(oldcxt);
+	if (h->sequence_att < 0 || h->delete_att < 0)
+	{
+		char	   *why = psprintf("the %s column of stream %s is gone",
+								   h->sequence_att < 0 ? "sequence" : "delete", h->source_name);
+
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("history %s is no longer kept: %s", h->name, why),
+				 errhint("Drop the history and create it again.")));
+		record_failure(h->id, why);
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
+	if (h->stream)
+		HistoryStreamReadOffsets(h);
 	return h;
+}
+
+/* Whether flowstate.history has the columns of streams' histories (0.10.0); connected to SPI. */
+static bool
+catalog_has_streams(void)
+{
+	return SPI_execute("SELECT 1 FROM pg_catalog.pg_attribute"
+					   " WHERE attrelid = 'flowstate.history'::pg_catalog.regclass"
+					   "   AND attname = 'changes' AND NOT attisdropped", true, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1;
 }
 
 /*
  * HistoryReadCatalog compares the catalog with the running histories:
- * keeps those still there, starts new ones, stops dropped or failed ones.
- * Runs in a transaction; returns the histories now running.
+ * keeps those still there, starts new ones, stops dropped or failed ones:
+ * the histories of tables (stream InvalidOid), or those of a stream.  Runs
+ * in a transaction; returns the histories now running.
  */
 List *
-HistoryReadCatalog(List *running, MemoryContext cxt)
+HistoryReadCatalog(List *running, MemoryContext cxt, Oid stream)
 {
 	List	   *keep = NIL;
 	ListCell   *lc;
+	bool		streams;
 
 	if (history_cxt == NULL)
 		history_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate histories",
 											ALLOCSET_DEFAULT_SIZES);
 	SPI_connect();
-	/* a catalog not updated to 0.9.0 yet has no histories to keep */
-	if (HistoryCatalogReady() &&
-		SPI_execute("SELECT h.history_id, h.history::oid, h.source::oid,"
-					"       h.key_columns::text[], h.tracked_columns::text[],"
-					"       h.type1_columns::text[], h.delete_policy, h.truncate_policy,"
-					"       h.status, h.history::text, h.source::text"
-					"  FROM flowstate.history h JOIN pg_catalog.pg_class c ON c.oid = h.source"
-					" WHERE h.status <> 'failed' AND h.history IS NOT NULL AND c.relkind = 'r'"
-					" ORDER BY h.history_id", false, 0) == SPI_OK_SELECT)
+	/* a catalog not updated to 0.9.0 yet has no histories to keep, 0.10.0 no stream's */
+	streams = catalog_has_streams();
+	if (HistoryCatalogReady() && (streams || !OidIsValid(stream)) &&
+		SPI_execute_with_args(psprintf("SELECT h.history_id, h.history::oid, h.source::oid,"
+									   "       h.key_columns::text[], h.tracked_columns::text[],"
+									   "       h.type1_columns::text[], h.delete_policy, h.truncate_policy,"
+									   "       h.status, h.history::text, h.source::text, %s"
+									   "  FROM flowstate.history h JOIN pg_catalog.pg_class c ON c.oid = h.source"
+									   " WHERE h.status <> 'failed' AND h.history IS NOT NULL"
+									   "   AND (CASE WHEN $1 = 0 THEN c.relkind = 'r' ELSE c.oid = $1 END)"
+									   " ORDER BY h.history_id",
+									   streams ? "h.sequence_column, h.delete_column, h.changes::text" :
+									   "NULL::name, NULL::name, NULL::text"),
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(stream)},
+							  NULL, false, 0) == SPI_OK_SELECT)
 	{
 		SPITupleTable *tt = SPI_tuptable;
 		uint64		n = SPI_processed;
@@ -327,6 +377,31 @@ HistoryReadCatalog(List *running, MemoryContext cxt)
 		}
 	}
 	return keep;
+}
+
+/*
+ * HistorySignature: the histories of a stream as the catalog has them, to
+ * notice a change (NULL if none).  Runs in a transaction.
+ */
+char *
+HistorySignature(Oid stream)
+{
+	char	   *sig = NULL;
+
+	SPI_connect();
+	if (HistoryCatalogReady() && catalog_has_streams() &&
+		SPI_execute_with_args("SELECT string_agg(history_id || ':' || history::oid, ',' ORDER BY history_id)"
+							  "  FROM flowstate.history WHERE source = $1 AND status <> 'failed'",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(stream)},
+							  NULL, true, 0) == SPI_OK_SELECT)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			sig = SPI_palloc(strlen(v) + 1), strcpy(sig, v);
+	}
+	SPI_finish();
+	return sig;
 }
 
 /*
@@ -473,18 +548,18 @@ forget_txn(OpenTxnChanges *t)
 	hash_search(open_txns, &xid, HASH_REMOVE, NULL);
 }
 
-/* A value of the row, whole: the decoded row's values live only as long as the change. */
-static Datum
-copy_value(HistoryRuntime *h, int i, Datum d)
+/* HistoryCopyValue: a value of the row, whole (a decoded row's values live only as long as the change). */
+Datum
+HistoryCopyValue(HistoryRuntime *h, int i, Datum d)
 {
 	if (h->typlens[i] == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(d)))
 		return PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
 	return datumCopy(d, h->typbyvals[i], h->typlens[i]);
 }
 
-/* The text of a key, to tell keys apart within a transaction. */
-static char *
-key_text(HistoryRuntime *h, Datum *values, bool *nulls)
+/* HistoryKeyText: the text of a key, to tell keys apart within a transaction or a batch. */
+char *
+HistoryKeyText(HistoryRuntime *h, Datum *values, bool *nulls)
 {
 	StringInfoData s;
 
@@ -550,9 +625,9 @@ HistoryChange(HistoryRuntime *h, TransactionId xid, TransactionId subxid,
 		{
 			Datum		d = slot_getattr(row, h->attnums[i], &c->nulls[i]);
 
-			c->values[i] = c->nulls[i] ? (Datum) 0 : copy_value(h, i, d);
+			c->values[i] = c->nulls[i] ? (Datum) 0 : HistoryCopyValue(h, i, d);
 		}
-		c->key = key_text(h, c->values, c->nulls);
+		c->key = HistoryKeyText(h, c->values, c->nulls);
 	}
 	t->changes = lappend(t->changes, c);
 	MemoryContextSwitchTo(oldcxt);
@@ -735,7 +810,7 @@ HistoryFlushBegin(List *histories, MemoryContext cxt)
 		HistoryRuntime *h = lfirst(lc);
 		FlushItem  *item;
 
-		if (h->pending == NIL && !h->caught_up && h->failure == NULL)
+		if (h->pending == NIL && !h->caught_up && h->failure == NULL && !h->offsets_moved)
 			continue;
 		if (f == NULL)
 		{
@@ -746,6 +821,14 @@ HistoryFlushBegin(List *histories, MemoryContext cxt)
 		item->h = h;
 		item->entries = h->pending;
 		item->record_running = h->caught_up && !h->failed;
+		if (h->stream && h->offsets_moved)
+		{
+			/* what its table will hold is the messages up to these */
+			item->offsets = MemoryContextAlloc(cxt, sizeof(int64) * Max(h->nnext, 1));
+			memcpy(item->offsets, h->next, sizeof(int64) * h->nnext);
+			item->noffsets = h->nnext;
+			h->offsets_moved = false;
+		}
 		if (!h->failed)
 		{
 			item->entries_cxt = h->pending_cxt;
@@ -818,7 +901,9 @@ write_history(FlushItem *item, TimestampTz start, int budget_ms)
 				while (end < n && end - item->next < HISTORY_BATCH &&
 					   ((HistoryEntry *) list_nth(item->entries, end))->kind != HISTORY_TRUNCATE)
 					end++;
-				item->written += HistoryWriteBatch(h, item->entries, item->next, end);
+				item->written += h->stream ?
+					HistoryWriteStreamBatch(h, item->entries, item->next, end) :
+					HistoryWriteBatch(h, item->entries, item->next, end);
 			}
 			for (int j = item->next; j < end; j++)
 				item->last_change = Max(item->last_change,
@@ -830,6 +915,8 @@ write_history(FlushItem *item, TimestampTz start, int budget_ms)
 				break;
 		}
 		done = item->next == n;
+		if (done && item->offsets != NULL)
+			HistoryStreamWriteOffsets(h, item->offsets, item->noffsets);
 		if (done &&
 			SPI_execute_with_args("UPDATE flowstate.history"
 								  "   SET versions_written = versions_written + $2,"

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * history.h
- *	  SCD type-2 histories of tables: the changes of a table's keys, kept
- *	  per committed transaction, written as versions by the flush.
+ *	  SCD type-2 histories of tables and streams: the changes of a table's
+ *	  keys, kept per committed transaction, or the messages of a stream,
+ *	  written as versions by the flush.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,7 +30,8 @@ typedef enum HistoryChangeKind
 } HistoryChangeKind;
 
 /* the catalog: the histories of the database, kept or started */
-extern List *HistoryReadCatalog(List *running, MemoryContext cxt);
+extern List *HistoryReadCatalog(List *running, MemoryContext cxt, Oid stream);
+extern char *HistorySignature(Oid stream);
 extern int32 HistoryId(HistoryRuntime *h);
 extern Oid	HistorySource(HistoryRuntime *h);
 extern bool HistoryWantsBackfill(HistoryRuntime *h);
@@ -50,6 +52,14 @@ extern void HistoryCommit(List *histories, TransactionId xid, XLogRecPtr commit_
 extern void HistoryAbort(TransactionId xid, TransactionId subxid);
 extern void HistoryForgetOpen(void);
 extern void HistoryFail(HistoryRuntime *h, const char *why);
+
+/* a stream's messages (history_stream.c) */
+extern bool HistoryStreamWants(HistoryRuntime *h, int32 partition, int64 offset);
+extern int64 HistoryStreamStart(HistoryRuntime *h, int32 partition, int64 start);
+extern bool HistoryStreamMessage(HistoryRuntime *h, TupleTableSlot *row, bool no_value,
+								 TimestampTz message_time, int32 partition, int64 offset,
+								 char **error);
+extern bool HistoryStreamUnflushed(List *histories);
 
 /* the flush: what is committed up to its position, in its transaction */
 extern HistoryFlush *HistoryFlushBegin(List *histories, MemoryContext cxt);

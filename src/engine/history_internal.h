@@ -24,6 +24,11 @@ typedef enum HistoryPlan
 	PLAN_BATCH_TYPE1,			/* type-1 columns into every version */
 	PLAN_BATCH_CLOSE,			/* end their current versions */
 	PLAN_BATCH_INSERT,			/* begin versions */
+	/* a stream's, for a batch of keys */
+	PLAN_STREAM_LATEST,			/* their latest messages' sequence values */
+	PLAN_STREAM_KEEP,			/* keep messages */
+	PLAN_STREAM_FORGET,			/* delete their versions */
+	PLAN_STREAM_READ,			/* their messages, in sequence */
 	NUM_PLANS
 } HistoryPlan;
 
@@ -66,6 +71,15 @@ struct HistoryRuntime
 	MemoryContext pending_cxt;	/* the committed changes not in a flush */
 	List	   *pending;		/* HistoryEntry */
 
+	/* a stream's (history_stream.c) */
+	bool		stream;
+	AttrNumber	sequence_att;	/* orders the versions; 0: the message's time */
+	AttrNumber	delete_att;		/* true deletes; 0: none */
+	char	   *changes;		/* the table of its messages, qualified */
+	int			nnext;
+	int64	   *next;			/* per partition: the next offset, -1 unknown */
+	bool		offsets_moved;	/* since the last flush */
+
 	SPIPlanPtr	plans[NUM_PLANS];
 };
 
@@ -77,10 +91,21 @@ typedef struct HistoryEntry
 	Datum	   *values;			/* ncols */
 	bool	   *nulls;
 	char	   *key;			/* the key's text */
+	int64		order;			/* a stream's: the message's rank, for ties */
 } HistoryEntry;
+
+/* history.c */
+extern char *HistoryKeyText(HistoryRuntime *h, Datum *values, bool *nulls);
+extern Datum HistoryCopyValue(HistoryRuntime *h, int i, Datum d);
+
+/* history_stream.c */
+extern void HistoryStreamReadOffsets(HistoryRuntime *h);
+extern void HistoryStreamWriteOffsets(HistoryRuntime *h, int64 *next, int n);
+extern int	HistoryWriteStreamBatch(HistoryRuntime *h, List *entries, int from, int to);
 
 /* history_writer.c */
 extern char *HistoryColumnList(HistoryRuntime *h);
+extern Datum HistoryArray(HistoryRuntime *h, int i, Oid type, Datum *values, bool *nulls, int n);
 extern void HistoryCheckOwner(HistoryRuntime *h);
 extern int	HistoryWriteBatch(HistoryRuntime *h, List *entries, int from, int to);
 extern void HistoryWriteTruncate(HistoryRuntime *h, TimestampTz ts);

@@ -365,9 +365,9 @@ HistoryWriteTruncate(HistoryRuntime *h, TimestampTz ts)
 			 SPI_result_code_string(ret));
 }
 
-/* An array of n values of column i (or of type, when i < 0). */
-static Datum
-array_of(HistoryRuntime *h, int i, Oid type, Datum *values, bool *nulls, int n)
+/* HistoryArray: an array of n values of column i (or of type, when i < 0). */
+Datum
+HistoryArray(HistoryRuntime *h, int i, Oid type, Datum *values, bool *nulls, int n)
 {
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
@@ -567,7 +567,7 @@ read_current(Batch *b, MemoryContext cxt)
 			col[j] = b->byord[j]->values[i];
 			colnulls[j] = b->byord[j]->nulls[i];
 		}
-		args[i] = array_of(h, i, InvalidOid, col, colnulls, b->nkeys);
+		args[i] = HistoryArray(h, i, InvalidOid, col, colnulls, b->nkeys);
 	}
 	execute(h, PLAN_BATCH_CURRENT, args, SPI_OK_SELECT);
 	tt = SPI_tuptable;
@@ -637,8 +637,8 @@ write_batch(Batch *b)
 	}
 	if (n > 0)
 	{
-		args[0] = array_of(h, -1, TIDOID, cols[0], nulls[0], n);
-		args[1] = array_of(h, -1, TIMESTAMPTZOID, cols[1], nulls[1], n);
+		args[0] = HistoryArray(h, -1, TIDOID, cols[0], nulls[0], n);
+		args[1] = HistoryArray(h, -1, TIMESTAMPTZOID, cols[1], nulls[1], n);
 		execute(h, PLAN_BATCH_CLOSE, args, SPI_OK_UPDATE);
 		if (SPI_processed != (uint64) n)
 			elog(ERROR, "history %s: %d versions to end, " UINT64_FORMAT " found",
@@ -664,9 +664,9 @@ write_batch(Batch *b)
 		if (n > 0)
 		{
 			for (int i = 0; i < h->nkey; i++)
-				args[i] = array_of(h, i, InvalidOid, cols[i], nulls[i], n);
+				args[i] = HistoryArray(h, i, InvalidOid, cols[i], nulls[i], n);
 			for (int i = t1; i < h->ncols; i++)
-				args[h->nkey + i - t1] = array_of(h, i, InvalidOid, cols[h->nkey + i - t1],
+				args[h->nkey + i - t1] = HistoryArray(h, i, InvalidOid, cols[h->nkey + i - t1],
 												  nulls[h->nkey + i - t1], n);
 			execute(h, PLAN_BATCH_TYPE1, args, SPI_OK_UPDATE);
 		}
@@ -695,12 +695,12 @@ write_batch(Batch *b)
 			nulls[i][j] = false;
 	}
 	for (int i = 0; i < h->ncols; i++)
-		args[i] = array_of(h, i, InvalidOid, cols[i], nulls[i], b->nnews);
-	args[h->ncols] = array_of(h, -1, TIMESTAMPTZOID, cols[h->ncols], nulls[h->ncols], b->nnews);
-	args[h->ncols + 1] = array_of(h, -1, TIMESTAMPTZOID, cols[h->ncols + 1], nulls[h->ncols + 1], b->nnews);
-	args[h->ncols + 2] = array_of(h, -1, BOOLOID, cols[h->ncols + 2], nulls[h->ncols + 2], b->nnews);
-	args[h->ncols + 3] = array_of(h, -1, INT4OID, cols[h->ncols + 3], nulls[h->ncols + 3], b->nnews);
-	args[h->ncols + 4] = array_of(h, -1, BOOLOID, cols[h->ncols + 4], nulls[h->ncols + 4], b->nnews);
+		args[i] = HistoryArray(h, i, InvalidOid, cols[i], nulls[i], b->nnews);
+	args[h->ncols] = HistoryArray(h, -1, TIMESTAMPTZOID, cols[h->ncols], nulls[h->ncols], b->nnews);
+	args[h->ncols + 1] = HistoryArray(h, -1, TIMESTAMPTZOID, cols[h->ncols + 1], nulls[h->ncols + 1], b->nnews);
+	args[h->ncols + 2] = HistoryArray(h, -1, BOOLOID, cols[h->ncols + 2], nulls[h->ncols + 2], b->nnews);
+	args[h->ncols + 3] = HistoryArray(h, -1, INT4OID, cols[h->ncols + 3], nulls[h->ncols + 3], b->nnews);
+	args[h->ncols + 4] = HistoryArray(h, -1, BOOLOID, cols[h->ncols + 4], nulls[h->ncols + 4], b->nnews);
 	execute(h, PLAN_BATCH_INSERT, args, SPI_OK_INSERT);
 }
 

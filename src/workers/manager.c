@@ -49,7 +49,7 @@
 typedef struct CatalogSummary
 {
 	int64		views;			/* over tables */
-	int64		streams;		/* Kafka streams with views */
+	int64		streams;		/* Kafka streams with views or histories */
 	int64		histories;
 	Oid		   *stream_relids;
 	int		   *stream_workers;
@@ -105,13 +105,19 @@ read_catalog(CatalogSummary *summary)
 		summary->views = spi_int8(1);
 		summary->histories = spi_int8(2);
 
-		/* Kafka streams with views, and the workers each asks for */
-		ret = SPI_execute("SELECT DISTINCT v.source::oid,"
+		/*
+		 * Kafka streams with views or histories (kept or not: a catalog
+		 * before 0.9.0 has no status), and the workers each asks for
+		 */
+		ret = SPI_execute("SELECT DISTINCT s.source::oid,"
 						  "       coalesce((SELECT option_value::int"
 						  "                   FROM pg_catalog.pg_options_to_table(ft.ftoptions)"
 						  "                  WHERE option_name = 'workers'), 1)"
-						  "  FROM flowstate.view v"
-						  "  JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = v.source",
+						  "  FROM (SELECT v.source FROM flowstate.view v"
+						  "        UNION"
+						  "        SELECT h.source FROM flowstate.history h"
+						  "         WHERE pg_catalog.to_jsonb(h) ->> 'status' IS DISTINCT FROM 'failed') s"
+						  "  JOIN pg_catalog.pg_foreign_table ft ON ft.ftrelid = s.source",
 						  true, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "flowstate stream query returned %d", ret);

@@ -1,6 +1,7 @@
 -- SCD type-2 histories of tables: a version per committed state of a key,
 -- type-1 columns, the delete and TRUNCATE policies, the backfill, as_of,
--- the current view, monitoring, wrong calls, and who may see what.
+-- the current view, monitoring, wrong calls, and who may see what; the
+-- calls of histories of streams (their versions: test/t/031).
 SET TimeZone = 'UTC';
 \set VERBOSITY terse
 \set SHOW_CONTEXT never
@@ -41,8 +42,41 @@ ALTER TABLE scratch REPLICA IDENTITY FULL;
 SELECT flowstate.create_history('h', 'scratch', '{id}');
 SELECT flowstate.drop_history('customers');
 SELECT * FROM flowstate.as_of(NULL::customers, now());
+SELECT flowstate.create_history('h', 'customers', '{id}', sequence_column => 'name');
+-- streams: their own columns, one worker
+CREATE SERVER hist_kafka FOREIGN DATA WRAPPER flowstate_kafka OPTIONS (brokers '127.0.0.1:1');
+CREATE FOREIGN TABLE prices (
+    sku     text OPTIONS (metadata 'key'),
+    price   numeric,
+    at      timestamptz,
+    gone    boolean,
+    note    text)
+  SERVER hist_kafka OPTIONS (topic 'prices', format 'json');
+SELECT flowstate.create_history('h', 'prices', '{sku}', sequence_column => 'price');
+SELECT flowstate.create_history('h', 'prices', '{sku}', delete_column => 'note');
+SELECT flowstate.create_history('h', 'prices', '{sku}', tracked => '{price,at}', sequence_column => 'at');
+SELECT flowstate.create_history('h', 'prices', '{sku}', on_truncate => 'ignore');
+ALTER FOREIGN TABLE prices OPTIONS (ADD workers '2');
+SELECT flowstate.create_history('h', 'prices', '{sku}');
+ALTER FOREIGN TABLE prices OPTIONS (DROP workers);
 \set VERBOSITY terse
 SELECT count(*) AS histories FROM flowstate.history;
+
+-- a stream's history: its table, the table of its messages, running from
+-- the start (no backfill); dropped with both
+SELECT flowstate.create_history('price_history', 'prices', '{sku}', type1 => '{note}',
+                                sequence_column => 'at', delete_column => 'gone');
+\d price_history
+\d price_history_changes
+SELECT status, tracked_columns, type1_columns, sequence_column, delete_column, changes,
+       started_at IS NOT NULL AS started, lag_bytes
+  FROM flowstate.histories;
+SELECT flowstate.drop_history('price_history');
+SELECT count(*) FROM pg_class WHERE relname LIKE 'price\_history%';
+DROP FOREIGN TABLE prices;
+DROP SERVER hist_kafka;
+-- its worker leaves with it
+SELECT public.wait_for($$SELECT count(*) = 0 FROM flowstate.workers WHERE kind = 'kafka'$$) AS kafka_worker_gone;
 
 --
 -- 2. A history over rows already there: version 1 of each, from when the
@@ -159,9 +193,9 @@ SELECT id, holder FROM hist.accounts_history;
 SELECT flowstate.drop_history('hist.accounts_history');
 -- registering a table of one's own as the history of a source one cannot read
 CREATE TABLE hist_other.steal (id int, pin text);
-SELECT flowstate.register_history('hist_other.steal', 'accounts', '{id}', '{pin}', '{}', 'close', 'close');
+SELECT flowstate.register_history('hist_other.steal', 'accounts', '{id}', '{pin}', '{}', 'close', 'close', NULL, NULL, NULL);
 -- or the table of another role
-SELECT flowstate.register_history('hist.accounts_history', 'accounts', '{id}', '{holder}', '{}', 'close', 'close');
+SELECT flowstate.register_history('hist.accounts_history', 'accounts', '{id}', '{holder}', '{}', 'close', 'close', NULL, NULL, NULL);
 RESET ROLE;
 -- row-level security applying to the owner
 CREATE TABLE guarded (id int PRIMARY KEY, v int);

@@ -493,7 +493,7 @@ read_catalog(void)
 	{
 		List	   *old = MyDecoder->worker->histories;
 
-		MyDecoder->worker->histories = HistoryReadCatalog(old, MyDecoder->views_cxt);
+		MyDecoder->worker->histories = HistoryReadCatalog(old, MyDecoder->views_cxt, InvalidOid);
 		list_free(old);
 	}
 	commit_transaction();

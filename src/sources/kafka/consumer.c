@@ -15,6 +15,10 @@
  * offsets are the partitions' beginnings or ends (the stream's "start"
  * option), resolved when it first meets them.
  *
+ * Worker 0 also keeps the stream's histories (engine/history_stream.c),
+ * which carry their own offsets likewise (flowstate.history_offsets): a
+ * stream with histories has that one worker.
+ *
  * It is a source of the worker loop (workers/source_worker.c), which reads
  * the catalog, flushes (worker 0), keeps memory and reports.  Each batch:
  *	- consume a batch of messages (the batch API; no more than the memory
@@ -55,6 +59,7 @@
 
 #include "guc.h"
 #include "engine/flush.h"
+#include "engine/history.h"
 #include "engine/ingest.h"
 #include "fs_catalog/catalog.h"
 #include "fs_catalog/security.h"
@@ -475,7 +480,7 @@ assign(void)
 	note_partitions(n);
 	starts = palloc(sizeof(int64) * Max(n, 1));
 
-	/* views that start in a partition start at its beginning or end */
+	/* views and histories that start in a partition start at its beginning or end */
 	foreach(lc, MyConsumer->views)
 	{
 		KafkaView  *kv = lfirst(lc);
@@ -484,6 +489,10 @@ assign(void)
 			if (mine(p) && kv->next[p] < 0)
 				starts_needed = true;
 	}
+	foreach(lc, MyConsumer->worker->histories)
+		for (int p = 0; p < n; p++)
+			if (mine(p) && HistoryStreamStart(lfirst(lc), p, -1) < 0)
+				starts_needed = true;
 	if (starts_needed && !partition_ends(MyConsumer->stream->start_latest, starts))
 		return false;
 
@@ -505,6 +514,12 @@ assign(void)
 				IngestNoteOffset(kv->vr, p, kv->next[p]);
 			}
 			from = from < 0 ? kv->next[p] : Min(from, kv->next[p]);
+		}
+		foreach(lc, MyConsumer->worker->histories)
+		{
+			int64		next = HistoryStreamStart(lfirst(lc), p, starts_needed ? starts[p] : -1);
+
+			from = from < 0 ? next : Min(from, next);
 		}
 		rd_kafka_topic_partition_list_add(list, MyConsumer->stream->topic, p)->offset = from;
 		count++;
@@ -540,6 +555,7 @@ drop_views(void)
 	}
 	MyConsumer->views = NIL;
 	MyConsumer->worker->views = NIL;
+	MyConsumer->worker->histories = NIL;	/* the list; read_catalog keeps the histories */
 	MyConsumer->unmerged = false;
 	MyConsumer->worker->merge_refused = false;
 	/* the slot of decoded messages lives there too */
@@ -551,9 +567,9 @@ drop_views(void)
 	MyConsumer->signature = NULL;
 }
 
-/* What the consumer depends on: the stream's options and its views. */
+/* What the consumer depends on: the stream's options, its views and histories. */
 static char *
-signature(StreamDef *stream, List *defs)
+signature(StreamDef *stream, List *defs, const char *histories)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -575,13 +591,15 @@ signature(StreamDef *stream, List *defs)
 	foreach(lc, defs)
 		appendStringInfo(&buf, "v%d:%u|", ((ViewDef *) lfirst(lc))->view_id,
 						 ((ViewDef *) lfirst(lc))->owner);
+	appendStringInfo(&buf, "h%s", histories ? histories : "");
 	return buf.data;
 }
 
 /*
- * Read the catalog: the stream and its views.  When anything the consumer
- * depends on changed, start over (flushing first).  Returns false when the
- * extension or the stream's views are gone.
+ * Read the catalog: the stream, its views and (worker 0) its histories.
+ * When anything the consumer depends on changed, start over (flushing
+ * first).  Returns false when the extension or the stream's views and
+ * histories are gone.
  */
 static bool
 read_catalog(void)
@@ -592,6 +610,7 @@ read_catalog(void)
 	List	   *defs;
 	StreamDef  *stream;
 	char	   *sig;
+	char	   *histories = NULL;
 	bool		present;
 	ListCell   *lc;
 
@@ -601,14 +620,19 @@ read_catalog(void)
 	present = CatalogExtensionPresent() && get_rel_relkind(MyConsumer->relid) == RELKIND_FOREIGN_TABLE;
 	oldcxt = MemoryContextSwitchTo(scratch);
 	defs = present ? CatalogLoadViews(scratch, SourceKnownView, MyConsumer->relid) : NIL;
-	stream = defs != NIL ? StreamLoad(MyConsumer->relid, scratch) : NULL;
-	sig = stream ? signature(stream, defs) : NULL;
+	/* the histories are worker 0's */
+	if (present && MyConsumer->owner)
+		histories = HistorySignature(MyConsumer->relid);
+	stream = defs != NIL || histories != NULL ? StreamLoad(MyConsumer->relid, scratch) : NULL;
+	sig = stream ? signature(stream, defs, histories) : NULL;
 	MemoryContextSwitchTo(oldcxt);
 
 	if (sig == NULL || MyConsumer->signature == NULL || strcmp(sig, MyConsumer->signature) != 0)
 	{
+		List	   *kept = NIL;
+
 		/* start over with the new definition */
-		if (MyConsumer->owner && MyConsumer->views != NIL)
+		if (MyConsumer->owner && (MyConsumer->views != NIL || MyConsumer->worker->histories != NIL))
 		{
 			PopActiveSnapshot();
 			CommitTransactionCommand();
@@ -618,6 +642,8 @@ read_catalog(void)
 			PushActiveSnapshot(GetTransactionSnapshot());
 		}
 		consumer_close();
+		if (present && MyConsumer->owner)
+			kept = HistoryReadCatalog(MyConsumer->worker->histories, scratch, MyConsumer->relid);
 		drop_views();
 		if (sig != NULL)
 		{
@@ -648,6 +674,12 @@ read_catalog(void)
 				MyConsumer->worker->progress.views_registered_at = GetCurrentTimestamp();
 				SlotSetProgress(&MyConsumer->worker->progress);
 			}
+			MyConsumer->worker->histories = list_copy(kept);
+			foreach(lc, kept)
+				if (MyConsumer->stream->workers > 1)
+					HistoryFail(lfirst(lc), psprintf("stream %s is consumed by %d workers: a history needs one",
+													 MyConsumer->stream->name, MyConsumer->stream->workers));
+			MyConsumer->stream->no_value_rows = kept != NIL;
 			MyConsumer->row = MakeSingleTupleTableSlot(MyConsumer->stream->desc, &TTSOpsVirtual);
 			MemoryContextSwitchTo(oldcxt);
 		}
@@ -715,6 +747,7 @@ apply_message(const rd_kafka_message_t *m)
 	char		sqlstate[6];
 	bool		wanted = false;
 	bool		ok;
+	bool		no_value;
 	ListCell   *lc;
 
 	foreach(lc, MyConsumer->views)
@@ -724,6 +757,8 @@ apply_message(const rd_kafka_message_t *m)
 		view_grow(kv, p + 1);
 		wanted |= o >= kv->next[p];
 	}
+	foreach(lc, MyConsumer->worker->histories)
+		wanted |= HistoryStreamWants(lfirst(lc), p, o);
 	if (!wanted)
 		return;					/* consumed again: every view has it */
 
@@ -737,7 +772,30 @@ apply_message(const rd_kafka_message_t *m)
 	msg.has_timestamp = msg.timestamp_ms >= 0;
 	ok = StreamDecode(MyConsumer->stream, &msg, MyConsumer->row, &error, sqlstate);
 
-	if (!ok)
+	/*
+	 * The histories: a message without value deletes its key (there is one
+	 * only for them); one they cannot take is a dead letter with their
+	 * reason, though views take it.
+	 */
+	no_value = ok && m->payload == NULL;
+	foreach(lc, MyConsumer->worker->histories)
+	{
+		HistoryRuntime *h = lfirst(lc);
+		char	   *why = NULL;
+
+		if (HistoryStreamWants(h, p, o) &&
+			!HistoryStreamMessage(h, ok ? MyConsumer->row : NULL, no_value,
+								  msg.has_timestamp ?
+								  time_t_to_timestamptz(msg.timestamp_ms / 1000) +
+								  (msg.timestamp_ms % 1000) * 1000 : DT_NOBEGIN,
+								  p, o, &why) && ok && error == NULL)
+		{
+			error = why;
+			memcpy(sqlstate, "22004", 6);	/* null_value_not_allowed */
+		}
+	}
+
+	if (error != NULL)
 	{
 		/* one dead letter for the message, whichever views it was for */
 		MemoryContext oldcxt = MemoryContextSwitchTo(MyConsumer->rows_cxt);
@@ -760,14 +818,14 @@ apply_message(const rd_kafka_message_t *m)
 
 		if (o < kv->next[p])
 			continue;
-		if (ok)
+		if (ok && !no_value)
 		{
 			vr->at_message = true;
 			vr->msg_partition = p;
 			vr->msg_offset = o;
 			IngestRow(vr, MyConsumer->row, 1, InvalidXLogRecPtr);
 		}
-		else
+		else if (!ok)
 			vr->batch_failed++;
 		kv->next[p] = o + 1;
 		IngestNoteOffset(vr, p, o + 1);
@@ -928,6 +986,12 @@ measure_lag(bool fresh, TimestampTz checked_at)
 
 			least = least < 0 ? next : Min(least, next);
 		}
+		foreach(lc, MyConsumer->worker->histories)
+		{
+			int64		next = HistoryStreamStart(lfirst(lc), p, -1);
+
+			least = least < 0 ? next : Min(least, next);
+		}
 		if (least >= 0 && ends[p] > least)
 			lag += ends[p] - least;
 	}
@@ -935,6 +999,18 @@ measure_lag(bool fresh, TimestampTz checked_at)
 	if (fresh && known)
 	{
 		set_degraded(NULL);
+		/*
+		 * Caught up once the histories have written what they read: at
+		 * once for a wait_for, else at the next flush
+		 */
+		if (lag == 0 && MyConsumer->owner &&
+			HistoryStreamUnflushed(MyConsumer->worker->histories))
+		{
+			if (MyConsumer->slot->catch_up_asked_at < MyConsumer->worker->progress.caught_up_at)
+				lag = -1;
+			else
+				SourceFlushNow(MyConsumer->worker);
+		}
 		if (lag == 0)
 			MyConsumer->worker->progress.caught_up_at = checked_at;
 	}

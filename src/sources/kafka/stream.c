@@ -873,7 +873,9 @@ read_csv(StreamDef *def, const StreamMessage *msg)
 /*
  * StreamDecode turns a message into a row of the stream in slot (a slot
  * of its descriptor), in CurrentMemoryContext.  Returns false if the
- * message is refused, with the reason and its SQLSTATE.
+ * message is refused, with the reason and its SQLSTATE.  A message without
+ * value is refused, unless def->no_value_rows: its row then has its
+ * metadata (the key among them) and NULL fields, NOT NULL or not.
  */
 bool
 StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
@@ -904,9 +906,11 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 	}
 	PG_TRY();
 	{
-		if (msg->payload == NULL)
+		if (msg->payload == NULL && !def->no_value_rows)
 			refuse("the message has no value");
-		if (def->format == FORMAT_JSON)
+		if (msg->payload == NULL)
+			;					/* fields NULL: memset above */
+		else if (def->format == FORMAT_JSON)
 			read_json(def, msg);
 		else
 			read_csv(def, msg);
@@ -948,7 +952,7 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 					value = convert(col, JSONK_STRING, def->topic, strlen(def->topic));
 					break;
 			}
-			if (isnull && col->notnull)
+			if (isnull && col->notnull && msg->payload != NULL)
 				refuse_null(col->source == SOURCE_FIELD && def->format == FORMAT_JSON ?
 					   "field \"%s\" of NOT NULL column \"%s\" is missing or null" :
 					   "field %s of NOT NULL column \"%s\" is missing or empty",

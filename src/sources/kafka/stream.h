@@ -81,6 +81,9 @@ typedef struct StreamDef
 	int			ncolumns;
 	StreamColumn *columns;
 
+	bool		no_value_rows;	/* a message without value gives a row of
+								 * its key and metadata (for histories) */
+
 	/* decoding state */
 	char	   *buf;			/* the payload, padded for the JSON parser */
 	size_t		bufsize;
