@@ -43,6 +43,7 @@ OBJS = \
 	src/sources/kafka/json.o \
 	src/sources/kafka/fdw.o \
 	src/sources/kafka/consumer.o \
+	src/sources/kafka/partitions.o \
 	src/api/api.o \
 	src/api/catalog_change.o \
 	src/api/history.o \
@@ -111,11 +112,13 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history
+bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka
 bench-tables:
 	bash bench/run.sh
 bench-history:
 	bash bench/history.sh
+bench-history-kafka:
+	bash bench/history_kafka.sh
 bench-kafka:
 	bash bench/kafka.sh
 bench-groups:
@@ -129,7 +132,7 @@ bench-bulk:
 bench-aggregates:
 	bash bench/aggregates.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

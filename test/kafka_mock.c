@@ -17,7 +17,9 @@
  *								"keyed": KEY<TAB>VALUE; "partitioned":
  *								PARTITION<TAB>VALUE, to that partition;
  *								"timed": MILLISECONDS<TAB>KEY<TAB>VALUE,
- *								the message's timestamp (Unix epoch);
+ *								the message's timestamp (Unix epoch),
+ *								to the partition of its key (a hash, as
+ *								producers partition keyed messages);
  *								a line \null is a message without a
  *								value						-> produced N
  *	committed GROUP TOPIC		the offsets the consumer group GROUP
@@ -123,6 +125,14 @@ produce(rd_kafka_t *producer, const char *topic, const char *file, int keyed, in
 				value = tab + 1;
 				len -= keylen + 1;
 			}
+		}
+		if (timed && key != NULL)
+		{
+			uint32_t	hash = 2166136261u;
+
+			for (size_t i = 0; i < keylen; i++)
+				hash = (hash ^ (unsigned char) key[i]) * 16777619u;
+			partition = (int32_t) (hash % (uint32_t) partitions);
 		}
 		if (strcmp(value, "\\null") == 0)
 		{

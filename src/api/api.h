@@ -21,6 +21,7 @@ extern Capture *ApiCaptureNumbered(int32 number);
 extern void ApiCheckReader(Oid view_relid, Oid state_relid, Oid def_relid);
 extern void ApiNoteCatalogChanged(void);
 extern bool ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since);
+extern bool ApiViewsReadHistories(void);
 extern void ApiHistoriesDropped(void);
 
 #endif							/* FLOWSTATE_API_H */

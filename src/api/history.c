@@ -85,6 +85,25 @@ ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since)
 }
 
 /*
+ * ApiViewsReadHistories tells whether a continuous view reads a history
+ * table (flowstate.wait_for then waits for it to apply what the history's
+ * flush wrote).
+ */
+bool
+ApiViewsReadHistories(void)
+{
+	bool		any;
+
+	SPI_connect();
+	any = HistoryCatalogReady() &&
+		SPI_execute("SELECT 1 FROM flowstate.view v JOIN flowstate.history h ON h.history = v.source"
+					" LIMIT 1", true, 0) == SPI_OK_SELECT &&
+		SPI_processed > 0;
+	SPI_finish();
+	return any;
+}
+
+/*
  * ApiHistoriesDropped, in the sql_drop event trigger (connected to SPI, as
  * the bootstrap superuser): the catalog row of a history goes with its
  * table, or with its source (the history table stays, no longer kept).

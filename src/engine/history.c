@@ -113,6 +113,12 @@ HistorySource(HistoryRuntime *h)
 	return h->source;
 }
 
+Oid
+HistoryTable(HistoryRuntime *h)
+{
+	return h->relid;
+}
+
 /* Whether the history waits for its backfill to read the source. */
 bool
 HistoryWantsBackfill(HistoryRuntime *h)
@@ -156,6 +162,19 @@ record_failure(int32 id, const char *why)
 	if (SPI_execute_with_args("UPDATE flowstate.history SET status = 'failed', last_error = $2"
 							  " WHERE history_id = $1", 2, types, args, NULL, false, 0) < 0)
 		elog(ERROR, "could not update flowstate.history");
+}
+
+/* A history whose source lost what it keeps: recorded failed, and not started. */
+static HistoryRuntime *
+give_up(HistoryRuntime *h, const char *why)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("history %s is no longer kept: %s", h->name, why),
+			 errhint("Drop the history and create it again.")));
+	record_failure(h->id, why);
+	MemoryContextDelete(h->cxt);
+	return NULL;
 }
 
 /*
@@ -231,18 +250,12 @@ start_history(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 			!OidIsValid(get_array_type(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid)))
 		{
 			char	   *why = att == InvalidAttrNumber ?
-				psprintf("column \"%s\" of table %s is gone", h->colnames[i], h->source_name) :
-				psprintf("the type of column \"%s\" of table %s has no array type", h->colnames[i], h->source_name);
+				psprintf("column \"%s\" of %s is gone", h->colnames[i], h->source_name) :
+				psprintf("the type of column \"%s\" of %s has no array type", h->colnames[i], h->source_name);
 
 			table_close(rel, AccessShareLock);
 			MemoryContextSwitchTo(oldcxt);
-			ereport(WARNING,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("history %s is no longer kept: %s", h->name, why),
-					 errhint("Drop the history and create it again.")));
-			record_failure(h->id, why);
-			MemoryContextDelete(cxt);
-			return NULL;
+			return give_up(h, why);
 		}
 		a = TupleDescAttr(RelationGetDescr(rel), att - 1);
 		h->attnums[i] = att;
@@ -278,18 +291,8 @@ start_history(HeapTuple tup, TupleDesc desc, MemoryContext parent)
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(oldcxt);
 	if (h->sequence_att < 0 || h->delete_att < 0)
-	{
-		char	   *why = psprintf("the %s column of stream %s is gone",
-								   h->sequence_att < 0 ? "sequence" : "delete", h->source_name);
-
-		ereport(WARNING,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("history %s is no longer kept: %s", h->name, why),
-				 errhint("Drop the history and create it again.")));
-		record_failure(h->id, why);
-		MemoryContextDelete(cxt);
-		return NULL;
-	}
+		return give_up(h, psprintf("the %s column of stream %s is gone",
+								   h->sequence_att < 0 ? "sequence" : "delete", h->source_name));
 	if (h->stream)
 		HistoryStreamReadOffsets(h);
 	return h;

@@ -34,6 +34,7 @@ extern List *HistoryReadCatalog(List *running, MemoryContext cxt, Oid stream);
 extern char *HistorySignature(Oid stream);
 extern int32 HistoryId(HistoryRuntime *h);
 extern Oid	HistorySource(HistoryRuntime *h);
+extern Oid	HistoryTable(HistoryRuntime *h);
 extern bool HistoryWantsBackfill(HistoryRuntime *h);
 extern bool HistoryActive(HistoryRuntime *h);
 extern bool HistoryAny(void);

@@ -11,6 +11,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 
 #include "engine/history.h"
 
@@ -27,8 +28,10 @@ typedef enum HistoryPlan
 	/* a stream's, for a batch of keys */
 	PLAN_STREAM_LATEST,			/* their latest messages' sequence values */
 	PLAN_STREAM_KEEP,			/* keep messages */
-	PLAN_STREAM_FORGET,			/* delete their versions */
-	PLAN_STREAM_READ,			/* their messages, in sequence */
+	PLAN_STREAM_CUT,			/* where their versions are cut */
+	PLAN_STREAM_FORGET,			/* delete their versions from there */
+	PLAN_STREAM_REOPEN,			/* the version ending there is current again */
+	PLAN_STREAM_READ,			/* their messages from there, in sequence */
 	NUM_PLANS
 } HistoryPlan;
 
@@ -105,6 +108,8 @@ extern int	HistoryWriteStreamBatch(HistoryRuntime *h, List *entries, int from, i
 
 /* history_writer.c */
 extern char *HistoryColumnList(HistoryRuntime *h);
+extern void HistoryAppendKeyJoin(StringInfo s, HistoryRuntime *h, const char *a);
+extern void HistoryAppendUnnest(StringInfo s, int first, int n, bool ordinality);
 extern Datum HistoryArray(HistoryRuntime *h, int i, Oid type, Datum *values, bool *nulls, int n);
 extern void HistoryCheckOwner(HistoryRuntime *h);
 extern int	HistoryWriteBatch(HistoryRuntime *h, List *entries, int from, int to);

@@ -22,11 +22,15 @@
  *	  message so far is in order: its messages (sorted by changed_at, then
  *	  arrival) act on its current version as a table's changes do
  *	  (history_writer.c);
- *	- a key with a message older than its latest is out of order: its
- *	  versions are deleted and built again from all its messages, in
- *	  sequence, by the same code.
- * Either way a key's versions are those its messages give in sequence,
- * whatever the order they came in: a message that comes late is spliced
+ *	- a key with a message older than its latest is out of order: it is
+ *	  cut at the version that message falls into (or the last before it),
+ *	  its versions from there deleted and the one ending there made
+ *	  current again, and its messages from there act on it in sequence,
+ *	  by the same code.
+ * Either way a key's versions are those its messages give in sequence
+ * (the state at a cut is what the messages before it left: the versions
+ * before it, the last one open if it ended there), whatever the order
+ * they came in: a message that comes late is spliced
  * into the history, the versions around it cut where it begins and ends.
  * No-op messages (tracked values unchanged) open no version but stay in
  * the changes table, where a later splice between two of them finds them.
@@ -254,28 +258,6 @@ HistoryStreamMessage(HistoryRuntime *h, TupleTableSlot *row, bool no_value,
  * Writing a batch
  * --------------------------------------------------------------------- */
 
-/* "k1 = u.c0 AND k2 = u.c1" for the key columns of alias a */
-static void
-append_key_join(StringInfo s, HistoryRuntime *h, const char *a)
-{
-	for (int i = 0; i < h->nkey; i++)
-		appendStringInfo(s, "%s%s.%s = u.c%d", i > 0 ? " AND " : "", a,
-						 quote_identifier(h->colnames[i]), i);
-}
-
-/* "unnest($1, ..., $n) AS u(c0, ..., cn-1)" */
-static void
-append_unnest(StringInfo s, int n, bool ordinality)
-{
-	appendStringInfoString(s, "unnest(");
-	for (int i = 0; i < n; i++)
-		appendStringInfo(s, "%s$%d", i > 0 ? ", " : "", i + 1);
-	appendStringInfoString(s, ordinality ? ") WITH ORDINALITY AS u(" : ") AS u(");
-	for (int i = 0; i < n; i++)
-		appendStringInfo(s, "%sc%d", i > 0 ? ", " : "", i);
-	appendStringInfoString(s, ordinality ? ", ord)" : ")");
-}
-
 static SPIPlanPtr
 stream_plan(HistoryRuntime *h, HistoryPlan which)
 {
@@ -292,37 +274,58 @@ stream_plan(HistoryRuntime *h, HistoryPlan which)
 	{
 		case PLAN_STREAM_LATEST:
 			appendStringInfo(&s, "SELECT u.ord, (SELECT max(c.changed_at) FROM %s c WHERE ", h->changes);
-			append_key_join(&s, h, "c");
+			HistoryAppendKeyJoin(&s, h, "c");
 			appendStringInfoString(&s, ") FROM ");
-			append_unnest(&s, h->nkey, true);
+			HistoryAppendUnnest(&s, 1, h->nkey, true);
 			break;
 		case PLAN_STREAM_KEEP:
 			/* in the order given: arrival numbers them so */
 			appendStringInfo(&s, "INSERT INTO %s (%s, changed_at, is_delete) SELECT * FROM ",
 							 h->changes, HistoryColumnList(h));
-			append_unnest(&s, h->ncols + 2, false);
+			HistoryAppendUnnest(&s, 1, h->ncols + 2, false);
 			types[h->ncols] = TIMESTAMPTZARRAYOID;
 			types[h->ncols + 1] = BOOLARRAYOID;
 			nargs = h->ncols + 2;
 			break;
+		case PLAN_STREAM_CUT:
+			/* the beginning of the last version that begins at or before u.cN */
+			appendStringInfo(&s, "SELECT u.ord, (SELECT max(h.valid_from) FROM %s h WHERE ", h->name);
+			HistoryAppendKeyJoin(&s, h, "h");
+			appendStringInfo(&s, " AND h.valid_from <= u.c%d) FROM ", h->nkey);
+			HistoryAppendUnnest(&s, 1, h->nkey + 1, true);
+			break;
 		case PLAN_STREAM_FORGET:
-			appendStringInfo(&s, "DELETE FROM %s h USING (SELECT DISTINCT * FROM ", h->name);
-			append_unnest(&s, h->nkey, false);
-			appendStringInfoString(&s, ") u WHERE ");
-			append_key_join(&s, h, "h");
+			appendStringInfo(&s, "DELETE FROM %s h USING ", h->name);
+			HistoryAppendUnnest(&s, 1, h->nkey + 1, false);
+			appendStringInfoString(&s, " WHERE ");
+			HistoryAppendKeyJoin(&s, h, "h");
+			appendStringInfo(&s, " AND h.valid_from >= u.c%d", h->nkey);
+			break;
+		case PLAN_STREAM_REOPEN:
+			appendStringInfo(&s, "UPDATE %s h SET valid_to = 'infinity', is_current = true FROM ", h->name);
+			HistoryAppendUnnest(&s, 1, h->nkey + 1, false);
+			appendStringInfoString(&s, " WHERE ");
+			HistoryAppendKeyJoin(&s, h, "h");
+			appendStringInfo(&s, " AND h.valid_to = u.c%d", h->nkey);
 			break;
 		case PLAN_STREAM_READ:
 			appendStringInfo(&s, "SELECT c.is_delete, c.changed_at");
 			for (int i = 0; i < h->ncols; i++)
 				appendStringInfo(&s, ", c.%s", quote_identifier(h->colnames[i]));
-			appendStringInfo(&s, " FROM %s c, (SELECT DISTINCT * FROM ", h->changes);
-			append_unnest(&s, h->nkey, false);
-			appendStringInfoString(&s, ") u WHERE ");
-			append_key_join(&s, h, "c");
-			appendStringInfoString(&s, " ORDER BY c.changed_at, c.arrival");
+			appendStringInfo(&s, " FROM %s c, ", h->changes);
+			HistoryAppendUnnest(&s, 1, h->nkey + 1, false);
+			appendStringInfoString(&s, " WHERE ");
+			HistoryAppendKeyJoin(&s, h, "c");
+			appendStringInfo(&s, " AND c.changed_at >= u.c%d ORDER BY c.changed_at, c.arrival", h->nkey);
 			break;
 		default:
 			elog(ERROR, "history statement %d is not a stream's", (int) which);
+	}
+	if (which != PLAN_STREAM_LATEST && which != PLAN_STREAM_KEEP)
+	{
+		/* the keys, then where each is cut */
+		types[h->nkey] = TIMESTAMPTZARRAYOID;
+		nargs = h->nkey + 1;
 	}
 	h->plans[which] = SPI_prepare(s.data, nargs, types);
 	if (h->plans[which] == NULL)
@@ -396,20 +399,53 @@ keep_messages(HistoryRuntime *h, HistoryEntry **sorted, int n)
 }
 
 /*
- * Build the versions of keys out of order again: deleted, then written
- * from all their messages, in sequence.  Returns the versions begun.
+ * Build the versions of keys out of order again from where each late
+ * message falls (keys[j]->ts, its key's earliest in the batch): the
+ * version it falls into, or the last one before it, is where the key is
+ * cut.  The versions from there are deleted, the one ending there is
+ * current again, and the key's messages from there (the one that began
+ * the cut version first) act on it in sequence: the versions the key's
+ * messages give in sequence, for the work of those after the cut.  A key
+ * with no version before its late message is built from all its messages.
+ * Returns the versions begun.
  */
 static int
 rebuild(HistoryRuntime *h, HistoryEntry **keys, int n)
 {
-	Datum	   *args = palloc(sizeof(Datum) * h->nkey);
+	Datum	   *args = palloc(sizeof(Datum) * (h->nkey + 1));
+	Datum	   *cuts = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc0(sizeof(bool) * n);
 	List	   *messages = NIL;
 	SPITupleTable *tt;
 
+	/* where each key is cut */
 	key_arrays(h, keys, n, args);
+	for (int j = 0; j < n; j++)
+		cuts[j] = TimestampTzGetDatum(keys[j]->ts);
+	args[h->nkey] = HistoryArray(h, -1, TIMESTAMPTZOID, cuts, nulls, n);
+	if (SPI_execute_plan(stream_plan(h, PLAN_STREAM_CUT), args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "history %s: could not find where to cut its versions", h->name);
+	tt = SPI_tuptable;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			k = (int) DatumGetInt64(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull)) - 1;
+		Datum		cut = SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull);
+
+		cuts[k] = isnull ? TimestampTzGetDatum(DT_NOBEGIN) : cut;
+	}
+	SPI_freetuptable(tt);
+	args[h->nkey] = HistoryArray(h, -1, TIMESTAMPTZOID, cuts, nulls, n);
+
+	/* the versions from the cut go, the one ending there is current again */
 	if (SPI_execute_plan(stream_plan(h, PLAN_STREAM_FORGET), args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "history %s: could not delete versions", h->name);
 	CommandCounterIncrement();
+	if (SPI_execute_plan(stream_plan(h, PLAN_STREAM_REOPEN), args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "history %s: could not reopen versions", h->name);
+	CommandCounterIncrement();
+
+	/* the messages from the cut, in sequence */
 	if (SPI_execute_plan(stream_plan(h, PLAN_STREAM_READ), args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "history %s: could not read its messages", h->name);
 	tt = SPI_tuptable;

@@ -169,18 +169,18 @@ key_match(const void *a, const void *b, Size keysize)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* "k1 = u.c0 AND k2 = u.c1" for the key columns of alias a */
-static void
-append_key_join(StringInfo s, HistoryRuntime *h, const char *a)
+/* HistoryAppendKeyJoin: "k1 = u.c0 AND k2 = u.c1" for the key columns of alias a */
+void
+HistoryAppendKeyJoin(StringInfo s, HistoryRuntime *h, const char *a)
 {
 	for (int i = 0; i < h->nkey; i++)
 		appendStringInfo(s, "%s%s.%s = u.c%d", i > 0 ? " AND " : "", a,
 						 quote_identifier(h->colnames[i]), i);
 }
 
-/* "unnest($1, ..., $n) AS u(c0, ..., cn-1)" over the parameters first..first+n-1 */
-static void
-append_unnest(StringInfo s, int first, int n, bool ordinality)
+/* HistoryAppendUnnest: "unnest($1, ..., $n) AS u(c0, ..., cn-1)" over the parameters first..first+n-1 */
+void
+HistoryAppendUnnest(StringInfo s, int first, int n, bool ordinality)
 {
 	appendStringInfoString(s, "unnest(");
 	for (int i = 0; i < n; i++)
@@ -212,11 +212,11 @@ batch_plan(HistoryRuntime *h, HistoryPlan which)
 			appendStringInfo(&s, ", %s, CASE WHEN c.version IS NULL THEN"
 							 " (SELECT max(m.version) FROM %s m WHERE ",
 							 tomb ? "c.is_deleted" : "false", h->name);
-			append_key_join(&s, h, "m");
+			HistoryAppendKeyJoin(&s, h, "m");
 			appendStringInfoString(&s, ") END, c.ctid FROM ");
-			append_unnest(&s, 1, h->nkey, true);
+			HistoryAppendUnnest(&s, 1, h->nkey, true);
 			appendStringInfo(&s, " LEFT JOIN %s c ON ", h->name);
-			append_key_join(&s, h, "c");
+			HistoryAppendKeyJoin(&s, h, "c");
 			appendStringInfoString(&s, " AND c.is_current");
 			nargs = h->nkey;
 			break;
@@ -228,9 +228,9 @@ batch_plan(HistoryRuntime *h, HistoryPlan which)
 			for (int i = t1; i < h->ncols; i++)
 				appendStringInfo(&s, "%su.c%d", i > t1 ? ", " : "", h->nkey + i - t1);
 			appendStringInfoString(&s, ") FROM ");
-			append_unnest(&s, 1, h->nkey + h->ntype1, false);
+			HistoryAppendUnnest(&s, 1, h->nkey + h->ntype1, false);
 			appendStringInfoString(&s, " WHERE ");
-			append_key_join(&s, h, "h");
+			HistoryAppendKeyJoin(&s, h, "h");
 			appendStringInfoString(&s, " AND ROW(");
 			for (int i = t1; i < h->ncols; i++)
 				appendStringInfo(&s, "%sh.%s", i > t1 ? ", " : "", quote_identifier(h->colnames[i]));
@@ -247,7 +247,7 @@ batch_plan(HistoryRuntime *h, HistoryPlan which)
 			/* by the rows read (a TID scan): no second lookup of the keys */
 			appendStringInfo(&s, "UPDATE %s h SET valid_to = u.c1, is_current = false FROM ",
 							 h->name);
-			append_unnest(&s, 1, 2, false);
+			HistoryAppendUnnest(&s, 1, 2, false);
 			appendStringInfoString(&s, " WHERE h.ctid = u.c0");
 			types[nargs++] = TIDARRAYOID;
 			types[nargs++] = TIMESTAMPTZARRAYOID;
@@ -256,7 +256,7 @@ batch_plan(HistoryRuntime *h, HistoryPlan which)
 			appendStringInfo(&s, "INSERT INTO %s (%s, valid_from, valid_to, is_current, version%s)"
 							 " SELECT * FROM ", h->name, HistoryColumnList(h),
 							 tomb ? ", is_deleted" : "");
-			append_unnest(&s, 1, h->ncols + 4 + (tomb ? 1 : 0), false);
+			HistoryAppendUnnest(&s, 1, h->ncols + 4 + (tomb ? 1 : 0), false);
 			for (int i = 0; i < h->ncols; i++)
 				types[nargs++] = h->arraytypes[i];
 			types[nargs++] = TIMESTAMPTZARRAYOID;

@@ -154,6 +154,12 @@ CREATE TABLE items (sku text PRIMARY KEY, price numeric);
 ALTER TABLE items REPLICA IDENTITY FULL;
 SELECT flowstate.create_history('items_tombstones', 'items', '{sku}', on_delete => 'tombstone');
 SELECT flowstate.create_history('items_kept', 'items', '{sku}', on_delete => 'ignore', on_truncate => 'ignore');
+-- a continuous view over a history: it follows the versions the decoder writes
+ALTER TABLE items_tombstones REPLICA IDENTITY FULL;
+SELECT flowstate.create_view('item_versions', $$
+    SELECT sku, count(*) AS versions, max(version) AS last, sum(price) AS prices,
+           count(*) AS n, bool_or(is_current) AS has_current
+      FROM items_tombstones GROUP BY sku $$);
 SELECT flowstate.wait_for(timeout => '30s');
 INSERT INTO items VALUES ('a', 1), ('b', 2), ('c', 3);
 UPDATE items SET price = 1.50 WHERE sku = 'a';
@@ -168,6 +174,17 @@ SELECT sku, price, version, is_deleted, is_current FROM items_tombstones ORDER B
 SELECT sku, price FROM items_tombstones_current ORDER BY sku;
 SELECT sku, price FROM flowstate.as_of(NULL::items_tombstones, now()) ORDER BY sku;
 SELECT sku, price, version, is_current FROM items_kept ORDER BY sku, version;
+-- the view equals its query over the history (wait_for waited for both)
+SELECT * FROM item_versions ORDER BY sku;
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM item_versions
+     EXCEPT SELECT sku, count(*), max(version), sum(price), count(*), bool_or(is_current)
+              FROM items_tombstones GROUP BY sku)
+    UNION ALL
+    (SELECT sku, count(*), max(version), sum(price), count(*), bool_or(is_current)
+       FROM items_tombstones GROUP BY sku
+     EXCEPT SELECT * FROM item_versions)) d;
+SELECT flowstate.drop_view('item_versions');
 
 --
 -- 5. Who may see what: the history is its owner's table; a role that

@@ -27,6 +27,10 @@
  * slot that has gone missing (it is dropped with the last view, or by
  * hand) is created again, and every view backfills again from scratch.
  *
+ * The worker's own flushes (its origin) are not decoded, unless a view
+ * reads a history table, which they write: then they are, and their
+ * changes of other tables (state tables) go unread.
+ *
  * The worker runs outside any transaction while it decodes (decoding runs
  * its own), and in short transactions to settle, flush and read the
  * catalog; the relation and catalog caches are invalidated at each switch,
@@ -415,15 +419,23 @@ index_sources(void)
 		src->views = lappend(src->views, vr);
 		MemoryContextSwitchTo(oldcxt);
 	}
+	MyDecoder->sink.decode_own = false;
 	foreach(lc, MyDecoder->worker->histories)
 	{
 		HistoryRuntime *h = lfirst(lc);
 		SourceRel  *src = source_rel(HistorySource(h));
+		SourceRel  *reader;
+		Oid			table;
 		MemoryContext oldcxt;
 
 		oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
 		src->histories = lappend(src->histories, h);
 		MemoryContextSwitchTo(oldcxt);
+		/* a view over the history: the flushes that write it are decoded too */
+		table = HistoryTable(h);
+		reader = hash_search(MyDecoder->sources, &table, HASH_FIND, NULL);
+		if (reader != NULL && reader->views != NIL)
+			MyDecoder->sink.decode_own = true;
 	}
 }
 

@@ -174,13 +174,17 @@ decoder_stream_abort(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		sink->stream_abort(sink->arg, top, txn->xid);
 }
 
-/* The worker's own flushes carry its replication origin: skip them whole. */
+/*
+ * The worker's own flushes carry its replication origin: skip them whole,
+ * unless a view reads a table they write (a history).
+ */
 static bool
 decoder_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
 {
 	DecoderSink *sink = sink_of(ctx);
 
-	return sink != NULL && origin_id != InvalidRepOriginId && origin_id == sink->skip_origin;
+	return sink != NULL && !sink->decode_own &&
+		origin_id != InvalidRepOriginId && origin_id == sink->skip_origin;
 }
 
 /*

@@ -41,6 +41,7 @@ typedef struct DecoderSink
 								  TimestampTz commit_time);
 	void		(*stream_abort) (void *arg, TransactionId xid, TransactionId subxid);
 	RepOriginId skip_origin;	/* transactions of this origin are not decoded */
+	bool		decode_own;		/* ... unless a view reads what they write */
 	void	   *arg;
 } DecoderSink;
 

@@ -2,8 +2,9 @@
  *
  * consumer.c
  *	  The Kafka worker: consumes a stream's partitions with librdkafka and
- *	  feeds the continuous views over the stream.  The only file that
- *	  includes librdkafka.
+ *	  feeds the continuous views and histories over the stream.  With
+ *	  partitions.c (where it starts in each partition, the lag), the only
+ *	  files that include librdkafka.
  *
  * A stream (a foreign table of flowstate_kafka, stream.c) with views gets
  * as many workers as its "workers" option says; worker i of n consumes
@@ -67,54 +68,15 @@
 #include "workers/registry.h"
 #include "workers/source.h"
 #include "sources/kafka/consumer.h"
+#include "sources/kafka/consumer_internal.h"
 #include "sources/kafka/stream.h"
 
 /* Messages handled per batch, and how long a batch waits for them. */
 #define KAFKA_BATCH			10000
 #define KAFKA_WAIT_MS		20
 
-/* How long a question to the brokers may take. */
-#define KAFKA_QUERY_MS		2000
-
-/* A view over the stream, as this worker applies messages to it. */
-typedef struct KafkaView
-{
-	ViewRuntime *vr;
-	StoreKey	key;
-	uint64		generation;		/* of its shared view, when last seen */
-	int64	   *next;			/* per partition: next offset to apply, -1 unknown */
-	int			nnext;
-} KafkaView;
-
-typedef struct KafkaConsumer
-{
-	SourceWorker *worker;		/* the loop running it; its views' runtimes */
-	WorkerSlot *slot;
-	Oid			relid;
-	int			index;
-	bool		owner;			/* worker 0: registers, loads, flushes */
-
-	MemoryContext views_cxt;	/* the stream, the views, the consumer's lists */
-	StreamDef  *stream;
-	char	   *signature;		/* the stream's options, to notice changes */
-	List	   *views;			/* KafkaView */
-	TupleTableSlot *row;
-
-	rd_kafka_t *rk;
-	rd_kafka_queue_t *queue;
-	int			npartitions;	/* of the topic */
-	bool		assigned;
-	TimestampTz metadata_at;
-
-	MemoryContext msg_cxt;		/* one message, reset after it */
-	MemoryContext rows_cxt;		/* messages no view could read */
-	List	   *stream_rows;
-	bool		unmerged;		/* a batch shared memory refused waits */
-	TimestampTz lag_asked_at;
-} KafkaConsumer;
-
 /* The Kafka worker of this process. */
-static KafkaConsumer *MyConsumer = NULL;
+KafkaConsumer *MyConsumer = NULL;
 
 /* What librdkafka reported from its own threads, served in ours. */
 static char kafka_error[FLOWSTATE_TEXT_LEN];
@@ -153,8 +115,8 @@ on_log(const rd_kafka_t *rk, int level, const char *facility, const char *buf)
 }
 
 /* Note an outage (or its end) for flowstate.sources. */
-static void
-set_degraded(const char *error)
+void
+KafkaSetDegraded(const char *error)
 {
 	if (error != NULL)
 	{
@@ -166,8 +128,8 @@ set_degraded(const char *error)
 		MyConsumer->worker->progress.degraded = false;
 }
 
-static bool
-mine(int32 partition)
+bool
+KafkaMine(int32 partition)
 {
 	return partition % MyConsumer->stream->workers == MyConsumer->index;
 }
@@ -263,36 +225,11 @@ consumer_open(void)
 	MyConsumer->assigned = false;
 }
 
-/* The topic's partition count, or -1 when the brokers do not tell. */
-static int
-topic_partitions(void)
-{
-	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_t *topic = rd_kafka_topic_new(MyConsumer->rk, MyConsumer->stream->topic, NULL);
-	rd_kafka_resp_err_t err;
-	int			n = -1;
-
-	err = rd_kafka_metadata(MyConsumer->rk, 0, topic, &md, KAFKA_QUERY_MS);
-	rd_kafka_topic_destroy(topic);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		set_degraded(psprintf("could not read the metadata of topic \"%s\": %s",
-							  MyConsumer->stream->topic, rd_kafka_err2str(err)));
-		return -1;
-	}
-	if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		n = md->topics[0].partition_cnt;
-	else if (md->topic_cnt == 1)
-		set_degraded(psprintf("topic \"%s\": %s", MyConsumer->stream->topic,
-							  rd_kafka_err2str(md->topics[0].err)));
-	rd_kafka_metadata_destroy(md);
-	return n;
-}
 
 /* ---- views ---- */
 
-static void
-view_grow(KafkaView *kv, int n)
+void
+KafkaViewGrow(KafkaView *kv, int n)
 {
 	MemoryContext oldcxt;
 
@@ -339,8 +276,8 @@ own_view(KafkaView *kv)
  * Find a view in shared memory, ready; for other than the owner, holding
  * its partition lock (release with release_view).  NULL if not ready.
  */
-static SharedView *
-find_view(KafkaView *kv)
+SharedView *
+KafkaFindView(KafkaView *kv)
 {
 	SharedView *sv;
 
@@ -357,186 +294,13 @@ find_view(KafkaView *kv)
 	return sv;
 }
 
-static void
-release_view(SharedView *sv)
+void
+KafkaReleaseView(SharedView *sv)
 {
 	if (!MyConsumer->owner && sv != NULL)
 		StoreReleaseView(sv);
 }
 
-/*
- * Where this worker starts in each of its partitions: each view's next
- * offset from shared memory (the owner loaded them), or the stream's start
- * position.  Returns false if a view is not ready yet.
- */
-static bool
-views_ready(void)
-{
-	ListCell   *lc;
-
-	foreach(lc, MyConsumer->views)
-	{
-		KafkaView  *kv = lfirst(lc);
-		SharedView *sv = find_view(kv);
-		int64	   *offsets;
-		int			n;
-
-		if (sv == NULL)
-			return false;
-		LWLockAcquire(&sv->lock, LW_SHARED);
-		kv->generation = sv->generation;
-		n = StoreGetOffsets(sv, &offsets);
-		LWLockRelease(&sv->lock);
-		release_view(sv);
-		view_grow(kv, Max(n, MyConsumer->npartitions));
-		for (int p = 0; p < kv->nnext; p++)
-			kv->next[p] = p < n ? offsets[p] : -1;
-	}
-	return true;
-}
-
-/*
- * Ask the brokers for the beginnings (latest false) or ends of this
- * worker's partitions, all at once: ends[p] for p < npartitions, -1 for
- * partitions of other workers.  Returns false if the brokers do not tell.
- */
-static bool
-partition_ends(bool latest, int64 *ends)
-{
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(MyConsumer->npartitions, 1));
-	rd_kafka_resp_err_t err;
-	bool		ok = true;
-
-	for (int p = 0; p < MyConsumer->npartitions; p++)
-	{
-		ends[p] = -1;
-		if (mine(p))
-			rd_kafka_topic_partition_list_add(list, MyConsumer->stream->topic, p)->offset =
-				latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-	}
-	if (list->cnt == 0)
-	{
-		rd_kafka_topic_partition_list_destroy(list);
-		return true;
-	}
-	err = rd_kafka_offsets_for_times(MyConsumer->rk, list, KAFKA_QUERY_MS);
-	for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
-	{
-		if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			err = list->elems[i].err;
-		else
-			ends[list->elems[i].partition] = list->elems[i].offset;
-	}
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		set_degraded(psprintf("could not read the offsets of topic \"%s\": %s",
-							  MyConsumer->stream->topic, rd_kafka_err2str(err)));
-		ok = false;
-	}
-	rd_kafka_topic_partition_list_destroy(list);
-	return ok;
-}
-
-/*
- * Make each view's partitions in shared memory as many as the topic's,
- * n: a partition no worker consumed yet holds the watermark back (for its
- * idle_timeout, if the stream has one) until its first messages came.
- */
-static void
-note_partitions(int n)
-{
-	ListCell   *lc;
-
-	foreach(lc, MyConsumer->views)
-	{
-		SharedView *sv = find_view(lfirst(lc));
-
-		if (sv == NULL)
-			continue;
-		LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-		StoreNotePartitions(sv, n, GetCurrentTimestamp());
-		LWLockRelease(&sv->lock);
-		release_view(sv);
-	}
-}
-
-/* Assign this worker's partitions, each from the least advanced view. */
-static bool
-assign(void)
-{
-	rd_kafka_topic_partition_list_t *list;
-	rd_kafka_resp_err_t err;
-	int			n = topic_partitions();
-	int			count = 0;
-	bool		starts_needed = false;
-	int64	   *starts;
-	ListCell   *lc;
-
-	if (n < 0)
-		return false;
-	MyConsumer->npartitions = n;
-	if (!views_ready())
-		return false;
-	note_partitions(n);
-	starts = palloc(sizeof(int64) * Max(n, 1));
-
-	/* views and histories that start in a partition start at its beginning or end */
-	foreach(lc, MyConsumer->views)
-	{
-		KafkaView  *kv = lfirst(lc);
-
-		for (int p = 0; p < n; p++)
-			if (mine(p) && kv->next[p] < 0)
-				starts_needed = true;
-	}
-	foreach(lc, MyConsumer->worker->histories)
-		for (int p = 0; p < n; p++)
-			if (mine(p) && HistoryStreamStart(lfirst(lc), p, -1) < 0)
-				starts_needed = true;
-	if (starts_needed && !partition_ends(MyConsumer->stream->start_latest, starts))
-		return false;
-
-	list = rd_kafka_topic_partition_list_new(Max(n, 1));
-	for (int p = 0; p < n; p++)
-	{
-		int64		from = -1;
-
-		if (!mine(p))
-			continue;
-		foreach(lc, MyConsumer->views)
-		{
-			KafkaView  *kv = lfirst(lc);
-
-			if (kv->next[p] < 0)
-			{
-				/* the view starts there: it is its offset from now on */
-				kv->next[p] = starts[p];
-				IngestNoteOffset(kv->vr, p, kv->next[p]);
-			}
-			from = from < 0 ? kv->next[p] : Min(from, kv->next[p]);
-		}
-		foreach(lc, MyConsumer->worker->histories)
-		{
-			int64		next = HistoryStreamStart(lfirst(lc), p, starts_needed ? starts[p] : -1);
-
-			from = from < 0 ? next : Min(from, next);
-		}
-		rd_kafka_topic_partition_list_add(list, MyConsumer->stream->topic, p)->offset = from;
-		count++;
-	}
-	err = rd_kafka_assign(MyConsumer->rk, list);
-	rd_kafka_topic_partition_list_destroy(list);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		set_degraded(psprintf("could not assign the partitions of topic \"%s\": %s",
-							  MyConsumer->stream->topic, rd_kafka_err2str(err)));
-		return false;
-	}
-	MyConsumer->assigned = true;
-	MyConsumer->metadata_at = GetCurrentTimestamp();
-	MyConsumer->worker->progress.partitions = count;
-	return true;
-}
 
 /* ---- catalog ---- */
 
@@ -754,7 +518,7 @@ apply_message(const rd_kafka_message_t *m)
 	{
 		KafkaView  *kv = lfirst(lc);
 
-		view_grow(kv, p + 1);
+		KafkaViewGrow(kv, p + 1);
 		wanted |= o >= kv->next[p];
 	}
 	foreach(lc, MyConsumer->worker->histories)
@@ -841,11 +605,11 @@ apply_message(const rd_kafka_message_t *m)
 static SharedView *
 current_view(KafkaView *kv)
 {
-	SharedView *sv = find_view(kv);
+	SharedView *sv = KafkaFindView(kv);
 
 	if (sv != NULL && sv->generation == kv->generation)
 		return sv;
-	release_view(sv);
+	KafkaReleaseView(sv);
 	return NULL;
 }
 
@@ -901,7 +665,7 @@ merge_views(void)
 		merged = IngestApplyShared(kv->vr, sv);
 		/* lateness, next batch: the event time of the last committed flush */
 		IngestRefreshDurable(kv->vr, sv, MyConsumer->index, merged);
-		release_view(sv);
+		KafkaReleaseView(sv);
 		if (own_xact)
 			CommitTransactionCommand();
 		MemoryContextSwitchTo(cxt);
@@ -939,83 +703,11 @@ check_views(void)
 			return false;
 		}
 		IngestRefreshDurable(kv->vr, sv, MyConsumer->index, !MyConsumer->unmerged);
-		release_view(sv);
+		KafkaReleaseView(sv);
 	}
 	return true;
 }
 
-/*
- * The lag of this worker's partitions: from the ends the consumer last
- * heard of, or (fresh) from asking the brokers, which alone may tell that
- * everything was applied (flowstate.wait_for), as of checked_at: when the
- * views were last found current.
- */
-static void
-measure_lag(bool fresh, TimestampTz checked_at)
-{
-	int64	   *ends = palloc(sizeof(int64) * Max(MyConsumer->npartitions, 1));
-	int64		lag = 0;
-	bool		known = true;
-
-	if (fresh)
-		known = partition_ends(true, ends);
-	else
-	{
-		for (int p = 0; p < MyConsumer->npartitions; p++)
-		{
-			int64		low;
-
-			ends[p] = -1;
-			if (mine(p) &&
-				(rd_kafka_get_watermark_offsets(MyConsumer->rk, MyConsumer->stream->topic, p, &low, &ends[p]) !=
-				 RD_KAFKA_RESP_ERR_NO_ERROR || ends[p] < 0))
-				known = false;
-		}
-	}
-	for (int p = 0; p < MyConsumer->npartitions; p++)
-	{
-		int64		least = -1;
-		ListCell   *lc;
-
-		if (!mine(p) || ends[p] < 0)
-			continue;
-		foreach(lc, MyConsumer->views)
-		{
-			KafkaView  *kv = lfirst(lc);
-			int64		next = p < kv->nnext ? kv->next[p] : -1;
-
-			least = least < 0 ? next : Min(least, next);
-		}
-		foreach(lc, MyConsumer->worker->histories)
-		{
-			int64		next = HistoryStreamStart(lfirst(lc), p, -1);
-
-			least = least < 0 ? next : Min(least, next);
-		}
-		if (least >= 0 && ends[p] > least)
-			lag += ends[p] - least;
-	}
-	MyConsumer->worker->progress.lag_messages = lag;
-	if (fresh && known)
-	{
-		set_degraded(NULL);
-		/*
-		 * Caught up once the histories have written what they read: at
-		 * once for a wait_for, else at the next flush
-		 */
-		if (lag == 0 && MyConsumer->owner &&
-			HistoryStreamUnflushed(MyConsumer->worker->histories))
-		{
-			if (MyConsumer->slot->catch_up_asked_at < MyConsumer->worker->progress.caught_up_at)
-				lag = -1;
-			else
-				SourceFlushNow(MyConsumer->worker);
-		}
-		if (lag == 0)
-			MyConsumer->worker->progress.caught_up_at = checked_at;
-	}
-	pfree(ends);
-}
 
 /*
  * Consume and apply one batch of at most max messages; returns the number
@@ -1060,7 +752,7 @@ consume_batch(MemoryContext batchcxt, int wait_ms, int max)
 		if (m->err)
 		{
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				set_degraded(psprintf("topic \"%s\": %s", MyConsumer->stream->topic,
+				KafkaSetDegraded(psprintf("topic \"%s\": %s", MyConsumer->stream->topic,
 									  rd_kafka_message_errstr(m)));
 		}
 		else
@@ -1074,7 +766,7 @@ consume_batch(MemoryContext batchcxt, int wait_ms, int max)
 		rd_kafka_message_destroy(m);
 	}
 	if (applied > 0)
-		set_degraded(NULL);
+		KafkaSetDegraded(NULL);
 
 	/* side rows first: durable before the offsets that pass them */
 	pending = MyConsumer->stream_rows != NIL;
@@ -1104,7 +796,7 @@ serve_events(void)
 	if (kafka_error_new)
 	{
 		kafka_error_new = false;
-		set_degraded(kafka_error);
+		KafkaSetDegraded(kafka_error);
 	}
 }
 
@@ -1127,13 +819,13 @@ kafka_prepare(SourceWorker *w)
 	if (!ready || TimestampDifferenceExceeds(MyConsumer->metadata_at, GetCurrentTimestamp(),
 											 Max(flowstate_naptime, 10000)))
 	{
-		int			partitions = topic_partitions();
+		int			partitions = KafkaTopicPartitions();
 
 		if (!MyConsumer->assigned || (partitions > MyConsumer->npartitions))
 		{
 			if (MyConsumer->owner && MyConsumer->assigned)
 				SourceFlushNow(w);
-			ready = assign();
+			ready = KafkaAssign();
 		}
 		MyConsumer->metadata_at = GetCurrentTimestamp();
 	}
@@ -1181,7 +873,7 @@ kafka_read_batch(SourceWorker *w)
 		w->catalog_stale = true;
 		return true;
 	}
-	measure_lag(fresh, checked_at);
+	KafkaMeasureLag(fresh, checked_at);
 	return true;
 }
 
