@@ -27,6 +27,7 @@
 
 #include "api/api.h"
 #include "engine/history.h"
+#include "sources/kafka/stream.h"
 #include "workers/launcher.h"
 
 extern PGDLLEXPORT Datum flowstate_register_history(PG_FUNCTION_ARGS);
@@ -225,7 +226,11 @@ flowstate_register_history(PG_FUNCTION_ARGS)
 	}
 	check_owner(history);
 	if (stream)
+	{
 		check_owner(DatumGetObjectId(args[9]));
+		/* the stream's definition, as its worker reads it: refused now, not there */
+		(void) StreamLoad(source, CurrentMemoryContext);
+	}
 	for (int i = 2; i <= 4; i++)
 		check_source_readable(source, PG_GETARG_ARRAYTYPE_P(i));
 	for (int i = 7; i <= 8; i++)

@@ -59,6 +59,11 @@ SELECT flowstate.create_history('h', 'prices', '{sku}', on_truncate => 'ignore')
 ALTER FOREIGN TABLE prices OPTIONS (ADD workers '2');
 SELECT flowstate.create_history('h', 'prices', '{sku}');
 ALTER FOREIGN TABLE prices OPTIONS (DROP workers);
+-- a stream its worker could not read is refused now, not in the worker
+CREATE FOREIGN TABLE int_keys (id int OPTIONS (metadata 'key'), v text)
+  SERVER hist_kafka OPTIONS (topic 'int_keys', format 'json');
+SELECT flowstate.create_history('h', 'int_keys', '{id}');
+DROP FOREIGN TABLE int_keys;
 \set VERBOSITY terse
 SELECT count(*) AS histories FROM flowstate.history;
 
