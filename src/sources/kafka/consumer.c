@@ -904,9 +904,14 @@ kafka_flushed(SourceWorker *w, FlushJob *job, XLogRecPtr position)
 static void
 kafka_describe(SourceWorker *w, char *buf, size_t len)
 {
-	snprintf(buf, len, "consuming %d partitions of topic \"%s\" for %d views",
-			 w->progress.partitions, MyConsumer->stream ? MyConsumer->stream->topic : "?",
-			 list_length(MyConsumer->views));
+	if (w->histories != NIL)
+		snprintf(buf, len, "consuming %d partitions of topic \"%s\" for %d views and %d histories",
+				 w->progress.partitions, MyConsumer->stream ? MyConsumer->stream->topic : "?",
+				 list_length(MyConsumer->views), list_length(w->histories));
+	else
+		snprintf(buf, len, "consuming %d partitions of topic \"%s\" for %d views",
+				 w->progress.partitions, MyConsumer->stream ? MyConsumer->stream->topic : "?",
+				 list_length(MyConsumer->views));
 }
 
 static bool
