@@ -7,7 +7,8 @@
 # change log that a row trigger wrote in the writers' own transactions: the
 # state each committed transaction left each key in, at its commit time
 # (track_commit_timestamp), folded into versions with window functions.  A
-# continuous view over the history equals its query every time too.
+# continuous view over the history equals its query after every kill of
+# the decoder too.
 use strict;
 use warnings;
 use FindBin;
@@ -123,6 +124,12 @@ is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}),
 is($node->safe_psql('postgres', q{SELECT status, versions_written FROM flowstate.histories}),
 	'running|300', 'the backfill wrote a version per row');
 
+# the view over the history is checked across the kills of the decoder
+# (it is dropped before the immediate stops, which sample for a decoder
+# holding unflushed changes: one that decodes its own flushes too has
+# more to do)
+my $with_view = 1;
+
 sub check_history
 {
 	my ($when) = @_;
@@ -144,7 +151,8 @@ sub check_history
 		             FROM account_history GROUP BY tier, is_current)
 		SELECT count(*) FROM ((TABLE versions_per_tier EXCEPT ALL TABLE q)
 		                UNION ALL (TABLE q EXCEPT ALL TABLE versions_per_tier)) d}),
-		'0', "$when: a view over the history equals its query");
+		'0', "$when: a view over the history equals its query")
+	  if $with_view;
 	if ($diff ne '0')
 	{
 		diag($node->safe_psql('postgres', q{
@@ -237,12 +245,17 @@ for my $round (1 .. 3)
 	check_history("after kill -9 of the decoder, round $round");
 }
 
+$node->safe_psql('postgres', q{SELECT flowstate.drop_view('versions_per_tier')});
+$with_view = 0;
 for my $round (1 .. 2)
 {
 	my $before = changes_logged();
 	my $writers = start_writers(60);
 	ok(defined wait_until(30, sub { changes_logged() > $before + 500 }),
 		"immediate stop $round: pgbench is writing");
+	# flushes far apart: the decoder holds what it applied since the last
+	# one, however busy the machine keeps it
+	set_flush_interval($node, '10s');
 	usleep(150_000 * $round);
 	my ($postmaster) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
 	unflushed_at_crash("immediate stop $round", kill9_sampled($node, 'postgres', qq{
@@ -250,6 +263,7 @@ for my $round (1 .. 2)
 	$node->stop('immediate', fail_ok => 1);
 	$writers->finish;
 	$node->start;
+	set_flush_interval($node, undef);
 	start_writers(2)->finish;
 	check_history("after immediate stop $round");
 }
