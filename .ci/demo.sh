@@ -196,13 +196,13 @@ setsid bash -c '
     done | kcat -P -b "$0" -t page_views' "$BROKERS" > "$DEMO/producer.log" 2>&1 &
 echo $! > "$DEMO/producer.pid"
 
-# the price producer: a new price of one of five products every half
+# the price producer: a new price of one of five products 20 times a
 # second, stamped up to 3 seconds back (late messages)
 setsid bash -c '
-    while sleep 0.5; do
-        at=$(date -u -d "-$((RANDOM % 3000)) msec" +%Y-%m-%dT%H:%M:%S.%3NZ)
-        printf "sku-%d|{\"price\":%d.%02d,\"at\":\"%s\"}\n" \
-            $((1 + RANDOM % 5)) $((10 + RANDOM % 5)) $((RANDOM % 100)) "$at"
+    while sleep 0.05; do
+        at=$(($(date -u +%s%3N) - RANDOM % 3000))    # epoch milliseconds
+        printf "sku-%d|{\"price\":%d.%02d,\"at\":%d.%03d}\n" \
+            $((1 + RANDOM % 5)) $((10 + RANDOM % 5)) $((RANDOM % 100)) $((at / 1000)) $((at % 1000))
     done | kcat -P -K "|" -b "$0" -t prices' "$BROKERS" > "$DEMO/prices.log" 2>&1 &
 echo $! > "$DEMO/prices.pid"
 
