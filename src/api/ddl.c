@@ -19,6 +19,8 @@
  *	  from a partition below it; nor may a table become an inheritance child
  *	  (CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT) of a source that
  *	  views read with its children.
+ *	- ALTER FOREIGN TABLE may not give a stream with histories more than
+ *	  one worker.
  *	- Partitions below a source: a table attached must be one whose changes
  *	  the decoder can follow; a partition created there gets REPLICA
  *	  IDENTITY FULL; ATTACH and DETACH PARTITION tell the decoder that the
@@ -285,6 +287,45 @@ check_partition_change(RangeVar *parent_rv, AlterTableCmd *cmd)
 			PartitionCheckLeaves(relid, source);
 	}
 	PartitionNoteChange(parent);
+}
+
+/*
+ * After ALTER FOREIGN TABLE: a stream with histories keeps one worker (the
+ * one that reads every partition keeps them); refuse more, which rolls the
+ * ALTER back.
+ */
+static void
+check_stream_workers(AlterTableStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	int			workers = 1;
+	bool		histories = false;
+
+	if (!OidIsValid(relid) || !CatalogExtensionPresent())
+		return;
+	CommandCounterIncrement();
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT coalesce((SELECT option_value::int"
+							  "                   FROM pg_catalog.pg_options_to_table(ft.ftoptions)"
+							  "                  WHERE option_name = 'workers'), 1),"
+							  "       EXISTS (SELECT 1 FROM flowstate.history h WHERE h.source = ft.ftrelid"
+							  "                  AND pg_catalog.to_jsonb(h) ->> 'status' IS DISTINCT FROM 'failed')"
+							  "  FROM pg_catalog.pg_foreign_table ft WHERE ft.ftrelid = $1",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)},
+							  NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+
+		workers = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		histories = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+	if (histories && workers > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream \"%s\" keeps histories: it cannot have %d workers", get_rel_name(relid), workers),
+				 errdetail("A history is written by the worker that consumes every partition of the stream."),
+				 errhint("Keep workers at 1, or drop the stream's histories first.")));
 }
 
 /* Refuse ALTER TABLE that would leave a continuous view unable to follow. */
@@ -693,6 +734,9 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					  queryEnv, dest, qc);
 		if (new_partition)
 			follow_new_partition((CreateStmt *) parsetree);
+		if (IsA(parsetree, AlterTableStmt) &&
+			((AlterTableStmt *) parsetree)->objtype == OBJECT_FOREIGN_TABLE)
+			check_stream_workers((AlterTableStmt *) parsetree);
 		return;
 	}
 

@@ -76,6 +76,12 @@ SELECT flowstate.create_history('price_history', 'prices', '{sku}', type1 => '{n
 SELECT status, tracked_columns, type1_columns, sequence_column, delete_column, changes,
        started_at IS NOT NULL AS started, lag_bytes
   FROM flowstate.histories;
+-- it keeps one worker
+\set VERBOSITY default
+ALTER FOREIGN TABLE prices OPTIONS (ADD workers '3');
+\set VERBOSITY terse
+ALTER FOREIGN TABLE prices OPTIONS (ADD workers '1');
+ALTER FOREIGN TABLE prices OPTIONS (DROP workers);
 SELECT flowstate.drop_history('price_history');
 SELECT count(*) FROM pg_class WHERE relname LIKE 'price\_history%';
 DROP FOREIGN TABLE prices;
