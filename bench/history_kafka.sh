@@ -30,11 +30,7 @@ PORT=${FLOWSTATE_BENCH_PORT:-5493}
 source "$HERE/lib.sh"
 
 if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
-    source "$HERE/../.ci/setup.sh"
-    rm -rf "$WORK"
-    mkdir -p "$WORK"
-    make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
-    cp "$ROOT/test/kafka_mock" "$WORK/"
+    bench_prepare_kafka
     bench_reexec history_kafka.sh "$ROUNDS"
 fi
 

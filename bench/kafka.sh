@@ -29,11 +29,7 @@ PORT=${FLOWSTATE_BENCH_PORT:-5487}
 source "$HERE/lib.sh"
 
 if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
-    source "$HERE/../.ci/setup.sh"
-    rm -rf "$WORK"
-    mkdir -p "$WORK"
-    make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
-    cp "$ROOT/test/kafka_mock" "$WORK/"
+    bench_prepare_kafka
     cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir-server)" -I"$ROOT/src" \
         "$HERE/json_parsers.c" "$ROOT/src/sources/kafka/json.o" -o "$WORK/json_parsers" \
         -L"$("$PG_BIN/pg_config" --pkglibdir)" -lpgcommon -lpgport -lsimdjson -lstdc++

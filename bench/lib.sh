@@ -1,4 +1,4 @@
-# Shared by the benchmarks (bench/run.sh, bench/kafka.sh), sourced by each:
+# Shared by the benchmarks (bench/*.sh), sourced by each:
 # the re-execution as the server's user, a throwaway cluster, and helpers.
 # Each script sets HERE (its directory), WORK (its scratch directory) and
 # PORT before sourcing this file.
@@ -25,6 +25,17 @@ bench_prepare() {
     mkdir -p "$WORK"
     cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir)" "$HERE/probe.c" -o "$WORK/probe" \
         -L"$("$PG_BIN/pg_config" --libdir)" -lpq
+}
+
+# bench_prepare_kafka: what the server's user needs, installed
+# (.ci/setup.sh), a fresh $WORK, and librdkafka's mock cluster
+# (test/kafka_mock) built and copied into it
+bench_prepare_kafka() {
+    source "$HERE/../.ci/setup.sh"
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
+    cp "$ROOT/test/kafka_mock" "$WORK/"
 }
 
 # bench_initdb: a cluster in $WORK/data with flowstate preloaded, settings

@@ -110,6 +110,8 @@ extern int	HistoryWriteStreamBatch(HistoryRuntime *h, List *entries, int from, i
 extern char *HistoryColumnList(HistoryRuntime *h);
 extern void HistoryAppendKeyJoin(StringInfo s, HistoryRuntime *h, const char *a);
 extern void HistoryAppendUnnest(StringInfo s, int first, int n, bool ordinality);
+extern SPIPlanPtr HistoryKeepPlan(HistoryRuntime *h, HistoryPlan which, const char *sql,
+								  int nargs, Oid *types);
 extern Datum HistoryArray(HistoryRuntime *h, int i, Oid type, Datum *values, bool *nulls, int n);
 extern void HistoryCheckOwner(HistoryRuntime *h);
 extern int	HistoryWriteBatch(HistoryRuntime *h, List *entries, int from, int to);

@@ -327,11 +327,7 @@ stream_plan(HistoryRuntime *h, HistoryPlan which)
 		types[h->nkey] = TIMESTAMPTZARRAYOID;
 		nargs = h->nkey + 1;
 	}
-	h->plans[which] = SPI_prepare(s.data, nargs, types);
-	if (h->plans[which] == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", s.data, SPI_result_code_string(SPI_result));
-	SPI_keepplan(h->plans[which]);
-	return h->plans[which];
+	return HistoryKeepPlan(h, which, s.data, nargs, types);
 }
 
 /* The key columns of n entries, as arrays (args[0..nkey-1]). */

@@ -191,6 +191,17 @@ HistoryAppendUnnest(StringInfo s, int first, int n, bool ordinality)
 	appendStringInfoString(s, ordinality ? ", ord)" : ")");
 }
 
+/* HistoryKeepPlan prepares statement which of a history, kept until HistoryFreePlans. */
+SPIPlanPtr
+HistoryKeepPlan(HistoryRuntime *h, HistoryPlan which, const char *sql, int nargs, Oid *types)
+{
+	h->plans[which] = SPI_prepare(sql, nargs, types);
+	if (h->plans[which] == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(h->plans[which]);
+	return h->plans[which];
+}
+
 static SPIPlanPtr
 batch_plan(HistoryRuntime *h, HistoryPlan which)
 {
@@ -272,11 +283,7 @@ batch_plan(HistoryRuntime *h, HistoryPlan which)
 	if (which == PLAN_BATCH_CURRENT)
 		for (int i = 0; i < h->nkey; i++)
 			types[i] = h->arraytypes[i];
-	h->plans[which] = SPI_prepare(s.data, nargs, types);
-	if (h->plans[which] == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", s.data, SPI_result_code_string(SPI_result));
-	SPI_keepplan(h->plans[which]);
-	return h->plans[which];
+	return HistoryKeepPlan(h, which, s.data, nargs, types);
 }
 
 /* The statement that overwrites a key's current version, or ends every one (TRUNCATE). */
@@ -314,11 +321,7 @@ row_plan(HistoryRuntime *h, HistoryPlan which)
 		types[0] = TIMESTAMPTZOID;
 		nargs = 1;
 	}
-	h->plans[which] = SPI_prepare(s.data, nargs, types);
-	if (h->plans[which] == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", s.data, SPI_result_code_string(SPI_result));
-	SPI_keepplan(h->plans[which]);
-	return h->plans[which];
+	return HistoryKeepPlan(h, which, s.data, nargs, types);
 }
 
 /*

@@ -70,22 +70,8 @@ BEGIN
                    v, q, q, v) INTO n;
     RETURN n;
 END $$;
-
--- decoder_unflushed(): once (at most 10 s) the decoder has applied past its
--- durable position, 'applied_lsn durable_lsn'
-CREATE FUNCTION public.decoder_unflushed() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 seconds';
-    s record;
-BEGIN
-    LOOP
-        SELECT applied_lsn, durable_lsn INTO s FROM flowstate.sources WHERE kind = 'logical decoding';
-        EXIT WHEN s.applied_lsn > s.durable_lsn OR clock_timestamp() > deadline;
-        PERFORM pg_sleep(0.001);
-    END LOOP;
-    RETURN s.applied_lsn || ' ' || s.durable_lsn;
-END $$;
 });
+install_decoder_unflushed($node, 'postgres');
 # created over rows already there: backfilled
 for my $view (sort keys %query)
 {

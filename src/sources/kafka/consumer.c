@@ -549,10 +549,8 @@ apply_message(const rd_kafka_message_t *m)
 
 		if (HistoryStreamWants(h, p, o) &&
 			!HistoryStreamMessage(h, ok ? MyConsumer->row : NULL, no_value,
-								  msg.has_timestamp ?
-								  time_t_to_timestamptz(msg.timestamp_ms / 1000) +
-								  (msg.timestamp_ms % 1000) * 1000 : DT_NOBEGIN,
-								  p, o, &why) && ok && error == NULL)
+								  StreamMessageTime(&msg), p, o, &why) &&
+			ok && error == NULL)
 		{
 			error = why;
 			memcpy(sqlstate, "22004", 6);	/* null_value_not_allowed */

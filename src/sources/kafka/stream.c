@@ -870,6 +870,15 @@ read_csv(StreamDef *def, const StreamMessage *msg)
 	}
 }
 
+/* StreamMessageTime: the message's timestamp, DT_NOBEGIN if it has none. */
+TimestampTz
+StreamMessageTime(const StreamMessage *msg)
+{
+	if (!msg->has_timestamp)
+		return DT_NOBEGIN;
+	return time_t_to_timestamptz(msg->timestamp_ms / 1000) + (msg->timestamp_ms % 1000) * 1000;
+}
+
 /*
  * StreamDecode turns a message into a row of the stream in slot (a slot
  * of its descriptor), in CurrentMemoryContext.  Returns false if the
@@ -931,8 +940,7 @@ StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
 					break;
 				case SOURCE_TIMESTAMP:
 					isnull = !msg->has_timestamp;
-					value = TimestampTzGetDatum(time_t_to_timestamptz(msg->timestamp_ms / 1000) +
-												(msg->timestamp_ms % 1000) * 1000);
+					value = TimestampTzGetDatum(StreamMessageTime(msg));
 					break;
 				case SOURCE_PARTITION:
 					value = col->type == INT8OID ? Int64GetDatum(msg->partition) :

@@ -9,6 +9,7 @@
 #define FLOWSTATE_STREAM_H
 
 #include "access/tupdesc.h"
+#include "datatype/timestamp.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
@@ -108,6 +109,8 @@ typedef struct StreamMessage
 /* Options of the foreign tables, columns, servers and user mappings. */
 extern const char *const StreamTableOptions[];
 extern const char *const StreamColumnOptions[];
+
+extern TimestampTz StreamMessageTime(const StreamMessage *msg);
 
 extern StreamDef *StreamLoad(Oid relid, MemoryContext cxt);
 extern bool StreamDecode(StreamDef *def, const StreamMessage *msg, TupleTableSlot *slot,
