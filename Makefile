@@ -13,6 +13,7 @@ OBJS = \
 	src/fs_catalog/catalog.o \
 	src/fs_catalog/partition.o \
 	src/fs_catalog/security.o \
+	src/query/join.o \
 	src/query/query.o \
 	src/state/group.o \
 	src/state/state_store.o \
@@ -31,6 +32,7 @@ OBJS = \
 	src/engine/merge.o \
 	src/engine/settle.o \
 	src/engine/projection.o \
+	src/engine/lookup.o \
 	src/engine/backfill.o \
 	src/engine/flush.o \
 	src/engine/history.o \
@@ -77,7 +79,7 @@ with_llvm = no
 # preloaded server (test/flowstate.conf)
 REGRESS = setup catalog workers history window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset aggregates_generic aggregates_user views_errors views_side views_wait views_memory views_time_zone \
 	views_overflow security oracle partial_states views_partitioned \
-	kafka_options upgrade
+	kafka_options joins upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/
@@ -112,13 +114,15 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka
+bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka bench-joins-kafka
 bench-tables:
 	bash bench/run.sh
 bench-history:
 	bash bench/history.sh
 bench-history-kafka:
 	bash bench/history_kafka.sh
+bench-joins-kafka:
+	bash bench/joins_kafka.sh
 bench-kafka:
 	bash bench/kafka.sh
 bench-groups:
@@ -132,7 +136,7 @@ bench-bulk:
 bench-aggregates:
 	bash bench/aggregates.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka bench-joins-kafka
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

@@ -112,6 +112,13 @@ show() {
         FROM page_views_per_minute
         WHERE minute >= flowstate.tumble(now(), '1 minute') - interval '1 minute'
         ORDER BY minute DESC, page"
+    # page views joined to the pages table (lookup join) and to the
+    # section each page had when it was viewed (temporal join to a history)
+    $PSQL -d flowstate_demo -c "SELECT owner, minute, views, round(avg_ms) AS avg_ms
+        FROM views_per_owner
+        WHERE minute >= flowstate.tumble(now(), '1 minute') - interval '1 minute'
+        ORDER BY minute DESC, owner"
+    $PSQL -d flowstate_demo -c "SELECT section, version, views FROM views_per_section ORDER BY section, version"
     $PSQL -d flowstate_demo -c "SELECT view, status, groups, rows_applied, failed_rows, flushes
         FROM flowstate.views ORDER BY view::text"
     $PSQL -d flowstate_demo -c "SELECT source, kind, state, changes, lag_messages, streamed_transactions
@@ -172,6 +179,24 @@ SELECT flowstate.create_view('page_views_per_minute', $$
     SELECT page, flowstate.tumble(ts, '1 minute') AS minute, count(*) AS views,
            avg(ms) AS avg_ms, max(ms) AS slowest
       FROM page_views GROUP BY page, minute $$);
+-- the site's pages, a dimension: who owns each, and its section, with a
+-- history of the sections; page views joined to the owner a page has
+-- (a lookup join), and to the section it had when it was viewed (a
+-- temporal join)
+CREATE TABLE pages (page text PRIMARY KEY, owner text NOT NULL, section text NOT NULL);
+ALTER TABLE pages REPLICA IDENTITY FULL;
+INSERT INTO pages VALUES ('/home', 'web team', 'marketing'), ('/pricing', 'sales', 'marketing'),
+    ('/docs', 'docs team', 'product'), ('/blog', 'web team', 'marketing'), ('/signup', 'growth', 'product');
+SELECT flowstate.create_history('page_history', 'pages', '{page}');
+SELECT flowstate.wait_for(timeout => '60s');
+SELECT flowstate.create_view('views_per_owner', $$
+    SELECT p.owner, flowstate.tumble(v.ts, '1 minute') AS minute, count(*) AS views, avg(v.ms) AS avg_ms
+      FROM page_views v JOIN pages p ON p.page = v.page GROUP BY 1, 2 $$);
+SELECT flowstate.create_view('views_per_section', $$
+    SELECT h.section, h.version, count(*) AS views
+      FROM page_views v JOIN page_history h
+        ON h.page = v.page AND h.valid_from <= v.ts AND v.ts < h.valid_to
+     GROUP BY 1, 2 $$);
 -- prices of products, keyed by product: each message the price from "at";
 -- they arrive up to seconds out of order, and the history puts them in place
 CREATE FOREIGN TABLE prices (sku text OPTIONS (metadata 'key'), price numeric NOT NULL,

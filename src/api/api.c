@@ -574,6 +574,9 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	error_context_stack = errcallback.previous;
 	SecurityCheckRowSecurity(def.source_relid, owner,
 							 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
+	if (def.join.present)
+		SecurityCheckRowSecurity(def.join.relid, owner,
+								 quote_qualified_identifier(get_namespace_name(nspid), rv->relname));
 	stream = QueryIsStream(def.source_relid);
 
 	/* the view evaluates in this session's time zone (catalog column of 0.6.0) */

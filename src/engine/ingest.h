@@ -68,6 +68,9 @@ typedef struct PendingRow
 	TimestampTz watermark;
 } PendingRow;
 
+/* the join of a view to its dimension (lookup.c) */
+typedef struct Lookup Lookup;
+
 typedef struct ViewRuntime
 {
 	ViewDef    *def;
@@ -86,6 +89,7 @@ typedef struct ViewRuntime
 	char	   *compile_error;	/* the defining query could not be compiled */
 	bool		last_failed;	/* the last evaluation raised an error */
 	struct pg_tz *zone;			/* def->time_zone, NULL: the worker's */
+	Lookup	   *lookup;			/* its join, NULL if none */
 	char		compile_sqlstate[6];
 	Bitmapset  *payload_atts;	/* source columns the expressions read */
 	bool		payload_all;	/* ... all of them (a whole-row reference) */
@@ -176,6 +180,13 @@ typedef struct ViewRuntime
 
 /* A source able to decode up to a position, for the settle loop. */
 typedef XLogRecPtr (*IngestCatchUp) (XLogRecPtr lsn);
+
+/* lookup.c */
+extern Node *LookupInnerVars(ViewDef *def, Node *node);
+extern Lookup *LookupCreate(ViewRuntime *vr);
+extern void LookupBegin(List *views);
+extern void LookupEnd(List *views);
+extern bool LookupRow(ViewRuntime *vr);
 
 /* projection.c */
 extern void ProjectionCompile(ViewRuntime *vr);

@@ -173,16 +173,25 @@ compile(ViewRuntime *vr)
 
 	note_used_columns(vr, (Node *) tlist);
 	note_used_columns(vr, (Node *) def->where);
+	if (def->join.present)
+	{
+		note_used_columns(vr, (Node *) def->join.value);
+		note_used_columns(vr, (Node *) def->join.quals);
+	}
+	/* the dimension's columns are the inner tuple (lookup.c) */
 	foreach(lc, tlist)
 	{
 		TargetEntry *tle = lfirst(lc);
 
-		tle->expr = expression_planner(tle->expr);
+		tle->expr = expression_planner((Expr *) LookupInnerVars(def, (Node *) tle->expr));
 	}
 
 	vr->guarded = calls_not_internal((Node *) tlist, NULL) ||
 		calls_not_internal((Node *) def->where, NULL) ||
+		calls_not_internal((Node *) def->join.value, NULL) ||
+		calls_not_internal((Node *) def->join.quals, NULL) ||
 		AggGenericPrepare(&def->layout);
+	vr->lookup = LookupCreate(vr);
 
 	vr->econtext = CreateStandaloneExprContext();
 	desc = ExecTypeFromTL(tlist);
@@ -190,7 +199,7 @@ compile(ViewRuntime *vr)
 	vr->proj = ExecBuildProjectionInfo(tlist, vr->econtext, vr->result, NULL, NULL);
 	vr->qual = NULL;
 	if (def->where)
-		vr->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) copyObject(def->where))),
+		vr->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) LookupInnerVars(def, (Node *) def->where))),
 								NULL);
 }
 
@@ -416,10 +425,12 @@ run_guarded(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record,
 	return ok;
 }
 
-/* WHERE, then the projection of the row into vr->result. */
+/* The join, WHERE, then the projection of the row into vr->result. */
 static bool
 evaluate_step(ViewRuntime *vr, void *arg)
 {
+	if (vr->lookup && !LookupRow(vr))
+		return false;
 	if (vr->qual && !ExecQual(vr->qual, vr->econtext))
 		return false;
 	(void) ExecProject(vr->proj);

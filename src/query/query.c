@@ -305,30 +305,36 @@ check_aggref(Aggref *aggref)
 	check_immutable((Node *) aggref->aggfilter, "in FILTER clauses");
 }
 
-/* Return the source relation's range table entry, refusing anything else. */
+/*
+ * Return the source relation's range table entry, refusing anything else;
+ * a join to a dimension goes into *join (join.c).
+ */
 static RangeTblEntry *
-source_rte(Query *query, Index *rti)
+source_rte(Query *query, Index *rti, JoinSpec *join, bool check)
 {
 	FromExpr   *jt = query->jointree;
 	Node	   *from;
 	RangeTblEntry *rte;
 
+	memset(join, 0, sizeof(JoinSpec));
 	if (jt == NULL || jt->fromlist == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("a continuous view needs a table in FROM"),
 				 errhint(SUPPORTED_SHAPE_HINT)));
+	if (list_length(jt->fromlist) > 1 && IsA(linitial(jt->fromlist), JoinExpr))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("hopping, cumulating and session windows over a join are not supported"),
+				 errhint("Group the join by flowstate.tumble(ts, size), or keep the window's view over the stream alone.")));
 	if (list_length(jt->fromlist) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a continuous view reads one table; joins are not supported"),
-				 errhint("Create one continuous view per table.")));
+				 errmsg("a continuous view joins with JOIN ... ON, not with a list of tables in FROM"),
+				 errhint("Write FROM stream s JOIN dim d ON d.key = s.column.")));
 	from = linitial(jt->fromlist);
 	if (IsA(from, JoinExpr))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a continuous view reads one table; joins are not supported"),
-				 errhint("Create one continuous view per table.")));
+		return JoinAnalyze(query, (JoinExpr *) from, rti, join, check);
 	if (!IsA(from, RangeTblRef))
 		refuse("this FROM clause is");
 	*rti = ((RangeTblRef *) from)->rtindex;
@@ -434,6 +440,7 @@ QueryCheck(Query *query)
 	List	   *aggrefs = NIL;
 	ListCell   *lc;
 	int			nkeys = 0;
+	JoinSpec	join;
 
 	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL)
 		ereport(ERROR,
@@ -477,8 +484,15 @@ QueryCheck(Query *query)
 	if (query->hasModifyingCTE || query->hasRecursive)
 		refuse("WITH is");
 
-	rte = source_rte(query, &rti);
+	rte = source_rte(query, &rti, &join, true);
 	check_source(rte->relid, rte->inh);
+	if (join.present)
+	{
+		(void) system_column_walker((Node *) join.quals, NULL);
+		(void) system_column_walker((Node *) join.value, NULL);
+		check_immutable((Node *) join.value, "in the join");
+		check_immutable((Node *) join.quals, "in the join");
+	}
 
 	if (query->groupClause == NIL && !query->hasAggs)
 		ereport(ERROR,
@@ -668,7 +682,7 @@ QueryDescribe(Query *query, ViewDef *def)
 	RangeTblEntry *rte;
 
 	def->query = query;
-	rte = source_rte(query, &def->source_rti);
+	rte = source_rte(query, &def->source_rti, &def->join, false);
 	def->source_relid = rte->relid;
 	def->where = (Expr *) query->jointree->quals;
 	def->key_exprs = NIL;

@@ -11,6 +11,7 @@
 #define FLOWSTATE_QUERY_H
 
 #include "nodes/parsenodes.h"
+#include "utils/relcache.h"
 
 #include "query/view_def.h"
 
@@ -29,5 +30,10 @@ extern char *QueryFinalSql(ViewDef *def, const char *state_table);
 extern Expr *QueryColumnExpr(ViewDef *def, int colno, bool *reads_keys, bool *reads_aggs);
 extern char *QueryKeySql(ViewDef *def, int keyno, const char *alias);
 extern char *QueryTsSql(ViewDef *def, const char *alias);
+
+/* join.c */
+extern RangeTblEntry *JoinAnalyze(Query *query, JoinExpr *j, Index *source_rti, JoinSpec *join,
+								  bool check);
+extern Oid	JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool *unique);
 
 #endif							/* FLOWSTATE_QUERY_H */

@@ -30,6 +30,32 @@ typedef struct WindowSpec
 	int64		hop_slide_us;	/* their slide, step or gap */
 } WindowSpec;
 
+/*
+ * The join of the source to a dimension table (query/join.c): each row of
+ * the source is matched, by the value of an expression of its own, to the
+ * rows of the dimension whose key column equals it (through a btree index
+ * on that column), then by the rest of the ON clause: at most one row
+ * matches (a unique key, or the range of a history's versions).
+ */
+typedef struct JoinSpec
+{
+	bool		present;
+	bool		outer;			/* LEFT JOIN: a row without a match is kept,
+								 * the dimension's columns null */
+	bool		temporal;		/* the dimension is a history, matched by the
+								 * range of its versions */
+	Index		rti;			/* the dimension's range table index */
+	Oid			relid;
+	AttrNumber	keycol;			/* its key column */
+	Oid			index;			/* a btree index led by keycol */
+	Oid			eq_opno;		/* keycol = value, as the index compares */
+	Oid			eq_func;		/* its function */
+	Oid			value_type;
+	Oid			collation;
+	Expr	   *value;			/* over the source */
+	Expr	   *quals;			/* the rest of ON, implicit AND; NULL if none */
+} JoinSpec;
+
 typedef struct ViewDef
 {
 	MemoryContext cxt;			/* holds it and what the worker derives from it */
@@ -74,6 +100,7 @@ typedef struct ViewDef
 	List	   *aggrefs;		/* Aggref per distinct aggregate call */
 	ViewLayout	layout;
 	WindowSpec	window;
+	JoinSpec	join;
 } ViewDef;
 
 /*

@@ -743,6 +743,8 @@ consume_batch(MemoryContext batchcxt, int wait_ms, int max)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 	}
+	/* views that join a dimension read it as of now (lookup.c) */
+	LookupBegin(MyConsumer->worker->views);
 	for (ssize_t i = 0; i < n; i++)
 	{
 		rd_kafka_message_t *m = msgs[i];
@@ -763,6 +765,7 @@ consume_batch(MemoryContext batchcxt, int wait_ms, int max)
 		}
 		rd_kafka_message_destroy(m);
 	}
+	LookupEnd(MyConsumer->worker->views);
 	if (applied > 0)
 		KafkaSetDegraded(NULL);
 

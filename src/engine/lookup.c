@@ -1,0 +1,312 @@
+/*-------------------------------------------------------------------------
+ *
+ * lookup.c
+ *	  The dimension row of each source row, for views that join one
+ *	  (query/join.c).
+ *
+ * A view's expressions read the dimension's columns as the executor's
+ * inner tuple (LookupInnerVars turns its Vars into INNER_VAR ones); before
+ * a row is evaluated, LookupRow finds its match and makes it the inner
+ * tuple, or a tuple of nulls for a LEFT JOIN without one.
+ *
+ * A source brackets each batch with LookupBegin and LookupEnd, inside a
+ * transaction: LookupBegin opens the dimension and its index and takes a
+ * snapshot; every row of the batch reads the dimension as of that
+ * snapshot, through a cache of the rows found per join value, emptied at
+ * each batch.  So a row sees the dimension as of the start of the batch
+ * it is processed in: a dimension change applies to the rows processed
+ * after it, never to the groups before.
+ *
+ * The cache is bounded (LOOKUP_CACHE_ENTRIES): past that it starts over
+ * within the batch, with the same snapshot.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "engine/ingest.h"
+#include "query/query.h"
+
+#define LOOKUP_CACHE_ENTRIES 65536
+#define LOOKUP_BUCKETS 4096
+
+/* The dimension rows of one join value. */
+typedef struct LookupEntry
+{
+	struct LookupEntry *next;
+	uint32		hash;
+	Datum		value;
+	int			ntuples;
+	HeapTuple  *tuples;
+} LookupEntry;
+
+struct Lookup
+{
+	JoinSpec   *spec;
+	ExprState  *value;			/* the join value, over the source row */
+	ExprState  *quals;			/* the rest of ON, or NULL */
+	int16		typlen;
+	bool		typbyval;
+	TupleTableSlot *match;		/* a dimension row */
+	TupleTableSlot *nulls;		/* no dimension row (LEFT JOIN) */
+	TupleTableSlot *scan_slot;
+	FmgrInfo	eq;				/* the key equality, for the scan key */
+
+	/* during a batch (LookupBegin .. LookupEnd) */
+	Relation	rel;
+	Relation	index;
+	bool		gone;			/* the dimension was dropped */
+	Snapshot	snapshot;
+	MemoryContext cache_cxt;
+	LookupEntry **buckets;
+	int			entries;
+};
+
+static Node *
+inner_vars_mutator(Node *node, Index *rti)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == *rti && ((Var *) node)->varlevelsup == 0)
+	{
+		Var		   *var = copyObject((Var *) node);
+
+		var->varno = INNER_VAR;
+		return (Node *) var;
+	}
+	return expression_tree_mutator(node, inner_vars_mutator, rti);
+}
+
+/*
+ * LookupInnerVars returns a copy of an expression of the view whose
+ * columns of the dimension read the inner tuple.
+ */
+Node *
+LookupInnerVars(ViewDef *def, Node *node)
+{
+	Index		rti = def->join.rti;
+
+	if (!def->join.present || node == NULL)
+		return copyObject(node);
+	return inner_vars_mutator(node, &rti);
+}
+
+/*
+ * LookupCreate compiles the join of vr's view into a Lookup, in the current
+ * memory context (the view's), as the view's owner; returns NULL for a
+ * view without a join.
+ */
+Lookup *
+LookupCreate(ViewRuntime *vr)
+{
+	JoinSpec   *spec = &vr->def->join;
+	Lookup	   *lk;
+	Relation	rel;
+	TupleDesc	desc;
+
+	if (!spec->present)
+		return NULL;
+	if (spec->value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the join of continuous view %s has no key equality", vr->def->view_name),
+				 errhint("Drop the view with flowstate.drop_view() and create it again.")));
+	lk = palloc0(sizeof(Lookup));
+	lk->spec = spec;
+	lk->value = ExecInitExpr(expression_planner(copyObject(spec->value)), NULL);
+	if (spec->quals != NULL)
+		lk->quals = ExecInitQual(make_ands_implicit(expression_planner((Expr *) LookupInnerVars(vr->def, (Node *) spec->quals))),
+								 NULL);
+	get_typlenbyval(spec->value_type, &lk->typlen, &lk->typbyval);
+	fmgr_info(spec->eq_func, &lk->eq);
+	rel = table_open(spec->relid, AccessShareLock);
+	desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	table_close(rel, AccessShareLock);
+	lk->match = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	lk->nulls = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	ExecStoreAllNullTuple(lk->nulls);
+	lk->cache_cxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate lookup cache",
+										  ALLOCSET_DEFAULT_SIZES);
+	return lk;
+}
+
+static void
+cache_reset(Lookup *lk)
+{
+	MemoryContextReset(lk->cache_cxt);
+	lk->buckets = MemoryContextAllocZero(lk->cache_cxt, sizeof(LookupEntry *) * LOOKUP_BUCKETS);
+	lk->entries = 0;
+}
+
+/*
+ * LookupBegin opens the dimensions of views for a batch and takes the
+ * snapshot its rows read them with; inside a transaction.
+ */
+void
+LookupBegin(List *views)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		Lookup	   *lk = vr->lookup;
+		Oid			index;
+		bool		unique;
+
+		if (lk == NULL || vr->dropped)
+			continue;
+		Assert(lk->rel == NULL);
+		/* dropped (with the view, whose catalog entry goes next): no row joins */
+		lk->rel = try_relation_open(lk->spec->relid, AccessShareLock);
+		if (lk->rel == NULL)
+		{
+			lk->gone = true;
+			continue;
+		}
+		lk->gone = false;
+		/* found again: an index rebuilt (REINDEX CONCURRENTLY) is a new one */
+		index = JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, &unique);
+		lk->index = OidIsValid(index) ? index_open(index, AccessShareLock) : NULL;
+		lk->snapshot = RegisterSnapshot(GetLatestSnapshot());
+		lk->scan_slot = table_slot_create(lk->rel, NULL);
+		cache_reset(lk);
+	}
+}
+
+/* LookupEnd closes what LookupBegin opened. */
+void
+LookupEnd(List *views)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		Lookup	   *lk = vr->lookup;
+
+		if (lk == NULL || lk->rel == NULL)
+			continue;
+		ExecDropSingleTupleTableSlot(lk->scan_slot);
+		UnregisterSnapshot(lk->snapshot);
+		if (lk->index != NULL)
+			index_close(lk->index, AccessShareLock);
+		relation_close(lk->rel, AccessShareLock);
+		lk->rel = NULL;
+		lk->index = NULL;
+		lk->snapshot = NULL;
+		cache_reset(lk);
+	}
+}
+
+/* The dimension rows of value: from the cache, else from the index. */
+static LookupEntry *
+rows_of(Lookup *lk, Datum value)
+{
+	uint32		hash = datum_image_hash(value, lk->typbyval, lk->typlen);
+	LookupEntry **bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
+	LookupEntry *e;
+	MemoryContext oldcxt;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	int			size = 0;
+
+	for (e = *bucket; e != NULL; e = e->next)
+		if (e->hash == hash && datum_image_eq(e->value, value, lk->typbyval, lk->typlen))
+			return e;
+
+	if (lk->entries >= LOOKUP_CACHE_ENTRIES)
+	{
+		cache_reset(lk);
+		bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
+	}
+	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, lk->spec->value_type,
+								   lk->spec->collation, &lk->eq, value);
+	e = MemoryContextAllocZero(lk->cache_cxt, sizeof(LookupEntry));
+	e->hash = hash;
+	oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+	e->value = datumCopy(value, lk->typbyval, lk->typlen);
+	MemoryContextSwitchTo(oldcxt);
+	/* the scan in the row's memory, the rows found in the cache's */
+	scan = index_beginscan(lk->rel, lk->index, lk->snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, lk->scan_slot))
+	{
+		oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+		if (e->ntuples == size)
+		{
+			size = size == 0 ? 1 : size * 2;
+			e->tuples = e->tuples == NULL ? palloc(sizeof(HeapTuple) * size) :
+				repalloc(e->tuples, sizeof(HeapTuple) * size);
+		}
+		e->tuples[e->ntuples++] = ExecCopySlotHeapTuple(lk->scan_slot);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	/* no buffer stays pinned past the row (its subtransaction, if any) */
+	ExecClearTuple(lk->scan_slot);
+	index_endscan(scan);
+	e->next = *bucket;
+	*bucket = e;
+	lk->entries++;
+	return e;
+}
+
+/*
+ * LookupRow makes the dimension row of the source row in vr->econtext's
+ * scan tuple its inner tuple.  Returns false when the row has no match and
+ * the join drops it (an inner join).
+ */
+bool
+LookupRow(ViewRuntime *vr)
+{
+	Lookup	   *lk = vr->lookup;
+	ExprContext *ec = vr->econtext;
+	bool		isnull;
+	Datum		value;
+
+	if (lk->gone)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the table continuous view %s joins was dropped", vr->def->view_name)));
+	if (lk->rel == NULL)
+		elog(ERROR, "flowstate lookup outside of a batch");
+	if (lk->index == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no index on column \"%s\" any more, which continuous view %s joins on",
+						RelationGetRelationName(lk->rel),
+						get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
+				 errhint("Create the index again: the view's messages are dead letters until then.")));
+	value = ExecEvalExpr(lk->value, ec, &isnull);
+	/* the key equality is strict: a null value matches nothing */
+	if (!isnull)
+	{
+		LookupEntry *e = rows_of(lk, value);
+
+		for (int i = 0; i < e->ntuples; i++)
+		{
+			ExecStoreHeapTuple(e->tuples[i], lk->match, false);
+			ec->ecxt_innertuple = lk->match;
+			if (lk->quals == NULL || ExecQual(lk->quals, ec))
+				return true;
+		}
+	}
+	ec->ecxt_innertuple = lk->nulls;
+	return lk->spec->outer;
+}

@@ -1,0 +1,438 @@
+/*-------------------------------------------------------------------------
+ *
+ * join.c
+ *	  The join of a continuous view's source to a dimension table.
+ *
+ * A continuous view over a Kafka stream may join each message to one row
+ * of an ordinary table, its dimension:
+ *
+ *	FROM stream s [LEFT] JOIN dim d ON d.key = <expression of s> [AND ...]
+ *
+ * The match is found through a btree index led by d.key, so the dimension
+ * must have at most one row per message: either d.key has a unique index
+ * of its own (a lookup join), or the dimension is a flowstate history and
+ * ON holds the range of its versions, d.valid_from <= <time of s> AND
+ * <time of s> < d.valid_to (a temporal join: the version valid at the
+ * message's time).  The rest of ON filters the candidates.  A message
+ * reads the dimension when it is processed (engine/lookup.c): the view is
+ * the batch query over the messages, each joined to the dimension as it
+ * was then.
+ *
+ * JoinAnalyze finds the two sides and the key; with check, it refuses
+ * what cannot be maintained, with an error that names the fix.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+#include "query/query.h"
+
+#define JOIN_SHAPE_HINT \
+	"Join a Kafka stream to one table on that table's key: FROM stream s JOIN dim d ON d.key = s.column."
+
+static Node *
+strip_relabel(Node *node)
+{
+	while (node != NULL && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node;
+}
+
+/* Whether node is a (relabelled) column of the dimension; its number. */
+static bool
+dimension_column(Node *node, Index rti, AttrNumber *attno)
+{
+	node = strip_relabel(node);
+	if (node == NULL || !IsA(node, Var) || ((Var *) node)->varno != rti ||
+		((Var *) node)->varlevelsup != 0 || ((Var *) node)->varattno <= 0)
+		return false;
+	*attno = ((Var *) node)->varattno;
+	return true;
+}
+
+/* Whether node reads the source and nothing else. */
+static bool
+of_source_only(Node *node, Index rti)
+{
+	Bitmapset  *varnos = pull_varnos(NULL, node);
+
+	return bms_membership(varnos) == BMS_SINGLETON && bms_is_member(rti, varnos);
+}
+
+/*
+ * JoinKeyIndex returns the btree index of dim led by keycol that compares
+ * with opno (keycol = value), unique on keycol alone if there is one such;
+ * InvalidOid if none.
+ */
+Oid
+JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool *unique)
+{
+	List	   *indexes = RelationGetIndexList(dim);
+	Oid			best = InvalidOid;
+	ListCell   *lc;
+
+	*unique = false;
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+
+		if (form->indisvalid && form->indnkeyatts >= 1 && form->indkey.values[0] == keycol &&
+			index->rd_rel->relam == BTREE_AM_OID &&
+			RelationGetIndexPredicate(index) == NIL &&
+			RelationGetIndexExpressions(index) == NIL &&
+			get_op_opfamily_strategy(opno, index->rd_opfamily[0]) == BTEqualStrategyNumber)
+		{
+			bool		u = form->indisunique && form->indnkeyatts == 1;
+
+			if (!OidIsValid(best) || (u && !*unique))
+			{
+				best = RelationGetRelid(index);
+				*unique = u;
+			}
+		}
+		index_close(index, AccessShareLock);
+	}
+	return best;
+}
+
+/* Whether relid is a flowstate history keyed by the single column key. */
+static bool
+history_keyed_by(Oid relid, const char *key)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(key)};
+	bool		found;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM flowstate.history"
+							  " WHERE history = $1 AND key_columns = ARRAY[$2]::name[]",
+							  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.history");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * Whether quals hold the range of a history's versions at one time of the
+ * source: valid_from <= t AND t < valid_to (either way round).
+ */
+static bool
+has_version_range(List *quals, Relation dim, Index rti, Index source_rti)
+{
+	AttrNumber	from = get_attnum(RelationGetRelid(dim), "valid_from");
+	AttrNumber	to = get_attnum(RelationGetRelid(dim), "valid_to");
+	Node	   *from_time = NULL;
+	Node	   *to_time = NULL;
+	ListCell   *lc;
+
+	foreach(lc, quals)
+	{
+		OpExpr	   *op = lfirst(lc);
+		char	   *name;
+		AttrNumber	att;
+		bool		dim_left;
+		Node	   *other;
+
+		if (!IsA(op, OpExpr) || list_length(op->args) != 2)
+			continue;
+		name = get_opname(op->opno);
+		if (name == NULL)
+			continue;
+		if (dimension_column(linitial(op->args), rti, &att))
+		{
+			dim_left = true;
+			other = lsecond(op->args);
+		}
+		else if (dimension_column(lsecond(op->args), rti, &att))
+		{
+			dim_left = false;
+			other = linitial(op->args);
+		}
+		else
+			continue;
+		if (!of_source_only(other, source_rti))
+			continue;
+		/* valid_from <= t, t >= valid_from */
+		if (att == from && strcmp(name, dim_left ? "<=" : ">=") == 0)
+			from_time = strip_relabel(other);
+		/* t < valid_to, valid_to > t */
+		else if (att == to && strcmp(name, dim_left ? ">" : "<") == 0)
+			to_time = strip_relabel(other);
+	}
+	return from_time != NULL && to_time != NULL && equal(from_time, to_time);
+}
+
+/* Refuse a dimension the worker cannot read. */
+static void
+check_dimension(Relation dim)
+{
+	const char *name = RelationGetRelationName(dim);
+
+	if (dim->rd_rel->relkind == RELKIND_FOREIGN_TABLE && QueryIsStream(RelationGetRelid(dim)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view cannot join two streams"),
+				 errhint("Join the stream to an ordinary table, or define one view per stream.")));
+	if (dim->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" cannot be the dimension of a continuous view", name),
+				 errdetail("A continuous view joins its stream to an ordinary table, found by index."),
+				 errhint("Join to an ordinary, non-partitioned table.")));
+	if (IsCatalogRelation(dim))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("system catalog \"%s\" cannot be the dimension of a continuous view", name),
+				 errhint("Join to a user table.")));
+	if (dim->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("temporary table \"%s\" cannot be the dimension of a continuous view", name),
+				 errhint("The view's worker cannot read this session's temporary tables; use a permanent table.")));
+}
+
+/*
+ * The key equality of ON (d.key = value, either way round), removed from
+ * *quals; fills the key column, the index and the operator into join.
+ */
+static bool
+find_key(List **quals, Relation dim, Index source_rti, JoinSpec *join, bool check,
+		 bool *unique)
+{
+	ListCell   *lc;
+	bool		seen_key_column = false;
+	AttrNumber	seen_att = InvalidAttrNumber;
+
+	foreach(lc, *quals)
+	{
+		OpExpr	   *op = lfirst(lc);
+		AttrNumber	att;
+		Node	   *value;
+		Oid			opno;
+
+		if (!IsA(op, OpExpr) || list_length(op->args) != 2)
+			continue;
+		opno = op->opno;
+		if (dimension_column(linitial(op->args), join->rti, &att))
+			value = lsecond(op->args);
+		else if (dimension_column(lsecond(op->args), join->rti, &att))
+		{
+			value = linitial(op->args);
+			opno = get_commutator(opno);
+			if (!OidIsValid(opno))
+				continue;
+		}
+		else
+			continue;
+		if (!of_source_only(value, source_rti) || !op_mergejoinable(opno, exprType(value)))
+			continue;
+		seen_key_column = true;
+		seen_att = att;
+		join->index = JoinKeyIndex(dim, att, opno, unique);
+		/* a view whose index was dropped since: its rows say so (lookup.c) */
+		if (!OidIsValid(join->index) && check)
+			continue;
+		join->keycol = att;
+		join->eq_opno = opno;
+		join->eq_func = get_opcode(opno);
+		join->value = (Expr *) value;
+		join->value_type = exprType(value);
+		join->collation = op->inputcollid;
+		*quals = foreach_delete_current(*quals, lc);
+		return true;
+	}
+	if (check)
+	{
+		const char *name = RelationGetRelationName(dim);
+
+		if (seen_key_column)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("column \"%s\" of table \"%s\" has no index a continuous view can join on",
+							get_attname(RelationGetRelid(dim), seen_att, false), name),
+					 errdetail("A continuous view finds each message's row of the dimension through a btree index on the join column."),
+					 errhint("Join on the table's key, or create a unique index: CREATE UNIQUE INDEX ON %s (%s).",
+							 quote_identifier(name),
+							 quote_identifier(get_attname(RelationGetRelid(dim), seen_att, false)))));
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the join of a continuous view needs an equality of a column of \"%s\" to an expression of its stream",
+						name),
+				 errhint(JOIN_SHAPE_HINT)));
+	}
+	return false;
+}
+
+/* Refuse columns that are neither the source's nor the dimension's. */
+typedef struct SidesContext
+{
+	Index		source_rti;
+	Index		dim_rti;
+} SidesContext;
+
+static bool
+sides_walker(Node *node, SidesContext *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		if (var->varlevelsup == 0 && var->varno != ctx->source_rti && var->varno != ctx->dim_rti)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view over a join reads the columns of its two tables by their own names"),
+					 errhint("Name the columns by the tables' names or aliases, not by the join's alias.")));
+		return false;
+	}
+	return expression_tree_walker(node, sides_walker, ctx);
+}
+
+/*
+ * JoinAnalyze: the source's range table entry of a query whose FROM is
+ * join, its index into *source_rti, and the join into *join.  With check,
+ * refuses (with an error that says what to write) a join flowstate does
+ * not maintain.
+ */
+RangeTblEntry *
+JoinAnalyze(Query *query, JoinExpr *j, Index *source_rti, JoinSpec *join, bool check)
+{
+	RangeTblEntry *left;
+	RangeTblEntry *right;
+	RangeTblEntry *source;
+	Relation	dim;
+	List	   *quals;
+	bool		unique = false;
+	SidesContext sides;
+
+	memset(join, 0, sizeof(JoinSpec));
+	if (j->jointype != JOIN_INNER && j->jointype != JOIN_LEFT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view joins with JOIN or LEFT JOIN only"),
+				 errhint(JOIN_SHAPE_HINT)));
+	if (!IsA(j->larg, RangeTblRef) || !IsA(j->rarg, RangeTblRef))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view joins its stream to one table"),
+				 errhint("Join one table to the stream per view, or join the dimensions into one table.")));
+	if (j->usingClause != NIL || j->isNatural)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view joins with ON, not with USING or NATURAL"),
+				 errhint(JOIN_SHAPE_HINT)));
+	if (j->quals == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the join of a continuous view needs an ON clause"),
+				 errhint(JOIN_SHAPE_HINT)));
+
+	left = rt_fetch(((RangeTblRef *) j->larg)->rtindex, query->rtable);
+	right = rt_fetch(((RangeTblRef *) j->rarg)->rtindex, query->rtable);
+	if (left->rtekind != RTE_RELATION || right->rtekind != RTE_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view joins a stream to a table, not to a subquery or function"),
+				 errhint(JOIN_SHAPE_HINT)));
+
+	/* the stream is the source; LEFT JOIN keeps its rows */
+	if (QueryIsStream(left->relid) || j->jointype == JOIN_LEFT ||
+		!QueryIsStream(right->relid))
+	{
+		*source_rti = ((RangeTblRef *) j->larg)->rtindex;
+		join->rti = ((RangeTblRef *) j->rarg)->rtindex;
+	}
+	else
+	{
+		*source_rti = ((RangeTblRef *) j->rarg)->rtindex;
+		join->rti = ((RangeTblRef *) j->larg)->rtindex;
+	}
+	source = rt_fetch(*source_rti, query->rtable);
+	join->present = true;
+	join->outer = j->jointype == JOIN_LEFT;
+	join->relid = rt_fetch(join->rti, query->rtable)->relid;
+
+	if (check)
+	{
+		if (!QueryIsStream(source->relid) && QueryIsStream(join->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view keeps every row of its stream: the stream must be the left side of LEFT JOIN"),
+					 errhint("Write FROM stream LEFT JOIN table.")));
+		if (!QueryIsStream(source->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view joins a Kafka stream to a table; \"%s\" is not a stream",
+							get_rel_name(source->relid)),
+					 errdetail("Joins over a table source, which would re-aggregate the groups a dimension change affects, are not supported yet."),
+					 errhint("Define the view over the table without the join, or feed its rows through a flowstate_kafka stream.")));
+		sides.source_rti = *source_rti;
+		sides.dim_rti = join->rti;
+		(void) sides_walker((Node *) query->targetList, &sides);
+		(void) sides_walker(query->jointree->quals, &sides);
+		(void) sides_walker(query->havingQual, &sides);
+		(void) sides_walker(j->quals, &sides);
+	}
+
+	dim = table_open(join->relid, AccessShareLock);
+	if (check)
+		check_dimension(dim);
+	quals = make_ands_implicit((Expr *) copyObject(j->quals));
+	if (find_key(&quals, dim, *source_rti, join, check, &unique) && !unique)
+	{
+		/* several rows per key: a history, matched by the range */
+		const char *key = get_attname(join->relid, join->keycol, false);
+
+		join->temporal = true;
+		if (check && !has_version_range(quals, dim, join->rti, *source_rti))
+		{
+			if (history_keyed_by(join->relid, key))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a join to history \"%s\" needs the range of its versions",
+								RelationGetRelationName(dim)),
+						 errdetail("A history holds several versions of each key; a message joins the version valid at its time."),
+						 errhint("Add to ON: AND h.valid_from <= s.ts AND s.ts < h.valid_to, with the message's time for s.ts.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("column \"%s\" of table \"%s\" is not unique: a continuous view joins on a key",
+							key, RelationGetRelationName(dim)),
+					 errdetail("Each message must match at most one row of the dimension."),
+					 errhint("Join on a column with a unique index (CREATE UNIQUE INDEX ON %s (%s)), or to a flowstate history with the range of its versions.",
+							 quote_identifier(RelationGetRelationName(dim)), quote_identifier(key))));
+		}
+		if (check && !history_keyed_by(join->relid, key))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("column \"%s\" of table \"%s\" is not unique: a continuous view joins on a key",
+							key, RelationGetRelationName(dim)),
+					 errdetail("Only a flowstate history guarantees one version of a key at each time."),
+					 errhint("Join on a column with a unique index (CREATE UNIQUE INDEX ON %s (%s)).",
+							 quote_identifier(RelationGetRelationName(dim)), quote_identifier(key))));
+	}
+	join->quals = quals != NIL ? make_ands_explicit(quals) : NULL;
+	table_close(dim, AccessShareLock);
+	return source;
+}
