@@ -271,6 +271,9 @@ echo
 echo "flowstate workers:"
 $PSQL -d flowstate_demo -c "SELECT kind, datname, state, activity
     FROM flowstate.workers ORDER BY kind = 'manager', kind, datname"
+# /docs moves to a new section with a new owner: the page views from now on
+# join the new row and the new version; those before keep the old ones
+$PSQL -q -d flowstate_demo -c "UPDATE pages SET section = 'support', owner = 'support team' WHERE page = '/docs'"
 echo "The generator places, ships and cancels orders, kcat sends page views; the views follow:"
 for _ in 1 2 3; do
     sleep 2
