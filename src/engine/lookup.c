@@ -18,7 +18,10 @@
  * after it, never to the groups before.
  *
  * The cache is bounded (LOOKUP_CACHE_ENTRIES): past that it starts over
- * within the batch, with the same snapshot.
+ * within the batch, with the same snapshot.  A temporal join first reads
+ * only the key's current version, through the history's partial unique
+ * index (messages are mostly recent), and every version of the key when
+ * the current one does not hold the message's time.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +55,8 @@ typedef struct LookupEntry
 	struct LookupEntry *next;
 	uint32		hash;
 	Datum		value;
+	bool		complete;		/* every row of the value; else the one of
+								 * the probe index, if any */
 	int			ntuples;
 	HeapTuple  *tuples;
 } LookupEntry;
@@ -71,6 +76,8 @@ struct Lookup
 	/* during a batch (LookupBegin .. LookupEnd) */
 	Relation	rel;
 	Relation	index;
+	Relation	probe;			/* a temporal join's index of the current
+								 * versions, tried first; NULL if none */
 	bool		gone;			/* the dimension was dropped */
 	Snapshot	snapshot;
 	MemoryContext cache_cxt;
@@ -182,8 +189,11 @@ LookupBegin(List *views)
 		}
 		lk->gone = false;
 		/* found again: an index rebuilt (REINDEX CONCURRENTLY) is a new one */
-		index = JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, &unique);
+		index = JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, false, &unique);
 		lk->index = OidIsValid(index) ? index_open(index, AccessShareLock) : NULL;
+		index = lk->spec->temporal ?
+			JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, true, &unique) : InvalidOid;
+		lk->probe = OidIsValid(index) ? index_open(index, AccessShareLock) : NULL;
 		lk->snapshot = RegisterSnapshot(GetLatestSnapshot());
 		lk->scan_slot = table_slot_create(lk->rel, NULL);
 		cache_reset(lk);
@@ -207,6 +217,9 @@ LookupEnd(List *views)
 		UnregisterSnapshot(lk->snapshot);
 		if (lk->index != NULL)
 			index_close(lk->index, AccessShareLock);
+		if (lk->probe != NULL)
+			index_close(lk->probe, AccessShareLock);
+		lk->probe = NULL;
 		relation_close(lk->rel, AccessShareLock);
 		lk->rel = NULL;
 		lk->index = NULL;
@@ -215,36 +228,20 @@ LookupEnd(List *views)
 	}
 }
 
-/* The dimension rows of value: from the cache, else from the index. */
-static LookupEntry *
-rows_of(Lookup *lk, Datum value)
+/* Fill e with the rows of its value that index finds. */
+static void
+fetch_rows(Lookup *lk, LookupEntry *e, Relation index)
 {
-	uint32		hash = datum_image_hash(value, lk->typbyval, lk->typlen);
-	LookupEntry **bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
-	LookupEntry *e;
-	MemoryContext oldcxt;
 	ScanKeyData key;
 	IndexScanDesc scan;
+	MemoryContext oldcxt;
 	int			size = 0;
 
-	for (e = *bucket; e != NULL; e = e->next)
-		if (e->hash == hash && datum_image_eq(e->value, value, lk->typbyval, lk->typlen))
-			return e;
-
-	if (lk->entries >= LOOKUP_CACHE_ENTRIES)
-	{
-		cache_reset(lk);
-		bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
-	}
 	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, lk->spec->value_type,
-								   lk->spec->collation, &lk->eq, value);
-	e = MemoryContextAllocZero(lk->cache_cxt, sizeof(LookupEntry));
-	e->hash = hash;
-	oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
-	e->value = datumCopy(value, lk->typbyval, lk->typlen);
-	MemoryContextSwitchTo(oldcxt);
+								   lk->spec->collation, &lk->eq, e->value);
+	e->ntuples = 0;
 	/* the scan in the row's memory, the rows found in the cache's */
-	scan = index_beginscan(lk->rel, lk->index, lk->snapshot, 1, 0);
+	scan = index_beginscan(lk->rel, index, lk->snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, lk->scan_slot))
 	{
@@ -261,10 +258,60 @@ rows_of(Lookup *lk, Datum value)
 	/* no buffer stays pinned past the row (its subtransaction, if any) */
 	ExecClearTuple(lk->scan_slot);
 	index_endscan(scan);
-	e->next = *bucket;
-	*bucket = e;
-	lk->entries++;
+}
+
+/*
+ * The dimension rows of value, from the cache, else from the index: all
+ * of them, or with probe only the one the probe index finds (if it has
+ * not looked for all already).
+ */
+static LookupEntry *
+rows_of(Lookup *lk, Datum value, bool probe)
+{
+	uint32		hash = datum_image_hash(value, lk->typbyval, lk->typlen);
+	LookupEntry **bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
+	LookupEntry *e;
+
+	for (e = *bucket; e != NULL; e = e->next)
+		if (e->hash == hash && datum_image_eq(e->value, value, lk->typbyval, lk->typlen))
+			break;
+	if (e != NULL && (e->complete || probe))
+		return e;
+
+	if (e == NULL)
+	{
+		if (lk->entries >= LOOKUP_CACHE_ENTRIES)
+		{
+			cache_reset(lk);
+			bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
+		}
+		e = MemoryContextAllocZero(lk->cache_cxt, sizeof(LookupEntry));
+		e->hash = hash;
+		e->value = datumCopy(value, lk->typbyval, lk->typlen);
+		e->next = *bucket;
+		*bucket = e;
+		lk->entries++;
+	}
+	if (e->tuples != NULL)
+		pfree(e->tuples);
+	e->tuples = NULL;
+	e->complete = !probe;
+	fetch_rows(lk, e, probe ? lk->probe : lk->index);
 	return e;
+}
+
+/* The first row of e the rest of ON accepts, as the inner tuple. */
+static bool
+match_in(Lookup *lk, LookupEntry *e, ExprContext *ec)
+{
+	for (int i = 0; i < e->ntuples; i++)
+	{
+		ExecStoreHeapTuple(e->tuples[i], lk->match, false);
+		ec->ecxt_innertuple = lk->match;
+		if (lk->quals == NULL || ExecQual(lk->quals, ec))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -294,18 +341,19 @@ LookupRow(ViewRuntime *vr)
 						get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
 				 errhint("Create the index again: the view's messages are dead letters until then.")));
 	value = ExecEvalExpr(lk->value, ec, &isnull);
-	/* the key equality is strict: a null value matches nothing */
+	/*
+	 * The key equality is strict: a null value matches nothing.  A temporal
+	 * join tries the current version first (most messages are recent), then
+	 * every version.
+	 */
 	if (!isnull)
 	{
-		LookupEntry *e = rows_of(lk, value);
+		LookupEntry *e = rows_of(lk, value, lk->probe != NULL);
 
-		for (int i = 0; i < e->ntuples; i++)
-		{
-			ExecStoreHeapTuple(e->tuples[i], lk->match, false);
-			ec->ecxt_innertuple = lk->match;
-			if (lk->quals == NULL || ExecQual(lk->quals, ec))
-				return true;
-		}
+		if (match_in(lk, e, ec))
+			return true;
+		if (!e->complete && match_in(lk, rows_of(lk, value, false), ec))
+			return true;
 	}
 	ec->ecxt_innertuple = lk->nulls;
 	return lk->spec->outer;

@@ -81,10 +81,12 @@ of_source_only(Node *node, Index rti)
 /*
  * JoinKeyIndex returns the btree index of dim led by keycol that compares
  * with opno (keycol = value), unique on keycol alone if there is one such;
- * InvalidOid if none.
+ * InvalidOid if none.  With partial, only an index unique on keycol alone
+ * with a predicate (a history's index of its current versions), which
+ * gives at most one of the rows the key matches.
  */
 Oid
-JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool *unique)
+JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool partial, bool *unique)
 {
 	List	   *indexes = RelationGetIndexList(dim);
 	Oid			best = InvalidOid;
@@ -98,7 +100,8 @@ JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool *unique)
 
 		if (form->indisvalid && form->indnkeyatts >= 1 && form->indkey.values[0] == keycol &&
 			index->rd_rel->relam == BTREE_AM_OID &&
-			RelationGetIndexPredicate(index) == NIL &&
+			(RelationGetIndexPredicate(index) == NIL) != partial &&
+			(!partial || (form->indisunique && form->indnkeyatts == 1)) &&
 			RelationGetIndexExpressions(index) == NIL &&
 			get_op_opfamily_strategy(opno, index->rd_opfamily[0]) == BTEqualStrategyNumber)
 		{
@@ -249,7 +252,7 @@ find_key(List **quals, Relation dim, Index source_rti, JoinSpec *join, bool chec
 			continue;
 		seen_key_column = true;
 		seen_att = att;
-		join->index = JoinKeyIndex(dim, att, opno, unique);
+		join->index = JoinKeyIndex(dim, att, opno, false, unique);
 		/* a view whose index was dropped since: its rows say so (lookup.c) */
 		if (!OidIsValid(join->index) && check)
 			continue;
