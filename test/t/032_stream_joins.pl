@@ -187,6 +187,27 @@ ok($node->safe_psql('postgres', q{SELECT sum(n) FROM by_segment})
 	'by_segment (JOIN) drops the messages without a customer');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM flowstate.dead_letters}), 0, 'no dead letters');
 
+# a role's view is served while the role may read the dimension
+$node->safe_psql('postgres', q{
+	CREATE ROLE analyst;
+	GRANT SELECT ON orders, customers TO analyst;
+	GRANT CREATE ON SCHEMA public TO analyst;
+	SET ROLE analyst;
+	SELECT flowstate.create_view('analyst_segments', $$
+	    SELECT c.segment, count(*) AS n FROM orders o JOIN customers c ON c.id = o.cid GROUP BY 1 $$);
+});
+is(caught_up(), 't', 'the role\'s view caught up');
+is($node->safe_psql('postgres', q{SET ROLE analyst; SELECT sum(n) FROM analyst_segments}),
+	$node->safe_psql('postgres', q{SELECT sum(n) FROM by_segment}), 'the role reads its view');
+$node->safe_psql('postgres', q{REVOKE SELECT ON customers FROM analyst});
+my ($ret, $out, $err) = $node->psql('postgres', q{SET ROLE analyst; SELECT sum(n) FROM analyst_segments});
+like($err, qr/permission denied for continuous view public.analyst_segments/,
+	'once it may no longer read the dimension, its view is not served');
+$node->safe_psql('postgres', q{GRANT SELECT (id, segment) ON customers TO analyst});
+is($node->safe_psql('postgres', q{SET ROLE analyst; SELECT sum(n) FROM analyst_segments}),
+	$node->safe_psql('postgres', q{SELECT sum(n) FROM by_segment}), 'with SELECT on the columns it uses, it is again');
+$node->safe_psql('postgres', q{SELECT flowstate.drop_view('analyst_segments')});
+
 # 2. the dimensions change, then more messages come
 $node->safe_psql('postgres', q{
 	CREATE TABLE customers_then AS SELECT * FROM customers;
