@@ -68,16 +68,19 @@ struct Lookup
 	ExprState  *quals;			/* the rest of ON, or NULL */
 	int16		typlen;
 	bool		typbyval;
+	MemoryContext cxt;			/* the view's: the slots */
 	TupleTableSlot *match;		/* a dimension row */
 	TupleTableSlot *nulls;		/* no dimension row (LEFT JOIN) */
-	TupleTableSlot *scan_slot;
 	FmgrInfo	eq;				/* the key equality, for the scan key */
 
 	/* during a batch (LookupBegin .. LookupEnd) */
 	Relation	rel;
 	Relation	index;
+	Oid			subtype;		/* the scan key's, as the index's family has
+								 * the equality */
 	Relation	probe;			/* a temporal join's index of the current
 								 * versions, tried first; NULL if none */
+	Oid			probe_subtype;
 	bool		gone;			/* the dimension was dropped */
 	Snapshot	snapshot;
 	MemoryContext cache_cxt;
@@ -115,6 +118,40 @@ LookupInnerVars(ViewDef *def, Node *node)
 }
 
 /*
+ * The slots of the dimension's rows, in the view's memory, for its row type
+ * (made again when a table rewrite changed it: a column the view does not
+ * use may change its type).
+ */
+static void
+make_slots(Lookup *lk, TupleDesc current)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(lk->cxt);
+	TupleDesc	desc = CreateTupleDescCopy(current);
+
+	if (lk->match != NULL)
+	{
+		ExecDropSingleTupleTableSlot(lk->match);
+		ExecDropSingleTupleTableSlot(lk->nulls);
+	}
+	lk->match = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	lk->nulls = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	ExecStoreAllNullTuple(lk->nulls);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* The subtype of a scan key of index for the equality opno. */
+static Oid
+key_subtype(Relation index, Oid opno)
+{
+	int			strategy;
+	Oid			lefttype;
+	Oid			righttype;
+
+	get_op_opfamily_properties(opno, index->rd_opfamily[0], false, &strategy, &lefttype, &righttype);
+	return righttype;
+}
+
+/*
  * LookupCreate compiles the join of vr's view into a Lookup, in the current
  * memory context (the view's), as the view's owner; returns NULL for a
  * view without a join.
@@ -125,7 +162,6 @@ LookupCreate(ViewRuntime *vr)
 	JoinSpec   *spec = &vr->def->join;
 	Lookup	   *lk;
 	Relation	rel;
-	TupleDesc	desc;
 
 	if (!spec->present)
 		return NULL;
@@ -142,12 +178,10 @@ LookupCreate(ViewRuntime *vr)
 								 NULL);
 	get_typlenbyval(spec->value_type, &lk->typlen, &lk->typbyval);
 	fmgr_info(spec->eq_func, &lk->eq);
+	lk->cxt = CurrentMemoryContext;
 	rel = table_open(spec->relid, AccessShareLock);
-	desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	make_slots(lk, RelationGetDescr(rel));
 	table_close(rel, AccessShareLock);
-	lk->match = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-	lk->nulls = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	ExecStoreAllNullTuple(lk->nulls);
 	lk->cache_cxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate lookup cache",
 										  ALLOCSET_DEFAULT_SIZES);
 	return lk;
@@ -188,14 +222,26 @@ LookupBegin(List *views)
 			continue;
 		}
 		lk->gone = false;
-		/* found again: an index rebuilt (REINDEX CONCURRENTLY) is a new one */
-		index = JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, false, &unique);
+		if (!equalTupleDescs(RelationGetDescr(lk->rel), lk->match->tts_tupleDescriptor))
+			make_slots(lk, RelationGetDescr(lk->rel));
+		/*
+		 * Found again: an index rebuilt (REINDEX CONCURRENTLY) is a new one.
+		 * A lookup join needs it unique still.
+		 */
+		index = JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, lk->spec->collation,
+							 false, &unique);
+		if (!lk->spec->temporal && !unique)
+			index = InvalidOid;
 		lk->index = OidIsValid(index) ? index_open(index, AccessShareLock) : NULL;
+		if (lk->index != NULL)
+			lk->subtype = key_subtype(lk->index, lk->spec->eq_opno);
 		index = lk->spec->temporal ?
-			JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, true, &unique) : InvalidOid;
+			JoinKeyIndex(lk->rel, lk->spec->keycol, lk->spec->eq_opno, lk->spec->collation,
+						 true, &unique) : InvalidOid;
 		lk->probe = OidIsValid(index) ? index_open(index, AccessShareLock) : NULL;
+		if (lk->probe != NULL)
+			lk->probe_subtype = key_subtype(lk->probe, lk->spec->eq_opno);
 		lk->snapshot = RegisterSnapshot(GetLatestSnapshot());
-		lk->scan_slot = table_slot_create(lk->rel, NULL);
 		cache_reset(lk);
 	}
 }
@@ -213,7 +259,6 @@ LookupEnd(List *views)
 
 		if (lk == NULL || lk->rel == NULL)
 			continue;
-		ExecDropSingleTupleTableSlot(lk->scan_slot);
 		UnregisterSnapshot(lk->snapshot);
 		if (lk->index != NULL)
 			index_close(lk->index, AccessShareLock);
@@ -228,42 +273,49 @@ LookupEnd(List *views)
 	}
 }
 
-/* Fill e with the rows of its value that index finds. */
-static void
-fetch_rows(Lookup *lk, LookupEntry *e, Relation index)
+/*
+ * The rows of value that index finds, copied into the cache's memory.  The
+ * scan and its slot live in the row's memory: an error (the evaluation's
+ * timeout) leaves nothing behind the next row would use, and the
+ * subtransaction of a row evaluated in one releases what they held.
+ */
+static HeapTuple *
+fetch_rows(Lookup *lk, Datum value, Relation index, Oid subtype, int *ntuples)
 {
 	ScanKeyData key;
 	IndexScanDesc scan;
-	MemoryContext oldcxt;
+	TupleTableSlot *slot = table_slot_create(lk->rel, NULL);
+	HeapTuple  *tuples = NULL;
 	int			size = 0;
 
-	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, lk->spec->value_type,
-								   lk->spec->collation, &lk->eq, e->value);
-	e->ntuples = 0;
-	/* the scan in the row's memory, the rows found in the cache's */
+	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, subtype,
+								   lk->spec->collation, &lk->eq, value);
+	*ntuples = 0;
 	scan = index_beginscan(lk->rel, index, lk->snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, lk->scan_slot))
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
-		if (e->ntuples == size)
+		MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+
+		if (*ntuples == size)
 		{
 			size = size == 0 ? 1 : size * 2;
-			e->tuples = e->tuples == NULL ? palloc(sizeof(HeapTuple) * size) :
-				repalloc(e->tuples, sizeof(HeapTuple) * size);
+			tuples = tuples == NULL ? palloc(sizeof(HeapTuple) * size) :
+				repalloc(tuples, sizeof(HeapTuple) * size);
 		}
-		e->tuples[e->ntuples++] = ExecCopySlotHeapTuple(lk->scan_slot);
+		tuples[(*ntuples)++] = ExecCopySlotHeapTuple(slot);
 		MemoryContextSwitchTo(oldcxt);
 	}
-	/* no buffer stays pinned past the row (its subtransaction, if any) */
-	ExecClearTuple(lk->scan_slot);
 	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return tuples;
 }
 
 /*
  * The dimension rows of value, from the cache, else from the index: all
  * of them, or with probe only the one the probe index finds (if it has
- * not looked for all already).
+ * not looked for all already).  An entry enters the cache only once its
+ * rows are all read.
  */
 static LookupEntry *
 rows_of(Lookup *lk, Datum value, bool probe)
@@ -271,6 +323,8 @@ rows_of(Lookup *lk, Datum value, bool probe)
 	uint32		hash = datum_image_hash(value, lk->typbyval, lk->typlen);
 	LookupEntry **bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
 	LookupEntry *e;
+	HeapTuple  *tuples;
+	int			ntuples;
 
 	for (e = *bucket; e != NULL; e = e->next)
 		if (e->hash == hash && datum_image_eq(e->value, value, lk->typbyval, lk->typlen))
@@ -278,25 +332,28 @@ rows_of(Lookup *lk, Datum value, bool probe)
 	if (e != NULL && (e->complete || probe))
 		return e;
 
+	if (e == NULL && lk->entries >= LOOKUP_CACHE_ENTRIES)
+	{
+		cache_reset(lk);
+		bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
+	}
+	tuples = probe ? fetch_rows(lk, value, lk->probe, lk->probe_subtype, &ntuples) :
+		fetch_rows(lk, value, lk->index, lk->subtype, &ntuples);
 	if (e == NULL)
 	{
-		if (lk->entries >= LOOKUP_CACHE_ENTRIES)
-		{
-			cache_reset(lk);
-			bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
-		}
-		e = MemoryContextAllocZero(lk->cache_cxt, sizeof(LookupEntry));
+		MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+
+		e = palloc0(sizeof(LookupEntry));
 		e->hash = hash;
 		e->value = datumCopy(value, lk->typbyval, lk->typlen);
+		MemoryContextSwitchTo(oldcxt);
 		e->next = *bucket;
 		*bucket = e;
 		lk->entries++;
 	}
-	if (e->tuples != NULL)
-		pfree(e->tuples);
-	e->tuples = NULL;
+	e->tuples = tuples;
+	e->ntuples = ntuples;
 	e->complete = !probe;
-	fetch_rows(lk, e, probe ? lk->probe : lk->index);
 	return e;
 }
 
@@ -336,10 +393,10 @@ LookupRow(ViewRuntime *vr)
 	if (lk->index == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has no index on column \"%s\" any more, which continuous view %s joins on",
+				 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
 						RelationGetRelationName(lk->rel),
 						get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
-				 errhint("Create the index again: the view's messages are dead letters until then.")));
+				 errhint("Create the index again (unique, for a lookup join): the view's messages are dead letters until then.")));
 	value = ExecEvalExpr(lk->value, ec, &isnull);
 	/*
 	 * The key equality is strict: a null value matches nothing.  A temporal

@@ -33,6 +33,7 @@
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
@@ -80,13 +81,15 @@ of_source_only(Node *node, Index rti)
 
 /*
  * JoinKeyIndex returns the btree index of dim led by keycol that compares
- * with opno (keycol = value), unique on keycol alone if there is one such;
+ * with opno (keycol = value) in collation, unique on keycol alone if there
+ * is one such;
  * InvalidOid if none.  With partial, only an index unique on keycol alone
  * with a predicate (a history's index of its current versions), which
  * gives at most one of the rows the key matches.
  */
 Oid
-JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool partial, bool *unique)
+JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, Oid collation, bool partial,
+			 bool *unique)
 {
 	List	   *indexes = RelationGetIndexList(dim);
 	Oid			best = InvalidOid;
@@ -103,7 +106,8 @@ JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool partial, bool *uniq
 			(RelationGetIndexPredicate(index) == NIL) != partial &&
 			(!partial || (form->indisunique && form->indnkeyatts == 1)) &&
 			RelationGetIndexExpressions(index) == NIL &&
-			get_op_opfamily_strategy(opno, index->rd_opfamily[0]) == BTEqualStrategyNumber)
+			get_op_opfamily_strategy(opno, index->rd_opfamily[0]) == BTEqualStrategyNumber &&
+			(!OidIsValid(index->rd_indcollation[0]) || index->rd_indcollation[0] == collation))
 		{
 			bool		u = form->indisunique && form->indnkeyatts == 1;
 
@@ -218,14 +222,21 @@ check_dimension(Relation dim)
 /*
  * The key equality of ON (d.key = value, either way round), removed from
  * *quals; fills the key column, the index and the operator into join.
+ * Among several equalities, one whose column has a unique index, else one
+ * with an index, else (a view whose index was dropped since: its rows say
+ * so, lookup.c) the first: the same choice whenever the query is read.
  */
 static bool
 find_key(List **quals, Relation dim, Index source_rti, JoinSpec *join, bool check,
 		 bool *unique)
 {
 	ListCell   *lc;
-	bool		seen_key_column = false;
-	AttrNumber	seen_att = InvalidAttrNumber;
+	ListCell   *best = NULL;
+	int			best_rank = -1;
+	AttrNumber	best_att = InvalidAttrNumber;
+	Oid			best_opno = InvalidOid;
+	Oid			best_index = InvalidOid;
+	Node	   *best_value = NULL;
 
 	foreach(lc, *quals)
 	{
@@ -233,6 +244,9 @@ find_key(List **quals, Relation dim, Index source_rti, JoinSpec *join, bool chec
 		AttrNumber	att;
 		Node	   *value;
 		Oid			opno;
+		Oid			index;
+		bool		u;
+		int			rank;
 
 		if (!IsA(op, OpExpr) || list_length(op->args) != 2)
 			continue;
@@ -250,34 +264,46 @@ find_key(List **quals, Relation dim, Index source_rti, JoinSpec *join, bool chec
 			continue;
 		if (!of_source_only(value, source_rti) || !op_mergejoinable(opno, exprType(value)))
 			continue;
-		seen_key_column = true;
-		seen_att = att;
-		join->index = JoinKeyIndex(dim, att, opno, false, unique);
-		/* a view whose index was dropped since: its rows say so (lookup.c) */
-		if (!OidIsValid(join->index) && check)
-			continue;
-		join->keycol = att;
-		join->eq_opno = opno;
-		join->eq_func = get_opcode(opno);
-		join->value = (Expr *) value;
-		join->value_type = exprType(value);
+		index = JoinKeyIndex(dim, att, opno, op->inputcollid, false, &u);
+		rank = !OidIsValid(index) ? 0 : u ? 2 : 1;
+		if (rank > best_rank)
+		{
+			best = lc;
+			best_rank = rank;
+			best_att = att;
+			best_opno = opno;
+			best_index = index;
+			best_value = value;
+			*unique = u;
+		}
+	}
+	if (best != NULL && (best_rank > 0 || !check))
+	{
+		OpExpr	   *op = lfirst(best);
+
+		join->index = best_index;
+		join->keycol = best_att;
+		join->eq_opno = best_opno;
+		join->eq_func = get_opcode(best_opno);
+		join->value = (Expr *) best_value;
+		join->value_type = exprType(best_value);
 		join->collation = op->inputcollid;
-		*quals = foreach_delete_current(*quals, lc);
+		*quals = list_delete_cell(*quals, best);
 		return true;
 	}
 	if (check)
 	{
 		const char *name = RelationGetRelationName(dim);
 
-		if (seen_key_column)
+		if (best != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 					 errmsg("column \"%s\" of table \"%s\" has no index a continuous view can join on",
-							get_attname(RelationGetRelid(dim), seen_att, false), name),
-					 errdetail("A continuous view finds each message's row of the dimension through a btree index on the join column."),
+							get_attname(RelationGetRelid(dim), best_att, false), name),
+					 errdetail("A continuous view finds each message's row of the dimension through a btree index on the join column, in the collation of the join."),
 					 errhint("Join on the table's key, or create a unique index: CREATE UNIQUE INDEX ON %s (%s).",
 							 quote_identifier(name),
-							 quote_identifier(get_attname(RelationGetRelid(dim), seen_att, false)))));
+							 quote_identifier(get_attname(RelationGetRelid(dim), best_att, false)))));
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the join of a continuous view needs an equality of a column of \"%s\" to an expression of its stream",
@@ -303,6 +329,11 @@ sides_walker(Node *node, SidesContext *ctx)
 	{
 		Var		   *var = (Var *) node;
 
+		if (var->varlevelsup == 0 && var->varno == ctx->dim_rti && var->varattno == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a continuous view cannot use the whole row of the table it joins"),
+					 errhint("Name the columns of the table the view uses.")));
 		if (var->varlevelsup == 0 && var->varno != ctx->source_rti && var->varno != ctx->dim_rti)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -401,7 +432,24 @@ JoinAnalyze(Query *query, JoinExpr *j, Index *source_rti, JoinSpec *join, bool c
 
 	dim = table_open(join->relid, AccessShareLock);
 	if (check)
+	{
+		RangeTblEntry *rte = rt_fetch(join->rti, query->rtable);
+
 		check_dimension(dim);
+		if (rte->tablesample != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("TABLESAMPLE is not supported in a continuous view"),
+					 errhint("Join the whole table.")));
+		if (rte->inh && dim->rd_rel->relkind == RELKIND_RELATION &&
+			find_inheritance_children(join->relid, AccessShareLock) != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table \"%s\" has inheritance children, whose rows a continuous view does not join",
+							RelationGetRelationName(dim)),
+					 errhint("Write JOIN ONLY %s, or join a table without children.",
+							 quote_identifier(RelationGetRelationName(dim)))));
+	}
 	quals = make_ands_implicit((Expr *) copyObject(j->quals));
 	if (find_key(&quals, dim, *source_rti, join, check, &unique) && !unique)
 	{

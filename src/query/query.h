@@ -34,7 +34,7 @@ extern char *QueryTsSql(ViewDef *def, const char *alias);
 /* join.c */
 extern RangeTblEntry *JoinAnalyze(Query *query, JoinExpr *j, Index *source_rti, JoinSpec *join,
 								  bool check);
-extern Oid	JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, bool partial,
-						 bool *unique);
+extern Oid	JoinKeyIndex(Relation dim, AttrNumber keycol, Oid opno, Oid collation,
+						 bool partial, bool *unique);
 
 #endif							/* FLOWSTATE_QUERY_H */

@@ -76,6 +76,26 @@ SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FR
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN clients c ON c.id = s.cid JOIN tiers t ON t.id = s.cid')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN (SELECT * FROM clients) c ON c.id = s.cid')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN clients c ON c.id = s.cid + (random() * 0)::int')$$);
+-- an index in another collation than the join's; the whole row of the
+-- dimension; a parent of inheritance children; TABLESAMPLE
+CREATE TABLE public.named (name text NOT NULL, segment text);
+CREATE UNIQUE INDEX ON public.named (name COLLATE "C");
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN named n ON n.name = s.sku')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN named n ON n.name = s.sku COLLATE "C"')$$) AS accepted;
+SELECT flowstate.drop_view('public.x');
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(c) FROM sales s LEFT JOIN clients c ON c.id = s.cid')$$);
+CREATE TABLE public.clients_child () INHERITS (public.clients);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN clients c ON c.id = s.cid')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN ONLY clients c ON c.id = s.cid')$$) AS accepted;
+SELECT flowstate.drop_view('public.x');
+DROP TABLE public.clients_child;
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN clients c TABLESAMPLE system (10) ON c.id = s.cid')$$);
+-- the equality of a column without an index beside the key's: the key joins
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN clients c ON c.name = s.sku AND c.id = s.cid')$$) AS accepted;
+SELECT flowstate.drop_view('public.x');
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN clients c ON c.grp = s.cid AND c.id = s.cid')$$) AS accepted;
+SELECT flowstate.drop_view('public.x');
+
 -- dimensions the worker cannot read
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN parted p ON p.id = s.cid')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN temp_dim t ON t.id = s.cid')$$);
@@ -105,6 +125,6 @@ REVOKE ALL ON SCHEMA public FROM flowstate_joiner;
 DROP OWNED BY flowstate_joiner;
 DROP ROLE flowstate_joiner;
 SELECT flowstate.drop_history('public.tier_history');
-DROP TABLE public.clients, public.clients2, public.tiers, public.facts, public.parted;
+DROP TABLE public.clients, public.clients2, public.tiers, public.facts, public.parted, public.named;
 DROP FOREIGN TABLE public.sales, public.refunds;
 DROP SERVER kj;
