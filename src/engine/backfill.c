@@ -153,6 +153,8 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 	}
 	spill_seq = StoreBackfillBegin(vr->shared);
 	scan = SourceScanBegin(rel, snap->snapshot);
+	/* a join reads its dimension as of the same snapshot */
+	LookupUseSnapshot(vr, snap->snapshot);
 	total = estimate_rows(rel);
 
 	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
@@ -175,6 +177,7 @@ BackfillScan(ViewRuntime *vr, SyncSnapshot *snap)
 		}
 	}
 	SourceScanEnd(scan);
+	LookupUseSnapshot(vr, NULL);
 	table_close(rel, AccessShareLock);
 	IngestEnsureScalarGroup(vr);
 	merge_chunk(vr, spill_seq, limit);
@@ -514,12 +517,15 @@ BackfillRecompute(ViewRuntime *vr, LocalGroup **groups, int n, SyncSnapshot *sna
 	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!try_recompute_by_query(vr, groups, n, snap, rel, slot))
+	/* a join's groups are read by scan, the dimension as of the snapshot */
+	LookupUseSnapshot(vr, snap->snapshot);
+	if (vr->lookup != NULL || !try_recompute_by_query(vr, groups, n, snap, rel, slot))
 	{
 		for (int g = 0; g < n; g++)
 			memset(groups[g]->base, 0, size);
 		recompute_by_scan(vr, groups, n, snap, rel);
 	}
+	LookupUseSnapshot(vr, NULL);
 	SPI_finish();
 	MemoryContextSwitchTo(oldcxt);
 

@@ -41,7 +41,8 @@ static int	txn_seen_size = 0;
 /*
  * The settle's latest snapshot, while groups keep what the transactions it
  * did not see change in them (LocalGroup.unseen), or -1; unseen_valid is
- * cleared by a TRUNCATE, which unseen blocks cannot express.
+ * cleared by a TRUNCATE or a change of a joined table (dimension.c), which
+ * unseen blocks cannot express.
  */
 static int	unseen_snap = -1;
 static bool unseen_valid = false;
@@ -449,6 +450,22 @@ IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn)
 	if (vr->skip_txn || vr->dropped || awaits_backfill(vr))
 		return;
 	ingest_row(vr, slot, sign, lsn, true);
+	/* a row that joins a row of the dimension changed in this settle */
+	if (vr->lookup != NULL && !vr->def->stream)
+		DimensionFactRow(vr, slot);
+}
+
+/*
+ * IngestMarkStale makes the group of keys stale in the batch: the settle
+ * recomputes it from the source (dimension.c).
+ */
+void
+IngestMarkStale(ViewRuntime *vr, const Datum *keys, const bool *keynulls)
+{
+	LocalGroup *lg = batch_group(vr, GroupKeyHash(vr->gk, keys, keynulls), keys, keynulls);
+
+	lg->dirty = true;
+	lg->merged = NULL;
 }
 
 /*
@@ -715,6 +732,18 @@ bool
 IngestUnseenValid(void)
 {
 	return unseen_valid;
+}
+
+/*
+ * IngestUnseenChange: the transaction being decoded changed what unseen
+ * blocks cannot express (a row of a dimension): if the settle's latest
+ * snapshot did not see it, the groups need a new one.
+ */
+void
+IngestUnseenChange(void)
+{
+	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
+		unseen_valid = false;
 }
 
 /*

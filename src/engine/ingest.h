@@ -43,6 +43,8 @@ typedef struct LocalGroup
 	bool		stored_read;	/* stored was looked up */
 	bool		loaded_overflowed;	/* the row loaded_gid was out of range */
 	bool		retracted;		/* delta removes rows */
+	bool		dirty;			/* recomputed whatever its delta: a row of
+								 * the dimension it joins changed */
 	double	   *magnitude;		/* per aggregate, largest |input| of a float
 								 * sum (views with float sums) */
 	bool		unseen_retracted;	/* unseen removes rows */
@@ -90,6 +92,9 @@ typedef struct ViewRuntime
 	bool		last_failed;	/* the last evaluation raised an error */
 	struct pg_tz *zone;			/* def->time_zone, NULL: the worker's */
 	Lookup	   *lookup;			/* its join, NULL if none */
+	void	   *dimension_changes;	/* over a table: the dimension's keys
+									 * changed during the settle
+									 * (dimension.c) */
 	char		compile_sqlstate[6];
 	Bitmapset  *payload_atts;	/* source columns the expressions read */
 	bool		payload_all;	/* ... all of them (a whole-row reference) */
@@ -187,6 +192,20 @@ extern Lookup *LookupCreate(ViewRuntime *vr);
 extern void LookupBegin(List *views);
 extern void LookupEnd(List *views);
 extern bool LookupRow(ViewRuntime *vr);
+#define LOOKUP_FORCE_NONE		0
+#define LOOKUP_FORCE_ROW		1
+#define LOOKUP_FORCE_NONE_ROW	2
+extern void LookupForce(ViewRuntime *vr, int how, HeapTuple tuple);
+extern void LookupUseSnapshot(ViewRuntime *vr, Snapshot snapshot);
+extern void LookupDecodingSnapshot(List *views, Snapshot snapshot);
+
+/* dimension.c */
+extern void DimensionChange(ViewRuntime *vr, TupleTableSlot *oldrow, TupleTableSlot *newrow);
+extern void DimensionFactRow(ViewRuntime *vr, TupleTableSlot *row);
+extern int	DimensionPending(List *views);
+extern void DimensionExpand(List *views, SyncSnapshot *snap);
+extern void DimensionSettled(List *views);
+extern void IngestMarkStale(ViewRuntime *vr, const Datum *keys, const bool *keynulls);
 
 /* projection.c */
 extern void ProjectionCompile(ViewRuntime *vr);
@@ -220,6 +239,7 @@ extern uint32 IngestBatchGroups(ViewRuntime *vr, int64 limit);
 extern void IngestBatchReset(ViewRuntime *vr);
 extern int	IngestSnapshotAdd(SyncSnapshot *snap);
 extern bool IngestUnseenValid(void);
+extern void IngestUnseenChange(void);
 extern void IngestSnapshotsEnd(void);
 
 /* merge.c: batches into shared memory */

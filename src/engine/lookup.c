@@ -31,6 +31,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/relscan.h"
+#include "catalog/pg_class.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "executor/executor.h"
@@ -71,7 +72,15 @@ struct Lookup
 	MemoryContext cxt;			/* the view's: the slots */
 	TupleTableSlot *match;		/* a dimension row */
 	TupleTableSlot *nulls;		/* no dimension row (LEFT JOIN) */
+	TupleTableSlot *table_slot; /* a view over a table: the index's row */
 	FmgrInfo	eq;				/* the key equality, for the scan key */
+
+	/* a view over a table: no batches (see LookupRow) */
+	bool		table_source;
+	Snapshot	use_snapshot;	/* a backfill's or recompute's, else: */
+	Snapshot	decoding_snapshot;	/* the catalog as of the commit decoded */
+	int			forced;			/* LOOKUP_FORCE_*: a given row instead */
+	HeapTuple	force_tuple;
 
 	/* during a batch (LookupBegin .. LookupEnd) */
 	Relation	rel;
@@ -179,8 +188,13 @@ LookupCreate(ViewRuntime *vr)
 	get_typlenbyval(spec->value_type, &lk->typlen, &lk->typbyval);
 	fmgr_info(spec->eq_func, &lk->eq);
 	lk->cxt = CurrentMemoryContext;
+	lk->table_source = !vr->def->stream;
 	rel = table_open(spec->relid, AccessShareLock);
 	make_slots(lk, RelationGetDescr(rel));
+	/* (a descriptor of its own: no pin on the relcache's, held past the compile) */
+	if (lk->table_source)
+		lk->table_slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(rel)),
+												  table_slot_callbacks(rel));
 	table_close(rel, AccessShareLock);
 	lk->cache_cxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate lookup cache",
 										  ALLOCSET_DEFAULT_SIZES);
@@ -211,7 +225,7 @@ LookupBegin(List *views)
 		Oid			index;
 		bool		unique;
 
-		if (lk == NULL || vr->dropped)
+		if (lk == NULL || vr->dropped || lk->table_source)
 			continue;
 		Assert(lk->rel == NULL);
 		/* dropped (with the view, whose catalog entry goes next): no row joins */
@@ -372,6 +386,101 @@ match_in(Lookup *lk, LookupEntry *e, ExprContext *ec)
 }
 
 /*
+ * The row of a view over a table: read through the index, as of the
+ * commit being decoded (a historic snapshot of logical decoding, which
+ * sees a user catalog table as it was then: LookupDecodingSnapshot), or as
+ * of the snapshot of the backfill or recompute reading the source.  No cache: the dimension
+ * changes between two changes of the source.
+ */
+static bool
+lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
+{
+	bool		isnull;
+	Datum		value = ExecEvalExpr(lk->value, ec, &isnull);
+	Relation	rel;
+	Relation	index;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		matched = false;
+
+	if (!isnull)
+	{
+		Snapshot	snapshot = lk->use_snapshot != NULL ? lk->use_snapshot :
+			lk->decoding_snapshot != NULL ? lk->decoding_snapshot :
+			GetCatalogSnapshot(lk->spec->relid);
+
+		rel = try_relation_open(lk->spec->relid, AccessShareLock);
+		index = rel != NULL ? try_relation_open(lk->spec->index, AccessShareLock) : NULL;
+		if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the table or index continuous view %s joins on is gone", vr->def->view_name),
+					 errhint("Drop the view with flowstate.drop_view() and create it again.")));
+		ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
+									   lk->spec->collation, &lk->eq, value);
+		scan = index_beginscan(rel, index, snapshot, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (!matched && index_getnext_slot(scan, ForwardScanDirection, lk->table_slot))
+		{
+			/* a copy in the row's memory */
+			ExecStoreHeapTuple(ExecCopySlotHeapTuple(lk->table_slot), lk->match, false);
+			ec->ecxt_innertuple = lk->match;
+			matched = lk->quals == NULL || ExecQual(lk->quals, ec);
+		}
+		ExecClearTuple(lk->table_slot);
+		index_endscan(scan);
+		relation_close(index, AccessShareLock);
+		relation_close(rel, AccessShareLock);
+		if (matched)
+			return true;
+	}
+	ec->ecxt_innertuple = lk->nulls;
+	return lk->spec->outer;
+}
+
+/*
+ * LookupForce makes the lookups that follow take tuple as the dimension's
+ * row (LOOKUP_FORCE_ROW), or no row (LOOKUP_FORCE_NONE_ROW), until it is
+ * called with LOOKUP_FORCE_NONE.
+ */
+void
+LookupForce(ViewRuntime *vr, int how, HeapTuple tuple)
+{
+	vr->lookup->forced = how;
+	vr->lookup->force_tuple = tuple;
+}
+
+/*
+ * LookupDecodingSnapshot: the snapshot the lookups of views over tables
+ * read with while the changes of a transaction are decoded, NULL after.
+ * The decoder passes the catalog as of the transaction's commit: a user
+ * catalog table as the commit left it, whatever committed while the
+ * transaction ran (its own snapshot, of its first change, would not see
+ * that).
+ */
+void
+LookupDecodingSnapshot(List *views, Snapshot snapshot)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (vr->lookup != NULL && vr->lookup->table_source)
+			vr->lookup->decoding_snapshot = snapshot;
+	}
+}
+
+/* LookupUseSnapshot: the snapshot lookups read with (NULL: decoding's). */
+void
+LookupUseSnapshot(ViewRuntime *vr, Snapshot snapshot)
+{
+	if (vr->lookup != NULL)
+		vr->lookup->use_snapshot = snapshot;
+}
+
+/*
  * LookupRow makes the dimension row of the source row in vr->econtext's
  * scan tuple its inner tuple.  Returns false when the row has no match and
  * the join drops it (an inner join).
@@ -384,6 +493,21 @@ LookupRow(ViewRuntime *vr)
 	bool		isnull;
 	Datum		value;
 
+	if (lk->forced != LOOKUP_FORCE_NONE)
+	{
+		/* a given version of the dimension's row, or none (dimension.c) */
+		if (lk->forced == LOOKUP_FORCE_ROW)
+		{
+			ExecStoreHeapTuple(lk->force_tuple, lk->match, false);
+			ec->ecxt_innertuple = lk->match;
+			if (lk->quals == NULL || ExecQual(lk->quals, ec))
+				return true;
+		}
+		ec->ecxt_innertuple = lk->nulls;
+		return lk->spec->outer;
+	}
+	if (lk->table_source)
+		return lookup_table(vr, lk, ec);
 	if (lk->gone)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),

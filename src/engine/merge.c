@@ -227,8 +227,15 @@ IngestComputeMerged(ViewRuntime *vr)
 	LWLockAcquire(&sv->lock, LW_SHARED);
 	for (LocalGroup *lg = vr->first; lg; lg = lg->next)
 	{
-		char	   *block = palloc(size);
+		char	   *block;
 
+		if (lg->dirty)
+		{
+			lg->merged = NULL;
+			stale++;
+			continue;
+		}
+		block = palloc(size);
 		if (lg->base)
 			memcpy(block, lg->base, size);
 		else if (DsaPointerIsValid(lg->entry))

@@ -59,6 +59,7 @@ recompute_stale(List *views, SyncSnapshot *snap, int snapno, bool add_unseen)
 		for (int g = 0; g < n; g++)
 		{
 			groups[g]->retracted = false;
+			groups[g]->dirty = false;
 			if (!add_unseen && groups[g]->magnitude)
 				memset(groups[g]->magnitude, 0, sizeof(double) * vr->def->layout.naggs);
 			if (add_unseen && groups[g]->unseen)
@@ -148,6 +149,8 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 
 		foreach(lc, views)
 			stale += IngestComputeMerged(lfirst(lc));
+		/* rows of dimensions changed: their groups go stale under a snapshot */
+		stale += DimensionPending(views);
 		if (stale == 0)
 			break;
 		if (catch_up == NULL)
@@ -156,6 +159,7 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		if (snap != NULL && !reused && IngestUnseenValid())
 		{
 			/* decoded up to the snapshot's end: recompute under it again */
+			DimensionExpand(views, snap);
 			recompute_stale(views, snap, snapno, true);
 			reused = true;
 			continue;
@@ -181,6 +185,7 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 				lg->unseen_retracted = false;
 			}
 		}
+		DimensionExpand(views, snap);
 		recompute_stale(views, snap, snapno, false);
 		position = catch_up(snap->lsn);
 	}
@@ -190,6 +195,7 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		round_end(outer, round_cxt, round_owner);
 	}
 	IngestSnapshotsEnd();
+	DimensionSettled(views);
 
 	foreach(lc, views)
 	{

@@ -313,6 +313,63 @@ find_key(List **quals, Relation dim, Index source_rti, JoinSpec *join, bool chec
 	return false;
 }
 
+/*
+ * A table joined to a table: the view follows the dimension's changes too.
+ * The decoder reads the dimension as of each change of the source, which
+ * it can only for a table it may read in the past (user_catalog_table);
+ * the old rows of its changes say which groups change; the rows of the
+ * source with a key come through an index on its join column.
+ */
+static void
+table_join(RangeTblEntry *source, Relation dim, JoinSpec *join, bool check)
+{
+	Node	   *value = strip_relabel((Node *) join->value);
+	const char *name = RelationGetRelationName(dim);
+	Relation	fact;
+	bool		unique;
+
+	if (IsA(value, Var) && ((Var *) value)->varattno > 0)
+	{
+		join->fact_col = ((Var *) value)->varattno;
+		join->fact_opno = get_commutator(join->eq_opno);
+	}
+	if (!check)
+		return;
+	if (join->temporal)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a temporal join over a table source is not supported"),
+				 errhint("Join the table's rows to a table keyed as the history is, or join a Kafka stream to the history.")));
+	if (join->fact_col == InvalidAttrNumber || exprType(value) != join->value_type ||
+		join->value_type != TupleDescAttr(RelationGetDescr(dim), join->keycol - 1)->atttypid)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous view over a table joins a column of it to a key of the same type"),
+				 errhint("Write ON d.key = t.column, with a column of the same type as d.key.")));
+	if (!RelationIsUsedAsCatalogTable(dim))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" must be a user catalog table to be joined by a continuous view over a table", name),
+				 errdetail("The view joins each change of its source to the row of \"%s\" as of that change, which logical decoding can read only in such a table.", name),
+				 errhint("Run ALTER TABLE %s SET (user_catalog_table = true).", quote_identifier(name))));
+	if (dim->rd_rel->relreplident != REPLICA_IDENTITY_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" must have REPLICA IDENTITY FULL to be joined by a continuous view over a table", name),
+				 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL.", quote_identifier(name))));
+	fact = table_open(source->relid, AccessShareLock);
+	if (!OidIsValid(join->fact_opno) ||
+		!OidIsValid(JoinKeyIndex(fact, join->fact_col, join->fact_opno, join->collation, false, &unique)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("column \"%s\" of table \"%s\" needs an index for a continuous view to join on it",
+						get_attname(source->relid, join->fact_col, false), RelationGetRelationName(fact)),
+				 errdetail("A change of a row of \"%s\" re-aggregates the groups of the rows that join it, found through that index.", name),
+				 errhint("Run CREATE INDEX ON %s (%s).", quote_identifier(RelationGetRelationName(fact)),
+						 quote_identifier(get_attname(source->relid, join->fact_col, false)))));
+	table_close(fact, AccessShareLock);
+}
+
 /* Refuse columns that are neither the source's nor the dimension's. */
 typedef struct SidesContext
 {
@@ -415,13 +472,11 @@ JoinAnalyze(Query *query, JoinExpr *j, Index *source_rti, JoinSpec *join, bool c
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("a continuous view keeps every row of its stream: the stream must be the left side of LEFT JOIN"),
 					 errhint("Write FROM stream LEFT JOIN table.")));
-		if (!QueryIsStream(source->relid))
+		if (!QueryIsStream(source->relid) && get_rel_relkind(source->relid) != RELKIND_RELATION)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("a continuous view joins a Kafka stream to a table; \"%s\" is not a stream",
-							get_rel_name(source->relid)),
-					 errdetail("Joins over a table source, which would re-aggregate the groups a dimension change affects, are not supported yet."),
-					 errhint("Define the view over the table without the join, or feed its rows through a flowstate_kafka stream.")));
+					 errmsg("a continuous view over \"%s\" cannot join a table", get_rel_name(source->relid)),
+					 errhint("Join a Kafka stream or an ordinary table (not partitioned) to a table.")));
 		sides.source_rti = *source_rti;
 		sides.dim_rti = join->rti;
 		(void) sides_walker((Node *) query->targetList, &sides);
@@ -484,6 +539,8 @@ JoinAnalyze(Query *query, JoinExpr *j, Index *source_rti, JoinSpec *join, bool c
 							 quote_identifier(RelationGetRelationName(dim)), quote_identifier(key))));
 	}
 	join->quals = quals != NIL ? make_ands_explicit(quals) : NULL;
+	if (!QueryIsStream(source->relid) && join->value != NULL)
+		table_join(source, dim, join, check);
 	table_close(dim, AccessShareLock);
 	return source;
 }

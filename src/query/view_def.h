@@ -54,6 +54,9 @@ typedef struct JoinSpec
 	Oid			collation;
 	Expr	   *value;			/* over the source */
 	Expr	   *quals;			/* the rest of ON, implicit AND; NULL if none */
+	/* a table source: value is its column fact_col, found by fact_opno */
+	AttrNumber	fact_col;
+	Oid			fact_opno;		/* fact_col = key value */
 } JoinSpec;
 
 typedef struct ViewDef

@@ -17,7 +17,7 @@ CREATE TABLE public.clients2 (cid int PRIMARY KEY, segment text);
 CREATE TABLE public.tiers (id int PRIMARY KEY, tier text);
 ALTER TABLE public.tiers REPLICA IDENTITY FULL;
 SELECT flowstate.create_history('public.tier_history', 'public.tiers', key => ARRAY['id']) IS NOT NULL AS created;
-CREATE TABLE public.facts (id int PRIMARY KEY, cid int, amount numeric);
+CREATE TABLE public.facts (id int PRIMARY KEY, cid int, amount numeric, ts timestamptz);
 CREATE TABLE public.parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
 CREATE TEMP TABLE temp_dim (id int PRIMARY KEY, segment text);
 
@@ -64,8 +64,25 @@ SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FR
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN tier_history h ON h.id = s.cid')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN tier_history h ON h.id = s.cid AND h.valid_from <= s.ts')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN tier_history h ON h.id = s.cid AND h.valid_from <= s.ts AND now() < h.valid_to')$$);
--- a table source, two streams, the stream on the nullable side
+-- a table source: its dimension must be a user catalog table with
+-- REPLICA IDENTITY FULL, its join column indexed, of the key's type (its
+-- changes are followed in test/sql/joins_tables.sql and
+-- test/t/033_table_joins.pl)
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.id = f.cid')$$);
+ALTER TABLE public.clients SET (user_catalog_table = true);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.id = f.cid')$$);
+ALTER TABLE public.clients REPLICA IDENTITY FULL;
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.id = f.cid')$$);
+CREATE INDEX ON public.facts (cid);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.code = f.cid')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.id = f.cid + 1')$$);
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN tier_history h ON h.id = f.cid AND h.valid_from <= f.ts AND f.ts < h.valid_to')$$);
+ALTER TABLE public.facts REPLICA IDENTITY FULL;
+SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT c.segment, count(*) AS n, sum(f.amount) AS total FROM facts f JOIN clients c ON c.id = f.cid GROUP BY 1')$$) AS accepted;
+SELECT flowstate.drop_view('public.x');
+ALTER TABLE public.clients RESET (user_catalog_table);
+ALTER TABLE public.clients REPLICA IDENTITY DEFAULT;
+-- two streams, the stream on the nullable side
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM sales s JOIN refunds r ON r.cid = s.cid')$$);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM clients c LEFT JOIN sales s ON c.id = s.cid')$$);
 -- other join shapes

@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "catalog/partition.h"
 #include "executor/executor.h"
+#include "replication/snapbuild.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -48,7 +49,13 @@ static TransactionId decoded_xid = InvalidTransactionId;
 static inline void
 route_row(ViewRuntime *vr, TupleTableSlot *row, int sign, XLogRecPtr lsn)
 {
-	if (streaming != NULL)
+	/*
+	 * A view that joins a table reads it as of each change: not while the
+	 * transaction streams, whose commit may come after the table changed.
+	 */
+	if (streaming != NULL && vr->def->join.present)
+		OpenTxnRebuild(streaming, vr);
+	else if (streaming != NULL)
 		OpenTxnRow(streaming, streaming_subxid, vr, row, sign, lsn);
 	else
 		IngestRow(vr, row, sign, lsn);
@@ -83,6 +90,10 @@ sink_begin(void *arg, TransactionId xid, XLogRecPtr commit_lsn)
 	MyDecoder->txn_changed = false;
 	decoded_xid = xid;
 	IngestTxnBegin(MyDecoder->worker->views, xid, commit_lsn);
+	/* views that join a table read it as of this commit (lookup.c) */
+	if (MyDecoder->joins)
+		LookupDecodingSnapshot(MyDecoder->worker->views,
+							   SnapBuildGetOrBuildSnapshot(MyDecoder->ctx->snapshot_builder, xid));
 }
 
 /*
@@ -386,6 +397,47 @@ history_change(SourceRel *src, Relation rel, ReorderBufferChange *change)
 	ExecClearTuple(slot);
 }
 
+/*
+ * A change of a table that views over other tables join: the rows before
+ * and after, for the groups they make stale (dimension.c).  A view of a
+ * transaction streamed while in progress rebuilds after its commit.
+ */
+static void
+dimension_change(SourceRel *src, Relation rel, ReorderBufferChange *change)
+{
+	HeapTuple	oldtuple = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	HeapTuple	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	TupleTableSlot *slot = source_slot(src, rel);
+	ListCell   *lc;
+
+	if (streaming != NULL || (change->action != REORDER_BUFFER_CHANGE_INSERT && oldtuple == NULL))
+	{
+		foreach(lc, src->joined_by)
+		{
+			if (streaming != NULL)
+				OpenTxnRebuild(streaming, lfirst(lc));
+			else
+				request_rebuild(lfirst(lc), "a table it joins no longer logs old rows");
+		}
+		return;
+	}
+	if (src->old_slot == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
+
+		src->old_slot = MakeSingleTupleTableSlot(slot->tts_tupleDescriptor, &TTSOpsHeapTuple);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	if (oldtuple != NULL)
+		ExecStoreHeapTuple(oldtuple, src->old_slot, false);
+	if (newtuple != NULL)
+		store_new_row(slot, newtuple, oldtuple);
+	foreach(lc, src->joined_by)
+		DimensionChange(lfirst(lc), oldtuple ? src->old_slot : NULL, newtuple ? slot : NULL);
+	ExecClearTuple(src->old_slot);
+	ExecClearTuple(slot);
+}
+
 /* A TRUNCATE of tables: their histories. */
 static void
 history_truncate(int nrelations, Relation *relations)
@@ -434,6 +486,8 @@ sink_change(void *arg, Relation rel, ReorderBufferChange *change)
 		apply_change(src->views, rel, change, source_slot(src, rel), NULL, NULL);
 	if (src != NULL && src->histories != NIL)
 		history_change(src, rel, change);
+	if (src != NULL && src->joined_by != NIL)
+		dimension_change(src, rel, change);
 	if (leaf != NULL)
 	{
 		foreach(lc, leaf->targets)
@@ -512,6 +566,8 @@ sink_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn, TimestampTz com
 	if (MyDecoder->txn_changed)
 		SyncNoteXid(xid);
 	HistoryCommit(MyDecoder->worker->histories, xid, commit_lsn, commit_time);
+	if (MyDecoder->joins)
+		LookupDecodingSnapshot(MyDecoder->worker->views, NULL);
 	decoded_xid = InvalidTransactionId;
 	MyDecoder->worker->progress.transactions++;
 }

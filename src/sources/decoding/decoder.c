@@ -387,6 +387,7 @@ source_rel(Oid relid)
 	{
 		src->views = NIL;
 		src->histories = NIL;
+		src->joined_by = NIL;
 		src->slot = NULL;
 		src->old_slot = NULL;
 		src->natts = 0;
@@ -409,6 +410,7 @@ index_sources(void)
 	MyDecoder->sources = hash_create("flowstate sources", 16, &hctl,
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	MyDecoder->leaves_stale = true;		/* they point to the sources */
+	MyDecoder->joins = false;
 	foreach(lc, MyDecoder->worker->views)
 	{
 		ViewRuntime *vr = lfirst(lc);
@@ -418,6 +420,17 @@ index_sources(void)
 		oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
 		src->views = lappend(src->views, vr);
 		MemoryContextSwitchTo(oldcxt);
+		/* the table it joins: its changes make groups stale (dimension.c) */
+		if (vr->def->join.present)
+		{
+			SourceRel  *dim = source_rel(vr->def->join.relid);
+
+			MyDecoder->joins = true;
+
+			oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
+			dim->joined_by = lappend(dim->joined_by, vr);
+			MemoryContextSwitchTo(oldcxt);
+		}
 	}
 	MyDecoder->sink.decode_own = false;
 	foreach(lc, MyDecoder->worker->histories)

@@ -27,6 +27,7 @@ typedef struct SourceRel
 	Oid			relid;
 	List	   *views;			/* ViewRuntime */
 	List	   *histories;		/* HistoryRuntime */
+	List	   *joined_by;		/* ViewRuntime over other tables that join it */
 	TupleTableSlot *slot;
 	TupleTableSlot *old_slot;	/* histories: the row before an UPDATE */
 	int			natts;
@@ -63,6 +64,7 @@ typedef struct DecodingWorker
 
 	MemoryContext views_cxt;	/* the views and everything about them */
 	HTAB	   *sources;		/* relid -> SourceRel */
+	bool		joins;			/* a view joins a table (index_sources) */
 	MemoryContext leaves_cxt;	/* the partitions below sources: */
 	HTAB	   *leaves;			/* relid -> LeafRel, rebuilt after any relcache
 								 * invalidation (an ATTACH, DETACH, column
