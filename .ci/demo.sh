@@ -2,7 +2,8 @@
 # The main job: a throwaway local PostgreSQL 15 cluster under .demo/ with
 # flowstate preloaded and a live pipeline in database flowstate_demo: an
 # orders table (test/demo.sql) fed by a generator (pgbench running
-# test/demo_orders.pgbench) and three continuous views over it; and a Kafka
+# test/demo_orders.pgbench) and continuous views over it, one joined to a
+# table of region managers; and a Kafka
 # topic of page views on librdkafka's mock cluster (test/kafka_mock), fed
 # by kcat, with a continuous view over it; a topic of prices, keyed by
 # product, whose messages arrive out of order, with an SCD type-2 history
@@ -70,6 +71,8 @@ show() {
         ORDER BY hour DESC, region LIMIT 4"
     $PSQL -d flowstate_demo -c "SELECT customer, orders, spent, last_order
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
+    # orders joined to the table of region managers (east went to Eve)
+    $PSQL -d flowstate_demo -c "SELECT manager, orders, revenue FROM revenue_per_manager ORDER BY manager"
     # the last 5 minutes, every minute (hopping windows)
     $PSQL -d flowstate_demo -c "SELECT window_start, window_end, region, orders, revenue
         FROM revenue_5min WHERE window_end <= now() + interval '1 minute'
@@ -274,6 +277,8 @@ $PSQL -d flowstate_demo -c "SELECT kind, datname, state, activity
 # /docs moves to a new section with a new owner: the page views from now on
 # join the new row and the new version; those before keep the old ones
 $PSQL -q -d flowstate_demo -c "UPDATE pages SET section = 'support', owner = 'support team' WHERE page = '/docs'"
+# the east region changes hands: its orders, all of them, count for Eve now
+$PSQL -q -d flowstate_demo -c "UPDATE region_managers SET manager = 'Eve' WHERE region = 'east'"
 echo "The generator places, ships and cancels orders, kcat sends page views; the views follow:"
 for _ in 1 2 3; do
     sleep 2

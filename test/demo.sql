@@ -22,6 +22,18 @@ SELECT now() - i * interval '1 second', 1 + i % 500,
        CASE WHEN i > 300 THEN 'shipped' ELSE 'placed' END
   FROM generate_series(1, 3600) i;
 
+-- who manages each region: a dimension (a user catalog table, which the
+-- decoder reads as of each commit), and revenue per manager, a lookup join
+-- that follows changes of either table
+CREATE TABLE region_managers (region text PRIMARY KEY, manager text NOT NULL)
+    WITH (user_catalog_table = true);
+ALTER TABLE region_managers REPLICA IDENTITY FULL;
+INSERT INTO region_managers VALUES ('north', 'Ana'), ('south', 'Ben'), ('east', 'Chen'), ('west', 'Dara');
+SELECT flowstate.create_view('revenue_per_manager', $$
+    SELECT m.manager, count(*) AS orders, sum(o.amount) AS revenue
+      FROM orders o JOIN region_managers m ON m.region = o.region
+     GROUP BY m.manager $$);
+
 -- revenue per region and minute: a tumbling window
 SELECT flowstate.create_view('revenue_per_minute', $$
     SELECT region, date_bin('1 minute', placed_at, '2000-01-01') AS minute,
