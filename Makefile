@@ -115,7 +115,7 @@ installcheck-prerequisites:
 .PHONY: installcheck-prerequisites
 
 # the benchmark (not a test): bench/run.sh [rounds], figures in the README
-bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka bench-joins-kafka
+bench: bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka bench-joins-kafka bench-joins-tables
 bench-tables:
 	bash bench/run.sh
 bench-history:
@@ -124,6 +124,8 @@ bench-history-kafka:
 	bash bench/history_kafka.sh
 bench-joins-kafka:
 	bash bench/joins_kafka.sh
+bench-joins-tables:
+	bash bench/joins_tables.sh
 bench-kafka:
 	bash bench/kafka.sh
 bench-groups:
@@ -137,7 +139,7 @@ bench-bulk:
 bench-aggregates:
 	bash bench/aggregates.sh
 
-.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka bench-joins-kafka
+.PHONY: bench bench-tables bench-kafka bench-groups bench-windows bench-windows-kafka bench-bulk bench-aggregates bench-history bench-history-kafka bench-joins-kafka bench-joins-tables
 
 # the Kafka cluster of the TAP tests and the benchmark (librdkafka's mock)
 test/kafka_mock: test/kafka_mock.c

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The benchmark of joins between tables: bash bench/joins_tables.sh [rounds]
+# (or: make bench-joins-tables)
+#
+# On a throwaway cluster, a table of 10,000 customers (a user catalog table
+# with REPLICA IDENTITY FULL) and an orders table indexed on its customer.
+# Each round loads 1,000,000 orders (100 transactions of 10,000 rows) into
+# the orders table with, each alone:
+#   plain     a continuous view of count and sum per customer % 10: the
+#             baseline, what decoding the load costs;
+#   lookup    the same per customer segment, the orders joined to the
+#             customers on their key;
+# and reports the time from the start of the load until the view is fresh
+# (wait_for), the cost of the join per row (the difference with the
+# baseline) and the ratio.  Then, with the million orders in place, it
+# times a change of the dimension: 100 customers (about 10,000 of their
+# orders) change segment in one transaction, until the joined view is
+# fresh again (the groups of both segments recomputed by a scan of the
+# orders).  Each view is checked against its batch query.  As root it first
+# installs what it needs (.ci/setup.sh) and runs the server as postgres.
+set -euo pipefail
+trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+ROUNDS=${1:-${ROUNDS:-3}}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=${FLOWSTATE_BENCH_DIR:-/tmp/flowstate-bench-joins-tables}
+PORT=${FLOWSTATE_BENCH_PORT:-5495}
+source "$HERE/lib.sh"
+
+if [ "${FLOWSTATE_BENCH_CHILD:-}" != 1 ]; then
+    bench_prepare
+    bench_reexec joins_tables.sh "$ROUNDS"
+fi
+
+# ---- as the server's user, in $WORK -------------------------------------
+cd "$WORK"
+export PGOPTIONS='-c client_min_messages=warning'
+bench_initdb <<< "flowstate.flush_interval = 1s"
+pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+trap 'pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
+
+ROWS=1000000
+CUSTOMERS=10000
+q -c "CREATE EXTENSION flowstate" \
+  -c "CREATE TABLE customers (id int PRIMARY KEY, segment text NOT NULL) WITH (user_catalog_table = true)" \
+  -c "ALTER TABLE customers REPLICA IDENTITY FULL" \
+  -c "INSERT INTO customers SELECT i, 'segment ' || (i % 10) FROM generate_series(0, $CUSTOMERS - 1) i" >/dev/null
+
+plain='SELECT o.cid % 10 AS bucket, count(*) AS n, sum(o.amount) AS total FROM orders o GROUP BY 1'
+lookup='SELECT c.segment, count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c ON c.id = o.cid GROUP BY 1'
+
+differs() {   # view, query: rows they do not share
+    q -c "SELECT count(*) FROM ((SELECT * FROM $1 EXCEPT ALL $2) UNION ALL ($2 EXCEPT ALL SELECT * FROM $1)) d"
+}
+
+run() {   # name, query; prints the seconds until fresh after the load
+    local t0 t1
+    q -c "DROP TABLE IF EXISTS orders" \
+      -c "CREATE TABLE orders (id bigserial PRIMARY KEY, cid int NOT NULL, amount int NOT NULL)" \
+      -c "ALTER TABLE orders REPLICA IDENTITY FULL" \
+      -c "CREATE INDEX ON orders (cid)" \
+      -c "SELECT flowstate.create_view('$1', \$q\$ $2 \$q\$)" \
+      -c "SELECT flowstate.wait_for(timeout => '10min')" >/dev/null
+    t0=$(now)
+    for ((t = 0; t < 100; t++)); do
+        q -c "INSERT INTO orders (cid, amount)
+              SELECT (i * 7919) % $CUSTOMERS, i % 1000 FROM generate_series($t * 10000 + 1, ($t + 1) * 10000) i" >/dev/null
+    done
+    q -c "SELECT flowstate.wait_for(timeout => '30min')" >/dev/null
+    t1=$(now)
+    [ "$(differs "$1" "$2")" = 0 ] || { echo "view $1 differs from its batch query" >&2; exit 1; }
+    elapsed "$t0" "$t1"
+}
+
+printf 'flowstate table join benchmark: %s, %s cores, %d rounds of %d orders over %d customers\n' \
+    "$(q -c 'SHOW server_version')" "$(nproc)" "$ROUNDS" "$ROWS" "$CUSTOMERS"
+: > results.txt
+for ((r = 1; r <= ROUNDS; r++)); do
+    plain_s=$(run "plain$r" "$plain")
+    q -c "SELECT flowstate.drop_view('plain$r')" >/dev/null
+    lookup_s=$(run "lookup$r" "$lookup")
+    # a change of the dimension: 100 customers move to another segment
+    t0=$(now)
+    q -c "UPDATE customers SET segment = 'moved ' || $r WHERE id % 100 = $r" \
+      -c "SELECT flowstate.wait_for(timeout => '30min')" >/dev/null
+    t1=$(now)
+    change_s=$(elapsed "$t0" "$t1")
+    [ "$(differs "lookup$r" "$lookup")" = 0 ] || { echo "view lookup$r differs after the change" >&2; exit 1; }
+    q -c "SELECT flowstate.drop_view('lookup$r')" >/dev/null
+    echo "$r $plain_s $lookup_s $change_s" >> results.txt
+    printf 'round %d: plain view fresh %.2f s after the load began; lookup join %.2f s (%.2f us more per row, %.2fx); 100 customers changing segment: fresh %.2f s later\n' \
+        "$r" "$plain_s" "$lookup_s" "$(echo "($lookup_s - $plain_s) * 1000000 / $ROWS" | bc -l)" \
+        "$(echo "$lookup_s / $plain_s" | bc -l)" "$change_s"
+done
+
+col() { awk -v c="$1" '{print $c}' results.txt | median; }
+echo "medians of $ROUNDS rounds:"
+printf '  plain view: fresh %.2f s after a load of %d rows\n' "$(col 2)" "$ROWS"
+printf '  lookup join: fresh %.2f s, %.2f us more per row, %.2fx the plain view\n' \
+    "$(col 3)" "$(echo "($(col 3) - $(col 2)) * 1000000 / $ROWS" | bc -l)" "$(echo "$(col 3) / $(col 2)" | bc -l)"
+printf '  a dimension change of 100 customers (%d orders in a table of %d): fresh %.2f s later\n' \
+    "$((ROWS / 100))" "$ROWS" "$(col 4)"
+echo "every view equalled its batch query in every round"
