@@ -74,6 +74,15 @@ SELECT * FROM public.weight_by_manager ORDER BY 1;
 SELECT * FROM pg_temp.check_views();
 SELECT view, status, recomputed_groups > 0 AS recomputed FROM flowstate.views ORDER BY view::text;
 
+-- the dimension emptied and filled again: the views start over from it
+BEGIN;
+TRUNCATE public.regions;
+INSERT INTO public.regions VALUES ('e', 'east', 'fay'), ('x', 'north', 'gus');
+COMMIT;
+SELECT flowstate.wait_for(timeout => '30s');
+SELECT * FROM public.weight_by_manager ORDER BY 1;
+SELECT * FROM pg_temp.check_views();
+
 -- a user catalog table takes no INSERT ... ON CONFLICT
 SELECT public.try($$INSERT INTO public.regions VALUES ('w', 'west', 'x') ON CONFLICT (code) DO NOTHING$$);
 

@@ -519,6 +519,9 @@ sink_truncate(void *arg, int nrelations, Relation *relations)
 		{
 			foreach(lc, src->views)
 				IngestTruncate(lfirst(lc));
+			/* every row of a joined table gone: the views that join it start over */
+			foreach(lc, src->joined_by)
+				request_rebuild(lfirst(lc), "a table it joins was truncated");
 		}
 		if (relations[i]->rd_rel->relispartition)
 		{
@@ -624,7 +627,10 @@ sink_stream_truncate(void *arg, TransactionId xid, int nrelations, Relation *rel
 
 		OpenTxnTouch(streaming, relid);
 		if (src != NULL)
+		{
 			rebuild_after(src->views);
+			rebuild_after(src->joined_by);
+		}
 		if (relations[i]->rd_rel->relispartition)
 		{
 			foreach(lc, leaf_of(relations[i])->targets)
