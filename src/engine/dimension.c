@@ -23,7 +23,9 @@
  *	   settle ends: a row joining a changed key has its groups under each
  *	   version marked stale too; so a source row that the snapshot no
  *	   longer sees (deleted after the dimension changed) still has the
- *	   group it was in recomputed;
+ *	   group it was in recomputed; the rows a transaction changed before it
+ *	   changed the dimension are marked when it does (they were evaluated
+ *	   as of its commit: after the change);
  *	4. DimensionSettled forgets the versions.
  *
  * The recompute then replaces those groups by their state under the
@@ -49,6 +51,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 #include "utils/snapmgr.h"
 
 #include "engine/ingest.h"
@@ -72,6 +75,13 @@ typedef struct Changes
 	int			pending;		/* keys not expanded */
 	int16		typlen;
 	bool		typbyval;
+	Oid			collation;
+	FmgrInfo	eq;				/* the join's equality */
+	FmgrInfo	hash;			/* the type's hash, if it has one */
+	bool		hashable;
+	/* the source rows of the transaction being decoded (txn_cxt) */
+	MemoryContext txn_cxt;
+	List	   *txn_rows;		/* HeapTuple */
 } Changes;
 
 static Changes *
@@ -84,24 +94,39 @@ changes_of(ViewRuntime *vr, bool create)
 		MemoryContext cxt = AllocSetContextCreate(vr->def->cxt, "flowstate dimension changes",
 												  ALLOCSET_DEFAULT_SIZES);
 
+		TypeCacheEntry *tce = lookup_type_cache(vr->def->join.value_type, TYPECACHE_HASH_PROC_FINFO);
+
 		c = MemoryContextAllocZero(vr->def->cxt, sizeof(Changes));
 		c->cxt = cxt;
+		c->txn_cxt = AllocSetContextCreate(vr->def->cxt, "flowstate dimension transaction",
+										   ALLOCSET_DEFAULT_SIZES);
 		c->buckets = MemoryContextAllocZero(cxt, sizeof(ChangedKey *) * DIMENSION_BUCKETS);
 		get_typlenbyval(vr->def->join.value_type, &c->typlen, &c->typbyval);
+		c->collation = vr->def->join.collation;
+		fmgr_info_cxt(get_opcode(vr->def->join.fact_opno), &c->eq, vr->def->cxt);
+		c->hashable = OidIsValid(tce->hash_proc);
+		if (c->hashable)
+			fmgr_info_cxt(tce->hash_proc, &c->hash, vr->def->cxt);
 		vr->dimension_changes = c;
 	}
 	return c;
 }
 
+/*
+ * The changed key equal to key, by the join's equality (1.0 and 1.00 are
+ * one numeric key), hashed by the type's hash function (or not at all).
+ */
 static ChangedKey *
 find_key(Changes *c, Datum key, bool create)
 {
-	uint32		hash = datum_image_hash(key, c->typbyval, c->typlen);
+	uint32		hash = c->hashable ?
+		DatumGetUInt32(FunctionCall1Coll(&c->hash, c->collation, key)) : 0;
 	ChangedKey **bucket = &c->buckets[hash % DIMENSION_BUCKETS];
 	ChangedKey *k;
 
 	for (k = *bucket; k != NULL; k = k->next)
-		if (k->hash == hash && datum_image_eq(k->key, key, c->typbyval, c->typlen))
+		if (k->hash == hash &&
+			DatumGetBool(FunctionCall2Coll(&c->eq, c->collation, key, k->key)))
 			return k;
 	if (!create)
 		return NULL;
@@ -113,6 +138,9 @@ find_key(Changes *c, Datum key, bool create)
 	c->pending++;
 	return k;
 }
+
+static void mark_txn_rows(ViewRuntime *vr);
+static void mark_row(ViewRuntime *vr, TupleTableSlot *row, ChangedKey *k);
 
 /* Keep a version of the dimension's row under its key. */
 static void
@@ -156,6 +184,7 @@ DimensionChange(ViewRuntime *vr, TupleTableSlot *oldrow, TupleTableSlot *newrow)
 	IngestUnseenChange();
 	add_version(vr, oldrow);
 	add_version(vr, newrow);
+	mark_txn_rows(vr);
 }
 
 /* Mark stale the groups of a source row under each version of its key. */
@@ -183,19 +212,72 @@ mark_row(ViewRuntime *vr, TupleTableSlot *row, ChangedKey *k)
 }
 
 /*
- * DimensionFactRow: a change of the source decoded during the settle; a
- * row that joins a changed key has its groups under each version marked.
+ * The rows of the source the transaction being decoded changed before it
+ * changed the dimension: evaluated as of its commit, they left the group
+ * of the row as it was before (a row deleted, or updated, earlier in the
+ * transaction), which the snapshot of the settle cannot show.
+ */
+static void
+mark_txn_rows(ViewRuntime *vr)
+{
+	Changes    *c = vr->dimension_changes;
+	TupleTableSlot *slot;
+	ListCell   *lc;
+
+	if (c == NULL || c->txn_rows == NIL)
+		return;
+	slot = MakeSingleTupleTableSlot(vr->source_desc, &TTSOpsHeapTuple);
+	foreach(lc, c->txn_rows)
+	{
+		ChangedKey *k;
+		bool		isnull;
+		Datum		value;
+
+		ExecStoreHeapTuple(lfirst(lc), slot, false);
+		value = slot_getattr(slot, vr->def->join.fact_col, &isnull);
+		if (!isnull && (k = find_key(c, value, false)) != NULL)
+			mark_row(vr, slot, k);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/* DimensionTxnBegin: a transaction is decoded, its rows kept from now on. */
+void
+DimensionTxnBegin(List *views)
+{
+	ListCell   *lc;
+
+	foreach(lc, views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+		Changes    *c = vr->dimension_changes;
+
+		if (c != NULL && c->txn_rows != NIL)
+		{
+			MemoryContextReset(c->txn_cxt);
+			c->txn_rows = NIL;
+		}
+	}
+}
+
+/*
+ * DimensionFactRow: a change of the source decoded; it is kept until the
+ * transaction ends, and a row that joins a changed key has its groups
+ * under each version marked.
  */
 void
 DimensionFactRow(ViewRuntime *vr, TupleTableSlot *row)
 {
-	Changes    *c = vr->dimension_changes;
+	Changes    *c = changes_of(vr, true);
 	ChangedKey *k;
 	bool		isnull;
 	Datum		value;
+	MemoryContext oldcxt = MemoryContextSwitchTo(c->txn_cxt);
 
-	if (c == NULL)
-		return;
+	/* (the decoder's slot of the table's row type, which outlives the rows) */
+	vr->source_desc = row->tts_tupleDescriptor;
+	c->txn_rows = lappend(c->txn_rows, ExecCopySlotHeapTuple(row));
+	MemoryContextSwitchTo(oldcxt);
 	value = slot_getattr(row, vr->def->join.fact_col, &isnull);
 	if (isnull || (k = find_key(c, value, false)) == NULL)
 		return;

@@ -46,6 +46,8 @@ static int	txn_seen_size = 0;
  */
 static int	unseen_snap = -1;
 static bool unseen_valid = false;
+/* a transaction unseen_snap did not see was decoded since it was taken */
+static bool unseen_decoded = false;
 
 /*
  * IngestViewCreate compiles a view for ingestion; everything lives in cxt
@@ -109,6 +111,9 @@ IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn)
 	}
 	foreach(lc, snapshots)
 		txn_seen[i++] = SyncSnapshotSees(lfirst(lc), xid, commit_lsn);
+	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
+		unseen_decoded = true;
+	DimensionTxnBegin(views);
 }
 
 /* Find a group of the batch, or add it. */
@@ -720,6 +725,7 @@ IngestSnapshotAdd(SyncSnapshot *snap)
 	}
 	unseen_snap = list_length(snapshots) - 1;
 	unseen_valid = true;
+	unseen_decoded = false;
 	return unseen_snap;
 }
 
@@ -742,7 +748,12 @@ IngestUnseenValid(void)
 void
 IngestUnseenChange(void)
 {
-	if (unseen_snap >= 0 && !txn_seen[unseen_snap])
+	/*
+	 * Also when an earlier transaction was not seen: its rows, kept aside,
+	 * joined the row as it was before this change, which the snapshot
+	 * sees.
+	 */
+	if (unseen_snap >= 0 && (unseen_decoded || !txn_seen[unseen_snap]))
 		unseen_valid = false;
 }
 

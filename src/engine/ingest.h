@@ -92,6 +92,7 @@ typedef struct ViewRuntime
 	bool		last_failed;	/* the last evaluation raised an error */
 	struct pg_tz *zone;			/* def->time_zone, NULL: the worker's */
 	Lookup	   *lookup;			/* its join, NULL if none */
+	TupleDesc	source_desc;	/* over a table with a join: its rows' */
 	void	   *dimension_changes;	/* over a table: the dimension's keys
 									 * changed during the settle
 									 * (dimension.c) */
@@ -205,6 +206,7 @@ extern void DimensionFactRow(ViewRuntime *vr, TupleTableSlot *row);
 extern int	DimensionPending(List *views);
 extern void DimensionExpand(List *views, SyncSnapshot *snap);
 extern void DimensionSettled(List *views);
+extern void DimensionTxnBegin(List *views);
 extern void IngestMarkStale(ViewRuntime *vr, const Datum *keys, const bool *keynulls);
 
 /* projection.c */

@@ -72,7 +72,9 @@ struct Lookup
 	MemoryContext cxt;			/* the view's: the slots */
 	TupleTableSlot *match;		/* a dimension row */
 	TupleTableSlot *nulls;		/* no dimension row (LEFT JOIN) */
-	TupleTableSlot *table_slot; /* a view over a table: the index's row */
+	const TupleTableSlotOps *table_ops;	/* a view over a table: its slots' */
+	TupleDesc	table_desc;		/* the relcache's, as last seen */
+	Oid			table_index;	/* the index, as last found */
 	FmgrInfo	eq;				/* the key equality, for the scan key */
 
 	/* a view over a table: no batches (see LookupRow) */
@@ -135,7 +137,8 @@ static void
 make_slots(Lookup *lk, TupleDesc current)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(lk->cxt);
-	TupleDesc	desc = CreateTupleDescCopy(current);
+	/* with the defaults of columns added since the rows were written */
+	TupleDesc	desc = CreateTupleDescCopyConstr(current);
 
 	if (lk->match != NULL)
 	{
@@ -191,10 +194,11 @@ LookupCreate(ViewRuntime *vr)
 	lk->table_source = !vr->def->stream;
 	rel = table_open(spec->relid, AccessShareLock);
 	make_slots(lk, RelationGetDescr(rel));
-	/* (a descriptor of its own: no pin on the relcache's, held past the compile) */
 	if (lk->table_source)
-		lk->table_slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(rel)),
-												  table_slot_callbacks(rel));
+	{
+		lk->table_ops = table_slot_callbacks(rel);
+		lk->table_index = spec->index;
+	}
 	table_close(rel, AccessShareLock);
 	lk->cache_cxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate lookup cache",
 										  ALLOCSET_DEFAULT_SIZES);
@@ -401,6 +405,7 @@ lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
 	Relation	index;
 	ScanKeyData key;
 	IndexScanDesc scan;
+	TupleTableSlot *slot;
 	bool		matched = false;
 
 	if (!isnull)
@@ -410,24 +415,55 @@ lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
 			GetCatalogSnapshot(lk->spec->relid);
 
 		rel = try_relation_open(lk->spec->relid, AccessShareLock);
-		index = rel != NULL ? try_relation_open(lk->spec->index, AccessShareLock) : NULL;
-		if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX)
+		if (rel == NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the table or index continuous view %s joins on is gone", vr->def->view_name),
-					 errhint("Drop the view with flowstate.drop_view() and create it again.")));
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("the table continuous view %s joins was dropped", vr->def->view_name)));
+		/* a rewrite may have changed the row type (a column it does not use) */
+		if (RelationGetDescr(rel) != lk->table_desc)
+		{
+			if (!equalTupleDescs(RelationGetDescr(rel), lk->match->tts_tupleDescriptor))
+				make_slots(lk, RelationGetDescr(rel));
+			lk->table_desc = RelationGetDescr(rel);
+		}
+		/* found again when gone: REINDEX CONCURRENTLY makes a new one */
+		index = try_relation_open(lk->table_index, AccessShareLock);
+		if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX)
+		{
+			bool		unique;
+
+			if (index != NULL)
+				relation_close(index, AccessShareLock);
+			lk->table_index = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno,
+										   lk->spec->collation, false, &unique);
+			index = OidIsValid(lk->table_index) && unique ?
+				try_relation_open(lk->table_index, AccessShareLock) : NULL;
+			if (index == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
+								RelationGetRelationName(rel),
+								get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
+						 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
+		}
+		/*
+		 * The scan and its slot in the row's memory: an error (in the rest
+		 * of ON, or the evaluation's timeout) leaves nothing behind that the
+		 * next row would use.
+		 */
+		slot = MakeSingleTupleTableSlot(lk->match->tts_tupleDescriptor, lk->table_ops);
 		ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
 									   lk->spec->collation, &lk->eq, value);
 		scan = index_beginscan(rel, index, snapshot, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
-		while (!matched && index_getnext_slot(scan, ForwardScanDirection, lk->table_slot))
+		while (!matched && index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
 			/* a copy in the row's memory */
-			ExecStoreHeapTuple(ExecCopySlotHeapTuple(lk->table_slot), lk->match, false);
+			ExecStoreHeapTuple(ExecCopySlotHeapTuple(slot), lk->match, false);
 			ec->ecxt_innertuple = lk->match;
 			matched = lk->quals == NULL || ExecQual(lk->quals, ec);
 		}
-		ExecClearTuple(lk->table_slot);
+		ExecDropSingleTupleTableSlot(slot);
 		index_endscan(scan);
 		relation_close(index, AccessShareLock);
 		relation_close(rel, AccessShareLock);

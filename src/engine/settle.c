@@ -37,6 +37,46 @@
 /* The memory of the settle under way: its snapshots. */
 static MemoryContext settle_cxt = NULL;
 
+/*
+ * Find the groups of the batch in shared memory, and load from the state
+ * tables those evicted from it.
+ */
+static void
+resolve_groups(List *views)
+{
+	ListCell   *lc;
+	bool		need_load = false;
+
+	foreach(lc, views)
+		need_load |= IngestResolve(lfirst(lc));
+	if (need_load)
+	{
+		bool		own = !IsTransactionState();
+
+		if (own)
+			StartTransactionCommand();
+		PushActiveSnapshot(GetLatestSnapshot());
+		foreach(lc, views)
+			IngestLoadGroups(lfirst(lc));
+		PopActiveSnapshot();
+		if (own)
+			CommitTransactionCommand();
+	}
+}
+
+/*
+ * The groups of rows that join a changed row of a dimension, stale from
+ * now on: found, and loaded if need be, before they are recomputed.
+ */
+static void
+expand_dimensions(List *views, SyncSnapshot *snap)
+{
+	if (DimensionPending(views) == 0)
+		return;
+	DimensionExpand(views, snap);
+	resolve_groups(views);
+}
+
 /* Recompute the stale groups of every view under snap. */
 static void
 recompute_stale(List *views, SyncSnapshot *snap, int snapno, bool add_unseen)
@@ -128,24 +168,9 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 
 	for (;;)
 	{
-		bool		need_load = false;
 		int			stale = 0;
 
-		foreach(lc, views)
-			need_load |= IngestResolve(lfirst(lc));
-		if (need_load)
-		{
-			bool		own = !IsTransactionState();
-
-			if (own)
-				StartTransactionCommand();
-			PushActiveSnapshot(GetLatestSnapshot());
-			foreach(lc, views)
-				IngestLoadGroups(lfirst(lc));
-			PopActiveSnapshot();
-			if (own)
-				CommitTransactionCommand();
-		}
+		resolve_groups(views);
 
 		foreach(lc, views)
 			stale += IngestComputeMerged(lfirst(lc));
@@ -159,7 +184,7 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 		if (snap != NULL && !reused && IngestUnseenValid())
 		{
 			/* decoded up to the snapshot's end: recompute under it again */
-			DimensionExpand(views, snap);
+			expand_dimensions(views, snap);
 			recompute_stale(views, snap, snapno, true);
 			reused = true;
 			continue;
@@ -185,7 +210,7 @@ IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up)
 				lg->unseen_retracted = false;
 			}
 		}
-		DimensionExpand(views, snap);
+		expand_dimensions(views, snap);
 		recompute_stale(views, snap, snapno, false);
 		position = catch_up(snap->lsn);
 	}

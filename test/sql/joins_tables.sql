@@ -83,6 +83,69 @@ SELECT flowstate.wait_for(timeout => '30s');
 SELECT * FROM public.weight_by_manager ORDER BY 1;
 SELECT * FROM pg_temp.check_views();
 
+-- rows of the source changed before the dimension in one transaction
+BEGIN;
+DELETE FROM public.shipments WHERE region = 'e' AND id % 2 = 0;
+UPDATE public.shipments SET weight = weight + 1 WHERE region = 'e';
+UPDATE public.regions SET manager = 'zed' WHERE code = 'e';
+COMMIT;
+-- a column added with a default; the key's index rebuilt concurrently
+ALTER TABLE public.regions ADD COLUMN tier int NOT NULL DEFAULT 7;
+SELECT flowstate.create_view('public.weight_by_tier', $$
+    SELECT r.tier, count(*) AS n FROM shipments s JOIN regions r ON r.code = s.region GROUP BY r.tier $$) IS NOT NULL AS created;
+REINDEX INDEX CONCURRENTLY public.regions_pkey;
+INSERT INTO public.shipments SELECT i, (ARRAY['e', 'x', 'w'])[1 + i % 3], i FROM generate_series(50, 59) i;
+SELECT flowstate.wait_for(timeout => '30s');
+SELECT * FROM public.weight_by_manager ORDER BY 1;
+SELECT * FROM public.weight_by_tier ORDER BY 1;
+SELECT r.tier, count(*) AS n FROM shipments s JOIN regions r ON r.code = s.region GROUP BY r.tier ORDER BY 1;
+SELECT * FROM pg_temp.check_views();
+SELECT count(*) AS dead_letters FROM flowstate.dead_letters;
+SELECT flowstate.drop_view('public.weight_by_tier');
+
+-- keys equal but not alike (numeric 1.0 and 1.00)
+CREATE TABLE public.grades (code numeric PRIMARY KEY, label text NOT NULL) WITH (user_catalog_table = true);
+ALTER TABLE public.grades REPLICA IDENTITY FULL;
+CREATE TABLE public.marks (id int PRIMARY KEY, code numeric, points int NOT NULL);
+ALTER TABLE public.marks REPLICA IDENTITY FULL;
+CREATE INDEX ON public.marks (code);
+INSERT INTO public.grades VALUES (1.0, 'one'), (2.0, 'two');
+INSERT INTO public.marks VALUES (1, 1.00, 10), (2, 2, 20);
+SELECT flowstate.create_view('public.points_by_label', $$
+    SELECT g.label, count(*) AS n, sum(m.points) AS points FROM marks m JOIN grades g ON g.code = m.code GROUP BY g.label $$) IS NOT NULL AS created;
+SELECT flowstate.wait_for(timeout => '30s');
+UPDATE public.grades SET label = 'uno' WHERE code = 1.0;
+DELETE FROM public.marks WHERE id = 1;
+SELECT flowstate.wait_for(timeout => '30s');
+SELECT * FROM public.points_by_label ORDER BY 1;
+SELECT flowstate.drop_view('public.points_by_label');
+DROP TABLE public.marks, public.grades;
+
+-- a view of more groups than its memory holds: groups evicted to the state
+-- table, then recomputed by a change of the dimension
+CREATE TABLE public.labels (code int PRIMARY KEY, label text NOT NULL) WITH (user_catalog_table = true);
+ALTER TABLE public.labels REPLICA IDENTITY FULL;
+CREATE TABLE public.items (id int PRIMARY KEY, code int, w int NOT NULL);
+ALTER TABLE public.items REPLICA IDENTITY FULL;
+CREATE INDEX ON public.items (code);
+INSERT INTO public.labels SELECT i, 'l' || i FROM generate_series(0, 999) i;
+INSERT INTO public.items SELECT i, i % 1000, i FROM generate_series(1, 20000) i;
+SELECT flowstate.create_view('public.per_item', $$
+    SELECT i.id, count(*) AS n, max(l.label) AS label FROM items i JOIN labels l ON l.code = i.code GROUP BY i.id $$,
+    memory_limit => '1MB') IS NOT NULL AS created;
+SELECT flowstate.wait_for(timeout => '60s');
+UPDATE public.labels SET label = 'zz' WHERE code < 100;
+SELECT flowstate.wait_for(timeout => '60s');
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM public.per_item EXCEPT ALL
+     SELECT i.id, count(*), max(l.label) FROM items i JOIN labels l ON l.code = i.code GROUP BY i.id)
+    UNION ALL
+    (SELECT i.id, count(*), max(l.label) FROM items i JOIN labels l ON l.code = i.code GROUP BY i.id
+     EXCEPT ALL SELECT * FROM public.per_item)) d;
+SELECT status, last_error FROM flowstate.views WHERE view = 'public.per_item'::regclass;
+SELECT flowstate.drop_view('public.per_item');
+DROP TABLE public.items, public.labels;
+
 -- a user catalog table takes no INSERT ... ON CONFLICT
 SELECT public.try($$INSERT INTO public.regions VALUES ('w', 'west', 'x') ON CONFLICT (code) DO NOTHING$$);
 
