@@ -11,8 +11,8 @@
 #   lookup    the same per customer segment, the orders joined to the
 #             customers on their key;
 # and reports the time from the start of the load until the view is fresh
-# (wait_for), the cost of the join per row (the difference with the
-# baseline) and the ratio.  Then, with the million orders in place, it
+# (wait_for), the decoder's CPU per row, the cost of the join per row (the
+# difference with the baseline) and the ratio.  Then, with the million orders in place, it
 # times a change of the dimension: 100 customers (about 10,000 of their
 # orders) change segment in one transaction, until the joined view is
 # fresh again (the groups of both segments recomputed by a scan of the
@@ -52,32 +52,37 @@ differs() {   # view, query: rows they do not share
     q -c "SELECT count(*) FROM ((SELECT * FROM $1 EXCEPT ALL $2) UNION ALL ($2 EXCEPT ALL SELECT * FROM $1)) d"
 }
 
-run() {   # name, query; prints the seconds until fresh after the load
-    local t0 t1
+decoder() { q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder'"; }
+
+run() {   # name, query; prints the seconds until fresh after the load, and the decoder's CPU seconds
+    local t0 t1 c0 c1 pid
     q -c "DROP TABLE IF EXISTS orders" \
       -c "CREATE TABLE orders (id bigserial PRIMARY KEY, cid int NOT NULL, amount int NOT NULL)" \
       -c "ALTER TABLE orders REPLICA IDENTITY FULL" \
       -c "CREATE INDEX ON orders (cid)" \
       -c "SELECT flowstate.create_view('$1', \$q\$ $2 \$q\$)" \
       -c "SELECT flowstate.wait_for(timeout => '10min')" >/dev/null
+    pid=$(decoder)
+    c0=$(cpu_seconds "$pid")
     t0=$(now)
     for ((t = 0; t < 100; t++)); do
         q -c "INSERT INTO orders (cid, amount)
-              SELECT (i * 7919) % $CUSTOMERS, i % 1000 FROM generate_series($t * 10000 + 1, ($t + 1) * 10000) i" >/dev/null
+              SELECT (i::bigint * 7919) % $CUSTOMERS, i % 1000 FROM generate_series($t * 10000 + 1, ($t + 1) * 10000) i" >/dev/null
     done
     q -c "SELECT flowstate.wait_for(timeout => '30min')" >/dev/null
     t1=$(now)
+    c1=$(cpu_seconds "$pid")
     [ "$(differs "$1" "$2")" = 0 ] || { echo "view $1 differs from its batch query" >&2; exit 1; }
-    elapsed "$t0" "$t1"
+    echo "$(elapsed "$t0" "$t1") $(echo "$c1 - $c0" | bc -l)"
 }
 
 printf 'flowstate table join benchmark: %s, %s cores, %d rounds of %d orders over %d customers\n' \
     "$(q -c 'SHOW server_version')" "$(nproc)" "$ROUNDS" "$ROWS" "$CUSTOMERS"
 : > results.txt
 for ((r = 1; r <= ROUNDS; r++)); do
-    plain_s=$(run "plain$r" "$plain")
+    read -r plain_s plain_cpu <<< "$(run "plain$r" "$plain")"
     q -c "SELECT flowstate.drop_view('plain$r')" >/dev/null
-    lookup_s=$(run "lookup$r" "$lookup")
+    read -r lookup_s lookup_cpu <<< "$(run "lookup$r" "$lookup")"
     # a change of the dimension: 100 customers move to another segment
     t0=$(now)
     q -c "UPDATE customers SET segment = 'moved ' || $r WHERE id % 100 = $r" \
@@ -86,17 +91,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
     change_s=$(elapsed "$t0" "$t1")
     [ "$(differs "lookup$r" "$lookup")" = 0 ] || { echo "view lookup$r differs after the change" >&2; exit 1; }
     q -c "SELECT flowstate.drop_view('lookup$r')" >/dev/null
-    echo "$r $plain_s $lookup_s $change_s" >> results.txt
-    printf 'round %d: plain view fresh %.2f s after the load began; lookup join %.2f s (%.2f us more per row, %.2fx); 100 customers changing segment: fresh %.2f s later\n' \
-        "$r" "$plain_s" "$lookup_s" "$(echo "($lookup_s - $plain_s) * 1000000 / $ROWS" | bc -l)" \
-        "$(echo "$lookup_s / $plain_s" | bc -l)" "$change_s"
+    echo "$r $plain_s $lookup_s $change_s $plain_cpu $lookup_cpu" >> results.txt
+    printf 'round %d: plain view fresh %.2f s after the load began, decoder %.2f us of CPU per row; lookup join %.2f s, %.2f us per row (%.2f us more, %.2fx); 100 customers changing segment: fresh %.2f s later\n' \
+        "$r" "$plain_s" "$(echo "$plain_cpu * 1000000 / $ROWS" | bc -l)" "$lookup_s" \
+        "$(echo "$lookup_cpu * 1000000 / $ROWS" | bc -l)" "$(echo "($lookup_cpu - $plain_cpu) * 1000000 / $ROWS" | bc -l)" \
+        "$(echo "$lookup_cpu / $plain_cpu" | bc -l)" "$change_s"
 done
 
 col() { awk -v c="$1" '{print $c}' results.txt | median; }
 echo "medians of $ROUNDS rounds:"
-printf '  plain view: fresh %.2f s after a load of %d rows\n' "$(col 2)" "$ROWS"
-printf '  lookup join: fresh %.2f s, %.2f us more per row, %.2fx the plain view\n' \
-    "$(col 3)" "$(echo "($(col 3) - $(col 2)) * 1000000 / $ROWS" | bc -l)" "$(echo "$(col 3) / $(col 2)" | bc -l)"
+printf '  plain view: fresh %.2f s after a load of %d rows; decoder %.2f us of CPU per row\n' \
+    "$(col 2)" "$ROWS" "$(echo "$(col 5) * 1000000 / $ROWS" | bc -l)"
+printf '  lookup join: fresh %.2f s; decoder %.2f us of CPU per row, %.2f us more, %.2fx the plain view\n' \
+    "$(col 3)" "$(echo "$(col 6) * 1000000 / $ROWS" | bc -l)" "$(echo "($(col 6) - $(col 5)) * 1000000 / $ROWS" | bc -l)" \
+    "$(echo "$(col 6) / $(col 5)" | bc -l)"
 printf '  a dimension change of 100 customers (%d orders in a table of %d): fresh %.2f s later\n' \
     "$((ROWS / 100))" "$ROWS" "$(col 4)"
 echo "every view equalled its batch query in every round"
