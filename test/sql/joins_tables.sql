@@ -148,6 +148,18 @@ SELECT status, last_error FROM flowstate.views WHERE view = 'public.per_item'::r
 SELECT flowstate.drop_view('public.per_item');
 DROP TABLE public.items, public.labels;
 
+-- a transaction large enough to be decoded while in progress: the views
+-- that join rebuild after its commit
+ALTER SYSTEM SET logical_decoding_work_mem = '64kB';
+SELECT pg_reload_conf();
+SELECT pg_sleep(1);
+INSERT INTO public.shipments SELECT i, (ARRAY['e', 'x', 'w'])[1 + i % 3], i FROM generate_series(1000, 5999) i;
+SELECT flowstate.wait_for(timeout => '60s');
+ALTER SYSTEM RESET logical_decoding_work_mem;
+SELECT pg_reload_conf();
+SELECT * FROM public.weight_by_manager ORDER BY 1;
+SELECT * FROM pg_temp.check_views();
+
 -- a user catalog table takes no INSERT ... ON CONFLICT
 SELECT public.try($$INSERT INTO public.regions VALUES ('w', 'west', 'x') ON CONFLICT (code) DO NOTHING$$);
 

@@ -671,6 +671,7 @@ sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn, Timestam
 	ListCell   *lc;
 
 	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext cxt = CurrentMemoryContext;
 	bool		own_xact = !IsTransactionState();
 	bool		changed;
 
@@ -686,11 +687,16 @@ sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn, Timestam
 	 * settle's, when catching up in one).
 	 */
 	if (own_xact)
+	{
 		StartTransactionCommand();
+		/* the lists of views to rebuild outlive that transaction */
+		MemoryContextSwitchTo(cxt);
+	}
 	changed = OpenTxnCommit(txn, MyDecoder->worker->views, commit_lsn, &rebuild, &missed);
 	if (own_xact)
 	{
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 	}
 	/* what it read of today's catalog must not serve the WAL's past */
