@@ -361,6 +361,9 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	sv->paused = false;
 	sv->has_watermark = false;
 	sv->watermark = 0;
+	/* (a new entry's memory is whatever the area held there before) */
+	sv->has_durable_max_ts = false;
+	sv->durable_max_ts = 0;
 	sv->backfill_rows = sv->backfill_total = 0;
 	sv->flush_count = 0;
 	sv->last_flush_at = 0;
