@@ -11,7 +11,7 @@ use IPC::Run;
 use FindBin;
 use Exporter 'import';
 
-our @EXPORT = qw(new_node set_flush_interval install_decoder_unflushed unflushed_at_crash managers manager_pid launcher_pid decoder_pid wait_until drop_decoder_slot
+our @EXPORT = qw(new_node set_flush_interval install_decoder_unflushed unflushed_at_crash managers manager_pid launcher_pid decoder_pid decoder_back wait_until drop_decoder_slot
   install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed messages_accounted);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
@@ -55,6 +55,17 @@ sub launcher_pid
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
 		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate launcher'});
+}
+
+# decoder_back(node, db, old_pid): once (at most 30 s) a decoding worker of
+# db other than old_pid runs, the seconds it took; undef if none did
+sub decoder_back
+{
+	my ($node, $db, $old) = @_;
+	return wait_until(30, sub {
+		my $pid = eval { decoder_pid($node, $db) } // '';
+		return $pid ne '' && $pid ne $old;
+	});
 }
 
 # decoder_pid(node, db): the decoding worker of db, or ''

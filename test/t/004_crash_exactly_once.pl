@@ -158,14 +158,6 @@ sub check_views
 
 check_views('after the backfill');
 
-my $decoder_back = sub {
-	my ($old) = @_;
-	return sub {
-		my $pid = eval { decoder_pid($node, 'postgres') } // '';
-		return $pid ne '' && $pid ne $old;
-	};
-};
-
 for my $round (1 .. 3)
 {
 	my $before = rows_written();
@@ -183,7 +175,7 @@ for my $round (1 .. 3)
 		SELECT $pid, public.decoder_unflushed()}));
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	$writers->finish;    # the crash ended its sessions
-	ok(defined wait_until(30, $decoder_back->($pid)), "round $round: the decoder is back after kill -9");
+	ok(defined decoder_back($node, 'postgres', $pid), "round $round: the decoder is back after kill -9");
 	unlike(slurp_file($node->logfile, $log_offset), qr/backfilling/,
 		"round $round: the views resume from their state tables, not from a new backfill");
 

@@ -136,14 +136,6 @@ is(query($spells_day2), '2 spells, clicks 5,2, span 00:05:00,00:00:30',
 	'and the two spells into one');
 
 # kill -9 of the decoder; the bridge deleted as soon as the server is back
-sub decoder_back
-{
-	my ($old) = @_;
-	return wait_until(30, sub {
-		my $pid = eval { decoder_pid($node, 'postgres') } // '';
-		return $pid ne '' && $pid ne $old;
-	});
-}
 my $pid = decoder_pid($node, 'postgres');
 my $log_offset = -s $node->logfile;
 kill 'KILL', $pid;
@@ -151,7 +143,7 @@ $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_of
 ok(defined wait_until(30, sub {
 	eval { $node->safe_psql('postgres', q{DELETE FROM clicks WHERE usr = 100 AND amount = 95}); 1 } }),
 	'the bridge is deleted after kill -9 of the decoder');
-ok(defined decoder_back($pid), 'the decoder is back after kill -9');
+ok(defined decoder_back($node, 'postgres', $pid), 'the decoder is back after kill -9');
 check_views('after the bridge was deleted');
 is(query($user100), '2 sessions, clicks 2,2, spent 193.00,197.00, least 96.00,98.00, last 10:01:00,10:05:00',
 	'user 100 has two sessions again');
@@ -238,7 +230,7 @@ for my $round (1 .. 5)
 			SELECT $pid, public.decoder_unflushed()}));
 		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 		$writers->finish;    # the crash ended its sessions
-		ok(defined decoder_back($pid), "$when: the decoder is back");
+		ok(defined decoder_back($node, 'postgres', $pid), "$when: the decoder is back");
 	}
 	# more writes while the decoder catches up with what it had not flushed
 	$before = rows_written();

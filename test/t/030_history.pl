@@ -212,14 +212,6 @@ sub versions_written
 	return $node->safe_psql('postgres', 'SELECT versions_written FROM flowstate.histories');
 }
 
-my $decoder_back = sub {
-	my ($old) = @_;
-	return sub {
-		my $pid = eval { decoder_pid($node, 'postgres') } // '';
-		return $pid ne '' && $pid ne $old;
-	};
-};
-
 install_decoder_unflushed($node, 'postgres');
 
 for my $round (1 .. 3)
@@ -238,7 +230,7 @@ for my $round (1 .. 3)
 		SELECT $pid, public.decoder_unflushed()}));
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	$writers->finish;
-	ok(defined wait_until(30, $decoder_back->($pid)), "round $round: the decoder is back after kill -9");
+	ok(defined decoder_back($node, 'postgres', $pid), "round $round: the decoder is back after kill -9");
 	unlike(slurp_file($node->logfile, $log_offset), qr/backfilled history/,
 		"round $round: the history resumes, not backfilled again");
 	start_writers(2)->finish;

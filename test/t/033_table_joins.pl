@@ -100,14 +100,6 @@ sub orders_count
 	return $node->safe_psql('postgres', 'SELECT count(*) FROM orders');
 }
 
-my $decoder_back = sub {
-	my ($old) = @_;
-	return sub {
-		my $pid = eval { decoder_pid($node, 'postgres') } // '';
-		return $pid ne '' && $pid ne $old;
-	};
-};
-
 install_decoder_unflushed($node, 'postgres');
 my $recomputed_before = $node->safe_psql('postgres', 'SELECT sum(recomputed_groups) FROM flowstate.views');
 
@@ -123,7 +115,7 @@ for my $round (1 .. 2)
 		SELECT $pid, public.decoder_unflushed()}));
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	$writers->finish;
-	ok(defined wait_until(30, $decoder_back->($pid)), "round $round: the decoder is back after kill -9");
+	ok(defined decoder_back($node, 'postgres', $pid), "round $round: the decoder is back after kill -9");
 	start_writers(3)->finish;
 	check_views("after kill -9 of the decoder, round $round");
 }
