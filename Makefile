@@ -80,7 +80,7 @@ with_llvm = no
 # preloaded server (test/flowstate.conf)
 REGRESS = setup catalog workers history window_tumbling window_final views window_hop window_hop_final window_session aggregates_multiset aggregates_generic aggregates_user views_errors views_side views_wait views_memory views_time_zone \
 	views_overflow security oracle partial_states views_partitioned \
-	kafka_options joins joins_tables upgrade
+	kafka_options joins joins_tables joins_temporal upgrade
 REGRESS_OPTS = --inputdir=test --temp-config=test/flowstate.conf --temp-instance=tmp_regress
 
 # isolation specs: test/specs/*.spec, outputs in test/expected/

@@ -3,7 +3,7 @@
 # flowstate preloaded and a live pipeline in database flowstate_demo: an
 # orders table (test/demo.sql) fed by a generator (pgbench running
 # test/demo_orders.pgbench) and continuous views over it, one joined to a
-# table of region managers; and a Kafka
+# table of region managers, one to its history; and a Kafka
 # topic of page views on librdkafka's mock cluster (test/kafka_mock), fed
 # by kcat, with a continuous view over it; a topic of prices, keyed by
 # product, whose messages arrive out of order, with an SCD type-2 history
@@ -73,6 +73,9 @@ show() {
         FROM customers ORDER BY spent DESC, customer LIMIT 3"
     # orders joined to the table of region managers (east went to Eve)
     $PSQL -d flowstate_demo -c "SELECT manager, orders, revenue FROM revenue_per_manager ORDER BY manager"
+    # and to the manager each order's region had when it was placed (a
+    # temporal join to the managers' history: Chen keeps his orders)
+    $PSQL -d flowstate_demo -c "SELECT manager, orders, revenue FROM revenue_per_manager_then ORDER BY manager"
     # the last 5 minutes, every minute (hopping windows)
     $PSQL -d flowstate_demo -c "SELECT window_start, window_end, region, orders, revenue
         FROM revenue_5min WHERE window_end <= now() + interval '1 minute'

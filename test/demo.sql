@@ -33,6 +33,17 @@ SELECT flowstate.create_view('revenue_per_manager', $$
     SELECT m.manager, count(*) AS orders, sum(o.amount) AS revenue
       FROM orders o JOIN region_managers m ON m.region = o.region
      GROUP BY m.manager $$);
+-- the managers' history, and revenue per manager at the time of each
+-- order (a temporal join): when a region changes hands, its earlier orders
+-- stay with the manager they had (those before the history began have none)
+SELECT flowstate.create_history('manager_history', 'region_managers', '{region}');
+ALTER TABLE manager_history SET (user_catalog_table = true);
+ALTER TABLE manager_history REPLICA IDENTITY FULL;
+SELECT flowstate.create_view('revenue_per_manager_then', $$
+    SELECT h.manager, count(*) AS orders, sum(o.amount) AS revenue
+      FROM orders o JOIN manager_history h
+        ON h.region = o.region AND h.valid_from <= o.placed_at AND o.placed_at < h.valid_to
+     GROUP BY h.manager $$);
 
 -- revenue per region and minute: a tumbling window
 SELECT flowstate.create_view('revenue_per_minute', $$

@@ -87,8 +87,10 @@ ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since)
 
 /*
  * ApiViewsReadHistories tells whether a continuous view reads a history
- * table (flowstate.wait_for then waits for it to apply what the history's
- * flush wrote).
+ * table, as its source or joined to it (flowstate.wait_for then waits for
+ * it to apply what the history's flush wrote).  The join is not in the
+ * catalog: a view over a table whose query names the history's table may
+ * join it (a superset, which only costs wait_for a round).
  */
 bool
 ApiViewsReadHistories(void)
@@ -97,7 +99,12 @@ ApiViewsReadHistories(void)
 
 	SPI_connect();
 	any = HistoryCatalogReady() &&
-		SPI_execute("SELECT 1 FROM flowstate.view v JOIN flowstate.history h ON h.history = v.source"
+		SPI_execute("SELECT 1 FROM flowstate.view v, flowstate.history h"
+					"  JOIN pg_catalog.pg_class c ON c.oid = h.history"
+					" WHERE h.history = v.source"
+					"    OR (pg_catalog.strpos(v.query, c.relname) > 0"
+					"        AND EXISTS (SELECT 1 FROM pg_catalog.pg_class s"
+					"                     WHERE s.oid = v.source AND s.relkind = 'r'))"
 					" LIMIT 1", true, 0) == SPI_OK_SELECT &&
 		SPI_processed > 0;
 	SPI_finish();

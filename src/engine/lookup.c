@@ -394,7 +394,8 @@ match_in(Lookup *lk, LookupEntry *e, ExprContext *ec)
  * commit being decoded (a historic snapshot of logical decoding, which
  * sees a user catalog table as it was then: LookupDecodingSnapshot), or as
  * of the snapshot of the backfill or recompute reading the source.  No cache: the dimension
- * changes between two changes of the source.
+ * changes between two changes of the source.  A history's versions are
+ * read the latest first (a temporal join: the rest of ON holds the range).
  */
 static bool
 lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
@@ -436,7 +437,7 @@ lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
 				relation_close(index, AccessShareLock);
 			lk->table_index = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno,
 										   lk->spec->collation, false, &unique);
-			index = OidIsValid(lk->table_index) && unique ?
+			index = OidIsValid(lk->table_index) && (unique || lk->spec->temporal) ?
 				try_relation_open(lk->table_index, AccessShareLock) : NULL;
 			if (index == NULL)
 				ereport(ERROR,
@@ -456,7 +457,9 @@ lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
 									   lk->spec->collation, &lk->eq, value);
 		scan = index_beginscan(rel, index, snapshot, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
-		while (!matched && index_getnext_slot(scan, ForwardScanDirection, slot))
+		/* a history's versions of the key, the latest first: rows are mostly recent */
+		while (!matched && index_getnext_slot(scan, lk->spec->temporal ? BackwardScanDirection :
+											  ForwardScanDirection, slot))
 		{
 			/* a copy in the row's memory */
 			ExecStoreHeapTuple(ExecCopySlotHeapTuple(slot), lk->match, false);

@@ -18,6 +18,10 @@
  * the batch query over the messages, each joined to the dimension as it
  * was then.
  *
+ * A view over a table may join a table (a lookup join) or a history (a
+ * temporal join) the same way; the decoder reads it as of each commit
+ * (table_join states what that needs).
+ *
  * JoinAnalyze finds the two sides and the key; with check, it refuses
  * what cannot be maintained, with an error that names the fix.
  *
@@ -335,11 +339,6 @@ table_join(RangeTblEntry *source, Relation dim, JoinSpec *join, bool check)
 	}
 	if (!check)
 		return;
-	if (join->temporal)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a temporal join over a table source is not supported"),
-				 errhint("Join the table's rows to a table keyed as the history is, or join a Kafka stream to the history.")));
 	if (join->fact_col == InvalidAttrNumber || exprType(value) != join->value_type ||
 		join->value_type != TupleDescAttr(RelationGetDescr(dim), join->keycol - 1)->atttypid)
 		ereport(ERROR,

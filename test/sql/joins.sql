@@ -67,7 +67,7 @@ SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FR
 -- a table source: its dimension must be a user catalog table with
 -- REPLICA IDENTITY FULL, its join column indexed, of the key's type (its
 -- changes are followed in test/sql/joins_tables.sql and
--- test/t/033_table_joins.pl)
+-- test/t/033_table_joins.pl), a history too (test/sql/joins_temporal.sql)
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.id = f.cid')$$);
 ALTER TABLE public.clients SET (user_catalog_table = true);
 SELECT public.try($$SELECT flowstate.create_view('public.x', 'SELECT count(*) FROM facts f JOIN clients c ON c.id = f.cid')$$);

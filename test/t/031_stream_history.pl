@@ -6,7 +6,10 @@
 # the worker killed (SIGKILL) between them while it holds messages it has
 # not flushed.  The histories of both topics are equal, row for row, and
 # equal a reference folded from the log with window functions; a message
-# whose key is missing is a dead letter with the history's reason.
+# whose key is missing is a dead letter with the history's reason.  A
+# continuous view over a table of events joins the shuffled history by
+# each event's time: the late messages that split versions the events
+# already joined re-aggregate them, and the view equals its batch query.
 use strict;
 use warnings;
 use FindBin;
@@ -60,7 +63,20 @@ SELECT flowstate.create_history('t_shuffled', 'customers_shuffled', '{id}',
                                 delete_column => 'deleted');
 CREATE TABLE change_log (id text, changed timestamptz, is_delete boolean,
                          name text, tier text, region text);
+-- events at times within the change log's, joined to the version of then
+ALTER TABLE h_shuffled SET (user_catalog_table = true);
+ALTER TABLE h_shuffled REPLICA IDENTITY FULL;
+CREATE TABLE events (id int PRIMARY KEY, cid text, at timestamptz NOT NULL, amount int NOT NULL);
+ALTER TABLE events REPLICA IDENTITY FULL;
+CREATE INDEX ON events (cid);
+INSERT INTO events
+SELECT i, (1 + i % 300)::text, to_timestamp(1700000000 + (i * 37) % 500), i % 100 FROM generate_series(1, 6000) i;
+SELECT flowstate.create_view('by_tier', \$q\$
+    SELECT h.tier, count(*) AS n, sum(e.amount) AS total, max(e.amount) AS top
+      FROM events e JOIN h_shuffled h ON h.id = e.cid AND h.valid_from <= e.at AND e.at < h.valid_to
+     GROUP BY h.tier \$q\$);
 });
+install_oracle($node, 'postgres');
 
 # the change log: per key, events one second apart or more (distinct times)
 srand(31);
@@ -221,6 +237,16 @@ SELECT v.id, v.name, v.tier,
  WHERE NOT v.is_delete
 };
 my $columns = 'id, name, tier, region, valid_from, valid_to, is_current, version';
+
+# the view joining the shuffled history: its late versions re-aggregated
+# the events they cover
+is(differences($node, 'postgres', 'by_tier'), 0, 'a view joining the history by time equals its batch query');
+cmp_ok($node->safe_psql('postgres', q{SELECT recomputed_groups FROM flowstate.views WHERE view = 'by_tier'::regclass}),
+	'>', 0, 'the versions of the history recomputed its groups');
+cmp_ok($node->safe_psql('postgres', q{
+	SELECT count(*) FROM events e JOIN h_shuffled h
+	    ON h.id = e.cid AND h.valid_from <= e.at AND e.at < h.valid_to WHERE NOT h.is_current}),
+	'>', 1000, 'events joined versions that are no longer current');
 for my $h ('h_ordered', 'h_shuffled')
 {
 	is($node->safe_psql('postgres', qq{
@@ -273,6 +299,7 @@ is($node->safe_psql('postgres', q{
 	'1', 'a message without key is a dead letter of the history');
 
 # drop_history removes the changes table with it
+$node->safe_psql('postgres', "SELECT flowstate.drop_view('by_tier')");
 $node->safe_psql('postgres', "SELECT flowstate.drop_history('h_shuffled')");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname LIKE 'h_shuffled%'}),
 	'0', 'drop_history drops the history, its view and its changes');

@@ -4,10 +4,12 @@
 # deletes, re-inserts: a user catalog table takes no INSERT ... ON
 # CONFLICT) in the same transactions, the decoding worker is
 # killed with SIGKILL twice and the server stopped in immediate mode once.
-# After every recovery, three views (an inner join, a LEFT JOIN with a
-# condition in ON, a tumbling window over a join) equal their defining
+# After every recovery, four views (an inner join, a LEFT JOIN with a
+# condition in ON, a tumbling window over a join, a temporal join to the
+# customers' history by the time of each order) equal their defining
 # queries run as batch queries: each change of a customer re-aggregated
-# the groups of its orders, before and after.
+# the groups of its orders, before and after, and each version the
+# decoder wrote to the history, those of the orders of its time.
 use strict;
 use warnings;
 use FindBin;
@@ -30,11 +32,18 @@ CREATE TABLE customers (id int PRIMARY KEY, segment text NOT NULL, region text, 
     WITH (user_catalog_table = true);
 ALTER TABLE customers REPLICA IDENTITY FULL;
 INSERT INTO customers SELECT i, 's' || (i % 5), 'r' || (i % 3), i % 7 > 0 FROM generate_series(1, 300) i;
-CREATE TABLE orders (id serial PRIMARY KEY, cid int, amount int NOT NULL, ts timestamptz NOT NULL);
+SELECT flowstate.create_history('customer_history', 'customers', '{id}', tracked => '{segment,region}');
+SELECT flowstate.wait_for();
+ALTER TABLE customer_history SET (user_catalog_table = true);
+ALTER TABLE customer_history REPLICA IDENTITY FULL;
+-- at: when the order was placed (now, or a day far ahead for some)
+CREATE TABLE orders (id serial PRIMARY KEY, cid int, amount int NOT NULL, ts timestamptz NOT NULL,
+                     at timestamptz NOT NULL DEFAULT clock_timestamp());
 ALTER TABLE orders REPLICA IDENTITY FULL;
 CREATE INDEX ON orders (cid);
 INSERT INTO orders (cid, amount, ts)
 SELECT 1 + i % 320, i % 1000, '2026-01-01'::timestamptz + i * interval '1 second' FROM generate_series(1, 4000) i;
+UPDATE orders SET at = '2200-01-01' WHERE id % 10 = 0;
 });
 install_oracle($node, 'postgres');
 my %views = (
@@ -47,6 +56,10 @@ my %views = (
 	j_minute => q{
 		SELECT c.segment, flowstate.tumble(o.ts, '1 minute') AS minute, count(*) AS n, sum(o.amount) AS total
 		  FROM orders o JOIN customers c ON o.cid = c.id WHERE o.amount > 10 GROUP BY 1, 2},
+	j_history => q{
+		SELECT h.region, h.segment, count(*) AS n, sum(o.amount) AS total, max(o.amount) AS top
+		  FROM orders o JOIN customer_history h
+		    ON h.id = o.cid AND h.valid_from <= o.at AND o.at < h.valid_to GROUP BY 1, 2},
 );
 for my $v (sort keys %views)
 {
@@ -72,7 +85,7 @@ print $fh q{
 \set v random(1, 1000)
 BEGIN;
 INSERT INTO orders (cid, amount, ts) VALUES (:c, :v, '2026-01-01'::timestamptz + :o * interval '1 second');
-UPDATE orders SET amount = amount + 1 WHERE id = :o;
+UPDATE orders SET amount = amount + 1, at = CASE WHEN :v % 9 = 0 THEN '2200-01-01' ELSE at END WHERE id = :o;
 UPDATE orders SET cid = :d WHERE id = :o + 1 AND :v % 3 = 0;
 DELETE FROM orders WHERE id = :o + 2 AND :v % 4 = 0;
 UPDATE customers SET segment = 's' || (:v % 6) WHERE id = :c AND :v % 2 = 0;
@@ -146,6 +159,14 @@ ok($segments == 6, "customers moved to a segment none had at first ($segments se
 ok($missing > 0, "orders whose customer is gone ($missing)");
 ok($node->safe_psql('postgres', 'SELECT sum(recomputed_groups) FROM flowstate.views') > $recomputed_before,
 	'the changes of customers recomputed groups');
+my ($versions, $past) = split /\|/, $node->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM customer_history WHERE NOT is_current),
+	       (SELECT count(*) FROM orders o JOIN customer_history h
+	            ON h.id = o.cid AND h.valid_from <= o.at AND o.at < h.valid_to WHERE NOT h.is_current)});
+ok($versions > 100, "the history closed versions ($versions)");
+ok($past > 0, "orders joined a version that is no longer current ($past)");
+is($node->safe_psql('postgres', q{SELECT count(*) FROM flowstate.histories WHERE status <> 'running'}), 0,
+	'the history runs');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM flowstate.dead_letters'), 0, 'no dead letters');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM flowstate.views WHERE status <> 'running'}), 0,
 	'every view runs');

@@ -28,8 +28,8 @@
  * hand) is created again, and every view backfills again from scratch.
  *
  * The worker's own flushes (its origin) are not decoded, unless a view
- * reads a history table, which they write: then they are, and their
- * changes of other tables (state tables) go unread.
+ * reads or joins a history table, which they write: then they are, and
+ * their changes of other tables (state tables) go unread.
  *
  * The worker runs outside any transaction while it decodes (decoding runs
  * its own), and in short transactions to settle, flush and read the
@@ -444,10 +444,13 @@ index_sources(void)
 		oldcxt = MemoryContextSwitchTo(MyDecoder->views_cxt);
 		src->histories = lappend(src->histories, h);
 		MemoryContextSwitchTo(oldcxt);
-		/* a view over the history: the flushes that write it are decoded too */
+		/*
+		 * A view over the history, or joining it: the flushes that write it
+		 * are decoded too
+		 */
 		table = HistoryTable(h);
 		reader = hash_search(MyDecoder->sources, &table, HASH_FIND, NULL);
-		if (reader != NULL && reader->views != NIL)
+		if (reader != NULL && (reader->views != NIL || reader->joined_by != NIL))
 			MyDecoder->sink.decode_own = true;
 	}
 }
