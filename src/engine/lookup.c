@@ -81,6 +81,7 @@ struct Lookup
 	bool		table_source;
 	Snapshot	use_snapshot;	/* a backfill's or recompute's, else: */
 	Snapshot	decoding_snapshot;	/* the catalog as of the commit decoded */
+	bool		cache_ready;	/* the cache holds rows of that snapshot */
 	int			forced;			/* LOOKUP_FORCE_*: a given row instead */
 	HeapTuple	force_tuple;
 
@@ -200,8 +201,14 @@ LookupCreate(ViewRuntime *vr)
 		lk->table_index = spec->index;
 	}
 	table_close(rel, AccessShareLock);
+	/*
+	 * Blocks of at most 64 kB: emptied at every batch or decoded
+	 * transaction, larger ones would go back to the system (and fault in
+	 * again) each time.
+	 */
 	lk->cache_cxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate lookup cache",
-										  ALLOCSET_DEFAULT_SIZES);
+										  ALLOCSET_DEFAULT_MINSIZE, ALLOCSET_DEFAULT_INITSIZE,
+										  64 * 1024);
 	return lk;
 }
 
@@ -390,86 +397,139 @@ match_in(Lookup *lk, LookupEntry *e, ExprContext *ec)
 }
 
 /*
+ * The rows of value in the dimension of a view over a table, read through
+ * the index as of snapshot and copied into the cache's memory (a history's
+ * versions the latest first: rows are mostly recent).  The scan and its
+ * slot live in the row's memory: an error leaves nothing behind that the
+ * next row would use.
+ */
+static LookupEntry *
+fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot snapshot)
+{
+	Relation	rel;
+	Relation	index;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	LookupEntry *e;
+	int			size = 0;
+	MemoryContext oldcxt;
+
+	rel = try_relation_open(lk->spec->relid, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the table continuous view %s joins was dropped", vr->def->view_name)));
+	/* a rewrite may have changed the row type (a column it does not use) */
+	if (RelationGetDescr(rel) != lk->table_desc)
+	{
+		if (!equalTupleDescs(RelationGetDescr(rel), lk->match->tts_tupleDescriptor))
+		{
+			make_slots(lk, RelationGetDescr(rel));
+			cache_reset(lk);	/* rows of the former type */
+		}
+		lk->table_desc = RelationGetDescr(rel);
+	}
+	/* found again when gone: REINDEX CONCURRENTLY makes a new one */
+	index = try_relation_open(lk->table_index, AccessShareLock);
+	if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX)
+	{
+		bool		unique;
+
+		if (index != NULL)
+			relation_close(index, AccessShareLock);
+		lk->table_index = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno,
+									   lk->spec->collation, false, &unique);
+		index = OidIsValid(lk->table_index) && (unique || lk->spec->temporal) ?
+			try_relation_open(lk->table_index, AccessShareLock) : NULL;
+		if (index == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
+							RelationGetRelationName(rel),
+							get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
+					 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
+	}
+	if (lk->entries >= LOOKUP_CACHE_ENTRIES)
+		cache_reset(lk);
+
+	oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+	e = palloc0(sizeof(LookupEntry));
+	e->hash = hash;
+	e->value = datumCopy(value, lk->typbyval, lk->typlen);
+	e->complete = true;
+	MemoryContextSwitchTo(oldcxt);
+
+	slot = MakeSingleTupleTableSlot(lk->match->tts_tupleDescriptor, lk->table_ops);
+	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
+								   lk->spec->collation, &lk->eq, value);
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, lk->spec->temporal ? BackwardScanDirection : ForwardScanDirection,
+							  slot))
+	{
+		oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+		if (e->ntuples == size)
+		{
+			size = size == 0 ? 1 : size * 2;
+			e->tuples = e->tuples == NULL ? palloc(sizeof(HeapTuple) * size) :
+				repalloc(e->tuples, sizeof(HeapTuple) * size);
+		}
+		e->tuples[e->ntuples++] = ExecCopySlotHeapTuple(slot);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	relation_close(index, AccessShareLock);
+	relation_close(rel, AccessShareLock);
+
+	/* into the cache once complete */
+	e->next = lk->buckets[hash % LOOKUP_BUCKETS];
+	lk->buckets[hash % LOOKUP_BUCKETS] = e;
+	lk->entries++;
+	return e;
+}
+
+/*
  * The row of a view over a table: read through the index, as of the
  * commit being decoded (a historic snapshot of logical decoding, which
  * sees a user catalog table as it was then: LookupDecodingSnapshot), or as
- * of the snapshot of the backfill or recompute reading the source.  No cache: the dimension
- * changes between two changes of the source.  A history's versions are
- * read the latest first (a temporal join: the rest of ON holds the range).
+ * of the snapshot of the backfill or recompute reading the source
+ * (LookupUseSnapshot).  The rows found are cached per join value for as
+ * long as that snapshot is the one: the rows of one decoded transaction,
+ * or of one scan of the source, read each key of the dimension once.  A
+ * history's versions are read the latest first (a temporal join: the rest
+ * of ON holds the range).
  */
 static bool
 lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
 {
 	bool		isnull;
 	Datum		value = ExecEvalExpr(lk->value, ec, &isnull);
-	Relation	rel;
-	Relation	index;
-	ScanKeyData key;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	bool		matched = false;
 
 	if (!isnull)
 	{
-		Snapshot	snapshot = lk->use_snapshot != NULL ? lk->use_snapshot :
-			lk->decoding_snapshot != NULL ? lk->decoding_snapshot :
-			GetCatalogSnapshot(lk->spec->relid);
+		Snapshot	snapshot = lk->use_snapshot != NULL ? lk->use_snapshot : lk->decoding_snapshot;
+		uint32		hash = datum_image_hash(value, lk->typbyval, lk->typlen);
+		LookupEntry *e = NULL;
+		bool		matched;
 
-		rel = try_relation_open(lk->spec->relid, AccessShareLock);
-		if (rel == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("the table continuous view %s joins was dropped", vr->def->view_name)));
-		/* a rewrite may have changed the row type (a column it does not use) */
-		if (RelationGetDescr(rel) != lk->table_desc)
+		/* the cache holds rows of the snapshot it was filled under */
+		if (!lk->cache_ready || snapshot == NULL)
 		{
-			if (!equalTupleDescs(RelationGetDescr(rel), lk->match->tts_tupleDescriptor))
-				make_slots(lk, RelationGetDescr(rel));
-			lk->table_desc = RelationGetDescr(rel);
+			if (lk->buckets == NULL || lk->entries > 0)
+				cache_reset(lk);
+			lk->cache_ready = snapshot != NULL;
 		}
-		/* found again when gone: REINDEX CONCURRENTLY makes a new one */
-		index = try_relation_open(lk->table_index, AccessShareLock);
-		if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX)
-		{
-			bool		unique;
-
-			if (index != NULL)
-				relation_close(index, AccessShareLock);
-			lk->table_index = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno,
-										   lk->spec->collation, false, &unique);
-			index = OidIsValid(lk->table_index) && (unique || lk->spec->temporal) ?
-				try_relation_open(lk->table_index, AccessShareLock) : NULL;
-			if (index == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
-								RelationGetRelationName(rel),
-								get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
-						 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
-		}
-		/*
-		 * The scan and its slot in the row's memory: an error (in the rest
-		 * of ON, or the evaluation's timeout) leaves nothing behind that the
-		 * next row would use.
-		 */
-		slot = MakeSingleTupleTableSlot(lk->match->tts_tupleDescriptor, lk->table_ops);
-		ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
-									   lk->spec->collation, &lk->eq, value);
-		scan = index_beginscan(rel, index, snapshot, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
-		/* a history's versions of the key, the latest first: rows are mostly recent */
-		while (!matched && index_getnext_slot(scan, lk->spec->temporal ? BackwardScanDirection :
-											  ForwardScanDirection, slot))
-		{
-			/* a copy in the row's memory */
-			ExecStoreHeapTuple(ExecCopySlotHeapTuple(slot), lk->match, false);
-			ec->ecxt_innertuple = lk->match;
-			matched = lk->quals == NULL || ExecQual(lk->quals, ec);
-		}
-		ExecDropSingleTupleTableSlot(slot);
-		index_endscan(scan);
-		relation_close(index, AccessShareLock);
-		relation_close(rel, AccessShareLock);
+		for (e = lk->buckets[hash % LOOKUP_BUCKETS]; e != NULL; e = e->next)
+			if (e->hash == hash && datum_image_eq(e->value, value, lk->typbyval, lk->typlen))
+				break;
+		if (e == NULL)
+			e = fetch_table_rows(vr, lk, value, hash,
+								 snapshot != NULL ? snapshot : GetCatalogSnapshot(lk->spec->relid));
+		matched = match_in(lk, e, ec);
+		if (snapshot == NULL)
+			lk->cache_ready = false;
 		if (matched)
 			return true;
 	}
@@ -507,7 +567,10 @@ LookupDecodingSnapshot(List *views, Snapshot snapshot)
 		ViewRuntime *vr = lfirst(lc);
 
 		if (vr->lookup != NULL && vr->lookup->table_source)
+		{
 			vr->lookup->decoding_snapshot = snapshot;
+			vr->lookup->cache_ready = false;
+		}
 	}
 }
 
@@ -516,7 +579,10 @@ void
 LookupUseSnapshot(ViewRuntime *vr, Snapshot snapshot)
 {
 	if (vr->lookup != NULL)
+	{
 		vr->lookup->use_snapshot = snapshot;
+		vr->lookup->cache_ready = false;
+	}
 }
 
 /*

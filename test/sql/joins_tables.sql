@@ -100,9 +100,10 @@ SELECT * FROM public.weight_by_manager ORDER BY 1;
 SELECT * FROM public.weight_by_tier ORDER BY 1;
 SELECT r.tier, count(*) AS n FROM shipments s JOIN regions r ON r.code = s.region GROUP BY r.tier ORDER BY 1;
 SELECT * FROM pg_temp.check_views();
-SELECT count(*) AS dead_letters FROM flowstate.dead_letters
+SELECT view, error, count(*) AS dead_letters FROM flowstate.dead_letters
  WHERE view IN ('public.weight_by_manager'::regclass, 'public.weight_by_name'::regclass,
-                'public.weight_by_tier'::regclass);
+                'public.weight_by_tier'::regclass)
+ GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT flowstate.drop_view('public.weight_by_tier');
 
 -- keys equal but not alike (numeric 1.0 and 1.00)
