@@ -5,6 +5,8 @@
 # clients, 15 s) updating the tracked column of a random account per
 # transaction, three ways:
 #   plain     the table alone (its default replica identity): the baseline;
+#   full      the table alone with REPLICA IDENTITY FULL: what logging the
+#             whole old row costs the writers, before any decoding;
 #   trigger   the usual hand-written SCD type-2: a row trigger that closes
 #             the current version and inserts the next, in the writer's
 #             transaction;
@@ -100,6 +102,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
     plain=$(load)
 
     new_table
+    q -d flow -c "ALTER TABLE accounts REPLICA IDENTITY FULL" >/dev/null
+    q -d flow -c CHECKPOINT
+    full=$(load)
+
+    new_table
     scd_trigger
     q -d flow -c CHECKPOINT
     trigger=$(load)
@@ -137,18 +144,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # one version per update: every row's current version is its number of updates + 1
     differ=$(q -d flow -c "SELECT count(*) FROM accounts a JOIN accounts_history h USING (id)
                             WHERE h.is_current AND (h.version <> a.tier + 1 OR h.tier <> a.tier)")
-    printf 'round %d: writers %8.0f tps plain, %8.0f trigger (%.2fx), %8.0f view (%.2fx, decoder %.2f us/transaction), %8.0f history (%.2fx); history: %d versions in %.2f s (%.0f per s), decoder %.2f us/version, %s keys differ\n' \
-        "$r" "$plain" "$trigger" "$(echo "$plain / $trigger" | bc -l)" \
+    printf 'round %d: writers %8.0f tps plain, %8.0f full (%.2fx), %8.0f trigger (%.2fx), %8.0f view (%.2fx, decoder %.2f us/transaction), %8.0f history (%.2fx); history: %d versions in %.2f s (%.0f per s), decoder %.2f us/version, %s keys differ\n' \
+        "$r" "$plain" "$full" "$(echo "$plain / $full" | bc -l)" "$trigger" "$(echo "$plain / $trigger" | bc -l)" \
         "$view" "$(echo "$plain / $view" | bc -l)" "$(echo "$view_cpu * 1000000 / $view_txns" | bc -l)" \
         "$flow" "$(echo "$plain / $flow" | bc -l)" \
         "$versions" "$caught" "$(echo "$versions / $caught" | bc -l)" "$(echo "$cpu * 1000000 / $versions" | bc -l)" "$differ"
-    echo "$r x $plain $trigger $flow $versions $caught $cpu $differ $view $view_cpu $view_txns" >> results.txt
+    echo "$r x $plain $trigger $flow $versions $caught $cpu $differ $view $view_cpu $view_txns $full" >> results.txt
 done
 
 m() { awk -v c="$1" '{print $c}' results.txt | median; }
 echo "medians of $ROUNDS rounds:"
-printf '  writers: plain %.0f tps; trigger %.0f tps (%.2fx plain); view %.0f tps (%.2fx plain); flowstate history %.0f tps (%.2fx plain, target <= 1.10x)\n' \
-    "$(m 3)" "$(m 4)" "$(echo "$(m 3) / $(m 4)" | bc -l)" "$(m 10)" "$(echo "$(m 3) / $(m 10)" | bc -l)" \
+printf '  writers: plain %.0f tps; REPLICA IDENTITY FULL alone %.0f tps (%.2fx plain); trigger %.0f tps (%.2fx plain); view %.0f tps (%.2fx plain); flowstate history %.0f tps (%.2fx plain, target <= 1.10x)\n' \
+    "$(m 3)" "$(m 13)" "$(echo "$(m 3) / $(m 13)" | bc -l)" "$(m 4)" "$(echo "$(m 3) / $(m 4)" | bc -l)" "$(m 10)" "$(echo "$(m 3) / $(m 10)" | bc -l)" \
     "$(m 5)" "$(echo "$(m 3) / $(m 5)" | bc -l)"
 printf '  decoder: %.2f us of CPU per transaction with the view\n' \
     "$(awk '{print $11 * 1000000 / $12}' results.txt | median)"

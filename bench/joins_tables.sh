@@ -10,6 +10,8 @@
 #             baseline, what decoding the load costs;
 #   lookup    the same per customer segment, the orders joined to the
 #             customers on their key;
+#   temporal  the same through a temporal join to the customers' history
+#             (3 versions each), by the time of the order;
 # and reports the time from the start of the load until the view is fresh
 # (wait_for), the decoder's CPU per row, the cost of the join per row (the
 # difference with the baseline) and the ratio.  Then, with the million orders in place, it
@@ -43,10 +45,17 @@ CUSTOMERS=10000
 q -c "CREATE EXTENSION flowstate" \
   -c "CREATE TABLE customers (id int PRIMARY KEY, segment text NOT NULL) WITH (user_catalog_table = true)" \
   -c "ALTER TABLE customers REPLICA IDENTITY FULL" \
-  -c "INSERT INTO customers SELECT i, 'segment ' || (i % 10) FROM generate_series(0, $CUSTOMERS - 1) i" >/dev/null
+  -c "INSERT INTO customers SELECT i, 'segment ' || (i % 10) FROM generate_series(0, $CUSTOMERS - 1) i" \
+  -c "SELECT flowstate.create_history('customer_history', 'customers', '{id}')" \
+  -c "SELECT flowstate.wait_for(timeout => '10min')" \
+  -c "UPDATE customers SET segment = segment || ' b'" -c "SELECT flowstate.wait_for(timeout => '10min')" \
+  -c "UPDATE customers SET segment = segment || ' c'" -c "SELECT flowstate.wait_for(timeout => '10min')" \
+  -c "ALTER TABLE customer_history SET (user_catalog_table = true)" \
+  -c "ALTER TABLE customer_history REPLICA IDENTITY FULL" >/dev/null
 
 plain='SELECT o.cid % 10 AS bucket, count(*) AS n, sum(o.amount) AS total FROM orders o GROUP BY 1'
 lookup='SELECT c.segment, count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c ON c.id = o.cid GROUP BY 1'
+temporal='SELECT h.segment, count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customer_history h ON h.id = o.cid AND h.valid_from <= o.at AND o.at < h.valid_to GROUP BY 1'
 
 differs() {   # view, query: rows they do not share
     q -c "SELECT count(*) FROM ((SELECT * FROM $1 EXCEPT ALL $2) UNION ALL ($2 EXCEPT ALL SELECT * FROM $1)) d"
@@ -57,7 +66,8 @@ decoder() { q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowsta
 run() {   # name, query; prints the seconds until fresh after the load, and the decoder's CPU seconds
     local t0 t1 c0 c1 pid
     q -c "DROP TABLE IF EXISTS orders" \
-      -c "CREATE TABLE orders (id bigserial PRIMARY KEY, cid int NOT NULL, amount int NOT NULL)" \
+      -c "CREATE TABLE orders (id bigserial PRIMARY KEY, cid int NOT NULL, amount int NOT NULL,
+                               at timestamptz NOT NULL DEFAULT now())" \
       -c "ALTER TABLE orders REPLICA IDENTITY FULL" \
       -c "CREATE INDEX ON orders (cid)" \
       -c "SELECT flowstate.create_view('$1', \$q\$ $2 \$q\$)" \
@@ -91,11 +101,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
     change_s=$(elapsed "$t0" "$t1")
     [ "$(differs "lookup$r" "$lookup")" = 0 ] || { echo "view lookup$r differs after the change" >&2; exit 1; }
     q -c "SELECT flowstate.drop_view('lookup$r')" >/dev/null
-    echo "$r $plain_s $lookup_s $change_s $plain_cpu $lookup_cpu" >> results.txt
-    printf 'round %d: plain view fresh %.2f s after the load began, decoder %.2f us of CPU per row; lookup join %.2f s, %.2f us per row (%.2f us more, %.2fx); 100 customers changing segment: fresh %.2f s later\n' \
+    read -r temporal_s temporal_cpu <<< "$(run "temporal$r" "$temporal")"
+    q -c "SELECT flowstate.drop_view('temporal$r')" >/dev/null
+    echo "$r $plain_s $lookup_s $change_s $plain_cpu $lookup_cpu $temporal_s $temporal_cpu" >> results.txt
+    printf 'round %d: plain view fresh %.2f s after the load began, decoder %.2f us of CPU per row; lookup join %.2f s, %.2f us per row (%.2f us more, %.2fx); 100 customers changing segment: fresh %.2f s later; temporal join %.2f s, %.2f us per row (%.2f us more, %.2fx)\n' \
         "$r" "$plain_s" "$(echo "$plain_cpu * 1000000 / $ROWS" | bc -l)" "$lookup_s" \
         "$(echo "$lookup_cpu * 1000000 / $ROWS" | bc -l)" "$(echo "($lookup_cpu - $plain_cpu) * 1000000 / $ROWS" | bc -l)" \
-        "$(echo "$lookup_cpu / $plain_cpu" | bc -l)" "$change_s"
+        "$(echo "$lookup_cpu / $plain_cpu" | bc -l)" "$change_s" "$temporal_s" \
+        "$(echo "$temporal_cpu * 1000000 / $ROWS" | bc -l)" "$(echo "($temporal_cpu - $plain_cpu) * 1000000 / $ROWS" | bc -l)" \
+        "$(echo "$temporal_cpu / $plain_cpu" | bc -l)"
 done
 
 col() { awk -v c="$1" '{print $c}' results.txt | median; }
@@ -105,6 +119,9 @@ printf '  plain view: fresh %.2f s after a load of %d rows; decoder %.2f us of C
 printf '  lookup join: fresh %.2f s; decoder %.2f us of CPU per row, %.2f us more, %.2fx the plain view\n' \
     "$(col 3)" "$(echo "$(col 6) * 1000000 / $ROWS" | bc -l)" "$(echo "($(col 6) - $(col 5)) * 1000000 / $ROWS" | bc -l)" \
     "$(echo "$(col 6) / $(col 5)" | bc -l)"
+printf '  temporal join: fresh %.2f s; decoder %.2f us of CPU per row, %.2f us more, %.2fx the plain view\n' \
+    "$(col 7)" "$(echo "$(col 8) * 1000000 / $ROWS" | bc -l)" "$(echo "($(col 8) - $(col 5)) * 1000000 / $ROWS" | bc -l)" \
+    "$(echo "$(col 8) / $(col 5)" | bc -l)"
 printf '  a dimension change of 100 customers (%d orders in a table of %d): fresh %.2f s later\n' \
     "$((ROWS / 100))" "$ROWS" "$(col 4)"
 echo "every view equalled its batch query in every round"

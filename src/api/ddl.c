@@ -18,7 +18,8 @@
  *	  and deletes) and WAL itself (SET UNLOGGED), from the source itself or
  *	  from a partition below it; nor may a table become an inheritance child
  *	  (CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT) of a source that
- *	  views read with its children.
+ *	  views read with its children.  A table that views over other tables
+ *	  join keeps user_catalog_table and REPLICA IDENTITY FULL.
  *	- ALTER FOREIGN TABLE may not give a stream with histories more than
  *	  one worker.
  *	- Partitions below a source: a table attached must be one whose changes
@@ -41,6 +42,7 @@
 #include "access/relation.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
@@ -52,6 +54,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "replication/message.h"
 #include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -187,12 +190,12 @@ reads_children(Oid def_relid, Oid source)
 }
 
 /*
- * The continuous views over a table (those that read it with its
- * inheritance children only, with children), as a list for a message, or
- * NULL.
+ * The views query finds for relid ($1; each row its name and its
+ * definition's oid), only those that read relid with its inheritance
+ * children if children, as a list for a message, or NULL.
  */
 static char *
-views_over(Oid relid, bool children)
+list_views(const char *query, Oid relid, bool children)
 {
 	Datum		arg = ObjectIdGetDatum(relid);
 	Oid			type = OIDOID;
@@ -204,9 +207,7 @@ views_over(Oid relid, bool children)
 	initStringInfo(&views);
 	nest = SecurityRestrictSearchPath();
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT view::text, definition::oid FROM flowstate.view"
-							  " WHERE source = $1 ORDER BY view_id",
-							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(query, 1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.view");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -222,6 +223,164 @@ views_over(Oid relid, bool children)
 	SPI_finish();
 	SecurityRestoreSearchPath(nest);
 	return views.len > 0 ? MemoryContextStrdup(CurTransactionContext, views.data) : NULL;
+}
+
+/*
+ * The continuous views over a table (those that read it with its
+ * inheritance children only, with children), as a list for a message, or
+ * NULL.
+ */
+static char *
+views_over(Oid relid, bool children)
+{
+	return list_views("SELECT view::text, definition::oid FROM flowstate.view"
+					  " WHERE source = $1 ORDER BY view_id", relid, children);
+}
+
+/*
+ * The continuous views over tables that join relid (their definitions
+ * depend on it), as a list for a message, or NULL.  Views over a stream
+ * read a table they join as it is, and need nothing of it.
+ */
+static char *
+views_joining(Oid relid)
+{
+	return list_views("SELECT v.view::text, v.definition::oid FROM flowstate.view v"
+					  "  JOIN pg_catalog.pg_class s ON s.oid = v.source AND s.relkind = 'r'"
+					  " WHERE v.source <> $1"
+					  "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r"
+					  "                 JOIN pg_catalog.pg_depend d"
+					  "                   ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+					  "                  AND d.objid = r.oid"
+					  "                WHERE r.ev_class = v.definition"
+					  "                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					  "                  AND d.refobjid = $1)"
+					  " ORDER BY v.view_id", relid, false);
+}
+
+/*
+ * After REINDEX, CLUSTER or VACUUM FULL of relid (InvalidOid: of every
+ * table): when views over other tables join a table whose indexes were
+ * built again, a message in the transaction tells the decoder to rebuild
+ * them.  The decoder reads a joined table through its index as of each
+ * commit it decodes, and the index of then is gone (its file emptied),
+ * while the new one has no entries for the rows deleted before it was
+ * built; what it read from them, from the statement's start to its end,
+ * is not to be trusted, and the rebuild, once everything before the
+ * message is decoded, starts the views over from both tables.
+ */
+static void
+note_indexes_rebuilt(Oid relid)
+{
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			type = OIDOID;
+	Oid		   *oids;
+	uint64		n;
+	int			nest;
+
+	if (!XLogLogicalInfoActive() || !CatalogExtensionPresent())
+		return;
+	nest = SecurityRestrictSearchPath();
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT DISTINCT d.refobjid FROM flowstate.view v"
+							  "  JOIN pg_catalog.pg_class s ON s.oid = v.source AND s.relkind = 'r'"
+							  "  JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.definition"
+							  "  JOIN pg_catalog.pg_depend d"
+							  "    ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+							  "   AND d.objid = r.oid"
+							  "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+							  " WHERE d.refobjid <> v.source AND (d.refobjid = $1 OR $1 = 0)",
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read flowstate.view");
+	n = SPI_processed;
+	oids = palloc(sizeof(Oid) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		oids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	}
+	SPI_finish();
+	SecurityRestoreSearchPath(nest);
+	if (n > 0)
+		(void) LogLogicalMessage(DIMENSION_MESSAGE_PREFIX, (char *) oids, sizeof(Oid) * n, true);
+}
+
+/* The tables whose indexes a REINDEX, CLUSTER or VACUUM FULL built again. */
+static void
+note_rebuilt_by(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (IsA(parsetree, ReindexStmt))
+	{
+		ReindexStmt *stmt = (ReindexStmt *) parsetree;
+		Oid			relid;
+
+		if (stmt->kind == REINDEX_OBJECT_INDEX || stmt->kind == REINDEX_OBJECT_TABLE)
+		{
+			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+			if (OidIsValid(relid) && stmt->kind == REINDEX_OBJECT_INDEX)
+				relid = IndexGetRelation(relid, true);
+			if (OidIsValid(relid))
+				note_indexes_rebuilt(relid);
+		}
+		else
+			note_indexes_rebuilt(InvalidOid);
+	}
+	else if (IsA(parsetree, ClusterStmt))
+	{
+		ClusterStmt *stmt = (ClusterStmt *) parsetree;
+
+		note_indexes_rebuilt(stmt->relation == NULL ? InvalidOid :
+							 RangeVarGetRelid(stmt->relation, NoLock, true));
+	}
+	else if (IsA(parsetree, VacuumStmt) && ((VacuumStmt *) parsetree)->is_vacuumcmd)
+	{
+		VacuumStmt *stmt = (VacuumStmt *) parsetree;
+		bool		full = false;
+
+		foreach(lc, stmt->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "full") == 0)
+				full = defGetBoolean(opt);
+		}
+		if (!full)
+			return;
+		if (stmt->rels == NIL)
+			note_indexes_rebuilt(InvalidOid);
+		foreach(lc, stmt->rels)
+		{
+			VacuumRelation *rel = lfirst(lc);
+			Oid			relid = OidIsValid(rel->oid) ? rel->oid :
+				RangeVarGetRelid(rel->relation, NoLock, true);
+
+			if (OidIsValid(relid))
+				note_indexes_rebuilt(relid);
+		}
+	}
+}
+
+/* Whether options (ALTER TABLE SET/RESET) take user_catalog_table away. */
+static bool
+resets_user_catalog(AlterTableCmd *cmd)
+{
+	ListCell   *lc;
+
+	if (cmd->subtype != AT_SetRelOptions && cmd->subtype != AT_ResetRelOptions)
+		return false;
+	foreach(lc, (List *) cmd->def)
+	{
+		DefElem    *opt = lfirst(lc);
+
+		if (opt->defnamespace == NULL && strcmp(opt->defname, "user_catalog_table") == 0 &&
+			(cmd->subtype == AT_ResetRelOptions || !defGetBoolean(opt)))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -353,6 +512,23 @@ check_alter_source(AlterTableStmt *stmt)
 			continue;
 		}
 
+		/* a table that views over tables join: read in the past, by old rows */
+		if (resets_user_catalog(cmd) ||
+			(cmd->subtype == AT_ReplicaIdentity &&
+			 ((ReplicaIdentityStmt *) cmd->def)->identity_type != REPLICA_IDENTITY_FULL))
+		{
+			if (!OidIsValid(relid))
+				relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+			if (OidIsValid(relid) && (views = views_joining(relid)) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+						 cmd->subtype == AT_ReplicaIdentity ?
+						 errmsg("cannot change the replica identity of table \"%s\"", get_rel_name(relid)) :
+						 errmsg("cannot reset user_catalog_table of table \"%s\"", get_rel_name(relid)),
+						 errdetail("Continuous views over other tables join it, and read it as of each change they decode, which needs a user catalog table with REPLICA IDENTITY FULL: %s.",
+								   views),
+						 errhint("Drop the continuous views first with flowstate.drop_view().")));
+		}
 		if (!unlogged &&
 			!(cmd->subtype == AT_ReplicaIdentity &&
 			  ((ReplicaIdentityStmt *) cmd->def)->identity_type != REPLICA_IDENTITY_FULL))
@@ -734,6 +910,7 @@ flowstate_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					  queryEnv, dest, qc);
 		if (new_partition)
 			follow_new_partition((CreateStmt *) parsetree);
+		note_rebuilt_by(parsetree);
 		if (IsA(parsetree, AlterTableStmt) &&
 			((AlterTableStmt *) parsetree)->objtype == OBJECT_FOREIGN_TABLE)
 			check_stream_workers((AlterTableStmt *) parsetree);

@@ -87,10 +87,9 @@ ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since)
 
 /*
  * ApiViewsReadHistories tells whether a continuous view reads a history
- * table, as its source or joined to it (flowstate.wait_for then waits for
- * it to apply what the history's flush wrote).  The join is not in the
- * catalog: a view over a table whose query names the history's table may
- * join it (a superset, which only costs wait_for a round).
+ * table, as its source or joined to it (its definition depends on it):
+ * flowstate.wait_for then waits for it to apply what the history's flush
+ * wrote.
  */
 bool
 ApiViewsReadHistories(void)
@@ -100,11 +99,14 @@ ApiViewsReadHistories(void)
 	SPI_connect();
 	any = HistoryCatalogReady() &&
 		SPI_execute("SELECT 1 FROM flowstate.view v, flowstate.history h"
-					"  JOIN pg_catalog.pg_class c ON c.oid = h.history"
 					" WHERE h.history = v.source"
-					"    OR (pg_catalog.strpos(v.query, c.relname) > 0"
-					"        AND EXISTS (SELECT 1 FROM pg_catalog.pg_class s"
-					"                     WHERE s.oid = v.source AND s.relkind = 'r'))"
+					"    OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r"
+					"                 JOIN pg_catalog.pg_depend d"
+					"                   ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+					"                  AND d.objid = r.oid"
+					"                WHERE r.ev_class = v.definition"
+					"                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					"                  AND d.refobjid = h.history)"
 					" LIMIT 1", true, 0) == SPI_OK_SELECT &&
 		SPI_processed > 0;
 	SPI_finish();

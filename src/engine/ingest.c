@@ -446,6 +446,28 @@ awaits_backfill(ViewRuntime *vr)
 }
 
 /*
+ * IngestRequestRebuild asks for a view to be rebuilt from its source: the
+ * rows of the source (or of a table it joins) changed in a way its deltas
+ * cannot follow.  Until then the view is not waited for (wait_for) and no
+ * flush passes this point of the WAL (the decoder's flush_start), so a
+ * crash decodes the cause again.
+ */
+void
+IngestRequestRebuild(ViewRuntime *vr, const char *why)
+{
+	/* a backfill that saw this transaction read its rows already */
+	if (vr->rebuild || vr->dropped || vr->skip_txn)
+		return;
+	vr->rebuild = true;
+	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
+	vr->shared->status = VIEW_STARTING;
+	LWLockRelease(&vr->shared->lock);
+	ereport(LOG,
+			(errmsg("flowstate rebuilds continuous view \"%s\": %s",
+					vr->def->view_name, why)));
+}
+
+/*
  * IngestRow adds (sign +1) or removes (sign -1) a source row of a view, as
  * of the WAL position lsn.
  */

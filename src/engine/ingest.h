@@ -197,6 +197,7 @@ extern bool LookupRow(ViewRuntime *vr);
 #define LOOKUP_FORCE_ROW		1
 #define LOOKUP_FORCE_NONE_ROW	2
 extern void LookupForce(ViewRuntime *vr, int how, HeapTuple tuple);
+extern bool LookupReadFailed(ViewRuntime *vr);
 extern void LookupUseSnapshot(ViewRuntime *vr, Snapshot snapshot);
 extern void LookupDecodingSnapshot(List *views, Snapshot snapshot);
 
@@ -227,6 +228,7 @@ extern void IngestTxnBegin(List *views, TransactionId xid, XLogRecPtr commit_lsn
 extern void IngestRow(ViewRuntime *vr, TupleTableSlot *slot, int sign, XLogRecPtr lsn);
 extern void IngestBackfillRow(ViewRuntime *vr, TupleTableSlot *slot);
 extern void IngestTruncate(ViewRuntime *vr);
+extern void IngestRequestRebuild(ViewRuntime *vr, const char *why);
 extern bool IngestEvaluateKey(ViewRuntime *vr, TupleTableSlot *slot, Datum *keys, bool *keynulls);
 extern void IngestAccumulate(ViewRuntime *vr, TupleTableSlot *slot, char *block);
 extern bool IngestAccumulateRow(ViewRuntime *vr, TupleTableSlot *slot, char *block, int sign,

@@ -38,6 +38,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "storage/bufmgr.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -74,7 +75,6 @@ struct Lookup
 	TupleTableSlot *nulls;		/* no dimension row (LEFT JOIN) */
 	const TupleTableSlotOps *table_ops;	/* a view over a table: its slots' */
 	TupleDesc	table_desc;		/* the relcache's, as last seen */
-	Oid			table_index;	/* the index, as last found */
 	FmgrInfo	eq;				/* the key equality, for the scan key */
 
 	/* a view over a table: no batches (see LookupRow) */
@@ -82,6 +82,8 @@ struct Lookup
 	Snapshot	use_snapshot;	/* a backfill's or recompute's, else: */
 	Snapshot	decoding_snapshot;	/* the catalog as of the commit decoded */
 	bool		cache_ready;	/* the cache holds rows of that snapshot */
+	bool		reading;		/* in the scan of the dimension's index: an
+								 * error there is not the row's */
 	int			forced;			/* LOOKUP_FORCE_*: a given row instead */
 	HeapTuple	force_tuple;
 
@@ -196,10 +198,7 @@ LookupCreate(ViewRuntime *vr)
 	rel = table_open(spec->relid, AccessShareLock);
 	make_slots(lk, RelationGetDescr(rel));
 	if (lk->table_source)
-	{
 		lk->table_ops = table_slot_callbacks(rel);
-		lk->table_index = spec->index;
-	}
 	table_close(rel, AccessShareLock);
 	/*
 	 * Blocks of at most 64 kB: emptied at every batch or decoded
@@ -397,19 +396,54 @@ match_in(Lookup *lk, LookupEntry *e, ExprContext *ec)
 }
 
 /*
- * The rows of value in the dimension of a view over a table, read through
- * the index as of snapshot and copied into the cache's memory (a history's
- * versions the latest first: rows are mostly recent).  The scan and its
- * slot live in the row's memory: an error leaves nothing behind that the
- * next row would use.
+ * Whether index can give the rows snapshot sees: valid in the catalog the
+ * relation cache holds (while decoding, as of the change), with pages (the
+ * file of an index dropped since, by REINDEX, is empty), and, for an MVCC
+ * snapshot older than the catalog (a settle's), made valid before it: an
+ * index built later has no entries for rows deleted before its build.
+ */
+static bool
+index_usable(Relation index, Snapshot snapshot)
+{
+	TransactionId xmin = HeapTupleHeaderGetXmin(index->rd_indextuple->t_data);
+
+	if (!index->rd_index->indisvalid || RelationGetNumberOfBlocks(index) == 0)
+		return false;
+	return snapshot->snapshot_type != SNAPSHOT_MVCC || !TransactionIdIsNormal(xmin) ||
+		!XidInMVCCSnapshot(xmin, snapshot);
+}
+
+/* Add a row to e, in the cache's memory. */
+static void
+entry_add(Lookup *lk, LookupEntry *e, int *size, TupleTableSlot *slot)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+
+	if (e->ntuples == *size)
+	{
+		*size = *size == 0 ? 1 : *size * 2;
+		e->tuples = e->tuples == NULL ? palloc(sizeof(HeapTuple) * *size) :
+			repalloc(e->tuples, sizeof(HeapTuple) * *size);
+	}
+	e->tuples[e->ntuples++] = ExecCopySlotHeapTuple(slot);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * The rows of value in the dimension of a view over a table as of
+ * snapshot, copied into the cache's memory: through the key's index (a
+ * history's versions the latest first: rows are mostly recent), or, when
+ * the index cannot give them as of snapshot (a REINDEX since), by a scan
+ * of the table.  The scans and their slot live in the row's memory: an
+ * error leaves nothing behind that the next row would use.
  */
 static LookupEntry *
 fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot snapshot)
 {
 	Relation	rel;
-	Relation	index;
-	ScanKeyData key;
-	IndexScanDesc scan;
+	Relation	index = NULL;
+	Oid			indexid;
+	bool		unique;
 	TupleTableSlot *slot;
 	LookupEntry *e;
 	int			size = 0;
@@ -430,26 +464,16 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 		}
 		lk->table_desc = RelationGetDescr(rel);
 	}
-	/* found again when gone: REINDEX CONCURRENTLY makes a new one */
-	index = try_relation_open(lk->table_index, AccessShareLock);
-	if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX)
-	{
-		bool		unique;
-
-		if (index != NULL)
-			relation_close(index, AccessShareLock);
-		lk->table_index = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno,
-									   lk->spec->collation, false, &unique);
-		index = OidIsValid(lk->table_index) && (unique || lk->spec->temporal) ?
-			try_relation_open(lk->table_index, AccessShareLock) : NULL;
-		if (index == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
-							RelationGetRelationName(rel),
-							get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
-					 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
-	}
+	/* the index of the key in the catalog of now (while decoding, of then) */
+	indexid = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno, lk->spec->collation, false,
+						   &unique);
+	if (!OidIsValid(indexid) || (!unique && !lk->spec->temporal))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
+						RelationGetRelationName(rel),
+						get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
+				 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
 	if (lk->entries >= LOOKUP_CACHE_ENTRIES)
 		cache_reset(lk);
 
@@ -461,26 +485,39 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 	MemoryContextSwitchTo(oldcxt);
 
 	slot = MakeSingleTupleTableSlot(lk->match->tts_tupleDescriptor, lk->table_ops);
-	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
-								   lk->spec->collation, &lk->eq, value);
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, lk->spec->temporal ? BackwardScanDirection : ForwardScanDirection,
-							  slot))
+	lk->reading = true;
+	index = index_open(indexid, AccessShareLock);
+	if (index_usable(index, snapshot))
 	{
-		oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
-		if (e->ntuples == size)
-		{
-			size = size == 0 ? 1 : size * 2;
-			e->tuples = e->tuples == NULL ? palloc(sizeof(HeapTuple) * size) :
-				repalloc(e->tuples, sizeof(HeapTuple) * size);
-		}
-		e->tuples[e->ntuples++] = ExecCopySlotHeapTuple(slot);
-		MemoryContextSwitchTo(oldcxt);
+		ScanKeyData key;
+		IndexScanDesc scan;
+
+		ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
+									   lk->spec->collation, &lk->eq, value);
+		scan = index_beginscan(rel, index, snapshot, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, lk->spec->temporal ? BackwardScanDirection : ForwardScanDirection,
+								  slot))
+			entry_add(lk, e, &size, slot);
+		index_endscan(scan);
 	}
+	else
+	{
+		TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		key = slot_getattr(slot, lk->spec->keycol, &isnull);
+
+			if (!isnull && DatumGetBool(FunctionCall2Coll(&lk->eq, lk->spec->collation, key, value)))
+				entry_add(lk, e, &size, slot);
+		}
+		table_endscan(scan);
+	}
+	lk->reading = false;
 	ExecDropSingleTupleTableSlot(slot);
-	index_endscan(scan);
-	relation_close(index, AccessShareLock);
+	index_close(index, AccessShareLock);
 	relation_close(rel, AccessShareLock);
 
 	/* into the cache once complete */
@@ -572,6 +609,23 @@ LookupDecodingSnapshot(List *views, Snapshot snapshot)
 			vr->lookup->cache_ready = false;
 		}
 	}
+}
+
+/*
+ * LookupReadFailed tells whether the error of the row just evaluated came
+ * from the scan of the dimension's index of a view over a table (and
+ * forgets it).  Such an error is not the row's: as of an older snapshot
+ * than the catalog's, the index read may be one a REINDEX has replaced
+ * since, whose file is gone.
+ */
+bool
+LookupReadFailed(ViewRuntime *vr)
+{
+	bool		failed = vr->lookup != NULL && vr->lookup->reading;
+
+	if (vr->lookup != NULL)
+		vr->lookup->reading = false;
+	return failed;
 }
 
 /* LookupUseSnapshot: the snapshot lookups read with (NULL: decoding's). */

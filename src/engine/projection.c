@@ -411,7 +411,18 @@ run_guarded(ViewRuntime *vr, TupleTableSlot *slot, XLogRecPtr lsn, bool record,
 		else
 			SecurityAfterError(&save);
 		vr->last_failed = true;
-		if (record)
+		if (LookupReadFailed(vr) && vr->shared->status != VIEW_BACKFILLING)
+		{
+			/*
+			 * The dimension's index could not be read as of the change (or
+			 * the recompute): not the row's fault, and no dead letter.  The
+			 * view starts over from both tables, under a new snapshot and
+			 * the index of then; a backfill failing so is a dead letter.
+			 */
+			IngestRequestRebuild(vr, psprintf("the table it joins could not be read through its index: %s",
+											  edata->message));
+		}
+		else if (record)
 		{
 			row = add_pending(vr, slot, lsn);
 			row->error = edata->message;

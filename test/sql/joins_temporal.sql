@@ -126,6 +126,9 @@ SELECT * FROM public.spend_by_city ORDER BY 1;
 SELECT * FROM pg_temp.check_views();
 SELECT view, status, last_error IS NULL AS no_error, recomputed_groups > 0 AS recomputed
   FROM flowstate.views ORDER BY view::text;
+-- the history stays one the views can read in the past
+SELECT public.try($$ALTER TABLE public.member_history RESET (user_catalog_table)$$);
+
 
 SELECT flowstate.drop_view('public.spend_by_tier');
 SELECT flowstate.drop_view('public.spend_by_city');

@@ -31,6 +31,7 @@
 #include "engine/history.h"
 #include "engine/ingest.h"
 #include "engine/open_txn.h"
+#include "fs_catalog/catalog.h"
 #include "fs_catalog/partition.h"
 #include "sources/decoding/decoding_worker.h"
 
@@ -159,27 +160,6 @@ store_new_row(TupleTableSlot *slot, HeapTuple newtuple, HeapTuple oldtuple)
 	pfree(nulls);
 }
 
-/*
- * Ask for a view to be rebuilt from its source: the rows of the source
- * changed in a way its deltas cannot follow.  Until then the view is not
- * waited for (wait_for) and no flush passes this point of the WAL (see
- * flush_start), so a crash decodes the cause again.
- */
-static void
-request_rebuild(ViewRuntime *vr, const char *why)
-{
-	/* a backfill that saw this transaction read its rows already */
-	if (vr->rebuild || vr->dropped || vr->skip_txn)
-		return;
-	vr->rebuild = true;
-	LWLockAcquire(&vr->shared->lock, LW_EXCLUSIVE);
-	vr->shared->status = VIEW_STARTING;
-	LWLockRelease(&vr->shared->lock);
-	ereport(LOG,
-			(errmsg("flowstate rebuilds continuous view \"%s\": %s",
-					vr->def->view_name, why)));
-}
-
 /* DecodingRebuildPending tells whether a view waits to be rebuilt. */
 bool
 DecodingRebuildPending(void)
@@ -292,7 +272,7 @@ apply_change(List *views, Relation rel, ReorderBufferChange *change,
 			if (streaming != NULL)
 				OpenTxnRebuild(streaming, lfirst(lc));
 			else
-				request_rebuild(lfirst(lc), "a table it reads no longer logs old rows");
+				IngestRequestRebuild(lfirst(lc), "a table it reads no longer logs old rows");
 		}
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -417,7 +397,7 @@ dimension_change(SourceRel *src, Relation rel, ReorderBufferChange *change)
 			if (streaming != NULL)
 				OpenTxnRebuild(streaming, lfirst(lc));
 			else
-				request_rebuild(lfirst(lc), "a table it joins no longer logs old rows");
+				IngestRequestRebuild(lfirst(lc), "a table it joins no longer logs old rows");
 		}
 		return;
 	}
@@ -521,7 +501,7 @@ sink_truncate(void *arg, int nrelations, Relation *relations)
 				IngestTruncate(lfirst(lc));
 			/* every row of a joined table gone: the views that join it start over */
 			foreach(lc, src->joined_by)
-				request_rebuild(lfirst(lc), "a table it joins was truncated");
+				IngestRequestRebuild(lfirst(lc), "a table it joins was truncated");
 		}
 		if (relations[i]->rd_rel->relispartition)
 		{
@@ -531,7 +511,7 @@ sink_truncate(void *arg, int nrelations, Relation *relations)
 				ListCell   *lv;
 
 				foreach(lv, t->src->views)
-					request_rebuild(lfirst(lv), "one of its partitions was truncated");
+					IngestRequestRebuild(lfirst(lv), "one of its partitions was truncated");
 			}
 		}
 	}
@@ -544,7 +524,9 @@ sink_truncate(void *arg, int nrelations, Relation *relations)
 static void
 sink_message(void *arg, const char *prefix, Size size, const char *message)
 {
-	if (strcmp(prefix, PARTITION_MESSAGE_PREFIX) != 0)
+	bool		partitions = strcmp(prefix, PARTITION_MESSAGE_PREFIX) == 0;
+
+	if (!partitions && strcmp(prefix, DIMENSION_MESSAGE_PREFIX) != 0)
 		return;
 	/* the snapshot of the rebuild must see this transaction */
 	MyDecoder->txn_changed = true;
@@ -558,8 +540,11 @@ sink_message(void *arg, const char *prefix, Size size, const char *message)
 		src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
 		if (src == NULL)
 			continue;
-		foreach(lc, src->views)
-			request_rebuild(lfirst(lc), "partitions were attached, detached or dropped");
+		/* a message of ddl.c: the indexes of a table views join were rebuilt */
+		foreach(lc, partitions ? src->views : src->joined_by)
+			IngestRequestRebuild(lfirst(lc), partitions ?
+								 "partitions were attached, detached or dropped" :
+								 "the indexes of a table it joins were built again");
 	}
 }
 
@@ -643,7 +628,9 @@ static void
 sink_stream_message(void *arg, TransactionId xid, const char *prefix, Size size,
 					const char *message)
 {
-	if (strcmp(prefix, PARTITION_MESSAGE_PREFIX) != 0)
+	bool		partitions = strcmp(prefix, PARTITION_MESSAGE_PREFIX) == 0;
+
+	if (!partitions && strcmp(prefix, DIMENSION_MESSAGE_PREFIX) != 0)
 		return;
 	for (Size off = 0; off + sizeof(Oid) <= size; off += sizeof(Oid))
 	{
@@ -651,10 +638,11 @@ sink_stream_message(void *arg, TransactionId xid, const char *prefix, Size size,
 		SourceRel  *src;
 
 		memcpy(&relid, message + off, sizeof(Oid));
-		OpenTxnTouch(streaming, relid);
+		if (partitions)
+			OpenTxnTouch(streaming, relid);
 		src = hash_search(MyDecoder->sources, &relid, HASH_FIND, NULL);
 		if (src != NULL)
-			rebuild_after(src->views);
+			rebuild_after(partitions ? src->views : src->joined_by);
 	}
 }
 
@@ -704,9 +692,9 @@ sink_stream_commit(void *arg, TransactionId xid, XLogRecPtr commit_lsn, Timestam
 	if (changed)
 		SyncNoteXid(xid);
 	foreach(lc, rebuild)
-		request_rebuild(lfirst(lc), "a large transaction changed its rows as deltas cannot follow");
+		IngestRequestRebuild(lfirst(lc), "a large transaction changed its rows as deltas cannot follow");
 	foreach(lc, missed)
-		request_rebuild(lfirst(lc), "it started while a large transaction was decoded");
+		IngestRequestRebuild(lfirst(lc), "it started while a large transaction was decoded");
 	list_free(rebuild);
 	list_free(missed);
 	MyDecoder->streamed_commit_lsn = Max(MyDecoder->streamed_commit_lsn, commit_lsn);
