@@ -170,7 +170,9 @@ REINDEX INDEX CONCURRENTLY public.regions_pkey;
 SELECT flowstate.wait_for(timeout => '120s');
 SELECT * FROM public.weight_by_manager ORDER BY 1;
 SELECT * FROM pg_temp.check_views();
-SELECT view, error, count(*) AS dead_letters FROM flowstate.dead_letters GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT view, error, count(*) AS dead_letters FROM flowstate.dead_letters
+ WHERE view IN ('public.weight_by_manager'::regclass, 'public.weight_by_name'::regclass)
+ GROUP BY 1, 2 ORDER BY 1, 2;
 DELETE FROM public.shipments WHERE id >= 100000;
 
 -- the joined table keeps what the views need while they exist
