@@ -82,6 +82,9 @@ struct Lookup
 	Snapshot	use_snapshot;	/* a backfill's or recompute's, else: */
 	Snapshot	decoding_snapshot;	/* the catalog as of the commit decoded */
 	bool		cache_ready;	/* the cache holds rows of that snapshot */
+	bool		cache_index_known;
+	Oid			cache_index;	/* the index it reads them through, found
+								 * at its first row; InvalidOid: the table */
 	bool		reading;		/* in the scan of the dimension's index: an
 								 * error there is not the row's */
 	int			forced;			/* LOOKUP_FORCE_*: a given row instead */
@@ -441,9 +444,6 @@ static LookupEntry *
 fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot snapshot)
 {
 	Relation	rel;
-	Relation	index = NULL;
-	Oid			indexid;
-	bool		unique;
 	TupleTableSlot *slot;
 	LookupEntry *e;
 	int			size = 0;
@@ -464,16 +464,33 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 		}
 		lk->table_desc = RelationGetDescr(rel);
 	}
-	/* the index of the key in the catalog of now (while decoding, of then) */
-	indexid = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno, lk->spec->collation, false,
-						   &unique);
-	if (!OidIsValid(indexid) || (!unique && !lk->spec->temporal))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
-						RelationGetRelationName(rel),
-						get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
-				 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
+	/*
+	 * The index of the key in the catalog of now (while decoding, of then),
+	 * found once for the rows of the snapshot
+	 */
+	if (!lk->cache_index_known)
+	{
+		bool		unique;
+		Oid			indexid = JoinKeyIndex(rel, lk->spec->keycol, lk->spec->eq_opno,
+										   lk->spec->collation, false, &unique);
+
+		if (!OidIsValid(indexid) || (!unique && !lk->spec->temporal))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" has no index on column \"%s\" that continuous view %s can join on any more",
+							RelationGetRelationName(rel),
+							get_attname(lk->spec->relid, lk->spec->keycol, false), vr->def->view_name),
+					 errhint("Create the unique index again, then rebuild the view: drop it with flowstate.drop_view() and create it again.")));
+		lk->reading = true;
+		{
+			Relation	index = index_open(indexid, AccessShareLock);
+
+			lk->cache_index = index_usable(index, snapshot) ? indexid : InvalidOid;
+			index_close(index, AccessShareLock);
+		}
+		lk->reading = false;
+		lk->cache_index_known = true;
+	}
 	if (lk->entries >= LOOKUP_CACHE_ENTRIES)
 		cache_reset(lk);
 
@@ -486,9 +503,9 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 
 	slot = MakeSingleTupleTableSlot(lk->match->tts_tupleDescriptor, lk->table_ops);
 	lk->reading = true;
-	index = index_open(indexid, AccessShareLock);
-	if (index_usable(index, snapshot))
+	if (OidIsValid(lk->cache_index))
 	{
+		Relation	index = index_open(lk->cache_index, AccessShareLock);
 		ScanKeyData key;
 		IndexScanDesc scan;
 
@@ -500,6 +517,7 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 								  slot))
 			entry_add(lk, e, &size, slot);
 		index_endscan(scan);
+		index_close(index, AccessShareLock);
 	}
 	else
 	{
@@ -517,7 +535,6 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 	}
 	lk->reading = false;
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
 	relation_close(rel, AccessShareLock);
 
 	/* into the cache once complete */
@@ -557,6 +574,7 @@ lookup_table(ViewRuntime *vr, Lookup *lk, ExprContext *ec)
 			if (lk->buckets == NULL || lk->entries > 0)
 				cache_reset(lk);
 			lk->cache_ready = snapshot != NULL;
+			lk->cache_index_known = false;
 		}
 		for (e = lk->buckets[hash % LOOKUP_BUCKETS]; e != NULL; e = e->next)
 			if (e->hash == hash && datum_image_eq(e->value, value, lk->typbyval, lk->typlen))
