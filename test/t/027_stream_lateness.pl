@@ -14,6 +14,7 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -61,6 +62,13 @@ my $sum = $produced * ($produced - 1) / 2;
 my %kill_after = (1 => 1, 3 => 1, 5 => 1, 7 => 1, 9 => 1);
 for my $c (0 .. $chunks - 1)
 {
+	# a chunk consumed before the kill stays unflushed until it (on a slow
+	# machine, the sample below could come after a flush of 200 ms)
+	if ($kill_after{$c})
+	{
+		set_flush_interval($node, '10s');
+		usleep(300_000);
+	}
 	is(kafka_command($kafka, "produce events $dir/chunk$c.json"), "produced $per_chunk", "chunk $c produced");
 	# (the mock keeps a few MiB per partition: consume before producing more)
 	unless ($kill_after{$c})
@@ -79,6 +87,7 @@ for my $c (0 .. $chunks - 1)
 		  . ($sample[1] // '?') . ' durable)');
 	ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p == 2 }),
 		"chunk $c: the Kafka workers are back");
+	set_flush_interval($node, undef);
 	is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
 		"chunk $c consumed after the crash");
 }
