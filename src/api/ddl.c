@@ -247,14 +247,7 @@ views_joining(Oid relid)
 {
 	return list_views("SELECT v.view::text, v.definition::oid FROM flowstate.view v"
 					  "  JOIN pg_catalog.pg_class s ON s.oid = v.source AND s.relkind = 'r'"
-					  " WHERE v.source <> $1"
-					  "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r"
-					  "                 JOIN pg_catalog.pg_depend d"
-					  "                   ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-					  "                  AND d.objid = r.oid"
-					  "                WHERE r.ev_class = v.definition"
-					  "                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-					  "                  AND d.refobjid = $1)"
+					  " WHERE v.source <> $1 AND " CATALOG_VIEW_READS_SQL("v", "$1")
 					  " ORDER BY v.view_id", relid, false);
 }
 
@@ -282,14 +275,11 @@ note_indexes_rebuilt(Oid relid)
 		return;
 	nest = SecurityRestrictSearchPath();
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT DISTINCT d.refobjid FROM flowstate.view v"
-							  "  JOIN pg_catalog.pg_class s ON s.oid = v.source AND s.relkind = 'r'"
-							  "  JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.definition"
-							  "  JOIN pg_catalog.pg_depend d"
-							  "    ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-							  "   AND d.objid = r.oid"
-							  "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-							  " WHERE d.refobjid <> v.source AND (d.refobjid = $1 OR $1 = 0)",
+	if (SPI_execute_with_args("SELECT c.oid FROM pg_catalog.pg_class c"
+							  " WHERE c.relkind = 'r' AND (c.oid = $1 OR $1 = 0)"
+							  "   AND EXISTS (SELECT 1 FROM flowstate.view v"
+							  "                 JOIN pg_catalog.pg_class s ON s.oid = v.source AND s.relkind = 'r'"
+							  "                WHERE v.source <> c.oid AND " CATALOG_VIEW_READS_SQL("v", "c.oid") ")",
 							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read flowstate.view");
 	n = SPI_processed;

@@ -26,6 +26,7 @@
 #include "utils/rls.h"
 
 #include "api/api.h"
+#include "fs_catalog/catalog.h"
 #include "engine/history.h"
 #include "sources/kafka/stream.h"
 #include "workers/launcher.h"
@@ -100,13 +101,7 @@ ApiViewsReadHistories(void)
 	any = HistoryCatalogReady() &&
 		SPI_execute("SELECT 1 FROM flowstate.view v, flowstate.history h"
 					" WHERE h.history = v.source"
-					"    OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r"
-					"                 JOIN pg_catalog.pg_depend d"
-					"                   ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-					"                  AND d.objid = r.oid"
-					"                WHERE r.ev_class = v.definition"
-					"                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-					"                  AND d.refobjid = h.history)"
+					"    OR " CATALOG_VIEW_READS_SQL("v", "h.history")
 					" LIMIT 1", true, 0) == SPI_OK_SELECT &&
 		SPI_processed > 0;
 	SPI_finish();

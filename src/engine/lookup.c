@@ -73,7 +73,6 @@ struct Lookup
 	MemoryContext cxt;			/* the view's: the slots */
 	TupleTableSlot *match;		/* a dimension row */
 	TupleTableSlot *nulls;		/* no dimension row (LEFT JOIN) */
-	const TupleTableSlotOps *table_ops;	/* a view over a table: its slots' */
 	TupleDesc	table_desc;		/* the relcache's, as last seen */
 	FmgrInfo	eq;				/* the key equality, for the scan key */
 
@@ -200,8 +199,6 @@ LookupCreate(ViewRuntime *vr)
 	lk->table_source = !vr->def->stream;
 	rel = table_open(spec->relid, AccessShareLock);
 	make_slots(lk, RelationGetDescr(rel));
-	if (lk->table_source)
-		lk->table_ops = table_slot_callbacks(rel);
 	table_close(rel, AccessShareLock);
 	/*
 	 * Blocks of at most 64 kB: emptied at every batch or decoded
@@ -300,39 +297,46 @@ LookupEnd(List *views)
 	}
 }
 
+/* Append the row in slot to *tuples (*n of them, room for *size), in the cache's memory. */
+static void
+add_row(Lookup *lk, HeapTuple **tuples, int *n, int *size, TupleTableSlot *slot)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
+
+	if (*n == *size)
+	{
+		*size = *size == 0 ? 1 : *size * 2;
+		*tuples = *tuples == NULL ? palloc(sizeof(HeapTuple) * *size) :
+			repalloc(*tuples, sizeof(HeapTuple) * *size);
+	}
+	(*tuples)[(*n)++] = ExecCopySlotHeapTuple(slot);
+	MemoryContextSwitchTo(oldcxt);
+}
+
 /*
- * The rows of value that index finds, copied into the cache's memory.  The
- * scan and its slot live in the row's memory: an error (the evaluation's
- * timeout) leaves nothing behind the next row would use, and the
- * subtransaction of a row evaluated in one releases what they held.
+ * The rows of value in rel that index finds as of snapshot, in direction
+ * dir, copied into the cache's memory.  The scan and its slot live in the
+ * row's memory: an error (the evaluation's timeout) leaves nothing behind
+ * the next row would use, and the subtransaction of a row evaluated in one
+ * releases what they held.
  */
 static HeapTuple *
-fetch_rows(Lookup *lk, Datum value, Relation index, Oid subtype, int *ntuples)
+fetch_rows(Lookup *lk, Relation rel, Relation index, Oid subtype, Snapshot snapshot,
+		   ScanDirection dir, Datum value, int *ntuples)
 {
 	ScanKeyData key;
 	IndexScanDesc scan;
-	TupleTableSlot *slot = table_slot_create(lk->rel, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	HeapTuple  *tuples = NULL;
 	int			size = 0;
 
 	ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, subtype,
 								   lk->spec->collation, &lk->eq, value);
 	*ntuples = 0;
-	scan = index_beginscan(lk->rel, index, lk->snapshot, 1, 0);
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
-
-		if (*ntuples == size)
-		{
-			size = size == 0 ? 1 : size * 2;
-			tuples = tuples == NULL ? palloc(sizeof(HeapTuple) * size) :
-				repalloc(tuples, sizeof(HeapTuple) * size);
-		}
-		tuples[(*ntuples)++] = ExecCopySlotHeapTuple(slot);
-		MemoryContextSwitchTo(oldcxt);
-	}
+	while (index_getnext_slot(scan, dir, slot))
+		add_row(lk, &tuples, ntuples, &size, slot);
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	return tuples;
@@ -364,8 +368,9 @@ rows_of(Lookup *lk, Datum value, bool probe)
 		cache_reset(lk);
 		bucket = &lk->buckets[hash % LOOKUP_BUCKETS];
 	}
-	tuples = probe ? fetch_rows(lk, value, lk->probe, lk->probe_subtype, &ntuples) :
-		fetch_rows(lk, value, lk->index, lk->subtype, &ntuples);
+	tuples = probe ?
+		fetch_rows(lk, lk->rel, lk->probe, lk->probe_subtype, lk->snapshot, ForwardScanDirection, value, &ntuples) :
+		fetch_rows(lk, lk->rel, lk->index, lk->subtype, lk->snapshot, ForwardScanDirection, value, &ntuples);
 	if (e == NULL)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
@@ -416,22 +421,6 @@ index_usable(Relation index, Snapshot snapshot)
 		!XidInMVCCSnapshot(xmin, snapshot);
 }
 
-/* Add a row to e, in the cache's memory. */
-static void
-entry_add(Lookup *lk, LookupEntry *e, int *size, TupleTableSlot *slot)
-{
-	MemoryContext oldcxt = MemoryContextSwitchTo(lk->cache_cxt);
-
-	if (e->ntuples == *size)
-	{
-		*size = *size == 0 ? 1 : *size * 2;
-		e->tuples = e->tuples == NULL ? palloc(sizeof(HeapTuple) * *size) :
-			repalloc(e->tuples, sizeof(HeapTuple) * *size);
-	}
-	e->tuples[e->ntuples++] = ExecCopySlotHeapTuple(slot);
-	MemoryContextSwitchTo(oldcxt);
-}
-
 /*
  * The rows of value in the dimension of a view over a table as of
  * snapshot, copied into the cache's memory: through the key's index (a
@@ -444,9 +433,7 @@ static LookupEntry *
 fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot snapshot)
 {
 	Relation	rel;
-	TupleTableSlot *slot;
 	LookupEntry *e;
-	int			size = 0;
 	MemoryContext oldcxt;
 
 	rel = try_relation_open(lk->spec->relid, AccessShareLock);
@@ -501,27 +488,21 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 	e->complete = true;
 	MemoryContextSwitchTo(oldcxt);
 
-	slot = MakeSingleTupleTableSlot(lk->match->tts_tupleDescriptor, lk->table_ops);
 	lk->reading = true;
 	if (OidIsValid(lk->cache_index))
 	{
 		Relation	index = index_open(lk->cache_index, AccessShareLock);
-		ScanKeyData key;
-		IndexScanDesc scan;
 
-		ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, key_subtype(index, lk->spec->eq_opno),
-									   lk->spec->collation, &lk->eq, value);
-		scan = index_beginscan(rel, index, snapshot, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(scan, lk->spec->temporal ? BackwardScanDirection : ForwardScanDirection,
-								  slot))
-			entry_add(lk, e, &size, slot);
-		index_endscan(scan);
+		e->tuples = fetch_rows(lk, rel, index, key_subtype(index, lk->spec->eq_opno), snapshot,
+							   lk->spec->temporal ? BackwardScanDirection : ForwardScanDirection,
+							   value, &e->ntuples);
 		index_close(index, AccessShareLock);
 	}
 	else
 	{
 		TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		int			size = 0;
 
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
@@ -529,12 +510,12 @@ fetch_table_rows(ViewRuntime *vr, Lookup *lk, Datum value, uint32 hash, Snapshot
 			Datum		key = slot_getattr(slot, lk->spec->keycol, &isnull);
 
 			if (!isnull && DatumGetBool(FunctionCall2Coll(&lk->eq, lk->spec->collation, key, value)))
-				entry_add(lk, e, &size, slot);
+				add_row(lk, &e->tuples, &e->ntuples, &size, slot);
 		}
 		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
 	}
 	lk->reading = false;
-	ExecDropSingleTupleTableSlot(slot);
 	relation_close(rel, AccessShareLock);
 
 	/* into the cache once complete */
