@@ -38,6 +38,14 @@ typedef struct SourceCallbacks
 	int			idle_ms;
 
 	/*
+	 * The shortest time from the start of one round that read to the next:
+	 * input that comes sooner (a writer's commit setting the latch) waits
+	 * for the rest of it, so that a stream of small transactions is read
+	 * several at a time rather than one wake-up each.  0: none.
+	 */
+	int			min_round_ms;
+
+	/*
 	 * Set the source up, connected to the database and before the first
 	 * look at the catalog: slot, origin, consumer settings.
 	 */

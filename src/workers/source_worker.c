@@ -205,6 +205,8 @@ static void pg_attribute_noreturn()
 source_loop(SourceWorker *w)
 {
 	const SourceCallbacks *cb = w->cb;
+	TimestampTz round_start = 0;
+	bool		round_read = false;
 
 	for (;;)
 	{
@@ -242,7 +244,13 @@ source_loop(SourceWorker *w)
 
 		/* one batch */
 		if (ready && !paused)
+		{
+			uint64		seen = w->progress.transactions + w->progress.changes;
+
+			round_start = GetCurrentTimestamp();
 			go_on = cb->read_batch(w);
+			round_read = w->progress.transactions + w->progress.changes != seen;
+		}
 		else if (ready && cb->paused)
 			cb->paused(w);
 		MemoryContextSwitchTo(w->loop_cxt);
@@ -272,10 +280,23 @@ source_loop(SourceWorker *w)
 		MemoryContextSwitchTo(w->worker_cxt);
 		MemoryContextReset(w->loop_cxt);
 
-		/* nothing to read at once, no flush to go on with: sleep */
+		/*
+		 * Nothing to read at once, no flush to go on with: sleep.  After a
+		 * round that read something, first the rest of the shortest round,
+		 * not woken by the latch: a writer setting it meanwhile sends no
+		 * signal, and what it wrote is read with what comes until then.
+		 */
 		if (!go_on && w->flush_job == NULL)
+		{
+			long		rest = cb->min_round_ms -
+				(long) ((GetCurrentTimestamp() - round_start) / 1000);
+
+			if (round_read && rest > 0 && rest <= cb->min_round_ms)
+				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, rest,
+								 PG_WAIT_EXTENSION);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 cb->idle_ms, PG_WAIT_EXTENSION);
+		}
 		ResetLatch(MyLatch);
 	}
 }

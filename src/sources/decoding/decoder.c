@@ -97,6 +97,12 @@
 /* How long the worker sleeps when it has reached the end of the WAL. */
 #define DECODER_IDLE_MS		5
 
+/*
+ * The shortest round that read something (source.h): under a stream of
+ * small transactions, about 2 ms of them are read at once.
+ */
+#define DECODER_MIN_ROUND_MS	2
+
 /* Work per batch before its changes are merged. */
 #define BATCH_TIME_MS		50
 #define BATCH_CHANGES		500000
@@ -922,6 +928,7 @@ decoding_open(SourceWorker *w)
 static const SourceCallbacks decoding_source = {
 	.verb = "decoding",
 	.idle_ms = DECODER_IDLE_MS,
+	.min_round_ms = DECODER_MIN_ROUND_MS,
 	.open = decoding_open,
 	.read_catalog = decoding_read_catalog,
 	.prepare = decoding_prepare,
