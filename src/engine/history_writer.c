@@ -191,11 +191,18 @@ HistoryAppendUnnest(StringInfo s, int first, int n, bool ordinality)
 	appendStringInfoString(s, ordinality ? ", ord)" : ")");
 }
 
-/* HistoryKeepPlan prepares statement which of a history, kept until HistoryFreePlans. */
+/*
+ * HistoryKeepPlan prepares statement which of a history, kept until
+ * HistoryFreePlans.  Its plan is the generic one from the first run: every
+ * statement goes from the keys of a batch (unnest) to their rows through an
+ * index.  A custom plan knows how many keys come and, while the table is
+ * small, prefers reading all of it into a hash, at each of the first runs
+ * (the plan cache's trials).
+ */
 SPIPlanPtr
 HistoryKeepPlan(HistoryRuntime *h, HistoryPlan which, const char *sql, int nargs, Oid *types)
 {
-	h->plans[which] = SPI_prepare(sql, nargs, types);
+	h->plans[which] = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 	if (h->plans[which] == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	SPI_keepplan(h->plans[which]);
