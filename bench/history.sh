@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The history benchmark: bash bench/history.sh [rounds]   (or: make bench-history)
 #
-# On a throwaway cluster, a table of 100,000 accounts, and pgbench (4
-# clients, 15 s) updating the tracked column of a random account per
-# transaction, three ways:
+# On a throwaway cluster, five databases, each with a table of 100,000
+# accounts, and pgbench (4 clients) updating the tracked column of a random
+# account per transaction, five ways:
 #   plain     the table alone (its default replica identity): the baseline;
 #   full      the table alone with REPLICA IDENTITY FULL: what logging the
 #             whole old row costs the writers, before any decoding;
@@ -15,16 +15,21 @@
 #             decoder costs any source, for comparison;
 #   flowstate the table with REPLICA IDENTITY FULL and a history kept by
 #             flowstate.create_history, from the WAL.
-# Prints, per round and as medians: the writers' transactions per second and
-# their ratio to plain (the cost to writers), the decoder's CPU per
-# transaction with the view, and for flowstate the
-# versions written per second (from the start of the load until the history
-# caught up with it), the decoder's CPU per version, and a check that the
-# history holds exactly one version per update.  As root it first installs
-# what it needs (.ci/setup.sh) and runs the server as postgres.
+# Each round runs a leg of 5 s of each way, one after the other, starting
+# with a different way each round; after a leg of view or flowstate it waits
+# until that database's decoder caught up (history versions written), so
+# that no leg pays for the work of the one before.  A way's cost to the
+# writers is plain's transactions per second over its own in the same round
+# (legs seconds apart: the machine's speed drifts between minutes, far less
+# between seconds), and its median over the rounds.  Also printed: the
+# decoder's CPU per transaction with the view; for flowstate the versions
+# written per second (from the start of the leg until the history caught
+# up) and the decoder's CPU per version; and a check that the history holds
+# exactly one version per update.  As root it first installs what it needs
+# (.ci/setup.sh) and runs the server as postgres.
 set -euo pipefail
 trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
-ROUNDS=${1:-${ROUNDS:-3}}
+ROUNDS=${1:-${ROUNDS:-9}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=${FLOWSTATE_BENCH_DIR:-/tmp/flowstate-bench-history}
 PORT=${FLOWSTATE_BENCH_PORT:-5492}
@@ -42,29 +47,27 @@ pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 trap 'pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true' EXIT
 
 ACCOUNTS=100000
-SECONDS_LOAD=15
+LEG_SECONDS=5
 CLIENTS=4
-cat > update.sql <<EOF
-\set id random(1, $ACCOUNTS)
-UPDATE accounts SET tier = tier + 1, balance = balance + 1 WHERE id = :id;
-EOF
+WAYS=(plain full trigger view flowstate)
+echo "\\set id random(1, $ACCOUNTS)" > update.sql
+echo "UPDATE accounts SET tier = tier + 1, balance = balance + 1 WHERE id = :id;" >> update.sql
 
-q -d postgres -c "CREATE DATABASE flow"
-q -d flow -c "CREATE EXTENSION flowstate"
-
-new_table() {
-    q -d flow -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS accounts, accounts_scd, accounts_history CASCADE" \
-      -c "DO \$\$ BEGIN PERFORM flowstate.drop_history(history) FROM flowstate.history; END \$\$" \
-      -c "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, tier int NOT NULL,
-                                 balance int NOT NULL, email text)" \
+# each way in its own database, bench_<way>: a database's decoder decodes the changes of
+# that database only
+for way in "${WAYS[@]}"; do
+    q -d postgres -c "CREATE DATABASE bench_$way"
+    q -d "bench_$way" -c "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, tier int NOT NULL,
+                                           balance int NOT NULL, email text)" \
       -c "INSERT INTO accounts SELECT i, 'owner ' || i, 0, 0, 'a' || i || '@example.com'
-            FROM generate_series(1, $ACCOUNTS) i" \
-      -c "VACUUM ANALYZE accounts"
-}
+            FROM generate_series(1, $ACCOUNTS) i"
+done
+for way in full view flowstate; do
+    q -d "bench_$way" -c "ALTER TABLE accounts REPLICA IDENTITY FULL"
+done
 
 # the usual SCD type-2 trigger, as found in tutorials
-scd_trigger() {
-    q -d flow <<'SQL'
+q -d bench_trigger <<'SQL'
 CREATE TABLE accounts_scd (id int NOT NULL, owner text, tier int, valid_from timestamptz NOT NULL,
                            valid_to timestamptz NOT NULL DEFAULT 'infinity',
                            is_current boolean NOT NULL DEFAULT true, version int NOT NULL,
@@ -84,86 +87,93 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER accounts_scd AFTER UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION accounts_scd();
-VACUUM ANALYZE accounts_scd;
 SQL
+
+q -d bench_view -c "CREATE EXTENSION flowstate" \
+  -c "SELECT flowstate.create_view('tiers', 'SELECT tier % 10 AS t, count(*) AS n, sum(balance) AS total
+                                            FROM accounts GROUP BY 1')" >/dev/null
+q -d bench_flowstate -c "CREATE EXTENSION flowstate" \
+  -c "SELECT flowstate.create_history('accounts_history', 'accounts', '{id}',
+                                     tracked => '{owner,tier}', type1 => '{email}')" >/dev/null
+for way in view flowstate; do
+    q -d "bench_$way" -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
+done
+for way in "${WAYS[@]}"; do
+    q -d "bench_$way" -c "VACUUM ANALYZE"
+done
+q -d postgres -c CHECKPOINT
+
+decoder_of() {
+    q -d "$1" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder' AND datname = '$1'"
 }
+versions_of() { q -d bench_flowstate -c "SELECT versions_written FROM flowstate.histories"; }
 
-load() {
-    pgbench -n -c "$CLIENTS" -j 2 -T "$SECONDS_LOAD" -f update.sql flow 2>/dev/null |
-        awk '/^tps = / {print $3}'
-}
-
-printf 'flowstate history benchmark: %s, %s cores, %d rounds, %d accounts, %d clients for %d s\n' \
-    "$(q -d postgres -c 'SHOW server_version')" "$(nproc)" "$ROUNDS" "$ACCOUNTS" "$CLIENTS" "$SECONDS_LOAD"
-: > results.txt
-for ((r = 1; r <= ROUNDS; r++)); do
-    new_table
-    q -d flow -c CHECKPOINT
-    plain=$(load)
-
-    new_table
-    q -d flow -c "ALTER TABLE accounts REPLICA IDENTITY FULL" >/dev/null
-    q -d flow -c CHECKPOINT
-    full=$(load)
-
-    new_table
-    scd_trigger
-    q -d flow -c CHECKPOINT
-    trigger=$(load)
-
-    new_table
-    q -d flow -c "ALTER TABLE accounts REPLICA IDENTITY FULL" \
-      -c "SELECT flowstate.create_view('tiers', 'SELECT tier % 10 AS t, count(*) AS n, sum(balance) AS total
-                                                FROM accounts GROUP BY 1')" >/dev/null
-    q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
-    q -d flow -c CHECKPOINT
-    pid=$(decoder_pid)
+# one leg of a way: "tps cpu versions seconds", the last three for view and
+# flowstate only: the decoder's CPU, the history's new versions and the
+# seconds from the start of the leg until the decoder caught up
+leg() {
+    local way=$1 pid cpu0 v0=0 t0 tps
+    if [ "$way" != view ] && [ "$way" != flowstate ]; then
+        tps=$(pgbench -n -c "$CLIENTS" -j 2 -T "$LEG_SECONDS" -f update.sql "bench_$way" 2>/dev/null |
+                  awk '/^tps = / {print $3}')
+        echo "$tps 0 0 0"
+        return
+    fi
+    pid=$(decoder_of "bench_$way")
     cpu0=$(cpu_seconds "$pid")
-    view=$(load)
-    q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
-    view_cpu=$(echo "$(cpu_seconds "$pid") - $cpu0" | bc -l)
-    view_txns=$(echo "$view * $SECONDS_LOAD" | bc -l)
-    q -d flow -c "SELECT flowstate.drop_view('tiers')" >/dev/null
-
-    new_table
-    q -d flow -c "ALTER TABLE accounts REPLICA IDENTITY FULL" \
-      -c "SELECT flowstate.create_history('accounts_history', 'accounts', '{id}',
-                                         tracked => '{owner,tier}', type1 => '{email}')" >/dev/null
-    q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
-    q -d flow -c CHECKPOINT
-    pid=$(decoder_pid)
-    cpu0=$(cpu_seconds "$pid")
-    v0=$(q -d flow -c "SELECT versions_written FROM flowstate.histories")
+    [ "$way" = flowstate ] && v0=$(versions_of)
     t0=$(now)
-    flow=$(load)
-    q -d flow -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
-    t1=$(now)
-    cpu=$(echo "$(cpu_seconds "$pid") - $cpu0" | bc -l)
-    versions=$(( $(q -d flow -c "SELECT versions_written FROM flowstate.histories") - v0 ))
-    caught=$(elapsed "$t0" "$t1")
-    # one version per update: every row's current version is its number of updates + 1
-    differ=$(q -d flow -c "SELECT count(*) FROM accounts a JOIN accounts_history h USING (id)
-                            WHERE h.is_current AND (h.version <> a.tier + 1 OR h.tier <> a.tier)")
-    printf 'round %d: writers %8.0f tps plain, %8.0f full (%.2fx), %8.0f trigger (%.2fx), %8.0f view (%.2fx, decoder %.2f us/transaction), %8.0f history (%.2fx); history: %d versions in %.2f s (%.0f per s), decoder %.2f us/version, %s keys differ\n' \
-        "$r" "$plain" "$full" "$(echo "$plain / $full" | bc -l)" "$trigger" "$(echo "$plain / $trigger" | bc -l)" \
-        "$view" "$(echo "$plain / $view" | bc -l)" "$(echo "$view_cpu * 1000000 / $view_txns" | bc -l)" \
-        "$flow" "$(echo "$plain / $flow" | bc -l)" \
-        "$versions" "$caught" "$(echo "$versions / $caught" | bc -l)" "$(echo "$cpu * 1000000 / $versions" | bc -l)" "$differ"
-    echo "$r x $plain $trigger $flow $versions $caught $cpu $differ $view $view_cpu $view_txns $full" >> results.txt
+    tps=$(pgbench -n -c "$CLIENTS" -j 2 -T "$LEG_SECONDS" -f update.sql "bench_$way" 2>/dev/null |
+              awk '/^tps = / {print $3}')
+    q -d "bench_$way" -c "SELECT flowstate.wait_for(NULL, '1h')" >/dev/null
+    echo "$tps $(echo "$(cpu_seconds "$pid") - $cpu0" | bc -l)" \
+         "$([ "$way" = flowstate ] && echo $(( $(versions_of) - v0 )) || echo 0)" \
+         "$(elapsed "$t0" "$(now)")"
+}
+
+# a leg of each first, not counted: caches warm, the decoders' plans made
+for way in "${WAYS[@]}"; do
+    leg "$way" >/dev/null
 done
 
+printf 'flowstate history benchmark: %s, %s cores, %d rounds of a %d s leg of each way, %d accounts, %d clients\n' \
+    "$(q -d postgres -c 'SHOW server_version')" "$(nproc)" "$ROUNDS" "$LEG_SECONDS" "$ACCOUNTS" "$CLIENTS"
+: > results.txt
+for ((r = 1; r <= ROUNDS; r++)); do
+    declare -A tps=() cpu=() versions=() secs=()
+    first=${WAYS[$(( (r - 1) % ${#WAYS[@]} ))]}
+    for ((i = 0; i < ${#WAYS[@]}; i++)); do
+        way=${WAYS[$(( (i + r - 1) % ${#WAYS[@]} ))]}
+        read -r "tps[$way]" "cpu[$way]" "versions[$way]" "secs[$way]" <<< "$(leg "$way")"
+    done
+    ratio() { echo "${tps[plain]} / ${tps[$1]}" | bc -l; }
+    view_us=$(echo "${cpu[view]} * 1000000 / (${tps[view]} * $LEG_SECONDS)" | bc -l)
+    version_us=$(echo "${cpu[flowstate]} * 1000000 / ${versions[flowstate]}" | bc -l)
+    rate=$(echo "${versions[flowstate]} / ${secs[flowstate]}" | bc -l)
+    printf 'round %d (from %s): writers %5.0f tps plain, %5.0f full (%.2fx), %5.0f trigger (%.2fx), %5.0f view (%.2fx, decoder %.2f us/transaction), %5.0f history (%.2fx); history: %d versions (%.0f per s), decoder %.2f us/version\n' \
+        "$r" "$first" "${tps[plain]}" "${tps[full]}" "$(ratio full)" "${tps[trigger]}" "$(ratio trigger)" \
+        "${tps[view]}" "$(ratio view)" "$view_us" "${tps[flowstate]}" "$(ratio flowstate)" \
+        "${versions[flowstate]}" "$rate" "$version_us"
+    echo "$r x ${tps[plain]} ${tps[full]} ${tps[trigger]} ${tps[view]} ${tps[flowstate]}" \
+         "$(ratio full) $(ratio trigger) $(ratio view) $(ratio flowstate) $view_us $version_us $rate" >> results.txt
+    unset tps cpu versions secs
+done
+
+# one version per update: every account's current version is its number of updates + 1
+differ=$(q -d bench_flowstate -c "SELECT count(*) FROM accounts a
+                                   FULL JOIN (SELECT * FROM accounts_history WHERE is_current) h USING (id)
+                             WHERE a.id IS NULL OR h.id IS NULL OR h.version <> a.tier + 1 OR h.tier <> a.tier")
+
 m() { awk -v c="$1" '{print $c}' results.txt | median; }
-echo "medians of $ROUNDS rounds:"
+echo "medians of $ROUNDS rounds (each ratio: plain over the way, in the same round):"
 printf '  writers: plain %.0f tps; REPLICA IDENTITY FULL alone %.0f tps (%.2fx plain); trigger %.0f tps (%.2fx plain); view %.0f tps (%.2fx plain); flowstate history %.0f tps (%.2fx plain, target <= 1.10x)\n' \
-    "$(m 3)" "$(m 13)" "$(echo "$(m 3) / $(m 13)" | bc -l)" "$(m 4)" "$(echo "$(m 3) / $(m 4)" | bc -l)" "$(m 10)" "$(echo "$(m 3) / $(m 10)" | bc -l)" \
-    "$(m 5)" "$(echo "$(m 3) / $(m 5)" | bc -l)"
-printf '  decoder: %.2f us of CPU per transaction with the view\n' \
-    "$(awk '{print $11 * 1000000 / $12}' results.txt | median)"
-printf '  history: %.0f versions per second written (load start to caught up), decoder %.2f us of CPU per version\n' \
-    "$(awk '{print $6 / $7}' results.txt | median)" "$(awk '{print $8 * 1000000 / $6}' results.txt | median)"
-if awk '$9 != 0 {bad = 1} END {exit bad}' results.txt; then
-    echo "the history held one version per update in every round"
+    "$(m 3)" "$(m 4)" "$(m 8)" "$(m 5)" "$(m 9)" "$(m 6)" "$(m 10)" "$(m 7)" "$(m 11)"
+printf '  decoder: %.2f us of CPU per transaction with the view\n' "$(m 12)"
+printf '  history: %.0f versions per second written (leg start to caught up), decoder %.2f us of CPU per version\n' \
+    "$(m 14)" "$(m 13)"
+if [ "$differ" = 0 ]; then
+    echo "the history held one version per update of every account"
 else
-    echo "the history differed from the updates"
+    echo "the history differed from the updates for $differ accounts" >&2
     exit 1
 fi
