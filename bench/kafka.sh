@@ -84,7 +84,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     run_kcat() {
         t0=$(now)
         # shellcheck disable=SC2086
-        "${CONSUMER_CPU[@]}" kcat -C -b "$BROKERS" -t "$topic" -o beginning -e -q $KAFKA_PROPERTIES > /dev/null
+        GLIBC_TUNABLES=glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_threshold=33554432 \
+            "${CONSUMER_CPU[@]}" kcat -C -b "$BROKERS" -t "$topic" -o beginning -e -q $KAFKA_PROPERTIES > /dev/null
         t1=$(now)
         kcat_s=$(elapsed "$t0" "$t1")
     }

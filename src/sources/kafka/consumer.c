@@ -47,6 +47,7 @@
  */
 #include "postgres.h"
 
+#include <malloc.h>
 #include <librdkafka/rdkafka.h>
 
 #include "access/xact.h"
@@ -967,6 +968,19 @@ static const SourceCallbacks kafka_source = {
 void
 flowstate_kafka_main(Datum main_arg)
 {
+#if defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+
+	/*
+	 * librdkafka's broker threads read each fetch response (about a
+	 * megabyte) into memory of their own malloc arenas, and glibc gives an
+	 * arena's free top back to the kernel at once: the next response then
+	 * faulted its pages in anew, a fifth of the worker's CPU in a profile.
+	 * This process keeps up to 64 MB of freed memory, and takes blocks up
+	 * to 32 MB from the arenas rather than from mmap.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
 	MyConsumer = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaConsumer));
 	SourceWorkerRun(main_arg, &kafka_source, MyConsumer);
 }
