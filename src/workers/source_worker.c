@@ -205,14 +205,14 @@ static void pg_attribute_noreturn()
 source_loop(SourceWorker *w)
 {
 	const SourceCallbacks *cb = w->cb;
-	TimestampTz round_start = 0;
-	bool		round_read = false;
 
 	for (;;)
 	{
 		bool		ready;
 		bool		paused;
 		bool		go_on = false;
+		bool		round_read = false;
+		TimestampTz round_start = 0;
 
 		/* signals: reload (the memory bound may change), stop */
 		CHECK_FOR_INTERRUPTS();
@@ -288,10 +288,10 @@ source_loop(SourceWorker *w)
 		 */
 		if (!go_on && w->flush_job == NULL)
 		{
-			long		rest = cb->min_round_ms -
-				(long) ((GetCurrentTimestamp() - round_start) / 1000);
+			long		rest = round_read && cb->min_round_ms > 0 ?
+				cb->min_round_ms - (long) ((GetCurrentTimestamp() - round_start) / 1000) : 0;
 
-			if (round_read && rest > 0 && rest <= cb->min_round_ms)
+			if (rest > 0 && rest <= cb->min_round_ms)
 				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, rest,
 								 PG_WAIT_EXTENSION);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
