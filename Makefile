@@ -47,6 +47,7 @@ OBJS = \
 	src/sources/kafka/fdw.o \
 	src/sources/kafka/consumer.o \
 	src/sources/kafka/partitions.o \
+	src/sources/kafka/waker.o \
 	src/api/api.o \
 	src/api/catalog_change.o \
 	src/api/history.o \

@@ -142,6 +142,7 @@ consumer_close(void)
 {
 	if (MyConsumer->rk == NULL)
 		return;
+	KafkaWakerStop();
 	if (MyConsumer->queue)
 		rd_kafka_queue_destroy(MyConsumer->queue);
 	rd_kafka_consumer_close(MyConsumer->rk);
@@ -184,6 +185,8 @@ consumer_open(void)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char		errstr[512];
+	char		prefetch[32];
+	size_t		size = sizeof(prefetch);
 	ListCell   *lc;
 
 	foreach(lc, MyConsumer->stream->properties)
@@ -203,12 +206,18 @@ consumer_open(void)
 	if (!has_property("fetch.wait.max.ms"))
 		conf_set(conf, "fetch.wait.max.ms", "100");
 	/*
-	 * prefetch a couple of fetches per partition: deeper queues only make
-	 * librdkafka's threads allocate more and our caches colder (measured
-	 * with bench/kafka.sh; librdkafka's default is 100000)
+	 * The prefetch: librdkafka fetches while its queue (the consumer's
+	 * one queue, all partitions together) holds fewer messages than this.
+	 * A small queue keeps librdkafka's threads from allocating far ahead
+	 * and the worker's caches warm; the waker (waker.c) keeps it from
+	 * running dry.  librdkafka's default is 100000.
 	 */
 	if (!has_property("queued.min.messages"))
 		conf_set(conf, "queued.min.messages", "20000");
+	/* under it, the broker threads are woken while messages are left (waker.c) */
+	if (rd_kafka_conf_get(conf, "queued.min.messages", prefetch, &size) != RD_KAFKA_CONF_OK ||
+		(MyConsumer->prefetch = strtol(prefetch, NULL, 10)) <= 0)
+		MyConsumer->prefetch = 100000;	/* librdkafka's default */
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_log_cb(conf, on_log);
 

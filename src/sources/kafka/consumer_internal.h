@@ -53,6 +53,8 @@ typedef struct KafkaConsumer
 	List	   *stream_rows;
 	bool		unmerged;		/* a batch shared memory refused waits */
 	TimestampTz lag_asked_at;
+	TimestampTz woken_at;		/* the broker threads, last (KafkaMeasureLag) */
+	int64		prefetch;		/* queued.min.messages */
 } KafkaConsumer;
 
 /* The Kafka worker of this process (consumer.c). */
@@ -69,5 +71,10 @@ extern void KafkaReleaseView(SharedView *sv);
 extern int	KafkaTopicPartitions(void);
 extern bool KafkaAssign(void);
 extern void KafkaMeasureLag(bool fresh, TimestampTz checked_at);
+
+/* waker.c */
+extern void KafkaWakerStart(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *list);
+extern void KafkaWakerPoke(void);
+extern void KafkaWakerStop(void);
 
 #endif							/* FLOWSTATE_CONSUMER_INTERNAL_H */

@@ -18,6 +18,8 @@
 
 /* How long a question to the brokers may take. */
 #define KAFKA_QUERY_MS		2000
+/* The shortest time between two wake-ups of the broker threads. */
+#define KAFKA_WAKE_MS		10
 
 /* The topic's partition count, or -1 when the brokers do not tell. */
 int
@@ -206,6 +208,8 @@ KafkaAssign(void)
 		count++;
 	}
 	err = rd_kafka_assign(MyConsumer->rk, list);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		KafkaWakerStart(MyConsumer->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
@@ -219,34 +223,12 @@ KafkaAssign(void)
 	return true;
 }
 
-/*
- * The lag of this worker's partitions: from the ends the consumer last
- * heard of, or (fresh) from asking the brokers, which alone may tell that
- * everything was applied (flowstate.wait_for), as of checked_at: when the
- * views were last found current.
- */
-void
-KafkaMeasureLag(bool fresh, TimestampTz checked_at)
+/* The messages of this worker's partitions after what its views applied, by ends. */
+static int64
+lag_behind(const int64 *ends)
 {
-	int64	   *ends = palloc(sizeof(int64) * Max(MyConsumer->npartitions, 1));
 	int64		lag = 0;
-	bool		known = true;
 
-	if (fresh)
-		known = KafkaPartitionEnds(true, ends);
-	else
-	{
-		for (int p = 0; p < MyConsumer->npartitions; p++)
-		{
-			int64		low;
-
-			ends[p] = -1;
-			if (KafkaMine(p) &&
-				(rd_kafka_get_watermark_offsets(MyConsumer->rk, MyConsumer->stream->topic, p, &low, &ends[p]) !=
-				 RD_KAFKA_RESP_ERR_NO_ERROR || ends[p] < 0))
-				known = false;
-		}
-	}
 	for (int p = 0; p < MyConsumer->npartitions; p++)
 	{
 		int64		least = -1;
@@ -269,6 +251,51 @@ KafkaMeasureLag(bool fresh, TimestampTz checked_at)
 		}
 		if (least >= 0 && ends[p] > least)
 			lag += ends[p] - least;
+	}
+	return lag;
+}
+
+/*
+ * The lag of this worker's partitions, from the ends the consumer last
+ * heard of (each fetch response brings them), or (fresh: a wait_for
+ * waits, or now and then while idle) from asking the brokers, as of
+ * checked_at: when the views were last found current.  Only the brokers
+ * can tell that everything was applied, and only once the ends heard of
+ * are known and show nothing left: while those show messages not applied,
+ * theirs (later) do too, and their answer would wait behind the fetches
+ * in flight.  While there are messages left and the prefetch queue runs
+ * low, the broker threads are woken (waker.c).
+ */
+void
+KafkaMeasureLag(bool fresh, TimestampTz checked_at)
+{
+	int64	   *ends = palloc(sizeof(int64) * Max(MyConsumer->npartitions, 1));
+	int64		lag;
+	bool		known = true;
+
+	for (int p = 0; p < MyConsumer->npartitions; p++)
+	{
+		int64		low;
+
+		ends[p] = -1;
+		if (KafkaMine(p) &&
+			(rd_kafka_get_watermark_offsets(MyConsumer->rk, MyConsumer->stream->topic, p, &low, &ends[p]) !=
+			 RD_KAFKA_RESP_ERR_NO_ERROR || ends[p] < 0))
+			known = false;
+	}
+	lag = lag_behind(ends);
+	if (lag > 0 && !MyConsumer->worker->progress.degraded &&
+		rd_kafka_queue_length(MyConsumer->queue) < (size_t) MyConsumer->prefetch &&
+		TimestampDifferenceExceeds(MyConsumer->woken_at, checked_at, KAFKA_WAKE_MS))
+	{
+		KafkaWakerPoke();
+		MyConsumer->woken_at = checked_at;
+	}
+	fresh = fresh && known && lag == 0;
+	if (fresh)
+	{
+		known = KafkaPartitionEnds(true, ends);
+		lag = lag_behind(ends);
 	}
 	MyConsumer->worker->progress.lag_messages = lag;
 	if (fresh && known)
