@@ -10,6 +10,7 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -94,6 +95,13 @@ sub chunk
 
 for my $c (1 .. 4)
 {
+	# chunk 2 stays unflushed until the kill (a flush every 200 ms could
+	# come before the sample, the chunk consumed in less)
+	if ($c == 2)
+	{
+		set_flush_interval($node, '10s');
+		usleep(300_000);
+	}
 	is(kafka_command($kafka, 'produce events ' . chunk("chunk$c")), 'produced 50000', "chunk $c produced");
 	if ($c == 2)
 	{
@@ -108,6 +116,7 @@ for my $c (1 .. 4)
 		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 		ok(defined wait_until(30, sub { my @p = eval { kafka_pids($node, 'postgres') }; @p == 3 }),
 			'the three workers are back after kill -9 of one');
+		set_flush_interval($node, undef);
 	}
 	is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't', "chunk $c consumed");
 }
@@ -152,6 +161,8 @@ is($node->safe_psql('postgres', q{
 # start over from that state, and wait_for waits for them
 for my $round (1 .. 3)
 {
+	set_flush_interval($node, '10s');
+	usleep(300_000);
 	is(kafka_command($kafka, 'produce events ' . chunk("chunk_t$round")), 'produced 50000',
 		"round $round: produced");
 	# the other worker merges, the owner has not flushed it yet: the owner
@@ -163,6 +174,7 @@ for my $round (1 .. 3)
 		  . 'its durable offsets covered ' . ($sample->[1] // '?'));
 	ok(@$sample == 2 && $sample->[0] > $sample->[1],
 		"round $round: the owner is terminated while the view holds messages whose offsets were not flushed");
+	set_flush_interval($node, undef);
 	is($node->safe_psql('postgres', q{SELECT flowstate.wait_for(timeout => '60s')}), 't',
 		"round $round: consumed");
 	is($node->safe_psql('postgres', q{SELECT batch_differences('by_two_later')}), '0',
