@@ -49,6 +49,7 @@ OBJS = \
 	src/sources/kafka/partitions.o \
 	src/sources/kafka/waker.o \
 	src/api/api.o \
+	src/api/wait.o \
 	src/api/catalog_change.o \
 	src/api/history.o \
 	src/api/reader.o \

@@ -2,8 +2,8 @@
  *
  * api.c
  *	  The SQL functions of continuous views: create_view, drop_view,
- *	  wait_for, rewrite_view (ALTER EXTENSION UPDATE).  What readers take
- *	  from shared memory is in reader.c.
+ *	  rewrite_view (ALTER EXTENSION UPDATE).  What readers take from
+ *	  shared memory is in reader.c, wait_for in wait.c.
  *
  * Anatomy of a continuous view (all created by create_view, in the
  * caller's transaction):
@@ -62,8 +62,6 @@ extern PGDLLEXPORT Datum flowstate_create_view(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_create_view);
 extern PGDLLEXPORT Datum flowstate_drop_view(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_drop_view);
-extern PGDLLEXPORT Datum flowstate_wait_for(PG_FUNCTION_ARGS);
-PG_FUNCTION_INFO_V1(flowstate_wait_for);
 extern PGDLLEXPORT Datum flowstate_on_sql_drop(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(flowstate_on_sql_drop);
 extern PGDLLEXPORT Datum flowstate_rewrite_view(PG_FUNCTION_ARGS);
@@ -105,8 +103,8 @@ query_error_position(void *arg)
 }
 
 /* Refuse a function that changes or waits for the workers on a standby. */
-static void
-refuse_on_standby(const char *function)
+void
+ApiRefuseOnStandby(const char *function)
 {
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -410,7 +408,7 @@ flowstate_create_view(PG_FUNCTION_ARGS)
 	int			search_path_nest;
 	ErrorContextCallback errcallback;
 
-	refuse_on_standby("flowstate.create_view()");
+	ApiRefuseOnStandby("flowstate.create_view()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -885,7 +883,7 @@ flowstate_drop_view(PG_FUNCTION_ARGS)
 	Datum		arg;
 	int			nest;
 
-	refuse_on_standby("flowstate.drop_view()");
+	ApiRefuseOnStandby("flowstate.drop_view()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1008,186 +1006,3 @@ flowstate_on_sql_drop(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-/*
- * flowstate_wait_for waits until every continuous view and history of the
- * database shows all transactions committed up to lsn (default: now), and every
- * view over a Kafka stream all the messages its partitions held when the
- * stream's workers last looked, after the call.
- */
-static bool wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn,
-					   TimestampTz start, int64 timeout_ms);
-
-Datum
-flowstate_wait_for(PG_FUNCTION_ARGS)
-{
-	XLogRecPtr	insert;
-	XLogRecPtr	lsn;
-	volatile int64 timeout_ms = 30000;
-	TimestampTz start = GetCurrentTimestamp();
-	Oid		   *relids;
-	Oid		   *streams;		/* the Kafka stream of a view, or invalid */
-	int			n;
-	int			nest;
-	volatile bool reached = false;
-
-	refuse_on_standby("flowstate.wait_for()");
-	insert = WalRecordEnd(GetXLogInsertRecPtr());
-	lsn = PG_ARGISNULL(0) ? insert : WalRecordEnd(PG_GETARG_LSN(0));
-	if (!PG_ARGISNULL(1))
-	{
-		Interval   *iv = PG_GETARG_INTERVAL_P(1);
-
-		timeout_ms = (iv->month * DAYS_PER_MONTH * SECS_PER_DAY + iv->day * SECS_PER_DAY) * 1000 +
-			iv->time / 1000;
-		if (timeout_ms < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("timeout must not be negative"),
-					 errhint("Pass an interval of zero or more.")));
-	}
-
-	/* the decoding worker reads flushed WAL only */
-	XLogFlush(Min(lsn, insert));
-
-	nest = SecurityRestrictSearchPath();
-	SPI_connect();
-	if (SPI_execute("SELECT state_table::oid, v.xmin, view::text,"
-					"       CASE WHEN c.relkind = 'f' THEN v.source::oid ELSE 0 END"
-					"  FROM flowstate.view v JOIN pg_catalog.pg_class c ON c.oid = v.source",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read flowstate.view");
-	n = SPI_processed;
-	relids = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
-	streams = MemoryContextAlloc(CurTransactionContext, sizeof(Oid) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		relids[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
-		streams[i] = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
-		/* its worker starts on it only once this transaction commits */
-		if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(tuple, desc,
-																				 2, &isnull))))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("continuous view \"%s\" was created or changed in this transaction",
-							SPI_getvalue(tuple, desc, 3)),
-					 errhint("Commit the transaction first, then call flowstate.wait_for().")));
-	}
-	SPI_finish();
-	SecurityRestoreSearchPath(nest);
-
-	/* this statement's snapshot keeps no group in memory while it waits */
-	StoreWaitBegin();
-	PG_TRY();
-	{
-		reached = wait_views(n, relids, streams, lsn, start, timeout_ms);
-	}
-	PG_FINALLY();
-	{
-		StoreWaitEnd();
-	}
-	PG_END_TRY();
-	PG_RETURN_BOOL(reached);
-}
-
-/*
- * Wait until every view is running and has applied lsn (a stream's: every
- * message its workers saw since start), or the timeout passes.
- */
-static bool
-wait_views(int n, Oid *relids, Oid *streams, XLogRecPtr lsn, TimestampTz start,
-		   int64 timeout_ms)
-{
-	bool		histories_read = false;
-
-	for (;;)
-	{
-		bool		done = true;
-		int			waiting = 0;	/* the view not caught up */
-		Latch	   *decoder;
-
-		for (int i = 0; i < n && done; i++)
-		{
-			StoreKey	key = {MyDatabaseId, relids[i]};
-			SharedView *sv;
-			bool		sides;
-
-			waiting = i;
-			sv = StoreFindView(key);
-
-			if (sv == NULL)
-			{
-				done = false;
-				break;
-			}
-			LWLockAcquire(&sv->lock, LW_SHARED);
-			done = (sv->status == VIEW_RUNNING || sv->status == VIEW_FULL) &&
-				(OidIsValid(streams[i]) || sv->applied_lsn >= lsn);
-			/* a view whose state cannot be read is not waited for */
-			if (sv->broken)
-			{
-				LWLockRelease(&sv->lock);
-				StoreReleaseView(sv);
-				done = true;
-				continue;
-			}
-			/* and the dead letters and late events of those changes */
-			sides = done && !OidIsValid(streams[i]) && sv->sides_lsn < lsn;
-			LWLockRelease(&sv->lock);
-			if (sides)
-			{
-				/* the decoder flushes them at once */
-				LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-				sv->sides_wanted = true;
-				LWLockRelease(&sv->lock);
-				done = false;
-			}
-			StoreReleaseView(sv);
-			/* a stream's: every message its workers saw since the call */
-			if (done && OidIsValid(streams[i]))
-				done = LauncherStreamCaughtUp(MyDatabaseId, streams[i], start);
-		}
-		/* and every history */
-		if (done && ApiHistoriesPending(lsn, start))
-			done = false;
-		/* views over a history: then what its last flush wrote, too */
-		if (done && !histories_read && ApiViewsReadHistories())
-		{
-			histories_read = true;
-			lsn = WalRecordEnd(GetXLogInsertRecPtr());
-			continue;
-		}
-		if (done)
-			return true;
-		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), (int) Min(timeout_ms, INT_MAX)))
-			return false;
-
-		/*
-		 * A source paused for memory waits for snapshots older than the
-		 * views' flushes to end, this query's maybe: do not wait with it.
-		 */
-		if (LauncherSourcePaused(MyDatabaseId, n > 0 ? streams[waiting] : InvalidOid))
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg(n > 0 && OidIsValid(streams[waiting]) ?
-							"flowstate consumption of stream \"%s\" is paused for memory" :
-							"flowstate decoding is paused for memory",
-							n > 0 && OidIsValid(streams[waiting]) ? get_rel_name(streams[waiting]) : ""),
-					 errdetail("Continuous views over their memory_limit keep flushed groups that older snapshots may still read; see flowstate.sources."),
-					 errhint("End long-running transactions and call flowstate.wait_for() again, or increase flowstate.memory_limit.")));
-			return false;
-		}
-
-		decoder = LauncherDecoderLatch(MyDatabaseId);
-		if (decoder)
-			SetLatch(decoder);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 2, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}

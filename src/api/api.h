@@ -4,7 +4,7 @@
  *	  What the SQL functions of continuous views share: the groups a
  *	  reader's snapshot takes from shared memory (reader.c), the workers
  *	  told of a changed catalog (catalog_change.c), histories caught up
- *	  (history.c).
+ *	  (history.c), the refusal on a standby (api.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -23,5 +23,6 @@ extern void ApiNoteCatalogChanged(void);
 extern bool ApiHistoriesPending(XLogRecPtr lsn, TimestampTz since);
 extern bool ApiViewsReadHistories(void);
 extern void ApiHistoriesDropped(void);
+extern void ApiRefuseOnStandby(const char *function);
 
 #endif							/* FLOWSTATE_API_H */

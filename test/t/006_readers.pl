@@ -11,6 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $node = new_node('readers', qq{
@@ -76,6 +77,51 @@ is($node->safe_psql('postgres', 'SELECT count(*) || \'|\' || sum(v) FROM items')
 	'the writers kept the totals of the table');
 
 is(differences($node, 'postgres', 'per_k'), '0', 'the view equals its batch query');
+
+# A statement waiting in wait_for() that is the call alone holds back no
+# pruning (no xmin): the workers' flushes stay HOT updates meanwhile.  Any
+# other keeps its xmin, as its snapshot may be read after the wait.  Each
+# waits for a position never reached, for 4 s.
+my %waits = (
+	alone => q{SELECT flowstate.wait_for('FFFFFFFF/0', '4s') /* alone */;},
+	table => q{SELECT flowstate.wait_for('FFFFFFFF/0', '4s') /* table */ FROM items LIMIT 1;},
+	cursor => q{BEGIN; DECLARE c CURSOR FOR SELECT * FROM items;
+		SELECT flowstate.wait_for('FFFFFFFF/0', '4s') /* cursor */; FETCH 1 FROM c; COMMIT;},
+	repeatable => q{BEGIN ISOLATION LEVEL REPEATABLE READ;
+		SELECT flowstate.wait_for('FFFFFFFF/0', '4s') /* repeatable */; COMMIT;},
+	function => q{DO $$ BEGIN PERFORM flowstate.wait_for('FFFFFFFF/0', '4s') /* function */; END $$;});
+my %clients;
+for my $case (sort keys %waits)
+{
+	my ($wout, $werr) = ('', '');
+	$clients{$case} = [ IPC::Run::start(
+		[ 'psql', '-X', '-At', '-h', $node->host, '-p', $node->port, '-c', $waits{$case}, 'postgres' ],
+		'>', \$wout, '2>', \$werr), \$wout ];
+}
+my $xmins = sub {
+	my %x = map { split /\|/ } split /\n/, $node->safe_psql('postgres', q{
+		SELECT substring(query from '/\* (\w+) \*/'), coalesce(backend_xmin::text, 'none')
+		  FROM pg_stat_activity
+		 WHERE query LIKE '%flowstate.wait_for(''FFFFFFFF/0''%' AND wait_event = 'Extension'
+		   AND pid <> pg_backend_pid()});
+	return \%x;
+};
+ok(defined wait_until(10, sub { keys %{ $xmins->() } == keys %waits }), 'five statements wait');
+my %held;
+for (1 .. 10)
+{
+	my $x = $xmins->();
+	$held{$_} ||= ($x->{$_} // 'none') ne 'none' for keys %waits;
+	usleep(100_000);
+}
+ok(!$held{alone}, 'the call alone holds no xmin while it waits');
+ok($held{$_}, "a wait $_ keeps its xmin") for qw(table cursor repeatable function);
+for my $case (sort keys %waits)
+{
+	$clients{$case}[0]->finish;
+	my $end = $case eq 'function' ? 'DO' : 'f';
+	like(${ $clients{$case}[1] }, qr/^$end$/m, "the wait ($case) timed out");
+}
 
 $node->stop;
 done_testing();
