@@ -30,6 +30,9 @@ typedef struct StateRow
 	int			format;			/* the format its state was written in */
 } StateRow;
 
+/* New rows a writer inserts together */
+#define STATE_INSERT_BATCH 256
+
 typedef struct StateWriter
 {
 	Relation	rel;
@@ -38,6 +41,9 @@ typedef struct StateWriter
 	TupleTableSlot *slot;
 	TupleTableSlot *search;
 	BlockNumber pruned;			/* last page pruned before a write */
+	int			nbatch;			/* new rows waiting */
+	TupleTableSlot **batch;		/* their slots (made as needed) */
+	FlushItem **batch_items;	/* and groups */
 	int64		inserted;
 	int64		updated;
 	int64		deleted;
