@@ -60,7 +60,7 @@ BYTES=$(($(wc -c < messages.json) / MESSAGES - 1))
 
 # kcat at its fastest here: a deep prefetch queue (with librdkafka's default
 # of 100,000 messages it waits for fetches; flowstate's worker, busier,
-# prefetches 20,000 and does best so)
+# prefetches 100,000 in fetches of 1 MB and does best so)
 KAFKA_PROPERTIES="-X fetch.wait.max.ms=100 -X queued.min.messages=1000000"
 
 q -c "CREATE EXTENSION flowstate" \

@@ -207,24 +207,28 @@ consumer_open(void)
 		conf_set(conf, "fetch.wait.max.ms", "100");
 	/*
 	 * The prefetch: librdkafka fetches while its queue (the consumer's
-	 * one queue, all partitions together) holds fewer messages than this.
-	 * A small queue keeps librdkafka's threads from allocating far ahead
-	 * and the worker's caches warm; the waker (waker.c) keeps it from
-	 * running dry.  librdkafka's default is 100000.
+	 * one queue, all partitions together) holds fewer messages than this,
+	 * librdkafka's default (queued.max.messages.kbytes bounds its bytes).
+	 * Fetches start while the worker still has that many messages to go:
+	 * with a prefetch of 20,000 the worker, which consumes some 1.3 million
+	 * messages per second, emptied the queue before the fetches it woke
+	 * came back, and waited a fifth of the time (bench/README.md, "Kafka").
 	 */
 	if (!has_property("queued.min.messages"))
-		conf_set(conf, "queued.min.messages", "20000");
+		conf_set(conf, "queued.min.messages", "100000");
 	/*
-	 * Fetch responses of up to 4 MB (librdkafka's default is 50): each
-	 * comes sooner, and its messages are still in the caches when the
-	 * worker reads them.  On bench/kafka.sh's messages the broker threads
-	 * took less than half the CPU time per message, and the prefetch held
-	 * a quarter of the messages at most (bench/README.md, "Kafka").  Not
-	 * when the message or response size limits are set.
+	 * Fetch responses of up to 1 MB (librdkafka's default is 50): each
+	 * comes sooner, its messages are still in the caches when the worker
+	 * reads them, and the broker threads' memory stays small.  On
+	 * bench/kafka.sh's messages the broker threads took less than half the
+	 * CPU time per message than with 50 MB (bench/README.md, "Kafka").  A
+	 * consumer far from its brokers (a long round trip) fetches more per
+	 * trip with a larger fetch.max.bytes.  Not when the message or
+	 * response size limits are set.
 	 */
 	if (!has_property("fetch.max.bytes") && !has_property("message.max.bytes") &&
 		!has_property("receive.message.max.bytes"))
-		conf_set(conf, "fetch.max.bytes", "4194304");
+		conf_set(conf, "fetch.max.bytes", "1048576");
 	/* under it, the broker threads are woken while messages are left (waker.c) */
 	if (rd_kafka_conf_get(conf, "queued.min.messages", prefetch, &size) != RD_KAFKA_CONF_OK ||
 		(MyConsumer->prefetch = strtol(prefetch, NULL, 10)) <= 0)
