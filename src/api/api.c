@@ -43,7 +43,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/pg_lsn.h"
 #include "utils/varlena.h"
 
 #include "api/api.h"
@@ -51,7 +50,6 @@
 #include "api/multiset.h"
 #include "api/session.h"
 #include "engine/backfill.h"
-#include "workers/launcher.h"
 #include "fs_catalog/partition.h"
 #include "query/query.h"
 #include "fs_catalog/security.h"

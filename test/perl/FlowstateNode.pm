@@ -11,7 +11,7 @@ use IPC::Run;
 use FindBin;
 use Exporter 'import';
 
-our @EXPORT = qw(new_node set_flush_interval install_decoder_unflushed unflushed_at_crash managers manager_pid launcher_pid decoder_pid decoder_back wait_until drop_decoder_slot
+our @EXPORT = qw(new_node set_flush_interval hold_flushes install_decoder_unflushed unflushed_at_crash managers manager_pid launcher_pid decoder_pid decoder_back wait_until drop_decoder_slot
   install_oracle differences state_table view_status kafka_start kafka_command kafka_pids kill9_sampled install_stream_progress kill_unflushed messages_accounted);
 
 # new_node(name, extra conf): a logical-decoding node with flowstate preloaded
@@ -283,6 +283,18 @@ sub set_flush_interval
 		defined $interval ? "ALTER SYSTEM SET flowstate.flush_interval = '$interval'"
 		  : 'ALTER SYSTEM RESET flowstate.flush_interval');
 	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	return;
+}
+
+# hold_flushes(node): flushes 10 s apart from now on, the one under way
+# (at most the 200 ms the tests' configuration sets) ended: what the
+# workers consume next stays unflushed for a while, as a test of a crash
+# before the flush needs.  set_flush_interval(node, undef) ends it.
+sub hold_flushes
+{
+	my ($node) = @_;
+	set_flush_interval($node, '10s');
+	usleep(300_000);
 	return;
 }
 

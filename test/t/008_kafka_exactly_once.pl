@@ -13,7 +13,6 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use List::Util qw(shuffle);
 use FlowstateNode;
 
@@ -110,11 +109,7 @@ for my $c (0 .. $chunks - 1)
 {
 	# the chunk of a kill stays unflushed until it (a flush every 200 ms
 	# could come before the sample, the chunk consumed in less)
-	if ($kill_after{$c} || $c == 17)
-	{
-		set_flush_interval($node, '10s');
-		usleep(300_000);
-	}
+	hold_flushes($node) if $kill_after{$c} || $c == 17;
 	is(kafka_command($kafka, "produce events $dir/chunk$c.json"), "produced $per_chunk",
 		"chunk $c produced") if $c % 5 == 0 || $kill_after{$c} || $c == 17;
 	kafka_command($kafka, "produce events $dir/chunk$c.json") unless $c % 5 == 0 || $kill_after{$c} || $c == 17;

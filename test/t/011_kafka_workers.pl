@@ -10,7 +10,6 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -97,11 +96,7 @@ for my $c (1 .. 4)
 {
 	# chunk 2 stays unflushed until the kill (a flush every 200 ms could
 	# come before the sample, the chunk consumed in less)
-	if ($c == 2)
-	{
-		set_flush_interval($node, '10s');
-		usleep(300_000);
-	}
+	hold_flushes($node) if $c == 2;
 	is(kafka_command($kafka, 'produce events ' . chunk("chunk$c")), 'produced 50000', "chunk $c produced");
 	if ($c == 2)
 	{
@@ -161,8 +156,7 @@ is($node->safe_psql('postgres', q{
 # start over from that state, and wait_for waits for them
 for my $round (1 .. 3)
 {
-	set_flush_interval($node, '10s');
-	usleep(300_000);
+	hold_flushes($node);
 	is(kafka_command($kafka, 'produce events ' . chunk("chunk_t$round")), 'produced 50000',
 		"round $round: produced");
 	# the other worker merges, the owner has not flushed it yet: the owner

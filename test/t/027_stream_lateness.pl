@@ -14,7 +14,6 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -64,11 +63,7 @@ for my $c (0 .. $chunks - 1)
 {
 	# a chunk consumed before the kill stays unflushed until it (on a slow
 	# machine, the sample below could come after a flush of 200 ms)
-	if ($kill_after{$c})
-	{
-		set_flush_interval($node, '10s');
-		usleep(300_000);
-	}
+	hold_flushes($node) if $kill_after{$c};
 	is(kafka_command($kafka, "produce events $dir/chunk$c.json"), "produced $per_chunk", "chunk $c produced");
 	# (the mock keeps a few MiB per partition: consume before producing more)
 	unless ($kill_after{$c})

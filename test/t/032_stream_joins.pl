@@ -21,7 +21,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use List::Util qw(shuffle);
-use Time::HiRes qw(usleep);
 use FlowstateNode;
 
 my $kafka = kafka_start();
@@ -172,11 +171,7 @@ for my $c (0 .. 2)
 	my $n = chunk("before$c", 8_000, 'orders_before');
 	# chunk 1 stays unflushed until the kill (a flush every 200 ms could
 	# come before the sample below, the chunk consumed in less)
-	if ($c == 1)
-	{
-		set_flush_interval($node, '10s');
-		usleep(300_000);
-	}
+	hold_flushes($node) if $c == 1;
 	is(kafka_command($kafka, "produce orders $dir/before$c.json"), "produced $n", "chunk $c produced");
 	$produced += $n;
 	if ($c == 1)

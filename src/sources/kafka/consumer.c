@@ -220,11 +220,12 @@ consumer_open(void)
 	 * Fetch responses of up to 1 MB (librdkafka's default is 50): each
 	 * comes sooner, its messages are still in the caches when the worker
 	 * reads them, and the broker threads' memory stays small.  On
-	 * bench/kafka.sh's messages the broker threads took less than half the
-	 * CPU time per message than with 50 MB (bench/README.md, "Kafka").  A
-	 * consumer far from its brokers (a long round trip) fetches more per
-	 * trip with a larger fetch.max.bytes.  Not when the message or
-	 * response size limits are set.
+	 * bench/kafka.sh's messages, responses of 4 MB already halved the
+	 * broker threads' CPU time per message against 50 MB, and 1 MB with the
+	 * prefetch above did best (bench/README.md, "Kafka").  A consumer far
+	 * from its brokers (a long round trip) fetches more per trip with a
+	 * larger fetch.max.bytes.  Not when the message or response size
+	 * limits are set.
 	 */
 	if (!has_property("fetch.max.bytes") && !has_property("message.max.bytes") &&
 		!has_property("receive.message.max.bytes"))
