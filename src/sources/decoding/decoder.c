@@ -601,6 +601,7 @@ backfill(ViewRuntime *vr)
 	pgstat_report_activity(STATE_RUNNING, "backfilling a continuous view");
 
 	/* start from nothing, in shared memory and in the state table */
+	IngestLoadCancel(vr);
 	key.dboid = MyDatabaseId;
 	key.relid = vr->def->state_relid;
 	vr->shared = StoreRegisterView(key, vr->def->view_id, vr->def->view_relid, vr->def->def_relid,
@@ -703,23 +704,33 @@ persist_rebuild(ViewRuntime *vr)
 /*
  * The flush committed: let the slot go up to the durable position.
  *
- * The slot's restart point moves past a transaction only at a record of
- * running transactions decoded after its end, which the server logs every
- * 15 s or so.  Once a transaction decoded while in progress is durable,
- * such a record is logged at once: a restart then decodes from after it
- * instead of reading all of it again.
+ * The slot's restart point moves only at a record of running transactions
+ * decoded after the position it moves to, which the server logs every 15 s
+ * or so; a restart decodes again all the WAL after that point, transactions
+ * long durable included.  So one is logged at once when the durable
+ * position is a WAL segment past the restart point (and past the record
+ * logged last), or a transaction decoded while in progress has become
+ * durable: a restart then reads again about one flush interval of WAL, not
+ * all of a load.
  */
 static void
 decoding_flushed(SourceWorker *w, FlushJob *job, XLogRecPtr durable)
 {
+	bool		streamed_durable;
+	bool		restart_behind;
+
 	MyDecoder->durable = Max(MyDecoder->durable, durable);
 	if (MyDecoder->durable > MyReplicationSlot->data.confirmed_flush)
 		LogicalConfirmReceivedLocation(MyDecoder->durable);
-	if (MyDecoder->streamed_commit_lsn > MyDecoder->snapshot_logged_for &&
-		MyDecoder->durable >= MyDecoder->streamed_commit_lsn)
+
+	streamed_durable = MyDecoder->streamed_commit_lsn > MyDecoder->snapshot_logged_for &&
+		MyDecoder->durable >= MyDecoder->streamed_commit_lsn;
+	restart_behind = MyDecoder->durable > MyDecoder->snapshot_logged_at &&
+		MyDecoder->durable - MyReplicationSlot->data.restart_lsn >= (uint64) wal_segment_size;
+	if (streamed_durable || restart_behind)
 	{
-		(void) LogStandbySnapshot();
-		MyDecoder->snapshot_logged_for = MyDecoder->streamed_commit_lsn;
+		MyDecoder->snapshot_logged_at = LogStandbySnapshot();
+		MyDecoder->snapshot_logged_for = Min(MyDecoder->streamed_commit_lsn, MyDecoder->durable);
 	}
 }
 

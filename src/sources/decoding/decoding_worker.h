@@ -79,6 +79,7 @@ typedef struct DecodingWorker
 	XLogRecPtr	streamed_commit_lsn;
 	XLogRecPtr	snapshot_logged_for;	/* ... for which a running-transactions
 										 * record was logged once durable */
+	XLogRecPtr	snapshot_logged_at; /* the end of the record logged last */
 
 	/* the transaction being decoded */
 	bool		txn_changed;
