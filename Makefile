@@ -30,6 +30,7 @@ OBJS = \
 	src/engine/ingest.o \
 	src/engine/open_txn.o \
 	src/engine/merge.o \
+	src/engine/state_load.o \
 	src/engine/settle.o \
 	src/engine/projection.o \
 	src/engine/lookup.o \

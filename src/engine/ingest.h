@@ -20,6 +20,7 @@
 #include "state/group.h"
 #include "query/query.h"
 #include "state/state_store.h"
+#include "state/state_table.h"
 
 /* A group touched by the current batch. */
 typedef struct LocalGroup
@@ -155,6 +156,8 @@ typedef struct ViewRuntime
 	List	   *recompute_plans;
 
 	/* durable state */
+	struct StateLoad *load;		/* the state table's rows not read yet into
+								 * shared memory (state_load.c), or NULL */
 	int64		next_gid;
 	bool		dropped;		/* its state table is gone, or holds a state
 								 * that cannot be read (IngestBreakView):
@@ -247,7 +250,7 @@ extern void IngestUnseenChange(void);
 extern void IngestSnapshotsEnd(void);
 
 /* merge.c: batches into shared memory */
-extern void IngestLoadState(ViewRuntime *vr);
+extern dsa_pointer IngestAddLoaded(ViewRuntime *vr, uint32 hash, StateRow *row);
 extern void IngestBreakView(ViewRuntime *vr, const char *problem);
 extern bool IngestResolve(ViewRuntime *vr);
 extern void IngestLoadGroups(ViewRuntime *vr);
@@ -257,6 +260,11 @@ extern bool IngestMerge(ViewRuntime *vr, XLogRecPtr position);
 extern bool IngestMergeInserts(ViewRuntime *vr, XLogRecPtr position);
 extern void IngestUnresolve(ViewRuntime *vr);
 extern bool IngestApplyShared(ViewRuntime *vr, SharedView *sv);
+
+/* state_load.c: the state table into shared memory, in the background */
+extern void IngestLoadState(ViewRuntime *vr);
+extern bool IngestLoadStep(ViewRuntime *vr, TimestampTz deadline);
+extern void IngestLoadCancel(ViewRuntime *vr);
 
 /* settle.c: batches made exact, then merged */
 extern XLogRecPtr IngestSettle(List *views, XLogRecPtr position, IngestCatchUp catch_up);

@@ -14,8 +14,8 @@
  *	   lock held exclusively, all its groups or none: readers see whole
  *	   batches, hence whole source transactions, never part of one.
  * A view that several Kafka workers write merges each worker's batch on its
- * own (IngestApplyShared); a worker's start fills shared memory from the
- * state table (IngestLoadState).
+ * own (IngestApplyShared).  The state table comes into shared memory in the
+ * background after a worker's start (state_load.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -54,9 +54,12 @@ IngestResolve(ViewRuntime *vr)
 	return need_load;
 }
 
-/* Add a group read from the state table to shared memory; invalid if full. */
-static dsa_pointer
-add_loaded(ViewRuntime *vr, uint32 hash, StateRow *row)
+/*
+ * IngestAddLoaded adds a group read from the state table to shared memory,
+ * unless it is there already; returns it, invalid if shared memory is full.
+ */
+dsa_pointer
+IngestAddLoaded(ViewRuntime *vr, uint32 hash, StateRow *row)
 {
 	const ViewLayout *layout = &vr->def->layout;
 	Size		keylen = GroupKeySize(layout, row->keys, row->keynulls);
@@ -99,7 +102,7 @@ IngestLoadGroups(ViewRuntime *vr)
 				IngestBreakView(vr, row.problem);
 				break;
 			}
-			lg->entry = add_loaded(vr, lg->hash, &row);
+			lg->entry = IngestAddLoaded(vr, lg->hash, &row);
 			if (!DsaPointerIsValid(lg->entry))
 			{
 				/* no room: the batch keeps it, with the row it replaces */
@@ -141,67 +144,6 @@ IngestBreakView(ViewRuntime *vr, const char *problem)
 	vr->dropped = true;
 	StoreBreakView(vr->shared, message);
 	pfree(message);
-}
-
-/*
- * IngestLoadState fills shared memory from a view's state table at worker
- * start, as far as the view's memory allows; if all of it fits, the view is
- * complete and new groups need no lookup.
- */
-void
-IngestLoadState(ViewRuntime *vr)
-{
-	SharedView *sv = vr->shared;
-	StateScan	scan;
-	StateRow	row;
-	int64		rows = 0;
-	int64		overflowed = 0;
-	int64		limit = CatalogMemoryLimit(vr->def);
-	bool		complete = true;
-	MemoryContext rowcxt;
-	MemoryContext oldcxt;
-
-	/* the scan lives in the caller's context, each row in rowcxt */
-	if (!StateScanBegin(&scan, vr->def->state_relid, &vr->def->layout, false))
-	{
-		vr->dropped = true;
-		return;
-	}
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate load",
-								   ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(rowcxt);
-	while (StateScanNext(&scan, &row))
-	{
-		if (row.problem)
-		{
-			IngestBreakView(vr, row.problem);
-			break;
-		}
-		rows++;
-		if (vr->can_overflow && AggOverflowed(&vr->def->layout, row.block))
-			overflowed++;
-		vr->next_gid = Max(vr->next_gid, row.gid + 1);
-		if (!complete || sv->bytes >= limit / 2 ||
-			!DsaPointerIsValid(add_loaded(vr, GroupKeyHash(vr->gk, row.keys, row.keynulls), &row)))
-			complete = false;
-		MemoryContextReset(rowcxt);
-	}
-	MemoryContextSwitchTo(oldcxt);
-	StateScanEnd(&scan);
-	MemoryContextDelete(rowcxt);
-	if (vr->dropped)
-		return;
-
-	LWLockAcquire(&sv->lock, LW_EXCLUSIVE);
-	sv->complete = complete;
-	sv->groups = rows;
-	sv->overflowed = overflowed;
-	LWLockRelease(&sv->lock);
-	if (vr->next_gid == 0)
-		vr->next_gid = 1;
-
-	if (rows == 0)
-		IngestEnsureScalarGroup(vr);
 }
 
 /* Step 2: compute the new state of every group; returns the stale ones' count. */

@@ -385,6 +385,7 @@ evict_tail(SharedView *sv, int64 target_bytes, uint64 max_seq)
 		drop_entry(sv, dp, e);
 		sv->evictions++;
 		sv->complete = false;
+		sv->pressed_out = true;
 	}
 	store_maybe_shrink(sv);
 }

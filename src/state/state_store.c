@@ -324,6 +324,7 @@ StoreRegisterView(StoreKey key, int32 view_id, Oid view_relid, Oid def_relid,
 	}
 	sv->stream = stream;
 	sv->evictions = 0;
+	sv->pressed_out = false;
 	sv->stream_workers = 0;
 	for (int i = 0; i < STORE_MAX_STREAM_WORKERS; i++)
 		sv->judged[i] = PG_INT64_MIN;

@@ -110,6 +110,9 @@ typedef struct SharedView
 	dsa_pointer tail;
 	bool		complete;		/* every group of the state table is here */
 	uint64		evictions;		/* changes each time groups leave */
+	bool		pressed_out;	/* groups left for memory (evict_tail) since
+								 * the worker began loading the state table
+								 * (engine/state_load.c) */
 
 	/* Kafka: per partition, how far the groups go (StreamPartition) */
 	dsa_pointer offsets;

@@ -429,6 +429,83 @@ StateScanBegin(StateScan *s, Oid state_relid, const ViewLayout *layout, bool by_
 	return true;
 }
 
+/*
+ * StateScanBlocks opens a view's state table to read the rows of blocks
+ * start to start + nblocks - 1, under the active snapshot: a full scan in
+ * slices.  Returns false if the table was dropped.
+ */
+bool
+StateScanBlocks(StateScan *s, Oid state_relid, const ViewLayout *layout,
+				BlockNumber start, BlockNumber nblocks)
+{
+	if (!StateScanBegin(s, state_relid, layout, false))
+		return false;
+	table_endscan(s->scan);
+	/* no synchronized scan: it would start elsewhere than at start */
+	s->scan = table_beginscan_strat(s->rel, GetActiveSnapshot(), 0, NULL, true, false);
+	heap_setscanlimits(s->scan, start, nblocks);
+	return true;
+}
+
+/*
+ * StateTableCount counts the rows of a view's state table under the active
+ * snapshot without reading them into memory: how many, the largest row id,
+ * the table's blocks and, with overflow, how many hold a state out of
+ * range (AggOverflowed), which takes decoding each state.  A state that
+ * cannot be decoded ends the count with count->problem set.  Returns false
+ * if the table was dropped.
+ */
+bool
+StateTableCount(Oid state_relid, const ViewLayout *layout, bool overflow, StateCount *count)
+{
+	Relation	rel = try_table_open(state_relid, AccessShareLock);
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	char	   *block;
+
+	memset(count, 0, sizeof(StateCount));
+	if (rel == NULL)
+		return false;
+	count->nblocks = RelationGetNumberOfBlocks(rel);
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	block = palloc(layout->block_size);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "flowstate count",
+								   ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(rowcxt);
+	while (count->problem == NULL &&
+		   table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		int64		gid = DatumGetInt64(slot_getattr(slot, ATT_GID, &isnull));
+
+		count->rows++;
+		count->max_gid = Max(count->max_gid, gid);
+		if (overflow)
+		{
+			Datum		state = slot_getattr(slot, ATT_STATE(layout), &isnull);
+			int			format;
+
+			count->problem = AggDecode(layout, DatumGetByteaPP(state), block, &format);
+			if (count->problem == NULL && AggOverflowed(layout, block))
+				count->overflowed++;
+		}
+		if (count->problem == NULL)
+			MemoryContextReset(rowcxt);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	if (count->problem)
+		count->problem = pstrdup(count->problem);
+	MemoryContextDelete(rowcxt);
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	pfree(block);
+	return true;
+}
+
 /* Read the row in the scan slot into row, in CurrentMemoryContext. */
 static void
 read_row(StateScan *s, StateRow *row)

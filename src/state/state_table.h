@@ -63,6 +63,16 @@ typedef struct StateScan
 	int			keycol[FLOWSTATE_MAX_KEYS];	/* index column of each key */
 } StateScan;
 
+/* what StateTableCount found */
+typedef struct StateCount
+{
+	int64		rows;
+	int64		overflowed;		/* rows whose state is out of range */
+	int64		max_gid;		/* 0 if no row */
+	BlockNumber nblocks;		/* the table's size as counted */
+	const char *problem;		/* a state that cannot be read, or NULL */
+} StateCount;
+
 extern char *StateTableName(int32 view_id);
 extern void StateAppendColumn(StringInfo buf, const char *sep, const char *name, Oid type,
 							  int32 typmod, Oid collation);
@@ -75,7 +85,11 @@ extern void StateWriterEnd(StateWriter *w);
 
 extern bool StateScanBegin(StateScan *s, Oid state_relid, const ViewLayout *layout,
 						   bool by_key);
+extern bool StateScanBlocks(StateScan *s, Oid state_relid, const ViewLayout *layout,
+							BlockNumber start, BlockNumber nblocks);
 extern bool StateScanNext(StateScan *s, StateRow *row);
+extern bool StateTableCount(Oid state_relid, const ViewLayout *layout, bool overflow,
+							StateCount *count);
 extern bool StateLookup(StateScan *s, const Datum *keys, const bool *keynulls, StateRow *row);
 extern void StateScanEnd(StateScan *s);
 extern bool StateTableTruncate(Oid relid);

@@ -16,6 +16,9 @@
  *	  at commit), every flowstate.naptime, or when the source asks for it,
  *	  never while a flush is under way;
  *	- lets the source work between batches (backfills, connections);
+ *	- reads a slice of its views' state tables into shared memory while
+ *	  they load after the worker's start, never while a flush is under way
+ *	  or reading is held back for memory (engine/state_load.c);
  *	- applies the memory policy (backpressure.c): evictions, and whether
  *	  reading is held back;
  *	- reads one batch unless held back;
@@ -53,6 +56,10 @@
 /* Time a flush writes for between two batches, and while behind. */
 #define FLUSH_SLICE_MS		20
 #define FLUSH_SLICE_BEHIND_MS	5
+
+/* Time the views' state tables load for between two batches, and while behind. */
+#define LOAD_SLICE_MS		20
+#define LOAD_SLICE_BEHIND_MS	5
 
 /* The worker of this process. */
 static SourceWorker *MySource = NULL;
@@ -200,16 +207,42 @@ SourceLeave(SourceWorker *w, WorkerExit how)
 	proc_exit(0);
 }
 
+/*
+ * Read slices of the state tables of the views that load, for about ms
+ * milliseconds in all; true while some are left.
+ */
+static bool
+load_states(SourceWorker *w, int ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	bool		left = false;
+	ListCell   *lc;
+
+	foreach(lc, w->views)
+	{
+		ViewRuntime *vr = lfirst(lc);
+
+		if (vr->load == NULL)
+			continue;
+		if (GetCurrentTimestamp() >= deadline)
+			return true;
+		left |= IngestLoadStep(vr, deadline);
+	}
+	return left;
+}
+
 /* Run the loop until the worker leaves (see the banner for its steps). */
 static void pg_attribute_noreturn()
 source_loop(SourceWorker *w)
 {
 	const SourceCallbacks *cb = w->cb;
+	bool		behind = false;
 
 	for (;;)
 	{
 		bool		ready;
 		bool		paused;
+		bool		loading = false;
 		bool		go_on = false;
 		bool		round_read = false;
 		TimestampTz round_start = 0;
@@ -236,6 +269,11 @@ source_loop(SourceWorker *w)
 
 		/* the source's work between batches */
 		ready = cb->prepare(w);
+		MemoryContextSwitchTo(w->loop_cxt);
+
+		/* a slice of the state tables that load */
+		if (w->flush_job == NULL && !w->paused)
+			loading = load_states(w, behind ? LOAD_SLICE_BEHIND_MS : LOAD_SLICE_MS);
 		MemoryContextSwitchTo(w->loop_cxt);
 
 		/* the memory policy: room for the next batch, or hold reading back */
@@ -286,7 +324,8 @@ source_loop(SourceWorker *w)
 		 * not woken by the latch: a writer setting it meanwhile sends no
 		 * signal, and what it wrote is read with what comes until then.
 		 */
-		if (!go_on && w->flush_job == NULL)
+		behind = go_on;
+		if (!go_on && !loading && w->flush_job == NULL)
 		{
 			long		rest = round_read && cb->min_round_ms > 0 ?
 				cb->min_round_ms - (long) ((GetCurrentTimestamp() - round_start) / 1000) : 0;
