@@ -23,7 +23,8 @@
  *	   already (newer: read by a batch, or new).  The worker that loads a
  *	   view is the only one that flushes it (the decoder; worker 0 of a
  *	   stream).  It stops adding once the view holds half its memory limit
- *	   (as a batch would have to evict), but goes on decoding every state:
+ *	   (as a batch would have to evict) or groups leave shared memory for
+ *	   room (pressed_out), but goes on decoding every state:
  *	   one that cannot be read stops the view (IngestBreakView) as it did
  *	   when the whole table was read at start.
  *	3. Past the last block the view is complete if every row fitted and no
@@ -200,6 +201,9 @@ IngestLoadStep(ViewRuntime *vr, TimestampTz deadline)
 		StateScan	scan;
 		StateRow	row;
 
+		/* groups leave for room: adding more would only push others out */
+		if (sv->pressed_out)
+			load->fits = false;
 		MemoryContextSwitchTo(callercxt);
 		if (!StateScanBlocks(&scan, vr->def->state_relid, &vr->def->layout, load->next, n))
 		{
