@@ -79,7 +79,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 
     # durable, then an immediate stop and a start
     lsn=$(q -d flow -c "SELECT pg_current_wal_lsn()")
-    until [ "$(q -d flow -c "SELECT durable_lsn >= '$lsn' FROM flowstate.sources")" = t ]; do sleep 0.1; done
+    polls=0
+    until [ "$(q -d flow -c "SELECT durable_lsn >= '$lsn' FROM flowstate.sources" 2>/dev/null)" = t ]; do
+        polls=$((polls + 1))
+        [ "$polls" -lt 3000 ] || { echo "bench: the view was not durable after 300 s" >&2; exit 1; }
+        sleep 0.1
+    done
     pg_ctl -D "$WORK/data" -m immediate stop >/dev/null
     tstart=$(now)
     pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
@@ -88,7 +93,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     recovery=$(elapsed "$tstart" "$t0")
     q -d flow -c "INSERT INTO events VALUES (-1, 1)"
     running=""
+    polls=0
     while :; do
+        polls=$((polls + 1))
+        [ "$polls" -lt 6000 ] || { echo "bench: the new row was not visible 300 s after the restart" >&2; exit 1; }
         [ -z "$running" ] && [ "$(status)" = running ] && running=$(elapsed "$t0" "$(now)")
         [ "$(q -d flow -c "SELECT count(*) FROM ev WHERE k = -1" 2>/dev/null || echo 0)" = 1 ] && break
         sleep 0.05
