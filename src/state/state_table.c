@@ -391,13 +391,9 @@ StateWriterEnd(StateWriter *w)
 	w->rel = NULL;
 }
 
-/*
- * StateScanBegin opens a view's state table to read every row or, with
- * by_key, to look rows up by key, under the active snapshot.  Returns false
- * if the table was dropped.
- */
-bool
-StateScanBegin(StateScan *s, Oid state_relid, const ViewLayout *layout, bool by_key)
+/* Open a view's state table and a slot for a scan; false if it was dropped. */
+static bool
+scan_open(StateScan *s, Oid state_relid, const ViewLayout *layout)
 {
 	int			order[FLOWSTATE_MAX_KEYS];
 	int			n = key_order(layout, order);
@@ -410,7 +406,19 @@ StateScanBegin(StateScan *s, Oid state_relid, const ViewLayout *layout, bool by_
 	s->slot = table_slot_create(s->rel, NULL);
 	for (int i = 0; i < n; i++)
 		s->keycol[order[i]] = i + 1;
+	return true;
+}
 
+/*
+ * StateScanBegin opens a view's state table to read every row or, with
+ * by_key, to look rows up by key, under the active snapshot.  Returns false
+ * if the table was dropped.
+ */
+bool
+StateScanBegin(StateScan *s, Oid state_relid, const ViewLayout *layout, bool by_key)
+{
+	if (!scan_open(s, state_relid, layout))
+		return false;
 	if (by_key && layout->nkeys > 0)
 	{
 		char	   *name = psprintf("%s_key", RelationGetRelationName(s->rel));
@@ -438,9 +446,8 @@ bool
 StateScanBlocks(StateScan *s, Oid state_relid, const ViewLayout *layout,
 				BlockNumber start, BlockNumber nblocks)
 {
-	if (!StateScanBegin(s, state_relid, layout, false))
+	if (!scan_open(s, state_relid, layout))
 		return false;
-	table_endscan(s->scan);
 	/* no synchronized scan: it would start elsewhere than at start */
 	s->scan = table_beginscan_strat(s->rel, GetActiveSnapshot(), 0, NULL, true, false);
 	heap_setscanlimits(s->scan, start, nblocks);
