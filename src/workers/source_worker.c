@@ -29,6 +29,16 @@
  *	- publishes the worker's progress, resets the per-iteration memory
  *	  context and sleeps if there is nothing to read.
  *
+ * The process heap: a batch allocates up to tens of megabytes (its groups,
+ * their deltas, the merged states) and frees them when it is merged.
+ * glibc's malloc by default hands blocks that large back to the kernel
+ * (munmap, or a trim of the heap's top), and the next batch faults each of
+ * their pages in again: with a million new groups, page faults took half
+ * of the decoder's time, and more on virtual machines where a fault is
+ * dear.  The worker keeps what it frees for the next batch instead, and
+ * hands it back once it has been idle for a second (heap_keep,
+ * heap_release_idle).
+ *
  * The worker that flushes a view (the decoder; worker 0 of a stream) is the
  * only one that evicts it; the views' shared state follows the locking
  * protocol of state/state_store.c.
@@ -36,6 +46,10 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -61,8 +75,21 @@
 #define LOAD_SLICE_MS		20
 #define LOAD_SLICE_BEHIND_MS	5
 
+/*
+ * The process heap (see the banner): freed memory up to this much stays
+ * with the process; blocks up to glibc's largest threshold come from the
+ * heap rather than from mmap; the heap is trimmed after this long idle.
+ */
+#define HEAP_KEEP_BYTES		(256 * 1024 * 1024)
+#define HEAP_MMAP_BYTES		(32 * 1024 * 1024)
+#define HEAP_IDLE_TRIM_MS	1000
+
 /* The worker of this process. */
 static SourceWorker *MySource = NULL;
+
+/* When a round last read something, and whether the heap was trimmed since. */
+static TimestampTz heap_used_at = 0;
+static bool heap_trimmed = true;
 
 /*
  * SourceKnownView tells CatalogLoadViews whether this worker runs a view
@@ -231,6 +258,41 @@ load_states(SourceWorker *w, int ms)
 	return left;
 }
 
+/* Keep freed memory in the process for the next batch (see the banner). */
+static void
+heap_keep(void)
+{
+#ifdef __GLIBC__
+	if (mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_BYTES) != 1 ||
+		mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES) != 1)
+		elog(DEBUG1, "flowstate: malloc settings refused; freed memory goes back to the kernel");
+#endif
+}
+
+/*
+ * Note an iteration that did work (read, loaded or flushed), or after one
+ * that did none, hand the freed heap back to the kernel once the worker
+ * has been idle for HEAP_IDLE_TRIM_MS.
+ */
+static void
+heap_release_idle(bool busy)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (busy)
+	{
+		heap_used_at = now;
+		heap_trimmed = false;
+		return;
+	}
+	if (heap_trimmed || !TimestampDifferenceExceeds(heap_used_at, now, HEAP_IDLE_TRIM_MS))
+		return;
+#ifdef __GLIBC__
+	(void) malloc_trim(0);
+#endif
+	heap_trimmed = true;
+}
+
 /* Run the loop until the worker leaves (see the banner for its steps). */
 static void pg_attribute_noreturn()
 source_loop(SourceWorker *w)
@@ -325,6 +387,7 @@ source_loop(SourceWorker *w)
 		 * signal, and what it wrote is read with what comes until then.
 		 */
 		behind = go_on;
+		heap_release_idle(round_read || go_on || loading || w->flush_job != NULL);
 		if (!go_on && !loading && w->flush_job == NULL)
 		{
 			long		rest = round_read && cb->min_round_ms > 0 ?
@@ -357,6 +420,7 @@ SourceWorkerRun(Datum main_arg, const SourceCallbacks *cb, void *private)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	heap_keep();
 
 	/* a long-lived context and one reset at each iteration */
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "flowstate source worker",

@@ -6,7 +6,10 @@
 #     running transactions every 15 s;
 #   - after an immediate stop and a start, a new row is visible while most
 #     groups are still in the state table only; the rest load in the
-#     background, and the view stays exact, its counts too.
+#     background, and the view stays exact, its counts too;
+#   - the decoder keeps the memory its batches and flushes freed while it
+#     works, and hands it back to the kernel once it has been idle for a
+#     second.
 use strict;
 use warnings;
 use FindBin;
@@ -42,6 +45,16 @@ sub differ
 		            THEN public.differences('per_key', '{}') END});
 }
 
+# the decoder's anonymous resident memory, in kB (Linux), or undef
+my $decoder = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'flowstate decoder'});
+sub decoder_anon_kb
+{
+	return undef unless -r "/proc/$decoder/status";
+	return slurp_file("/proc/$decoder/status") =~ /^RssAnon:\s+(\d+) kB/m ? $1 : undef;
+}
+my $busy_kb = 0;
+
 # 1. rounds of 20 transactions of 10,000 new keys each, about 100 MB of
 # WAL: once the view is fresh, the slot's restart point comes within a WAL
 # segment of the round's end within 5 s (no checkpoint meanwhile; three
@@ -60,6 +73,7 @@ BEGIN
 	END LOOP;
 END \$\$});
 	$node->safe_psql('postgres', q{SELECT flowstate.wait_for(pg_current_wal_lsn(), '60s')});
+	$busy_kb = decoder_anon_kb() // 0 if (decoder_anon_kb() // 0) > $busy_kb;
 	my $end = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 	my $took = wait_until(5, sub {
 		# a commit makes the decoder flush and confirm again
@@ -72,6 +86,19 @@ END \$\$});
 	note(sprintf("round %d: %s of WAL; restart point within a segment of the end after %.2f s", $round,
 		$node->safe_psql('postgres', qq{SELECT pg_size_pretty(pg_wal_lsn_diff('$end', '$start'))}), $took // -1));
 	is(differ(), '0', "round $round: the view is exact");
+}
+
+# 4 (before the restarts). the decoder's memory once it is idle: what its
+# batches of new groups allocated, tens of megabytes, goes back
+SKIP:
+{
+	skip 'no /proc/PID/status with RssAnon', 2 unless defined decoder_anon_kb();
+	note("the decoder's anonymous memory after the rounds: $busy_kb kB");
+	cmp_ok($busy_kb, '>', 32 * 1024, 'the batches of new groups took tens of megabytes');
+	my $idle_kb;
+	ok(defined wait_until(10, sub { ($idle_kb = decoder_anon_kb()) < 16 * 1024 }),
+		'the decoder hands its freed memory back once idle');
+	note("... and once idle: $idle_kb kB");
 }
 
 # 2. durable, then an immediate stop and a start
