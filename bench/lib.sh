@@ -17,10 +17,24 @@ bench_reexec() {
     FLOWSTATE_BENCH_CHILD=1 exec bash "$WORK/$script" "$@"
 }
 
+# bench_stop_leftover: stop a server still running in $WORK (an interrupted
+# run, an experiment).  Left running while $WORK is removed and made again,
+# it would notice a minute later that its data directory is gone, shut down
+# and remove the socket file of the new server, which has the same path.
+bench_stop_leftover() {
+    [ -f "$WORK/data/postmaster.pid" ] || return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        su postgres -s /bin/bash -c "'$PG_BIN/pg_ctl' -D '$WORK/data' -m immediate stop" >/dev/null 2>&1 || true
+    else
+        "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+}
+
 # bench_prepare: what the server's user needs, installed (.ci/setup.sh), a
 # fresh $WORK, and the latency probe (probe.c) built into it
 bench_prepare() {
     source "$HERE/../.ci/setup.sh"
+    bench_stop_leftover
     rm -rf "$WORK"
     mkdir -p "$WORK"
     cc -O2 -Wall -I"$("$PG_BIN/pg_config" --includedir)" "$HERE/probe.c" -o "$WORK/probe" \
@@ -32,6 +46,7 @@ bench_prepare() {
 # (test/kafka_mock) built and copied into it
 bench_prepare_kafka() {
     source "$HERE/../.ci/setup.sh"
+    bench_stop_leftover
     rm -rf "$WORK"
     mkdir -p "$WORK"
     make -s -C "$ROOT" test/kafka_mock PG_CONFIG="$PG_BIN/pg_config"
