@@ -87,7 +87,7 @@
 /* The worker of this process. */
 static SourceWorker *MySource = NULL;
 
-/* When a round last read something, and whether the heap was trimmed since. */
+/* When an iteration last did work, and whether the heap was trimmed since. */
 static TimestampTz heap_used_at = 0;
 static bool heap_trimmed = true;
 
