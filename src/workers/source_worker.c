@@ -87,9 +87,8 @@
 /* The worker of this process. */
 static SourceWorker *MySource = NULL;
 
-/* When an iteration last did work, and whether the heap was trimmed since. */
+/* When an iteration last did work; 0 once the heap was trimmed since. */
 static TimestampTz heap_used_at = 0;
-static bool heap_trimmed = true;
 
 /*
  * SourceKnownView tells CatalogLoadViews whether this worker runs a view
@@ -270,27 +269,25 @@ heap_keep(void)
 }
 
 /*
- * Note an iteration that did work (read, loaded or flushed), or after one
- * that did none, hand the freed heap back to the kernel once the worker
- * has been idle for HEAP_IDLE_TRIM_MS.
+ * After an iteration that did work, note when; after one that did none,
+ * hand the freed heap back to the kernel once the worker has been idle for
+ * HEAP_IDLE_TRIM_MS.
  */
 static void
-heap_release_idle(bool busy)
+heap_release_idle(bool idle)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (busy)
-	{
+	if (!idle)
 		heap_used_at = now;
-		heap_trimmed = false;
-		return;
-	}
-	if (heap_trimmed || !TimestampDifferenceExceeds(heap_used_at, now, HEAP_IDLE_TRIM_MS))
-		return;
+	else if (heap_used_at != 0 &&
+			 TimestampDifferenceExceeds(heap_used_at, now, HEAP_IDLE_TRIM_MS))
+	{
 #ifdef __GLIBC__
-	(void) malloc_trim(0);
+		(void) malloc_trim(0);
 #endif
-	heap_trimmed = true;
+		heap_used_at = 0;
+	}
 }
 
 /* Run the loop until the worker leaves (see the banner for its steps). */
@@ -306,6 +303,7 @@ source_loop(SourceWorker *w)
 		bool		paused;
 		bool		loading = false;
 		bool		go_on = false;
+		bool		idle;
 		bool		round_read = false;
 		TimestampTz round_start = 0;
 
@@ -387,8 +385,9 @@ source_loop(SourceWorker *w)
 		 * signal, and what it wrote is read with what comes until then.
 		 */
 		behind = go_on;
-		heap_release_idle(round_read || go_on || loading || w->flush_job != NULL);
-		if (!go_on && !loading && w->flush_job == NULL)
+		idle = !go_on && !loading && w->flush_job == NULL;
+		heap_release_idle(idle && !round_read);
+		if (idle)
 		{
 			long		rest = round_read && cb->min_round_ms > 0 ?
 				cb->min_round_ms - (long) ((GetCurrentTimestamp() - round_start) / 1000) : 0;

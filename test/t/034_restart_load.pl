@@ -73,7 +73,8 @@ BEGIN
 	END LOOP;
 END \$\$});
 	$node->safe_psql('postgres', q{SELECT flowstate.wait_for(pg_current_wal_lsn(), '60s')});
-	$busy_kb = decoder_anon_kb() // 0 if (decoder_anon_kb() // 0) > $busy_kb;
+	my $kb = decoder_anon_kb() // 0;
+	$busy_kb = $kb if $kb > $busy_kb;
 	my $end = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 	my $took = wait_until(5, sub {
 		# a commit makes the decoder flush and confirm again
